@@ -1,0 +1,41 @@
+# BraggKit — `make demo` runs the main job, `make test` runs the test suite.
+# Both install what they need first (Debian packages, only when missing).
+
+SWIFT      ?= swift
+# One configuration for the program and the tests (release speed, @testable imports),
+# so `make test` after `make build` rebuilds nothing.
+SWIFTFLAGS ?= -c release -Xswiftc -enable-testing
+BIN        := $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)/bragg
+DEBS       := libfftw3-dev libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev libtiff-dev pkg-config
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test demo bench clean check-report
+
+all: build
+
+# Debian packages, installed only when one is missing (quick the second time).
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  ( DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing || \
+	    ( DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get --fix-broken install -y -qq && \
+	      DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing ) ); \
+	fi
+
+build: deps
+	$(SWIFT) build $(SWIFTFLAGS) --product bragg
+
+test: deps
+	$(SWIFT) build $(SWIFTFLAGS) --build-tests
+	$(SWIFT) test $(SWIFTFLAGS) --skip-build
+
+demo: build
+	$(BIN) demo --out demo-out
+
+bench: build
+	bash bench/run.sh
+
+clean:
+	rm -rf .build demo-out

@@ -1,0 +1,2 @@
+// Module Phasing: see ../shared/DESIGN.md for what it owns.
+import Numerics

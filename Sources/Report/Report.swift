@@ -1,0 +1,2 @@
+// Module Report: see ../shared/DESIGN.md for what it owns.
+import Numerics

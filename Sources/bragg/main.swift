@@ -1,0 +1,2 @@
+import Numerics
+print("bragg")
