@@ -1,2 +1,2 @@
-import Numerics
-print("bragg")
+// Entry point: see Bragg.swift. Subcommands are listed in Subcommands.swift.
+braggMain()

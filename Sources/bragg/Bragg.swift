@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import Numerics
+
+/// The `bragg` program: every subcommand registers here.
+struct Bragg: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "bragg",
+        abstract: "Bragg coherent X-ray diffraction imaging: from detector frames to 3D strain, on a CPU.",
+        discussion: """
+            Data flow: prepare (frames → pattern) → phase (pattern → complex object) → \
+            analyze (series → displacement, strain, PCA) → report. `bragg demo` runs it all \
+            on a simulated in-operando series.
+
+            Arrays are addressed as FILE or FILE:DATASET (an HDF5 path or an NPZ member), e.g. \
+            `scan.h5:/entry/data/data`. Exit status: 0 success, 2 bad input or options, 130 interrupted.
+            """,
+        version: version,
+        subcommands: braggSubcommands
+    )
+}
+
+/// Options every computing subcommand accepts.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "Worker threads for loops and FFTs (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .customLong("fft-effort"),
+            help: "FFTW planning effort: estimate, measure, patient or exhaustive. Plans found with patient or exhaustive are saved as wisdom (~/.cache/braggkit, or $BRAGG_FFTW_WISDOM) and reused by later runs.")
+    var fftEffort: String = "measure"
+
+    @Flag(name: .shortAndLong, help: "Print only results and errors, no progress.")
+    var quiet = false
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+        if FFTEffort(rawValue: fftEffort) == nil {
+            throw ValidationError("--fft-effort must be one of estimate, measure, patient, exhaustive (got '\(fftEffort)')")
+        }
+    }
+
+    /// Applies the options to the process: threads, FFT effort, saved wisdom.
+    func apply() {
+        if let t = threads { Parallel.threads = t }
+        FFTPlanner.defaultEffort = FFTEffort(rawValue: fftEffort) ?? .measure
+        FFTPlanner.importWisdom()
+    }
+
+    /// Saves wisdom if this run planned with more than `estimate` effort.
+    func saveWisdom() {
+        let e = FFTEffort(rawValue: fftEffort) ?? .measure
+        if e == .patient || e == .exhaustive || FFTPlanner.hasNewWisdom { FFTPlanner.exportWisdom() }
+    }
+}
+
+/// A failure caused by the user's input or options: printed as one sentence, exit 2.
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// Writes a line to standard error.
+func printError(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
+
+/// Installs the Ctrl-C handler: the first interrupt asks loops to stop cleanly, a second
+/// one ends the process at once.
+func installInterruptHandler() {
+    signal(SIGINT) { _ in
+        if Interruption.requested { _exit(130) }
+        Interruption.request()
+    }
+}
+
+/// Runs the program: parses, runs, and maps every error to one message and an exit status.
+func braggMain() -> Never {
+    installInterruptHandler()
+    do {
+        var command = try Bragg.parseAsRoot()
+        try command.run()
+        exit(0)
+    } catch let e as InterruptedError {
+        printError("bragg: \(e) — outputs already written are complete; nothing half-written was left")
+        exit(130)
+    } catch {
+        let code = Bragg.exitCode(for: error)
+        if code == .success { Bragg.exit(withError: error) }  // --help, --version
+        // Argument-parser errors carry their own message (with usage); ours describe themselves.
+        let message: String
+        if error is CustomStringConvertible && !(String(reflecting: type(of: error)).contains("ArgumentParser")) {
+            message = "bragg: error: " + String(describing: error)
+        } else {
+            message = Bragg.fullMessage(for: error)
+        }
+        printError(message)
+        exit(2)
+    }
+}

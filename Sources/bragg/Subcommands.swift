@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// Every `bragg` subcommand, in the order `bragg --help` lists them.
+/// (Each lives in its own file, <Name>Command.swift.)
+let braggSubcommands: [ParsableCommand.Type] = [
+    BenchCommand.self,
+]
+
+/// Every `bragg bench` subcommand.
+let braggBenchSubcommands: [ParsableCommand.Type] = [
+    BenchFFT.self,
+]
