@@ -29,7 +29,7 @@ build: deps
 
 test: deps
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
-	$(SWIFT) test $(SWIFTFLAGS) --skip-build
+	$(SWIFT) test $(SWIFTFLAGS) --skip-build --disable-swift-testing
 
 demo: build
 	$(BIN) demo --out demo-out
