@@ -31,9 +31,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "zlib1g-dev"])]),
+        .systemLibrary(name: "CTIFF", path: "Sources/CTIFF", pkgConfig: "libtiff-4",
+                       providers: [.apt(["libtiff-dev"])]),
 
         .target(name: "Numerics", dependencies: ["CFFTW", "COpenBLAS"], swiftSettings: mode + fastMath),
-        .target(name: "Formats", dependencies: ["Numerics", "CHDF5", "CPNG"], swiftSettings: mode + fastMath),
+        .target(name: "Formats", dependencies: ["Numerics", "CHDF5", "CPNG", "CTIFF"], swiftSettings: mode + fastMath),
         .target(name: "Simulation", dependencies: ["Numerics"], swiftSettings: mode + fastMath),
         .target(name: "Preparation", dependencies: ["Numerics", "Formats"], swiftSettings: mode + fastMath),
         .target(name: "Phasing", dependencies: ["Numerics"], swiftSettings: mode + fastMath),
@@ -51,10 +53,10 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Numerics"],
                     resources: [.copy("Fixtures")], swiftSettings: mode),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Numerics"], swiftSettings: mode),
-        .testTarget(name: "PreparationTests", dependencies: ["Preparation", "Numerics"], swiftSettings: mode),
+        .testTarget(name: "PreparationTests", dependencies: ["Preparation", "Formats", "Simulation", "Numerics"], swiftSettings: mode),
         .testTarget(name: "PhasingTests", dependencies: ["Phasing", "Simulation", "Numerics"], swiftSettings: mode),
-        .testTarget(name: "NeuralTests", dependencies: ["Neural", "Numerics"], swiftSettings: mode),
-        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Numerics"], swiftSettings: mode),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Numerics"], swiftSettings: mode),
+        .testTarget(name: "NeuralTests", dependencies: ["Neural", "Simulation", "Numerics"], swiftSettings: mode),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Simulation", "Numerics"], swiftSettings: mode),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Formats", "Numerics"], swiftSettings: mode),
     ]
 )
