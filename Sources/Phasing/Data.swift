@@ -1,0 +1,96 @@
+import Numerics
+import Foundation
+
+/// A measured pattern made ready for phasing: checked, its invalid pixels masked, and
+/// its amplitudes √I stored once in FFT (unshifted) order for the whole run.
+///
+/// Policy for bad values: negative, NaN and infinite intensities are **masked** (left
+/// free, like detector gaps) and counted in `warnings`; they are never clipped to zero,
+/// which would pretend they were measured as dark.
+public struct PhasingData: @unchecked Sendable {
+    /// Shape used for phasing (3D; a 2D pattern is phased as one 1×ny×nx slab).
+    public let shape: [Int]
+    /// The shape the pattern came with.
+    public let originalShape: [Int]
+    /// √I in FFT order, −1 on masked pixels (the sentinel keeps P_M one branch-free pass).
+    let amplitude: FloatStorage
+    /// Number of pixels the mask excludes (given mask plus invalid values).
+    public let maskedCount: Int
+    /// Pixels masked because their intensity was negative, NaN or infinite.
+    public let negativeCount: Int
+    public let nonFiniteCount: Int
+    /// Σ I over measured pixels, and the largest measured intensity.
+    public let totalIntensity: Double
+    public let maximumIntensity: Double
+    /// Human-readable notes about masked values (empty when the data were clean).
+    public let warnings: [String]
+
+    public var count: Int { shape.reduce(1, *) }
+    public var measuredCount: Int { count - maskedCount }
+
+    /// Checks and prepares a centred pattern (zero frequency at n/2, as on disk).
+    /// - Parameters:
+    ///   - intensity: the centred diffraction intensity (photons), 2D or 3D.
+    ///   - mask: same shape, nonzero = bad pixel (excluded from the Fourier constraint).
+    ///   - name: how errors refer to the pattern (a file name).
+    public init(intensity: RealVolume, mask: RealVolume? = nil, name: String = "the pattern") throws {
+        guard intensity.rank == 2 || intensity.rank == 3 else {
+            throw PhasingError.invalidData("\(name) has shape \(intensity.shape); phasing needs a 2D or 3D pattern")
+        }
+        guard intensity.shape.allSatisfy({ $0 >= 2 }) else {
+            throw PhasingError.invalidData("\(name) has shape \(intensity.shape); every axis needs at least 2 pixels")
+        }
+        if let m = mask, m.shape != intensity.shape {
+            throw PhasingError.invalidData("the mask has shape \(m.shape) but \(name) has shape \(intensity.shape); they must match")
+        }
+        originalShape = intensity.shape
+        let sh = intensity.rank == 3 ? intensity.shape : [1] + intensity.shape
+        shape = sh
+        let n = sh.reduce(1, *)
+        let iShift = try intensity.reshaped(sh).ifftshifted()
+        let mShift = try mask.map { try $0.reshaped(sh).ifftshifted() }
+        let amp = FloatStorage(count: n)
+        var masked = 0, negative = 0, nonFinite = 0
+        var total = 0.0, peak = 0.0
+        iShift.withUnsafeFloats { ip in
+            let mp = mShift?.withUnsafeFloats { $0.baseAddress! }
+            for i in 0..<n {
+                let v = ip[i]
+                var bad = false
+                if let mp, mp[i] != 0 { bad = true }
+                if !v.isFinite { nonFinite += 1; bad = true } else if v < 0 { if !bad { negative += 1 }; bad = true }
+                if bad { masked += 1; amp.pointer[i] = -1; continue }
+                amp.pointer[i] = v.squareRoot()
+                total += Double(v); peak = max(peak, Double(v))
+            }
+        }
+        withExtendedLifetime(mShift) {}
+        amplitude = amp
+        maskedCount = masked; negativeCount = negative; nonFiniteCount = nonFinite
+        totalIntensity = total; maximumIntensity = peak
+        var notes: [String] = []
+        if negative > 0 { notes.append("\(negative) negative intensit\(negative == 1 ? "y" : "ies") in \(name) masked (treated as unmeasured)") }
+        if nonFinite > 0 { notes.append("\(nonFinite) NaN/infinite intensit\(nonFinite == 1 ? "y" : "ies") in \(name) masked (treated as unmeasured)") }
+        warnings = notes
+        guard masked < n else {
+            throw PhasingError.invalidData("every pixel of \(name) is masked or invalid; nothing is left to phase")
+        }
+        guard total > 0 else {
+            throw PhasingError.invalidData("\(name) is all zero on its \(n - masked) unmasked pixels; there is no diffraction to phase")
+        }
+    }
+
+    /// The measured amplitudes (centred, −1 where masked), for inspection and tests.
+    public var centredAmplitude: RealVolume {
+        let v = try! RealVolume(shape: shape, storage: amplitude.copyForPhasing())
+        return v.fftshifted()
+    }
+}
+
+extension FloatStorage {
+    func copyForPhasing() -> FloatStorage {
+        let s = FloatStorage(count: count)
+        s.pointer.update(from: pointer, count: count)
+        return s
+    }
+}

@@ -1,0 +1,432 @@
+import Numerics
+import Foundation
+
+/// Shrink-wrap settings shared by every step of a run: S ← {G_σ ∗ |P_S ρ| > t · max}, with σ
+/// (voxels) decaying linearly from `sigmaStart` to `sigmaEnd` over the recipe's iterations.
+public struct ShrinkWrapSchedule: Sendable, Equatable {
+    public var sigmaStart: Double
+    public var sigmaEnd: Double
+    /// A support with fewer voxels than this counts as collapsed.
+    public var minimumVoxels: Int
+    /// A support covering more than this fraction of the box counts as filled.
+    public var maximumFraction: Double
+
+    public init(sigmaStart: Double = 2.0, sigmaEnd: Double = 1.0, minimumVoxels: Int = 8, maximumFraction: Double = 0.6) {
+        self.sigmaStart = sigmaStart; self.sigmaEnd = sigmaEnd
+        self.minimumVoxels = minimumVoxels; self.maximumFraction = maximumFraction
+    }
+
+    func sigma(at iteration: Int, of total: Int) -> Double {
+        let f = total > 1 ? Double(iteration) / Double(total - 1) : 1
+        return sigmaStart + (sigmaEnd - sigmaStart) * min(1, max(0, f))
+    }
+}
+
+/// Splits 0..<count into at most `threads` chunks and runs body(chunkIndex, range).
+@inline(__always)
+func phasingChunks(_ count: Int, threads: Int, _ body: (Int, Range<Int>) -> Void) {
+    let t = min(threads, max(1, count / 16_384))
+    if t <= 1 { body(0, 0..<count); return }
+    let chunk = (count + t - 1) / t
+    withoutActuallyEscaping(body) { b in
+        DispatchQueue.concurrentPerform(iterations: t) { k in
+            let lo = k * chunk, hi = min(count, lo + chunk)
+            if lo < hi { b(k, lo..<hi) }
+        }
+    }
+}
+
+/// The fused per-pixel kernels of one iteration, on interleaved complex Float buffers.
+/// Kept free of allocation and branches so that they vectorise.
+public enum PhasingKernels {
+    /// P_M fused with the inverse FFT's 1/N: F ← F · (√I / |F|) / N where √I ≥ 0 is
+    /// measured; F ← F / N (the model kept) where `amp` holds the masked sentinel −1.
+    @inlinable
+    public static func projectModulus(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
+                                      range: Range<Int>, scale: Float) {
+        for i in range {
+            let re = f[2 &* i], im = f[2 &* i &+ 1]
+            let a = amp[i]
+            let m = (re * re + im * im + 1e-30).squareRoot()
+            let g = (a >= 0 ? a / m : 1) * scale
+            f[2 &* i] = re * g
+            f[2 &* i &+ 1] = im * g
+        }
+    }
+
+    /// `projectModulus` that also accumulates, over measured pixels, Σ√I|F|, Σ|F|² and
+    /// Σ I from the spectrum before projection (for χ² of Eq. 1).
+    @inlinable
+    public static func projectModulusWithSums(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
+                                              range: Range<Int>, scale: Float) -> (aF: Double, ff: Double, aa: Double) {
+        var aF = 0.0, ff = 0.0, aa = 0.0
+        var lo = range.lowerBound
+        while lo < range.upperBound {
+            let hi = min(range.upperBound, lo &+ 4096)
+            var sAF: Float = 0, sFF: Float = 0, sAA: Float = 0
+            for i in lo..<hi {
+                let re = f[2 &* i], im = f[2 &* i &+ 1]
+                let a = amp[i]
+                let m2 = re * re + im * im
+                let m = (m2 + 1e-30).squareRoot()
+                let measured = a >= 0
+                let ap = measured ? a : 0
+                sAF += ap * m
+                sFF += measured ? m2 : 0
+                sAA += ap * ap
+                let g = (measured ? a / m : 1) * scale
+                f[2 &* i] = re * g
+                f[2 &* i &+ 1] = im * g
+            }
+            aF += Double(sAF); ff += Double(sFF); aa += Double(sAA)
+            lo = hi
+        }
+        return (aF, ff, aa)
+    }
+
+    /// The support update with ρ' (in `work`) and ρ (in `rho`): new = ρ' inside S, a ρ + b ρ'
+    /// outside (ER a=b=0; HIO a=1, b=−β; RAAR a=β, b=1−2β). Writes the result to both
+    /// arrays, so the next forward FFT can run in place on `work` with no copy pass.
+    @inlinable
+    public static func updateSupport(rho: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>,
+                                     support: UnsafePointer<Float>, range: Range<Int>, a: Float, b: Float) {
+        for i in range {
+            let s = support[i]
+            let p0 = work[2 &* i], p1 = work[2 &* i &+ 1]
+            let r0 = rho[2 &* i], r1 = rho[2 &* i &+ 1]
+            let o0 = a * r0 + b * p0, o1 = a * r1 + b * p1
+            let inside = s != 0
+            let n0 = inside ? p0 : o0, n1 = inside ? p1 : o1
+            rho[2 &* i] = n0; rho[2 &* i &+ 1] = n1
+            work[2 &* i] = n0; work[2 &* i &+ 1] = n1
+        }
+    }
+}
+
+/// The state of one phase-retrieval run: the iterate ρ, a work array the FFTs run on in
+/// place, the support and the measured amplitudes, all in FFT order. Nothing is allocated
+/// inside the iteration loop.
+public final class PhasingEngine: @unchecked Sendable {
+    public let shape: [Int]
+    public let count: Int
+    public let threads: Int
+    let rho: FloatStorage
+    let work: FloatStorage
+    let support: FloatStorage
+    /// √I with −1 on masked pixels and on this run's free pixels.
+    let amp: FloatStorage
+    /// Free (withheld) pixels: indices in FFT order and their measured intensities.
+    var freeIndex: [Int] = []
+    var freeIntensity: [Float] = []
+    let forward: FFTPlan
+    let backward: FFTPlan
+    private var gaussFactors: [Float]
+    private let partials: UnsafeMutablePointer<Double>
+    private let maxChunks: Int
+    /// Completed iterations (over all steps).
+    public private(set) var iteration = 0
+    /// The χ² (Eq. 1, of the current iterate) on the iterations where it was computed.
+    public private(set) var chi2History: [(iteration: Int, chi2: Double)] = []
+
+    /// Sets up a run on prepared data with an initial support in FFT order (nonzero inside).
+    init(data: PhasingData, supportFFTOrder: FloatStorage, threads: Int) throws {
+        shape = data.shape
+        count = data.count
+        self.threads = max(1, threads)
+        rho = FloatStorage(count: 2 * count)
+        work = FloatStorage(count: 2 * count)
+        support = FloatStorage(count: count)
+        for i in 0..<count { support.pointer[i] = supportFFTOrder.pointer[i] != 0 ? 1 : 0 }
+        amp = data.amplitude.copyForPhasing()
+        forward = try FFTPlanner.plan(shape: shape, direction: .forward, inPlace: true, threads: self.threads)
+        backward = try FFTPlanner.plan(shape: shape, direction: .backward, inPlace: true, threads: self.threads)
+        gaussFactors = [Float](repeating: 0, count: shape.reduce(0, +))
+        maxChunks = self.threads
+        partials = .allocate(capacity: 4 * maxChunks)
+    }
+
+    /// A run on prepared data whose initial support is given centred (as on disk).
+    public convenience init(data: PhasingData, support centred: RealVolume, threads: Int) throws {
+        guard centred.shape == data.shape || centred.shape == data.originalShape else {
+            throw PhasingError.invalidData("the support has shape \(centred.shape) but the pattern has shape \(data.originalShape)")
+        }
+        let s = try centred.reshaped(data.shape).ifftshifted()
+        let st = FloatStorage(count: data.count)
+        s.withUnsafeFloats { p in for i in 0..<data.count { st.pointer[i] = p[i] } }
+        try self.init(data: data, supportFFTOrder: st, threads: threads)
+    }
+
+    deinit { partials.deallocate() }
+
+    /// Withholds a random `fraction` of the measured pixels from the fit (they become
+    /// free like masked pixels) to score the run by its free log-likelihood.
+    public func withholdFreePixels(fraction: Double, rng: inout PhasingRNG) {
+        freeIndex = []; freeIntensity = []
+        guard fraction > 0 else { return }
+        let a = amp.pointer
+        let limit = UInt64(min(1, fraction) * 0x1p53)
+        for i in 0..<count where a[i] >= 0 {
+            if (rng.next() >> 11) < limit {
+                freeIndex.append(i); freeIntensity.append(a[i] * a[i]); a[i] = -1
+            }
+        }
+    }
+
+    /// Random start: the measured amplitudes (0 where unmeasured) with uniformly random
+    /// phases, transformed back and restricted to the support.
+    public func randomStart(rng: inout PhasingRNG) {
+        let w = work.pointer, a = amp.pointer
+        for i in 0..<count {
+            let phi = Float(rng.uniform() * 2 * Double.pi)
+            let m = max(a[i], 0)
+            w[2 * i] = m * cos(phi); w[2 * i + 1] = m * sin(phi)
+        }
+        backward.execute(w, w)
+        let scale = 1 / Float(count)
+        let r = SendablePointer(rho.pointer), wp = SendablePointer(w), s = support.pointer
+        phasingChunks(count, threads: threads) { _, range in
+            for i in range {
+                let f = s[i] * scale
+                let v0 = wp.pointer[2 &* i] * f, v1 = wp.pointer[2 &* i &+ 1] * f
+                r.pointer[2 &* i] = v0; r.pointer[2 &* i &+ 1] = v1
+                wp.pointer[2 &* i] = v0; wp.pointer[2 &* i &+ 1] = v1
+            }
+        }
+        iteration = 0; chi2History = []
+    }
+
+    /// Starts from a given object (FFT order, interleaved complex), e.g. for tests.
+    func start(from object: UnsafePointer<Float>) {
+        rho.pointer.update(from: object, count: 2 * count)
+        work.pointer.update(from: object, count: 2 * count)
+        iteration = 0; chi2History = []
+    }
+
+    /// One iteration of `algorithm`: ρ' = P_M ρ through a forward FFT, the fused modulus
+    /// projection and an inverse FFT, then the fused support update. Returns χ² (Eq. 1,
+    /// of the iterate entering the iteration) when `computeError` is set.
+    @discardableResult
+    public func iterate(_ algorithm: PhasingAlgorithm, beta: Double, computeError: Bool = false) -> Double? {
+        let w = work.pointer
+        forward.execute(w, w)
+        let chi2 = projectModulus(computeError: computeError)
+        backward.execute(w, w)
+        let (ca, cb) = algorithm.outsideCoefficients(beta: beta)
+        let r = SendablePointer(rho.pointer), wp = SendablePointer(w), s = SendablePointer(support.pointer)
+        phasingChunks(count, threads: threads) { _, range in
+            PhasingKernels.updateSupport(rho: r.pointer, work: wp.pointer, support: s.pointer, range: range, a: ca, b: cb)
+        }
+        iteration += 1
+        if let chi2 { chi2History.append((iteration, chi2)) }
+        return chi2
+    }
+
+    /// The modulus projection pass on `work` (holding F), with χ² when asked.
+    private func projectModulus(computeError: Bool) -> Double? {
+        let wp = SendablePointer(work.pointer), a = amp.pointer
+        let scale = 1 / Float(count)
+        if !computeError {
+            phasingChunks(count, threads: threads) { _, range in
+                PhasingKernels.projectModulus(wp.pointer, amp: a, range: range, scale: scale)
+            }
+            return nil
+        }
+        let part = SendablePointer(partials)
+        for k in 0..<(3 * maxChunks) { partials[k] = 0 }
+        phasingChunks(count, threads: threads) { k, range in
+            let s = PhasingKernels.projectModulusWithSums(wp.pointer, amp: a, range: range, scale: scale)
+            part.pointer[3 * k] = s.aF; part.pointer[3 * k + 1] = s.ff; part.pointer[3 * k + 2] = s.aa
+        }
+        var aF = 0.0, ff = 0.0, aa = 0.0
+        for k in 0..<maxChunks { aF += partials[3 * k]; ff += partials[3 * k + 1]; aa += partials[3 * k + 2] }
+        return PhasingEngine.chi2(aF: aF, ff: ff, aa: aa)
+    }
+
+    /// Eq. (1) with the model scaled to the data (k ΣR = ΣD):
+    /// Σ(√D − √(kR))² / Σ kR = 2 − 2 Σ√D√R / √(ΣD ΣR).
+    static func chi2(aF: Double, ff: Double, aa: Double) -> Double {
+        guard ff > 0, aa > 0 else { return .nan }
+        return max(0, 2 - 2 * aF / (aa * ff).squareRoot())
+    }
+
+    /// Shrink-wrap: S ← {G_σ ∗ |P_S ρ| > t · max}. Uses `work` as scratch and leaves it
+    /// holding ρ again. Returns the number of voxels in the new support.
+    @discardableResult
+    public func shrinkWrap(sigma: Double, threshold: Double) -> Int {
+        let w = SendablePointer(work.pointer), r = rho.pointer, s = SendablePointer(support.pointer)
+        phasingChunks(count, threads: threads) { _, range in
+            for i in range {
+                let re = r[2 &* i], im = r[2 &* i &+ 1]
+                w.pointer[2 &* i] = (re * re + im * im).squareRoot() * s.pointer[i]
+                w.pointer[2 &* i &+ 1] = 0
+            }
+        }
+        forward.execute(w.pointer, w.pointer)
+        // The Gaussian's transform exp(−σ²q²/2) per axis, with 1/N folded in.
+        var off = 0
+        for a in 0..<3 {
+            for k in 0..<shape[a] {
+                let q = 2 * Double.pi * FFT.frequency(k, shape[a])
+                gaussFactors[off + k] = Float(exp(-0.5 * sigma * sigma * q * q) / (a == 0 ? Double(count) : 1))
+            }
+            off += shape[a]
+        }
+        let nz = shape[0], ny = shape[1], nx = shape[2]
+        gaussFactors.withUnsafeBufferPointer { g in
+            let gz = g.baseAddress!, gy = gz + nz, gx = gy + ny
+            phasingChunks(nz * ny, threads: threads) { _, rows in
+                for row in rows {
+                    let f = gz[row / ny] * gy[row % ny]
+                    let base = row &* nx
+                    for x in 0..<nx {
+                        let h = f * gx[x]
+                        w.pointer[2 &* (base &+ x)] *= h
+                        w.pointer[2 &* (base &+ x) &+ 1] *= h
+                    }
+                }
+            }
+        }
+        backward.execute(w.pointer, w.pointer)
+        let part = SendablePointer(partials)
+        for k in 0..<maxChunks { partials[k] = 0 }
+        phasingChunks(count, threads: threads) { k, range in
+            var m: Float = 0
+            for i in range { m = max(m, w.pointer[2 &* i]) }
+            part.pointer[k] = Double(m)
+        }
+        var peak = 0.0
+        for k in 0..<maxChunks { peak = max(peak, partials[k]) }
+        let t = Float(threshold * peak)
+        for k in 0..<maxChunks { partials[k] = 0 }
+        phasingChunks(count, threads: threads) { k, range in
+            var c: Float = 0
+            var block = 0.0
+            var n = 0
+            for i in range {
+                let inside: Float = w.pointer[2 &* i] > t ? 1 : 0
+                s.pointer[i] = inside
+                c += inside
+                n &+= 1
+                if n == 1 << 20 { block += Double(c); c = 0; n = 0 }
+            }
+            part.pointer[k] = block + Double(c)
+        }
+        var voxels = 0.0
+        for k in 0..<maxChunks { voxels += partials[k] }
+        work.pointer.update(from: rho.pointer, count: 2 * count)
+        return peak > 0 ? Int(voxels) : 0
+    }
+
+    /// Number of voxels in the support.
+    public var supportVoxels: Int {
+        var n = 0
+        for i in 0..<count where support.pointer[i] != 0 { n += 1 }
+        return n
+    }
+
+    /// Runs a recipe from the current iterate. `report` is called every `reportEvery`
+    /// iterations and on the last one with (iteration, χ²). Throws on support collapse or
+    /// fill, and on interruption.
+    public func run(recipe: Recipe, shrinkWrap schedule: ShrinkWrapSchedule, reportEvery: Int = 10,
+                    runIndex: Int = 0, report: ((Int, PhasingAlgorithm, Double) -> Void)? = nil) throws {
+        let total = recipe.totalIterations
+        var done = 0
+        for step in recipe.steps {
+            for k in 0..<step.iterations {
+                let last = done + 1 == total
+                let reportNow = last || (reportEvery > 0 && (done + 1) % reportEvery == 0)
+                let chi2 = iterate(step.algorithm, beta: step.beta, computeError: reportNow)
+                done += 1
+                if step.shrinkWrapEvery > 0 && (k + 1) % step.shrinkWrapEvery == 0 && !last {
+                    let sigma = schedule.sigma(at: done, of: total)
+                    let voxels = shrinkWrap(sigma: sigma, threshold: step.threshold)
+                    if voxels < schedule.minimumVoxels {
+                        throw PhasingError.supportCollapsed(run: runIndex, iteration: done, voxels: voxels)
+                    }
+                    let fraction = Double(voxels) / Double(count)
+                    if fraction > schedule.maximumFraction {
+                        throw PhasingError.supportFilled(run: runIndex, iteration: done, fraction: fraction)
+                    }
+                }
+                if let chi2, let report { report(done, step.algorithm, chi2) }
+                if done % 8 == 0 { try Interruption.check() }
+            }
+        }
+    }
+
+    /// Final metrics of the support-projected object P_S ρ: χ² (Eq. 1) over every measured
+    /// pixel (free ones included), the Poisson log-likelihood over the fitted pixels and
+    /// the free log-likelihood over the withheld ones. Both log-likelihoods are the mean
+    /// Poisson deviance per pixel, (kR − D) − D ln(kR/D), 0 for a perfect model, with the
+    /// model R = |F|² scaled by k so that k ΣR = ΣD over the fitted pixels.
+    /// Leaves P_S ρ in `rho` (and its spectrum in `work`).
+    public func finalMetrics() -> PhasingMetrics {
+        let r = SendablePointer(rho.pointer), w = SendablePointer(work.pointer), s = support.pointer
+        phasingChunks(count, threads: threads) { _, range in
+            for i in range {
+                let v = s[i]
+                r.pointer[2 &* i] *= v; r.pointer[2 &* i &+ 1] *= v
+                w.pointer[2 &* i] = r.pointer[2 &* i]; w.pointer[2 &* i &+ 1] = r.pointer[2 &* i &+ 1]
+            }
+        }
+        forward.execute(w.pointer, w.pointer)
+        let a = amp.pointer
+        // Pass 1: sums for the scale and χ².
+        var aF = 0.0, ff = 0.0, aa = 0.0, nFit = 0
+        for i in 0..<count where a[i] >= 0 {
+            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
+            let m2 = re * re + im * im, ai = Double(a[i])
+            aF += ai * m2.squareRoot(); ff += m2; aa += ai * ai; nFit += 1
+        }
+        let k = ff > 0 ? aa / ff : 1
+        var faF = 0.0, fff = 0.0, faa = 0.0
+        for (j, i) in freeIndex.enumerated() {
+            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
+            let m2 = re * re + im * im, d = Double(freeIntensity[j])
+            faF += d.squareRoot() * m2.squareRoot(); fff += m2; faa += d
+        }
+        let chi2 = PhasingEngine.chi2(aF: aF + faF, ff: ff + fff, aa: aa + faa)
+        let floor = 1e-9 * max(aa / Double(max(nFit, 1)), 1e-30)
+        func deviance(_ d: Double, _ m2: Double) -> Double {
+            let model = max(k * m2, floor)
+            return d > 0 ? model - d - d * log(model / d) : model
+        }
+        var llk = 0.0
+        for i in 0..<count where a[i] >= 0 {
+            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
+            let ai = Double(a[i])
+            llk += deviance(ai * ai, re * re + im * im)
+        }
+        var free = 0.0
+        for (j, i) in freeIndex.enumerated() {
+            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
+            free += deviance(Double(freeIntensity[j]), re * re + im * im)
+        }
+        return PhasingMetrics(chi2: chi2, llk: nFit > 0 ? llk / Double(nFit) : .nan,
+                              freeLLK: freeIndex.isEmpty ? .nan : free / Double(freeIndex.count),
+                              supportVoxels: supportVoxels)
+    }
+
+    /// The current iterate, fftshifted (centred), as a volume.
+    public var object: ComplexVolume {
+        let st = rho.copyForPhasing()
+        return try! ComplexVolume(shape: shape, storage: st).fftshifted()
+    }
+
+    /// The current support, fftshifted (centred), 1 inside.
+    public var supportVolume: RealVolume {
+        let st = support.copyForPhasing()
+        return try! RealVolume(shape: shape, storage: st).fftshifted()
+    }
+}
+
+/// Figures of merit of a finished run (lower is better for all three).
+public struct PhasingMetrics: Sendable, Equatable {
+    /// χ² of Eq. (1) over every measured pixel.
+    public var chi2: Double
+    /// Mean Poisson deviance per fitted pixel.
+    public var llk: Double
+    /// Mean Poisson deviance per withheld (free) pixel; NaN when none were withheld.
+    public var freeLLK: Double
+    public var supportVoxels: Int
+}

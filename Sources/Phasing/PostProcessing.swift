@@ -1,0 +1,130 @@
+import Numerics
+import Foundation
+
+/// What is done to a finished object: centring, phase-ramp removal, twin handling,
+/// alignment between runs and the error measures used to compare reconstructions.
+public enum PhasingPost {
+    /// Centre of a non-negative weight on a periodic box, per axis (the circular mean, in
+    /// index units), robust to an object that wraps around the box edge.
+    public static func circularCentre(_ w: RealVolume) -> [Double] {
+        let sh = w.shape, r = w.rank
+        var c = [Double](repeating: 0, count: r)
+        let st = w.strides
+        for a in 0..<r {
+            var cs = [Double](repeating: 0, count: sh[a])
+            w.withUnsafeFloats { p in
+                for i in 0..<p.count { cs[(i / st[a]) % sh[a]] += Double(p[i]) }
+            }
+            var re = 0.0, im = 0.0
+            for k in 0..<sh[a] {
+                let t = 2 * Double.pi * Double(k) / Double(sh[a])
+                re += cs[k] * cos(t); im += cs[k] * sin(t)
+            }
+            var m = atan2(im, re) / (2 * Double.pi) * Double(sh[a])
+            if m < 0 { m += Double(sh[a]) }
+            c[a] = (re == 0 && im == 0) ? Double(sh[a] / 2) : m
+        }
+        return c
+    }
+
+    /// Rolls object and support (by whole voxels) so that the support's centre of mass sits
+    /// at the box centre n/2. Returns the roll applied.
+    public static func centred(object: ComplexVolume, support: RealVolume) throws -> (object: ComplexVolume, support: RealVolume, roll: [Int]) {
+        let c = circularCentre(support)
+        let roll = (0..<support.rank).map { a -> Int in
+            var d = Int((Double(support.shape[a] / 2) - c[a]).rounded())
+            let n = support.shape[a]
+            d = ((d % n) + n) % n
+            return d > n / 2 ? d - n : d
+        }
+        return (try object.rolled(by: roll), try support.rolled(by: roll), roll)
+    }
+
+    /// The linear phase ramp of an object, as the centre of mass of |F|² in frequency
+    /// (cycles per voxel, per axis, in (−1/2, 1/2]): a ramp exp(2πi g·r) moves the Bragg
+    /// peak by g.
+    public static func phaseRamp(of object: ComplexVolume) throws -> [Double] {
+        var f = object
+        try FFT.forward(&f)
+        let i = f.intensity()
+        let sh = i.shape, st = i.strides
+        var num = [Double](repeating: 0, count: sh.count), den = 0.0
+        i.withUnsafeFloats { p in
+            for a in 0..<sh.count {
+                var line = [Double](repeating: 0, count: sh[a])
+                for j in 0..<p.count { line[(j / st[a]) % sh[a]] += Double(p[j]) }
+                if a == 0 { den = line.reduce(0, +) }
+                for k in 0..<sh[a] { num[a] += line[k] * FFT.frequency(k, sh[a]) }
+            }
+        }
+        return den > 0 ? num.map { $0 / den } : num.map { _ in 0 }
+    }
+
+    /// ρ · exp(−2πi g·(r − n/2)): removes a ramp `g` (cycles per voxel) keeping the phase
+    /// at the box centre.
+    public static func removingRamp(_ object: ComplexVolume, ramp g: [Double]) -> ComplexVolume {
+        var out = object
+        let sh = object.shape, r = object.rank
+        out.withUnsafeMutableFloats { p in
+            for i in 0..<object.count {
+                var rem = i, phi = 0.0
+                for a in stride(from: r - 1, through: 0, by: -1) {
+                    let k = rem % sh[a]; rem /= sh[a]
+                    phi -= 2 * Double.pi * g[a] * Double(k - sh[a] / 2)
+                }
+                let c = Float(cos(phi)), s = Float(sin(phi))
+                let re = p[2 * i], im = p[2 * i + 1]
+                p[2 * i] = re * c - im * s; p[2 * i + 1] = re * s + im * c
+            }
+        }
+        return out
+    }
+
+    /// Rotates the global phase so that Σρ over the object is real and positive.
+    public static func zeroingGlobalPhase(_ object: ComplexVolume) -> ComplexVolume {
+        let s = object.sum()
+        var out = object
+        if s.re != 0 || s.im != 0 { out.rotatePhase(by: -atan2(s.im, s.re)) }
+        return out
+    }
+
+    /// The twin image ρ*(−r) about the box centre n/2: conjugate, flip every axis, and
+    /// roll by one voxel on even axes (a flip maps i → n−1−i, the point reflection about
+    /// n/2 is i → n−i).
+    public static func twin(_ v: ComplexVolume) -> ComplexVolume {
+        let f = v.conjugated().flipped()
+        return try! f.rolled(by: v.shape.map { $0 % 2 == 0 ? 1 : 0 })
+    }
+
+    /// The reflected support (no conjugation).
+    public static func twin(_ v: RealVolume) -> RealVolume {
+        try! v.flipped().rolled(by: v.shape.map { $0 % 2 == 0 ? 1 : 0 })
+    }
+
+    /// Normalised complex error after the best complex scale (global phase and amplitude):
+    /// min_c ‖c·a − b‖ / ‖b‖ = √(1 − |⟨a,b⟩|² / (‖a‖²‖b‖²)).
+    public static func normalisedError(_ a: ComplexVolume, _ b: ComplexVolume) throws -> Double {
+        let ip = try a.inner(b)
+        let na = a.squaredNorm(), nb = b.squaredNorm()
+        guard na > 0, nb > 0 else { return 1 }
+        return max(0, 1 - (ip.re * ip.re + ip.im * ip.im) / (na * nb)).squareRoot()
+    }
+
+    /// Aligns `moving` onto `reference`: picks it or its twin (whichever correlates
+    /// better), shifts it by the sub-voxel registration shift and rotates its global phase
+    /// to match. Returns the aligned object, whether the twin was taken, the shift and
+    /// the phase added.
+    public static func align(_ moving: ComplexVolume, onto reference: ComplexVolume) throws
+        -> (object: ComplexVolume, twinned: Bool, shift: [Double], phase: Double) {
+        let direct = try Registration.shift(of: moving, onto: reference)
+        let tw = twin(moving)
+        let flipped = try Registration.shift(of: tw, onto: reference)
+        let useTwin = flipped.correlation > direct.correlation
+        let (cand, shift) = useTwin ? (tw, flipped.shift) : (moving, direct.shift)
+        var shifted = shift.allSatisfy({ $0 == 0 }) ? cand : try cand.fourierShifted(by: shift)
+        let ip = try reference.inner(shifted)     // Σ conj(ref)·shifted
+        let phi = -atan2(ip.im, ip.re)
+        shifted.rotatePhase(by: Float(phi))
+        return (shifted, useTwin, shift, phi)
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+
+/// One iterative algorithm. With P_M the modulus projection (the Fourier modulus replaced
+/// by the measured one; masked pixels keep the model's), P_S the support projection (zero
+/// outside S) and ρ' = P_M ρ, each iteration updates ρ as:
+public enum PhasingAlgorithm: String, CaseIterable, Sendable {
+    /// Error reduction: ρ ← P_S P_M ρ, i.e. ρ' inside S, 0 outside.
+    case er = "ER"
+    /// Hybrid input–output (Fienup 1982): ρ ← ρ' inside S, ρ − β ρ' outside.
+    case hio = "HIO"
+    /// Relaxed averaged alternating reflections (Luke 2005): ρ ← ρ' inside S,
+    /// β ρ + (1 − 2β) ρ' outside.
+    case raar = "RAAR"
+
+    /// The outside-support update written as a ρ + b ρ' (inside it is always ρ').
+    public func outsideCoefficients(beta: Double) -> (a: Float, b: Float) {
+        switch self {
+        case .er: return (0, 0)
+        case .hio: return (1, Float(-beta))
+        case .raar: return (Float(beta), Float(1 - 2 * beta))
+        }
+    }
+}
+
+/// One step of a recipe: an algorithm run for a number of iterations, with its options.
+public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
+    public var algorithm: PhasingAlgorithm
+    public var iterations: Int
+    /// Feedback β (HIO, RAAR; ignored by ER).
+    public var beta: Double
+    /// Shrink-wrap every `shrinkWrapEvery` iterations of this step (0: support fixed).
+    public var shrinkWrapEvery: Int
+    /// Shrink-wrap threshold, a fraction of the maximum of the blurred modulus.
+    public var threshold: Double
+
+    public init(_ algorithm: PhasingAlgorithm, iterations: Int, beta: Double = 0.9,
+                shrinkWrapEvery: Int = 20, threshold: Double = 0.2) {
+        self.algorithm = algorithm; self.iterations = iterations; self.beta = beta
+        self.shrinkWrapEvery = shrinkWrapEvery; self.threshold = threshold
+    }
+
+    public var description: String {
+        var s = "\(algorithm.rawValue):\(iterations)"
+        if algorithm != .er { s += " beta=\(Recipe.format(beta))" }
+        s += " sw=\(shrinkWrapEvery)"
+        if shrinkWrapEvery > 0 { s += " threshold=\(Recipe.format(threshold))" }
+        return s
+    }
+}
+
+/// A sequence of algorithm steps written PyNX-style, e.g.
+/// `"HIO:400 beta=0.9 sw=20, RAAR:300, ER:100"`. Steps are separated by commas (or `;`),
+/// each `NAME:ITERATIONS` followed by optional `key=value` options:
+/// `beta` (0 < β ≤ 1), `sw` (shrink-wrap period in iterations, 0 = off) and
+/// `threshold` (0 < t < 1). Names and keys are case-insensitive.
+public struct Recipe: Sendable, Equatable, CustomStringConvertible {
+    public var steps: [RecipeStep]
+
+    /// The recipe used when none is given: HIO finds the shape, RAAR refines it, and ER
+    /// settles into the nearest consistent solution.
+    public static let defaultString = "HIO:400 beta=0.9 sw=20, RAAR:300 beta=0.8 sw=20, ER:100 sw=20"
+    public static var standard: Recipe { try! parse(defaultString) }
+
+    public init(steps: [RecipeStep]) { self.steps = steps }
+
+    public var totalIterations: Int { steps.reduce(0) { $0 + $1.iterations } }
+
+    public var description: String { steps.map(\.description).joined(separator: ", ") }
+
+    static let optionNames = ["beta", "sw", "threshold"]
+
+    /// Parses and validates a recipe; errors name the step and suggest the closest valid word.
+    public static func parse(_ text: String) throws -> Recipe {
+        let parts = text.split(whereSeparator: { $0 == "," || $0 == ";" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !parts.isEmpty, !parts.allSatisfy(\.isEmpty) else {
+            throw PhasingError.invalidRecipe("the recipe is empty; write steps like \"\(defaultString)\"")
+        }
+        var steps: [RecipeStep] = []
+        for (k, part) in parts.enumerated() {
+            guard !part.isEmpty else {
+                throw PhasingError.invalidRecipe("step \(k + 1) is empty (two commas in a row?) in \"\(text)\"")
+            }
+            let words = part.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            let head = words[0]
+            let nameCount = head.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            let name = nameCount[0]
+            guard let algorithm = PhasingAlgorithm.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else {
+                let names = PhasingAlgorithm.allCases.map(\.rawValue)
+                let best = closest(name.uppercased(), in: names)
+                throw PhasingError.invalidRecipe("unknown algorithm '\(name)' in step \(k + 1) (\"\(part)\")"
+                    + (best.map { "; did you mean '\($0)'?" } ?? "") + " Known algorithms: \(names.joined(separator: ", ")).")
+            }
+            guard nameCount.count == 2, let n = Int(nameCount[1]) else {
+                throw PhasingError.invalidRecipe("step \(k + 1) (\"\(part)\") needs an iteration count, e.g. \"\(algorithm.rawValue):100\"")
+            }
+            guard n > 0 else {
+                throw PhasingError.invalidRecipe("step \(k + 1) (\"\(part)\") has \(n) iterations; the count must be positive")
+            }
+            var step = RecipeStep(algorithm, iterations: n, beta: algorithm == .raar ? 0.8 : 0.9)
+            for w in words.dropFirst() {
+                let kv = w.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
+                guard kv.count == 2, !kv[0].isEmpty else {
+                    throw PhasingError.invalidRecipe("option '\(w)' in step \(k + 1) is not of the form key=value (keys: \(optionNames.joined(separator: ", ")))")
+                }
+                let key = kv[0].lowercased()
+                switch key {
+                case "beta":
+                    guard let b = Double(kv[1]), b > 0, b <= 1 else {
+                        throw PhasingError.invalidRecipe("beta=\(kv[1]) in step \(k + 1): beta must be a number in (0, 1]")
+                    }
+                    step.beta = b
+                case "sw":
+                    guard let s = Int(kv[1]), s >= 0 else {
+                        throw PhasingError.invalidRecipe("sw=\(kv[1]) in step \(k + 1): the shrink-wrap period must be a whole number ≥ 0 (0 turns it off)")
+                    }
+                    step.shrinkWrapEvery = s
+                case "threshold":
+                    guard let t = Double(kv[1]), t > 0, t < 1 else {
+                        throw PhasingError.invalidRecipe("threshold=\(kv[1]) in step \(k + 1): the threshold must be a fraction in (0, 1)")
+                    }
+                    step.threshold = t
+                default:
+                    let best = closest(key, in: optionNames)
+                    throw PhasingError.invalidRecipe("unknown option '\(kv[0])' in step \(k + 1)"
+                        + (best.map { "; did you mean '\($0)'?" } ?? "") + " Options: \(optionNames.joined(separator: ", ")).")
+                }
+            }
+            steps.append(step)
+        }
+        return Recipe(steps: steps)
+    }
+
+    /// The candidate nearest to `word` by edit distance, if reasonably near.
+    static func closest(_ word: String, in candidates: [String]) -> String? {
+        let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+        return best.1 <= max(2, best.0.count / 2) ? best.0 : nil
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let x = Array(a), y = Array(b)
+        if x.isEmpty { return y.count }
+        if y.isEmpty { return x.count }
+        var prev = Array(0...y.count), cur = prev
+        for i in 1...x.count {
+            cur[0] = i
+            for j in 1...y.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            swap(&prev, &cur)
+        }
+        return prev[y.count]
+    }
+
+    static func format(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e6 ? String(Int(v)) : String(v)
+    }
+}
