@@ -1,0 +1,146 @@
+import Foundation
+import Numerics
+
+/// A 3×3 matrix of Doubles, stored by rows, acting on (x, y, z) column vectors.
+public struct Matrix3: Equatable, Sendable, CustomStringConvertible {
+    public var rows: [SIMD3<Double>]
+
+    public init(rows: [SIMD3<Double>]) { precondition(rows.count == 3); self.rows = rows }
+    /// The matrix whose columns are `c0, c1, c2`.
+    public init(columns c: [SIMD3<Double>]) {
+        precondition(c.count == 3)
+        rows = [SIMD3(c[0].x, c[1].x, c[2].x), SIMD3(c[0].y, c[1].y, c[2].y), SIMD3(c[0].z, c[1].z, c[2].z)]
+    }
+    public static let identity = Matrix3(rows: [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)])
+
+    public var columns: [SIMD3<Double>] {
+        [SIMD3(rows[0].x, rows[1].x, rows[2].x), SIMD3(rows[0].y, rows[1].y, rows[2].y),
+         SIMD3(rows[0].z, rows[1].z, rows[2].z)]
+    }
+    public var transposed: Matrix3 { Matrix3(rows: columns) }
+    public var determinant: Double { dot(rows[0], cross(rows[1], rows[2])) }
+
+    /// The inverse (the matrix must be regular).
+    public var inverse: Matrix3 {
+        let det = determinant
+        precondition(det != 0, "singular matrix")
+        // Columns of the inverse transposed are the cross products of rows / det.
+        let c0 = cross(rows[1], rows[2]) / det, c1 = cross(rows[2], rows[0]) / det, c2 = cross(rows[0], rows[1]) / det
+        return Matrix3(columns: [c0, c1, c2])
+    }
+
+    public static func * (m: Matrix3, v: SIMD3<Double>) -> SIMD3<Double> {
+        SIMD3(dot(m.rows[0], v), dot(m.rows[1], v), dot(m.rows[2], v))
+    }
+    public static func * (a: Matrix3, b: Matrix3) -> Matrix3 {
+        let bc = b.columns
+        return Matrix3(columns: bc.map { a * $0 })
+    }
+    public static func * (a: Matrix3, s: Double) -> Matrix3 { Matrix3(rows: a.rows.map { $0 * s }) }
+
+    /// Rotation by `angle` (radians, right hand) about the unit `axis`.
+    public static func rotation(axis: SIMD3<Double>, angle: Double) -> Matrix3 {
+        let a = normalized(axis), c = cos(angle), s = sin(angle), t = 1 - c
+        return Matrix3(rows: [
+            SIMD3(t * a.x * a.x + c, t * a.x * a.y - s * a.z, t * a.x * a.z + s * a.y),
+            SIMD3(t * a.x * a.y + s * a.z, t * a.y * a.y + c, t * a.y * a.z - s * a.x),
+            SIMD3(t * a.x * a.z - s * a.y, t * a.y * a.z + s * a.x, t * a.z * a.z + c),
+        ])
+    }
+
+    /// A rotation uniform over SO(3) (Shoemake's random unit quaternion).
+    public static func randomRotation(_ rng: inout SimulationRNG) -> Matrix3 {
+        let u1 = rng.uniform(), u2 = rng.uniform(), u3 = rng.uniform()
+        let w = (1 - u1).squareRoot() * sin(2 * .pi * u2), x = (1 - u1).squareRoot() * cos(2 * .pi * u2)
+        let y = u1.squareRoot() * sin(2 * .pi * u3), z = u1.squareRoot() * cos(2 * .pi * u3)
+        return Matrix3(rows: [
+            SIMD3(1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)),
+            SIMD3(2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)),
+            SIMD3(2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)),
+        ])
+    }
+
+    public var description: String { "Matrix3(\(rows.map { [$0.x, $0.y, $0.z] }))" }
+}
+
+@inlinable func dot(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> Double { (a * b).sum() }
+@inlinable func cross(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
+    SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
+}
+@inlinable func norm(_ a: SIMD3<Double>) -> Double { dot(a, a).squareRoot() }
+@inlinable func normalized(_ a: SIMD3<Double>) -> SIMD3<Double> { a / norm(a) }
+
+/// Where the voxels of a C-order `(axis0, axis1, axis2)` volume sit in space: voxel
+/// `(i0, i1, i2)` is at `origin + Σ_a (i_a − centre_a) · steps[a]`, with `centre_a = n_a / 2`
+/// (the index an fftshifted array puts at the middle). Vectors are lab `(x, y, z)`.
+///
+/// An orthogonal voxel grid has steps `(0,0,s)`, `(0,s,0)`, `(s,0,0)` — axis 0 is z, axis 2
+/// is x, as in DESIGN.md. The grid conjugate to a detector/rocking scan has non-orthogonal
+/// steps (see `BraggGeometry.realSpaceSteps`).
+public struct SamplingGrid: Equatable, Sendable {
+    public var shape: [Int]
+    /// Step vector of each array axis (lab frame, any length unit: voxels, metres).
+    public var steps: [SIMD3<Double>]
+    public var origin: SIMD3<Double>
+
+    public init(shape: [Int], steps: [SIMD3<Double>], origin: SIMD3<Double> = .zero) {
+        precondition(shape.count == 3 && steps.count == 3, "a sampling grid is 3D")
+        self.shape = shape; self.steps = steps; self.origin = origin
+    }
+
+    /// An orthogonal grid of cubic voxels of edge `voxelSize` (axis 0 = z, 1 = y, 2 = x).
+    public static func orthogonal(shape: [Int], voxelSize: Double = 1) -> SamplingGrid {
+        SamplingGrid(shape: shape, steps: [SIMD3(0, 0, voxelSize), SIMD3(0, voxelSize, 0), SIMD3(voxelSize, 0, 0)])
+    }
+
+    /// Index of the grid's centre voxel per axis (n/2).
+    public var centre: [Int] { shape.map { $0 / 2 } }
+    /// Matrix whose columns are the step vectors: position = origin + basis · (index − centre).
+    public var basis: Matrix3 { Matrix3(columns: steps) }
+    /// Volume of one voxel (|det basis|).
+    public var voxelVolume: Double { abs(basis.determinant) }
+    /// Edge lengths of a voxel along each array axis.
+    public var voxelSizes: [Double] { steps.map(norm) }
+
+    /// Lab position of a (possibly fractional) index.
+    @inlinable public func position(_ index: SIMD3<Double>) -> SIMD3<Double> {
+        let c = SIMD3<Double>(Double(shape[0] / 2), Double(shape[1] / 2), Double(shape[2] / 2))
+        let d = index - c
+        return origin + steps[0] * d.x + steps[1] * d.y + steps[2] * d.z
+    }
+
+    /// Fractional index of a lab position (the inverse of `position`).
+    public func index(of position: SIMD3<Double>) -> SIMD3<Double> {
+        let c = SIMD3<Double>(Double(shape[0] / 2), Double(shape[1] / 2), Double(shape[2] / 2))
+        return basis.inverse * (position - origin) + c
+    }
+
+    /// Thickness of one voxel measured along a unit normal: the length of the voxel
+    /// parallelepiped's projection onto `n`. Used to spread an edge over one voxel.
+    @inlinable public func thickness(along n: SIMD3<Double>) -> Double {
+        abs(dot(n, steps[0])) + abs(dot(n, steps[1])) + abs(dot(n, steps[2]))
+    }
+
+    /// Evaluates `f(position)` at every voxel, in parallel, rows of the last axis at a time.
+    public func evaluate(_ f: (SIMD3<Double>) -> Float) -> RealVolume {
+        var v = RealVolume(shape: shape)
+        let n1 = shape[1], n2 = shape[2]
+        let c = SIMD3<Double>(Double(shape[0] / 2), Double(shape[1] / 2), Double(shape[2] / 2))
+        let s0 = steps[0], s1 = steps[1], s2 = steps[2], o = origin
+        v.withUnsafeMutableFloats { p in
+            let d = SendablePointer(p.baseAddress!)
+            Parallel.forEachChunk(shape[0] * n1, minChunk: max(1, 8192 / max(n2, 1))) { range in
+                for row in range {
+                    let i0 = row / n1, i1 = row % n1
+                    var r = o + s0 * (Double(i0) - c.x) + s1 * (Double(i1) - c.y) - s2 * c.z
+                    let base = row &* n2
+                    for i2 in 0..<n2 {
+                        d.pointer[base &+ i2] = f(r)
+                        r += s2
+                    }
+                }
+            }
+        }
+        return v
+    }
+}

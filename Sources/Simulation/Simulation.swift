@@ -1,2 +1,0 @@
-// Module Simulation: see ../shared/DESIGN.md for what it owns.
-import Numerics
