@@ -1,2 +1,0 @@
-// Module Analysis: see ../shared/DESIGN.md for what it owns.
-import Numerics

@@ -1,0 +1,222 @@
+import Foundation
+import Numerics
+
+/// Trilinear interpolation at fractional C-order indices; points outside the box read 0.
+@usableFromInline struct Trilinear {
+    let s0: Int, s1: Int, s2: Int
+    let p: UnsafePointer<Float>
+    let comps: Int
+
+    /// Interpolates component `c` (0 real or real part, 1 imaginary part); also returns the
+    /// total weight of corners inside the box.
+    @inline(__always) func sample(_ z: Double, _ y: Double, _ x: Double, weights: UnsafeMutablePointer<(Int, Float)>) -> Int {
+        let fz = floor(z), fy = floor(y), fx = floor(x)
+        let iz = Int(fz), iy = Int(fy), ix = Int(fx)
+        let tz = Float(z - fz), ty = Float(y - fy), tx = Float(x - fx)
+        var n = 0
+        for dz in 0...1 {
+            let zz = iz + dz
+            if zz < 0 || zz >= s0 { continue }
+            let wz = dz == 0 ? 1 - tz : tz
+            for dy in 0...1 {
+                let yy = iy + dy
+                if yy < 0 || yy >= s1 { continue }
+                let wy = dy == 0 ? 1 - ty : ty
+                for dx in 0...1 {
+                    let xx = ix + dx
+                    if xx < 0 || xx >= s2 { continue }
+                    let w = wz * wy * (dx == 0 ? 1 - tx : tx)
+                    if w == 0 { continue }
+                    weights[n] = ((zz * s1 + yy) * s2 + xx, w); n += 1
+                }
+            }
+        }
+        return n
+    }
+}
+
+/// An orthogonal grid in the laboratory frame: C order (z, y, x) with cubic voxels;
+/// `origin` is the lab position (m, relative to the reconstruction box centre) of voxel
+/// (0, 0, 0), as (x, y, z).
+public struct LabGrid: Sendable, Equatable {
+    public var shape: [Int]
+    public var voxelSize: Double
+    public var origin: Vector3
+
+    public init(shape: [Int], voxelSize: Double, origin: Vector3) {
+        self.shape = shape; self.voxelSize = voxelSize; self.origin = origin
+    }
+
+    /// Lab position (x, y, z) of the voxel (iz, iy, ix).
+    public func position(_ iz: Int, _ iy: Int, _ ix: Int) -> Vector3 {
+        origin + voxelSize * Vector3(Double(ix), Double(iy), Double(iz))
+    }
+
+    /// The smallest grid of voxel `voxelSize` holding every support voxel (mask of a
+    /// reconstruction of `shape` with real-space basis `basis`), with `margin` voxels more.
+    public static func enclosing(mask: [UInt8], shape s: [Int], basis: Matrix3, voxelSize: Double, margin: Int = 2) throws -> LabGrid {
+        guard voxelSize > 0, voxelSize.isFinite else { throw AnalysisError.badOption("the lab voxel size must be positive") }
+        var lo = Vector3(repeating: .infinity), hi = Vector3(repeating: -.infinity)
+        for i in 0..<s[0] { for j in 0..<s[1] { for k in 0..<s[2] where mask[(i * s[1] + j) * s[2] + k] != 0 {
+            let r = basis * Vector3(Double(i - s[0] / 2), Double(j - s[1] / 2), Double(k - s[2] / 2))
+            lo = pointwiseMin(lo, r); hi = pointwiseMax(hi, r)
+        } } }
+        guard lo.x.isFinite else { throw AnalysisError.emptySupport("no voxel to place on the lab grid") }
+        // Half a voxel of the reconstruction grid on each side, so edge voxels are covered.
+        let half: Vector3 = 0.5 * voxelSpan(basis)
+        lo -= half; hi += half
+        let m = Double(margin) * voxelSize
+        lo -= Vector3(repeating: m); hi += Vector3(repeating: m)
+        let n = (hi - lo) / voxelSize
+        let nx = Int(n.x.rounded(.up)) + 1, ny = Int(n.y.rounded(.up)) + 1, nz = Int(n.z.rounded(.up)) + 1
+        guard nx * ny * nz <= 1 << 28 else {
+            throw AnalysisError.badOption("the lab grid of \(nz)×\(ny)×\(nx) voxels of \(voxelSize * 1e9) nm is too large; choose a larger voxel size")
+        }
+        let centre = 0.5 * (lo + hi)
+        let origin = centre - 0.5 * voxelSize * Vector3(Double(nx - 1), Double(ny - 1), Double(nz - 1))
+        return LabGrid(shape: [nz, ny, nx], voxelSize: voxelSize, origin: origin)
+    }
+}
+
+/// Resampling from the reconstruction (detector/rocking) grid onto a lab grid.
+public enum LabFrame {
+
+    /// Fractional reconstruction index of each lab voxel: n = A⁻¹ r + N/2.
+    static func indexMap(grid: LabGrid, basis: Matrix3, shape s: [Int]) throws -> (Matrix3, Vector3) {
+        guard let ainv = basis.inverse else { throw AnalysisError.geometry("the real-space basis is singular") }
+        let c = Vector3(Double(s[0] / 2), Double(s[1] / 2), Double(s[2] / 2))
+        return (ainv, c)
+    }
+
+    /// Trilinear resampling of a complex object onto `grid` (outside the box reads 0).
+    public static func resample(_ v: ComplexVolume, basis: Matrix3, onto grid: LabGrid) throws -> ComplexVolume {
+        try resampleFloats(v, basis: basis, grid: grid)
+    }
+
+    /// Trilinear resampling of a real field onto `grid`.
+    public static func resample(_ v: RealVolume, basis: Matrix3, onto grid: LabGrid) throws -> RealVolume {
+        try resampleFloats(v, basis: basis, grid: grid)
+    }
+
+    static func resampleFloats<E>(_ v: Volume<E>, basis: Matrix3, grid: LabGrid) throws -> Volume<E> {
+        let s = v.shape
+        let (ainv, c) = try indexMap(grid: grid, basis: basis, shape: s)
+        var out = Volume<E>(shape: grid.shape)
+        let comps = E.components
+        let g = grid.shape
+        v.withUnsafeFloats { src in
+            let tri = Trilinear(s0: s[0], s1: s[1], s2: s[2], p: src.baseAddress!, comps: comps)
+            out.withUnsafeMutableFloats { dst in
+                let dp = SendablePointer(dst.baseAddress!)
+                Parallel.forEachChunk(g[0], minChunk: 1) { range in
+                    let w = UnsafeMutablePointer<(Int, Float)>.allocate(capacity: 8)
+                    defer { w.deallocate() }
+                    for iz in range { for iy in 0..<g[1] { for ix in 0..<g[2] {
+                        let n = ainv * grid.position(iz, iy, ix) + c
+                        let m = tri.sample(n.x, n.y, n.z, weights: w)
+                        let o = ((iz * g[1] + iy) * g[2] + ix) * comps
+                        for cc in 0..<comps {
+                            var acc: Float = 0
+                            for t in 0..<m { acc += w[t].1 * tri.p[w[t].0 * comps + cc] }
+                            dp.pointer[o + cc] = acc
+                        }
+                    } } }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The crystal's extent along the lab x, y, z (m): the spread of the support voxel
+    /// centres plus one voxel's projection, for a mask on the reconstruction grid.
+    public static func extent(mask: [UInt8], shape s: [Int], basis: Matrix3) -> Vector3 {
+        var lo = Vector3(repeating: .infinity), hi = Vector3(repeating: -.infinity)
+        for i in 0..<s[0] { for j in 0..<s[1] { for k in 0..<s[2] where mask[(i * s[1] + j) * s[2] + k] != 0 {
+            let r = basis * Vector3(Double(i), Double(j), Double(k))
+            lo = pointwiseMin(lo, r); hi = pointwiseMax(hi, r)
+        } } }
+        guard lo.x.isFinite else { return .zero }
+        let span: Vector3 = voxelSpan(basis)
+        return hi - lo + span
+    }
+}
+
+/// Strain along Q from the complex field.
+public enum Strain {
+
+    /// ε_QQ = ∂u_Q/∂x_Q, with ∂φ/∂x_Q ≈ arg(ρ*(x − h Q̂/2) ρ(x + h Q̂/2)) / h and u = φ/|Q|.
+    /// The two samples are trilinear interpolations of the complex field on the reconstruction
+    /// grid (basis `basis`, m per voxel), so phase wraps cost nothing; h is the shortest basis
+    /// vector. Where a central sample would leave the support, a one-sided difference is used;
+    /// voxels with neither stay 0 and are left out of `valid`.
+    public static func alongQ(_ rho: ComplexVolume, support: [UInt8], basis: Matrix3, qHat: Vector3,
+                              qMagnitude: Double) throws -> (strain: [Float], valid: [UInt8]) {
+        guard let ainv = basis.inverse else { throw AnalysisError.geometry("the real-space basis is singular") }
+        let s = rho.shape
+        let h = min(norm(basis.columns.0), norm(basis.columns.1), norm(basis.columns.2))
+        let step = ainv * (qHat * h)                  // index offset of one step h along Q̂
+        let n = rho.count
+        var strain = [Float](repeating: 0, count: n)
+        var valid = [UInt8](repeating: 0, count: n)
+        let supF = support.map { Float($0 != 0 ? 1 : 0) }
+        rho.withUnsafeFloats { rb in
+            supF.withUnsafeBufferPointer { sb in
+                strain.withUnsafeMutableBufferPointer { eb in
+                    valid.withUnsafeMutableBufferPointer { vb in
+                        let rt = Trilinear(s0: s[0], s1: s[1], s2: s[2], p: rb.baseAddress!, comps: 2)
+                        let st = Trilinear(s0: s[0], s1: s[1], s2: s[2], p: sb.baseAddress!, comps: 1)
+                        let ep = SendablePointer(eb.baseAddress!), vp = SendablePointer(vb.baseAddress!)
+                        Parallel.forEachChunk(s[0], minChunk: 1) { range in
+                            let w = UnsafeMutablePointer<(Int, Float)>.allocate(capacity: 8)
+                            defer { w.deallocate() }
+                            // Complex value and "fully inside the support" flag at a point.
+                            func at(_ z: Double, _ y: Double, _ x: Double) -> (Float, Float, Bool) {
+                                let m = st.sample(z, y, x, weights: w)
+                                var inside: Float = 0
+                                for t in 0..<m { inside += w[t].1 * st.p[w[t].0] }
+                                var re: Float = 0, im: Float = 0
+                                for t in 0..<m { re += w[t].1 * rt.p[2 * w[t].0]; im += w[t].1 * rt.p[2 * w[t].0 + 1] }
+                                return (re, im, inside > 0.999)
+                            }
+                            for i in range { for j in 0..<s[1] { for k in 0..<s[2] {
+                                let o = (i * s[1] + j) * s[2] + k
+                                guard support[o] != 0 else { continue }
+                                let x = Vector3(Double(i), Double(j), Double(k))
+                                let a = x - 0.5 * step, b = x + 0.5 * step
+                                let pa = at(a.x, a.y, a.z), pb = at(b.x, b.y, b.z)
+                                var z0: (Float, Float), z1: (Float, Float)
+                                var len = h
+                                if pa.2 && pb.2 {
+                                    z0 = (pa.0, pa.1); z1 = (pb.0, pb.1)
+                                } else {
+                                    let c0 = (rt.p[2 * o], rt.p[2 * o + 1])
+                                    let f = x + step, bk = x - step
+                                    let pf = at(f.x, f.y, f.z)
+                                    if pf.2 { z0 = c0; z1 = (pf.0, pf.1) }
+                                    else {
+                                        let pk = at(bk.x, bk.y, bk.z)
+                                        guard pk.2 else { continue }
+                                        z0 = (pk.0, pk.1); z1 = c0
+                                    }
+                                    len = h
+                                }
+                                // arg(z0* z1)
+                                let re = z0.0 * z1.0 + z0.1 * z1.1, im = z0.0 * z1.1 - z0.1 * z1.0
+                                guard re != 0 || im != 0 else { continue }
+                                ep.pointer[o] = Float(Double(atan2(im, re)) / (len * qMagnitude))
+                                vp.pointer[o] = pa.2 && pb.2 ? 2 : 1
+                            } } }
+                        }
+                    }
+                }
+            }
+        }
+        return (strain, valid)
+    }
+}
+
+/// The lab-frame span (x, y, z) of one reconstruction voxel: Σ|a_i| per component.
+func voxelSpan(_ basis: Matrix3) -> Vector3 {
+    let a = basis.columns.0, b = basis.columns.1, c = basis.columns.2
+    return Vector3(abs(a.x) + abs(b.x) + abs(c.x), abs(a.y) + abs(b.y) + abs(c.y), abs(a.z) + abs(b.z) + abs(c.z))
+}
