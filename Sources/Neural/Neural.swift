@@ -1,2 +1,0 @@
-// Module Neural: see ../shared/DESIGN.md for what it owns.
-import Numerics

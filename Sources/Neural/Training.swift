@@ -1,0 +1,197 @@
+import Foundation
+import Numerics
+import Simulation
+
+/// Everything that defines a training run (recorded in the model's metadata).
+public struct TrainingOptions: Sendable, Equatable {
+    /// Training pairs per epoch (the same seeded pairs every epoch, in a shuffled order).
+    public var samples: Int = 1000
+    /// Held-out validation pairs (seeds disjoint from training).
+    public var validationSamples: Int = 16
+    public var epochs: Int = 10
+    /// Pairs whose gradients are averaged per optimiser step.
+    public var batch: Int = 4
+    public var learningRate: Double = 2e-3
+    public var minLearningRate: Double = 1e-5
+    public var weightDecay: Double = 1e-4
+    public var loss: FourierLoss = .l1
+    /// Weight of the optional supervised term (0: physics loss alone).
+    public var supervisedWeight: Double = 0
+    public var seed: UInt64 = 1
+    public var architecture = NetworkArchitecture()
+    public init() {}
+
+    /// Seed of training pair i; validation pairs use a disjoint range; evaluation seeds
+    /// (`evaluationSeed`) lie beyond both.
+    public func trainingSeed(_ i: Int) -> UInt64 { seed &* 10_000_000 &+ UInt64(i) }
+    public func validationSeed(_ i: Int) -> UInt64 { seed &* 10_000_000 &+ 5_000_000 &+ UInt64(i) }
+    public static func evaluationSeed(_ i: Int) -> UInt64 { 0xE7A1_0000_0000 &+ UInt64(i) }
+
+    public func validate() throws {
+        try architecture.validate()
+        guard samples >= 1, epochs >= 1, batch >= 1, validationSamples >= 0 else {
+            throw NeuralError.invalidInput("samples, epochs and batch must be at least 1 (got \(samples), \(epochs), \(batch))")
+        }
+        guard learningRate > 0, learningRate < 1, minLearningRate >= 0 else {
+            throw NeuralError.invalidInput("learning rate must lie in (0, 1) (got \(learningRate))")
+        }
+        guard supervisedWeight >= 0 else { throw NeuralError.invalidInput("supervised weight must be ≥ 0") }
+    }
+
+    var metadata: [String: String] {
+        [
+            "train_samples": String(samples), "train_validation_samples": String(validationSamples),
+            "train_epochs": String(epochs), "train_batch": String(batch),
+            "train_learning_rate": String(learningRate), "train_min_learning_rate": String(minLearningRate),
+            "train_weight_decay": String(weightDecay), "train_loss": loss.rawValue,
+            "train_supervised_weight": String(supervisedWeight), "train_seed": String(seed),
+            "train_schedule": "cosine, warm-up 1% of steps", "train_data": "Simulation.TrainingPair.make(size:seed:)",
+        ]
+    }
+}
+
+/// One training example prepared for the network.
+public struct TrainingExample {
+    public var input: Tensor
+    public var intensity: RealVolume
+    public var amplitude: Tensor
+    public var phase: Tensor
+}
+
+/// Supervised loss on amplitude and phase against the truth: mean (A − A*)² plus the mean
+/// of A*²·wrap(φ − φ*)² (phase counts only where the crystal is). Adds its gradient, times
+/// `weight`, into dA and dφ; returns the loss.
+func supervisedTerm(amplitude a: Tensor, phase p: Tensor, truthAmplitude ta: Tensor, truthPhase tp: Tensor,
+                    weight: Double, dA: Tensor, dPhi: Tensor) -> Double {
+    let n = a.count
+    let w = Float(weight) / Float(n)
+    var s = 0.0
+    for i in 0..<n {
+        let ea = a.pointer[i] - ta.pointer[i]
+        var ep = p.pointer[i] - tp.pointer[i]
+        ep = ep - 2 * Float.pi * (ep / (2 * Float.pi)).rounded()
+        let t2 = ta.pointer[i] * ta.pointer[i]
+        s += Double(ea * ea + t2 * ep * ep)
+        dA.pointer[i] += 2 * w * ea
+        dPhi.pointer[i] += 2 * w * t2 * ep
+    }
+    return s / Double(n)
+}
+
+/// Trains a `PhaseNet` on simulated pairs, sample by sample, averaging gradients over
+/// mini-batches. Deterministic for a given seed and thread count.
+public final class Trainer {
+    public let options: TrainingOptions
+    public let net: PhaseNet
+    public let optimizer: AdamW
+    let physics: FourierPhysics
+    /// Epochs completed (restored on resume).
+    public private(set) var epochsDone = 0
+    public private(set) var history: [(epoch: Int, train: Double, validation: Double, chi2: Double)] = []
+
+    public init(options: TrainingOptions, net: PhaseNet? = nil) throws {
+        try options.validate()
+        self.options = options
+        self.net = try net ?? PhaseNet(architecture: options.architecture, seed: options.seed)
+        let steps = options.epochs * ((options.samples + options.batch - 1) / options.batch)
+        optimizer = AdamW(parameters: self.net.parameters,
+                          schedule: .cosine(peak: options.learningRate, floor: options.minLearningRate,
+                                            warmup: max(1, steps / 100), total: steps),
+                          weightDecay: Float(options.weightDecay), clipNorm: 1.0)
+        let n = options.architecture.inputSize
+        physics = try FourierPhysics(box: [n, n, n], objectShape: [n / 2, n / 2, n / 2], loss: options.loss)
+    }
+
+    /// Resumes from a checkpoint written by `checkpoint(to:)`.
+    public static func resume(from path: String, options: TrainingOptions) throws -> Trainer {
+        let (net, file) = try PhaseNet.load(from: path, expected: options.architecture)
+        let t = try Trainer(options: options, net: net)
+        try PhaseNet.restore(t.optimizer, from: file, path: path)
+        t.epochsDone = file.metadata["epochs_done"].flatMap(Int.init) ?? 0
+        return t
+    }
+
+    /// A simulated pair as network tensors.
+    public static func example(size: Int, seed: UInt64) throws -> TrainingExample {
+        let pair = try TrainingPair.make(size: size, seed: seed)
+        let input = Tensor(FourierPhysics.normalisedAmplitude(intensity: pair.intensity, mask: nil))
+        return TrainingExample(input: input, intensity: pair.intensity,
+                               amplitude: Tensor(pair.object.modulus()), phase: Tensor(pair.object.phase()))
+    }
+
+    /// One forward/backward pass on an example, gradients accumulated; returns the physics
+    /// loss and χ².
+    func accumulate(_ ex: TrainingExample) throws -> (loss: Double, chi2: Double) {
+        try physics.setTarget(intensity: ex.intensity)
+        let out = net.forward(ex.input)
+        let l = physics.forward(amplitude: out.amplitude, phase: out.phase)
+        let chi2 = physics.chi2
+        let g = physics.backward()
+        if options.supervisedWeight > 0 {
+            _ = supervisedTerm(amplitude: out.amplitude, phase: out.phase, truthAmplitude: ex.amplitude,
+                               truthPhase: ex.phase, weight: options.supervisedWeight, dA: g.amplitude, dPhi: g.phase)
+        }
+        net.backward(amplitude: g.amplitude, phase: g.phase)
+        return (l, chi2)
+    }
+
+    /// Mean physics loss and χ² over the validation pairs (no gradients).
+    public func validate() throws -> (loss: Double, chi2: Double) {
+        guard options.validationSamples > 0 else { return (.nan, .nan) }
+        var l = 0.0, c = 0.0
+        for i in 0..<options.validationSamples {
+            let ex = try Trainer.example(size: options.architecture.inputSize, seed: options.validationSeed(i))
+            try physics.setTarget(intensity: ex.intensity)
+            let out = net.forward(ex.input)
+            l += physics.forward(amplitude: out.amplitude, phase: out.phase)
+            c += physics.chi2
+        }
+        let n = Double(options.validationSamples)
+        return (l / n, c / n)
+    }
+
+    /// Runs the remaining epochs, calling `checkpoint` after each.
+    public func train(progress: ProgressHandler? = nil, afterEpoch: ((Int) throws -> Void)? = nil) throws {
+        let o = options
+        while epochsDone < o.epochs {
+            let epoch = epochsDone
+            var order = Array(0..<o.samples)
+            var rng = SeededGenerator(seed: o.seed &+ UInt64(epoch) &* 7919)
+            order.shuffle(using: &rng)
+            var sum = 0.0, count = 0, inBatch = 0
+            net.zeroGrad()
+            for (k, i) in order.enumerated() {
+                try Interruption.check()
+                let ex = try Trainer.example(size: o.architecture.inputSize, seed: o.trainingSeed(i))
+                let (l, _) = try accumulate(ex)
+                sum += l; count += 1; inBatch += 1
+                if inBatch == o.batch || k == order.count - 1 {
+                    optimizer.update(batch: inBatch)
+                    net.zeroGrad()
+                    inBatch = 0
+                }
+                progress?(ProgressReport(stage: "epoch \(epoch + 1)/\(o.epochs)", done: k + 1, total: o.samples,
+                                         metrics: [("loss", sum / Double(count)),
+                                                   ("lr", optimizer.schedule.rate(at: optimizer.step))]))
+            }
+            let (vl, vc) = try validate()
+            history.append((epoch + 1, sum / Double(max(1, count)), vl, vc))
+            epochsDone += 1
+            try afterEpoch?(epochsDone)
+        }
+    }
+
+    /// Saves the model with optimiser state and training metadata (a resumable checkpoint).
+    public func checkpoint(to path: String, extra: [String: String] = [:]) throws {
+        var meta = options.metadata.merging(extra) { $1 }
+        meta["epochs_done"] = String(epochsDone)
+        if let h = history.last {
+            meta["last_train_loss"] = String(format: "%.6g", h.train)
+            meta["last_validation_loss"] = String(format: "%.6g", h.validation)
+            meta["last_validation_chi2"] = String(format: "%.6g", h.chi2)
+        }
+        meta["loss_history"] = history.map { String(format: "%d:%.5g/%.5g", $0.epoch, $0.train, $0.validation) }
+            .joined(separator: ",")
+        try net.save(to: path, metadata: meta, optimizer: optimizer)
+    }
+}
