@@ -1,0 +1,200 @@
+import Foundation
+import Numerics
+
+/// Experiment geometry stored with a result (SI units; energy in eV).
+public struct CXIGeometry: Equatable, Sendable {
+    /// Photon energy (eV); stored as CXI's source_1/energy in joules.
+    public var energy: Double?
+    /// Detector angle 2θ (rad).
+    public var twoTheta: Double?
+    /// Sample–detector distance (m).
+    public var detectorDistance: Double?
+    /// Detector pixel size (m), square pixels.
+    public var pixelSize: Double?
+    /// Rocking-curve angular step (rad).
+    public var rockingStep: Double?
+    /// Scattering vector Q (1/m), three components.
+    public var qVector: [Double]?
+    /// Any other instrument number, stored as /entry_1/instrument_1/<name>.
+    public var extra: [String: Double]
+
+    public init(energy: Double? = nil, twoTheta: Double? = nil, detectorDistance: Double? = nil,
+                pixelSize: Double? = nil, rockingStep: Double? = nil, qVector: [Double]? = nil,
+                extra: [String: Double] = [:]) {
+        self.energy = energy; self.twoTheta = twoTheta; self.detectorDistance = detectorDistance
+        self.pixelSize = pixelSize; self.rockingStep = rockingStep; self.qVector = qVector; self.extra = extra
+    }
+
+    public var isEmpty: Bool {
+        energy == nil && twoTheta == nil && detectorDistance == nil && pixelSize == nil &&
+            rockingStep == nil && qVector == nil && extra.isEmpty
+    }
+}
+
+/// A reconstruction result in the CXI layout of DESIGN.md. Every field is optional;
+/// `read(from:)` returns what `write(to:)` stored.
+///
+/// Layout:
+/// - /entry_1/image_1/data: complex64 object; /entry_1/image_1/support (uint8 when binary)
+/// - /entry_1/data_1/data: the pattern; /entry_1/data_1/mask (uint8 when binary; nonzero = bad)
+/// - /entry_1/image_1/process_1: parameters as attributes; metrics/<name> scalars;
+///   curves/<name> 1D float64 (loss curves); arrays/<name> any extra arrays
+/// - /entry_1/instrument_1: source_1/energy (J), detector_1/distance, x_pixel_size,
+///   y_pixel_size (m), two_theta (rad), rocking_step (rad), q_vector (1/m), extra scalars
+public struct CXIResults: @unchecked Sendable {
+    public static let objectPath = "/entry_1/image_1/data"
+    public static let supportPath = "/entry_1/image_1/support"
+    public static let patternPath = "/entry_1/data_1/data"
+    public static let maskPath = "/entry_1/data_1/mask"
+    public static let processPath = "/entry_1/image_1/process_1"
+    public static let instrumentPath = "/entry_1/instrument_1"
+    static let electronVolt = 1.602176634e-19
+
+    public var object: ComplexVolume?
+    public var support: RealVolume?
+    public var pattern: RealVolume?
+    public var mask: RealVolume?
+    /// Process parameters (algorithm, iterations, β, σ, …) as attributes of process_1.
+    public var parameters: [String: HDF5Attribute]
+    /// Scalar metrics (χ², support size, …).
+    public var metrics: [String: Double]
+    /// Curves over iterations (loss, χ²…).
+    public var curves: [String: [Double]]
+    /// Any other named arrays (kept with their dtype).
+    public var arrays: [String: NDArray]
+    public var geometry: CXIGeometry
+    public var programName: String
+
+    public init(object: ComplexVolume? = nil, support: RealVolume? = nil, pattern: RealVolume? = nil,
+                mask: RealVolume? = nil, parameters: [String: HDF5Attribute] = [:], metrics: [String: Double] = [:],
+                curves: [String: [Double]] = [:], arrays: [String: NDArray] = [:],
+                geometry: CXIGeometry = CXIGeometry(), programName: String = "BraggKit") {
+        self.object = object; self.support = support; self.pattern = pattern; self.mask = mask
+        self.parameters = parameters; self.metrics = metrics; self.curves = curves; self.arrays = arrays
+        self.geometry = geometry; self.programName = programName
+    }
+
+    /// A 0/1 volume as uint8 (8× smaller than float32, read back as the same values).
+    static func compact(_ v: RealVolume) -> NDArray {
+        let binary = v.withUnsafeFloats { b in b.allSatisfy { $0 == 0 || $0 == 1 } }
+        guard binary else { return NDArray(v) }
+        let bytes = v.withUnsafeFloats { b in b.map { UInt8($0) } }
+        return NDArray(bytes, dtype: .uint8, shape: v.shape)
+    }
+
+    static func validName(_ name: String, _ what: String, _ path: String) throws {
+        if name.isEmpty || name.contains("/") {
+            throw FormatError.writeFailed(path: path, reason: "\(what) name '\(name)' must be non-empty and contain no '/'")
+        }
+    }
+
+    /// Writes the file (safely: temporary name, then rename; `overwrite` to replace).
+    public func write(to path: String, overwrite: Bool, compression: Int? = 4) throws {
+        for k in metrics.keys { try CXIResults.validName(k, "metric", path) }
+        for k in curves.keys { try CXIResults.validName(k, "curve", path) }
+        for k in arrays.keys { try CXIResults.validName(k, "array", path) }
+        for k in geometry.extra.keys { try CXIResults.validName(k, "geometry value", path) }
+        try HDF5File.create(path, overwrite: overwrite) { f in
+            try f.write(NDArray([150]) .scalarised(), at: "/cxi_version", compression: nil)
+            try f.createGroup("/entry_1")
+            try f.setAttribute("NX_class", .string("NXentry"), on: "/entry_1")
+            try f.write(string: programName, at: "/entry_1/program_name")
+            try f.createGroup("/entry_1/image_1")
+            try f.setAttribute("NX_class", .string("NXdata"), on: "/entry_1/image_1")
+            try f.write(string: "electron density", at: "/entry_1/image_1/data_type")
+            try f.write(string: "real", at: "/entry_1/image_1/data_space")
+            if let o = object { try f.write(o, at: CXIResults.objectPath, compression: compression) }
+            if let s = support { try f.write(CXIResults.compact(s), at: CXIResults.supportPath, compression: compression) }
+            if pattern != nil || mask != nil {
+                try f.createGroup("/entry_1/data_1")
+                try f.setAttribute("NX_class", .string("NXdata"), on: "/entry_1/data_1")
+                try f.write(string: "intensity", at: "/entry_1/data_1/data_type")
+                try f.write(string: "diffraction", at: "/entry_1/data_1/data_space")
+            }
+            if let p = pattern { try f.write(p, at: CXIResults.patternPath, compression: compression) }
+            if let m = mask { try f.write(CXIResults.compact(m), at: CXIResults.maskPath, compression: compression) }
+
+            let proc = CXIResults.processPath
+            try f.createGroup(proc)
+            try f.setAttribute("NX_class", .string("NXprocess"), on: proc)
+            for (k, v) in parameters where k != "NX_class" { try f.setAttribute(k, v, on: proc) }
+            for (k, v) in metrics { try f.write(scalar: v, at: "\(proc)/metrics/\(k)") }
+            for (k, v) in curves { try f.write(doubles: v, at: "\(proc)/curves/\(k)") }
+            for (k, a) in arrays { try f.write(a, at: "\(proc)/arrays/\(k)", compression: compression) }
+
+            let g = geometry
+            guard !g.isEmpty else { return }
+            let ins = CXIResults.instrumentPath
+            try f.createGroup(ins)
+            try f.setAttribute("NX_class", .string("NXinstrument"), on: ins)
+            func put(_ v: Double?, _ p: String, _ unit: String) throws {
+                guard let x = v else { return }
+                try f.write(scalar: x, at: p)
+                try f.setAttribute("units", .string(unit), on: p)
+            }
+            try put(g.energy.map { $0 * CXIResults.electronVolt }, "\(ins)/source_1/energy", "J")
+            try put(g.detectorDistance, "\(ins)/detector_1/distance", "m")
+            try put(g.pixelSize, "\(ins)/detector_1/x_pixel_size", "m")
+            try put(g.pixelSize, "\(ins)/detector_1/y_pixel_size", "m")
+            try put(g.twoTheta, "\(ins)/two_theta", "rad")
+            try put(g.rockingStep, "\(ins)/rocking_step", "rad")
+            if let q = g.qVector {
+                try f.write(doubles: q, at: "\(ins)/q_vector")
+                try f.setAttribute("units", .string("1/m"), on: "\(ins)/q_vector")
+            }
+            for (k, v) in g.extra { try f.write(scalar: v, at: "\(ins)/\(k)") }
+        }
+    }
+
+    /// Reads a results file; absent parts stay nil or empty.
+    public static func read(from path: String) throws -> CXIResults {
+        let f = try HDF5File(reading: path)
+        var r = CXIResults()
+        if f.isDataset(objectPath) { r.object = try f.readComplex(objectPath) }
+        if f.isDataset(supportPath) { r.support = try f.readReal(supportPath) }
+        if f.isDataset(patternPath) { r.pattern = try f.readReal(patternPath) }
+        if f.isDataset(maskPath) { r.mask = try f.readReal(maskPath) }
+        if f.isDataset("/entry_1/program_name") { r.programName = (try? f.readString("/entry_1/program_name")) ?? "" }
+        if f.isGroup(processPath) {
+            r.parameters = try f.attributes(of: processPath).filter { $0.key != "NX_class" }
+            for (group, _) in [("metrics", 0), ("curves", 1), ("arrays", 2)] where f.isGroup("\(processPath)/\(group)") {
+                for name in try f.members(of: "\(processPath)/\(group)") {
+                    let p = "\(processPath)/\(group)/\(name)"
+                    guard f.isDataset(p) else { continue }
+                    switch group {
+                    case "metrics": r.metrics[name] = try f.readScalar(p)
+                    case "curves": r.curves[name] = try f.readDoubles(p)
+                    default: r.arrays[name] = try f.readArray(p)
+                    }
+                }
+            }
+        }
+        let ins = instrumentPath
+        if f.isGroup(ins) {
+            func get(_ p: String) throws -> Double? { f.isDataset(p) ? try f.readScalar(p) : nil }
+            var g = CXIGeometry()
+            g.energy = try get("\(ins)/source_1/energy").map { $0 / electronVolt }
+            g.detectorDistance = try get("\(ins)/detector_1/distance")
+            g.pixelSize = try get("\(ins)/detector_1/x_pixel_size")
+            g.twoTheta = try get("\(ins)/two_theta")
+            g.rockingStep = try get("\(ins)/rocking_step")
+            if f.isDataset("\(ins)/q_vector") { g.qVector = try f.readDoubles("\(ins)/q_vector") }
+            let known: Set = ["source_1", "detector_1", "two_theta", "rocking_step", "q_vector"]
+            for name in try f.members(of: ins) where !known.contains(name) {
+                let p = "\(ins)/\(name)"
+                if f.isDataset(p), let v = try? f.readScalar(p) { g.extra[name] = v }
+            }
+            r.geometry = g
+        }
+        return r
+    }
+}
+
+extension NDArray {
+    /// The same single value as a 0-d array.
+    func scalarised() -> NDArray {
+        var a = self
+        if count == 1 { a.shape = [] }
+        return a
+    }
+}

@@ -1,2 +1,0 @@
-// Module Formats: see ../shared/DESIGN.md for what it owns.
-import Numerics
