@@ -3,6 +3,8 @@ import ArgumentParser
 /// Every `bragg` subcommand, in the order `bragg --help` lists them.
 /// (Each lives in its own file, <Name>Command.swift.)
 let braggSubcommands: [ParsableCommand.Type] = [
+    InfoCommand.self,
+    ConvertCommand.self,
     BenchCommand.self,
 ]
 
