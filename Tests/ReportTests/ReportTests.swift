@@ -1,2 +1,159 @@
+import Foundation
 import XCTest
+import Numerics
 @testable import Report
+
+final class ColourMapTests: XCTestCase {
+    func testCyclicMapStartsAndEndsOnTheSameColour() {
+        let m = ColourMap.phase
+        XCTAssertTrue(m.cyclic)
+        XCTAssertEqual(m.colour(0), m.colour(1))
+        XCTAssertEqual(m.colour(0.25), m.colour(1.25))
+        // Neighbouring entries across the wrap are as close as any other neighbours.
+        // Equal phase steps (1/16 of a turn, across the wrap too) look equally different.
+        let steps = (0..<256).map { ColourMap.distance(m.table[$0], m.table[($0 + 16) % 256]) }
+        XCTAssertLessThan(steps.max()! / steps.min()!, 1.2, "perceptual steps of the cyclic map are even")
+        // Constant lightness around the circle (±0.02 in OKLab L after 8-bit rounding).
+        let L = m.table.map(ColourMap.lightness)
+        XCTAssertLessThan(L.max()! - L.min()!, 0.02)
+    }
+
+    func testPinnedColours() {
+        XCTAssertEqual(ColourMap.grey.colour(0), RGB(0, 0, 0))
+        XCTAssertEqual(ColourMap.grey.colour(1), RGB(255, 255, 255))
+        XCTAssertEqual(ColourMap.grey.colour(0.5), RGB(128, 128, 128))
+        XCTAssertEqual(ColourMap.grey.colour(2), RGB(255, 255, 255), "clamped")
+        // The diverging map is a light neutral at zero, blue below, red above.
+        let mid = ColourMap.diverging.colour(0.5), lo = ColourMap.diverging.colour(0), hi = ColourMap.diverging.colour(1)
+        XCTAssertGreaterThan(ColourMap.lightness(mid), 0.95)
+        XCTAssertLessThan(abs(Int(mid.r) - Int(mid.b)), 8)
+        XCTAssertGreaterThan(lo.b, lo.r)
+        XCTAssertGreaterThan(hi.r, hi.b)
+        XCTAssertEqual(ColourMap.diverging.colour(-5, lo: -1, hi: 1), lo)
+        // Lightness is symmetric about the centre (a diverging map must not favour a sign).
+        XCTAssertEqual(ColourMap.lightness(ColourMap.diverging.colour(0.2)),
+                       ColourMap.lightness(ColourMap.diverging.colour(0.8)), accuracy: 0.04)
+        XCTAssertEqual(RGB(255, 0, 16).hex, "#ff0010")
+    }
+}
+
+final class IsosurfaceTests: XCTestCase {
+    func sphere(n: Int, r: Double, centre: Double) -> RealVolume {
+        RealVolume(shape: [n, n, n]) { i in
+            let z = Double(i / (n * n)) - centre, y = Double(i / n % n) - centre, x = Double(i % n) - centre
+            // A smooth signed profile: 1 inside, 0 outside, 0.5 exactly at radius r.
+            return Float(0.5 - 0.5 * tanh(((x * x + y * y + z * z).squareRoot() - r) / 1.5))
+        }
+    }
+
+    func testSphereMeshIsClosedWithoutDuplicatesAndHasTheRightVolume() throws {
+        let r = 12.0
+        let mesh = try Isosurface.extract(sphere(n: 40, r: r, centre: 19.3), level: 0.5)
+        XCTAssertGreaterThan(mesh.triangles.count, 1000)
+        XCTAssertTrue(mesh.isClosed, "every edge shared by two triangles in opposite directions")
+        XCTAssertEqual(Set(mesh.vertices.map { [$0.x, $0.y, $0.z] }).count, mesh.vertices.count, "no duplicated vertices")
+        let exact = 4.0 / 3.0 * .pi * r * r * r
+        XCTAssertEqual(mesh.enclosedVolume, exact, accuracy: 0.02 * exact)
+        XCTAssertEqual(mesh.area, 4 * .pi * r * r, accuracy: 0.05 * 4 * .pi * r * r)
+    }
+
+    func testSpacingScalesTheMesh() throws {
+        let v = sphere(n: 24, r: 7, centre: 11.5)
+        let a = try Isosurface.extract(v, level: 0.5), b = try Isosurface.extract(v, level: 0.5, spacing: [2, 3, 5])
+        XCTAssertEqual(b.enclosedVolume, a.enclosedVolume * 30, accuracy: 1e-3 * b.enclosedVolume)
+    }
+
+    func testSurfaceTouchingTheBoxIsStillClosed() throws {
+        let v = RealVolume(shape: [6, 7, 8], repeating: 1)   // the whole box is inside
+        let m = try Isosurface.extract(v, level: 0.5)
+        XCTAssertTrue(m.isClosed)
+        XCTAssertEqual(m.enclosedVolume, 6 * 7 * 8, accuracy: 6 * 7 * 8 * 0.35)   // cut halfway into the padding
+    }
+
+    func testLevelEnclosingFraction() throws {
+        let v = try RealVolume(shape: [5], elements: [4, 3, 2, 1, 0])
+        // {v > level} holds 70% of Σv = 10 once 4 and 3 are in.
+        let l = try Isosurface.level(enclosing: 0.7, of: v)
+        XCTAssertTrue(l < 3 && l > 2)
+        XCTAssertThrowsError(try Isosurface.level(enclosing: 0.7, of: RealVolume(shape: [3])))
+    }
+
+    func testPhaseColouringAndExports() throws {
+        let n = 16
+        let amp = sphere(n: n, r: 5, centre: 7.5)
+        let phase = RealVolume(shape: [n, n, n]) { i in Float(i % n) * 0.2 - 1.5 }
+        let obj = try ComplexVolume(modulus: amp, phase: phase)
+        var mesh = try Isosurface.extract(amp, level: 0.5)
+        Isosurface.colourByPhase(&mesh, object: obj, spacing: [1, 1, 1])
+        XCTAssertEqual(mesh.colours?.count, mesh.vertices.count)
+        // A vertex near x = 3 carries the phase −0.9 rad.
+        let i = mesh.vertices.indices.min { abs(mesh.vertices[$0].x - 3) < abs(mesh.vertices[$1].x - 3) }!
+        let expected = ColourMap.phase.colour((Double(mesh.vertices[i].x) * 0.2 - 1.5 + .pi) / (2 * .pi))
+        XCTAssertLessThan(ColourMap.distance(mesh.colours![i], expected), 0.03)
+        let ply = mesh.plyText()
+        XCTAssertTrue(ply.hasPrefix("ply\nformat ascii 1.0"))
+        XCTAssertTrue(ply.contains("element vertex \(mesh.vertices.count)"))
+        XCTAssertEqual(ply.split(separator: "\n").count, 13 + mesh.vertices.count + mesh.triangles.count)
+        let obj3 = mesh.objText()
+        XCTAssertEqual(obj3.split(separator: "\n").filter { $0.hasPrefix("f ") }.count, mesh.triangles.count)
+    }
+}
+
+final class FigureTests: XCTestCase {
+    func testSliceRasterMasksOutsideAndMapsRange() throws {
+        let values = try RealVolume(shape: [2, 2], elements: [-1, 0, 1, 5])
+        let support = try RealVolume(shape: [2, 2], elements: [1, 1, 1, 0])
+        let p = SlicePanel(title: "t", values: values, support: support, map: .grey, range: (-1, 1), unit: "rad",
+                           pixelSize: (10, 10))
+        let img = try SliceFigure.raster(p)
+        XCTAssertEqual(img[0, 0], RGB(0, 0, 0))
+        XCTAssertEqual(img[1, 0], RGB(128, 128, 128))
+        XCTAssertEqual(img[0, 1], RGB(255, 255, 255))
+        XCTAssertEqual(img[1, 1], SliceFigure.outside)
+        let full = try SliceFigure.render(p)
+        XCTAssertGreaterThan(full.width, 200)
+        XCTAssertThrowsError(try SliceFigure.raster(SlicePanel(title: "", values: RealVolume(shape: [2, 2, 2]), map: .grey,
+                                                               range: (0, 1), unit: "", pixelSize: (1, 1))))
+    }
+
+    func testScaleBarLengthsAreRound() {
+        XCTAssertEqual(SliceFigure.niceLength(1600), 200)
+        XCTAssertEqual(SliceFigure.niceLength(2100), 500)
+        XCTAssertEqual(SliceFigure.niceLength(90), 20)
+    }
+
+    func testTextDrawsKnownGlyphs() {
+        var img = RGBImage(width: 40, height: 10)
+        img.text("1", x: 0, y: 0)
+        // '1' has its stem in column 2 on every row but the last (which is the foot).
+        for row in 0..<6 { XCTAssertEqual(img[2, row], .black, "row \(row)") }
+        XCTAssertEqual(img[0, 0], .white)
+        XCTAssertNotNil(BitmapFont.glyphs["φ"]); XCTAssertNotNil(BitmapFont.glyphs["‰"])
+    }
+
+    func testRendererDrawsOpaqueAndTranslucentLayers() throws {
+        let n = 20
+        let ball = RealVolume(shape: [n, n, n]) { i in
+            let z = Double(i / (n * n)) - 9.5, y = Double(i / n % n) - 9.5, x = Double(i % n) - 9.5
+            return (x * x + y * y + z * z) < 49 ? 1 : 0
+        }
+        let mesh = try Isosurface.extract(ball, level: 0.5)
+        let img = MeshRenderer.render([MeshLayer(mesh: mesh, colour: RGB(200, 50, 50))], view: View(azimuth: 30, elevation: 20), size: 120, axes: false)
+        XCTAssertNotEqual(img[60, 60], .white, "the sphere covers the centre")
+        XCTAssertEqual(img[2, 2], .white, "the corner is background")
+        let ghost = MeshRenderer.render([MeshLayer(mesh: mesh, colour: RGB(200, 50, 50), opacity: 0.3)], view: View(azimuth: 30, elevation: 20), size: 120, axes: false)
+        let c = ghost[60, 60]
+        XCTAssertGreaterThan(Int(c.g), Int(img[60, 60].g), "translucent is lighter over white")
+    }
+
+    func testSVGPlotHasSeriesAndTicks() {
+        let s = SVGPlot(title: "PCA order parameter", xTitle: "state", yTitle: "Ω (rad)",
+                        series: [PlotSeries(name: "Ω", x: [0, 1, 2], y: [0, 0.5, -0.2])],
+                        categories: ["2.5 V", "3.0 V", "3.5 V"], referenceY: 0).svg()
+        XCTAssertTrue(s.hasPrefix("<svg"))
+        XCTAssertEqual(s.components(separatedBy: "<circle").count - 1, 3)
+        XCTAssertTrue(s.contains("3.0 V"))
+        XCTAssertEqual(SVGPlot.ticks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        XCTAssertEqual(SVGPlot.ticks(-3, 7).first, -2)
+    }
+}

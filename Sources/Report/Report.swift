@@ -1,2 +1,0 @@
-// Module Report: see ../shared/DESIGN.md for what it owns.
-import Numerics
