@@ -434,7 +434,7 @@ public final class HDF5File {
     private static func readString(type t: hid_t, path: String, _ reader: (hid_t, UnsafeMutableRawPointer) -> herr_t) throws -> String {
         if H5Tis_variable_str(t) > 0 {
             let mem = H5Tcopy(bk_h5t_c_s1()); defer { H5Tclose(mem) }
-            H5Tset_size(mem, size_t.max)
+            H5Tset_size(mem, -1)   // H5T_VARIABLE, (size_t)-1
             H5Tset_cset(mem, H5Tget_cset(t))
             var ptr: UnsafeMutablePointer<CChar>? = nil
             guard reader(mem, &ptr) >= 0 else { throw FormatError.hdf5(path: path, reason: "cannot read string") }
@@ -661,7 +661,7 @@ public final class HDF5File {
 
     static func stringType() -> hid_t {
         let t = H5Tcopy(bk_h5t_c_s1())
-        H5Tset_size(t, size_t.max)   // H5T_VARIABLE
+        H5Tset_size(t, -1)   // H5T_VARIABLE, (size_t)-1
         H5Tset_cset(t, H5T_CSET_UTF8)
         return t
     }
