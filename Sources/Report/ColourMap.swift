@@ -87,7 +87,7 @@ public struct ColourMap: Sendable {
     /// everywhere and −π meets +π seamlessly. The hue starts at blue-violet so φ = 0 is
     /// green-yellow and ±π is violet.
     public static let phase: ColourMap = {
-        let L = 0.72, C = 0.115, h0 = 4.2
+        let L = 0.72, C = 0.125, h0 = 4.2
         let table = (0..<256).map { i -> RGB in
             let h = h0 + 2 * Double.pi * Double(i) / 256
             return OKLab.rgb(L: L, a: C * cos(h), b: C * sin(h))

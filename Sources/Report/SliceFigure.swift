@@ -67,7 +67,7 @@ public enum SliceFigure {
         let raw = try raster(p)
         let f = max(1, targetSize / max(raw.width, raw.height))
         let body = raw.enlarged(by: f)
-        let pad = 8, barW = 14, labelW = 52, titleH = 18
+        let pad = 8, barW = 14, labelW = 52, titleH = 24
         let width = pad + body.width + pad + barW + 4 + labelW
         let height = titleH + body.height + 30
         var img = RGBImage(width: width, height: height)
