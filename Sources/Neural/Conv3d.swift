@@ -80,14 +80,19 @@ public final class Conv3d: Layer {
         if col == nil || col!.count != K * n { col = FloatStorage(count: K * n) }
         if output == nil || output!.shape != [outChannels] + os { output = Tensor(shape: [outChannels] + os) }
         let y = output!
-        Im2Col.gather(x.pointer, channels: inChannels, spatial: sp, stride: stride, into: col!.pointer)
+        let key = "conv\(inChannels)-\(outChannels)s\(stride)@\(sp[0])"
+        NeuralProfile.time("gather " + key) {
+            Im2Col.gather(x.pointer, channels: inChannels, spatial: sp, stride: stride, into: col!.pointer)
+        }
         if let b = bias {
             let yp = y.pointer, bp = b.value.pointer
             for c in 0..<outChannels { (yp + c * n).update(repeating: bp[c], count: n) }
         }
+        NeuralProfile.time("gemm-fwd " + key) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(n), Int32(K),
                     1, weight.value.pointer, Int32(K), col!.pointer, Int32(n),
                     bias == nil ? 0 : 1, y.pointer, Int32(n))
+        }
         return y
     }
 
@@ -95,9 +100,12 @@ public final class Conv3d: Layer {
         NeuralThreads.sync()
         let n = outSpatial.reduce(1, *)
         precondition(dy.count == outChannels * n, "Conv3d backward: gradient shape \(dy.shape)")
+        let key = "conv\(inChannels)-\(outChannels)s\(stride)@\(inShape[1])"
         // dW += dY · colᵀ
+        NeuralProfile.time("gemm-dW " + key) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(K), Int32(n),
                     1, dy.pointer, Int32(n), col!.pointer, Int32(n), 1, weight.grad.pointer, Int32(K))
+        }
         if let b = bias {
             let g = b.grad.pointer, d = dy.pointer
             for c in 0..<outChannels {
@@ -112,10 +120,14 @@ public final class Conv3d: Layer {
         guard computesInputGradient else { return dx }
         // dcol = Wᵀ · dY, then scatter-add back to the input grid.
         let dcol = scratch.columns(K * n)
+        NeuralProfile.time("gemm-dcol " + key) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(K), Int32(n), Int32(outChannels),
                     1, weight.value.pointer, Int32(K), dy.pointer, Int32(n), 0, dcol, Int32(n))
+        }
+        NeuralProfile.time("scatter " + key) {
         Im2Col.scatter(dcol, channels: inChannels, spatial: Array(inShape.dropFirst()), stride: stride,
                        into: dx.pointer)
+        }
         return dx
     }
 }

@@ -28,7 +28,9 @@ public struct NetworkArchitecture: Equatable, Sendable, CustomStringConvertible 
     }
 }
 
-/// Convolution + GroupNorm + LeakyReLU, optionally after a ×2 upsampling.
+/// Convolution + GroupNorm + LeakyReLU, optionally followed by ×2 upsampling (the decoders
+/// of Wu et al. convolve at the coarse scale and then upsample: 4× fewer operations than
+/// upsampling first).
 final class ConvBlock {
     let upsample: Upsample2x?
     let conv: Conv3d
@@ -46,17 +48,19 @@ final class ConvBlock {
     var parameters: [Parameter] { conv.parameters + norm.parameters }
 
     func forward(_ x: Tensor) -> Tensor {
-        let u = upsample?.forward(x) ?? x
-        return act.forward(norm.forward(conv.forward(u)))
+        let c = conv.forward(x)
+        let a = NeuralProfile.time("norm+act") { act.forward(norm.forward(c)) }
+        return NeuralProfile.time("upsample") { upsample?.forward(a) ?? a }
     }
 
     func backward(_ dy: Tensor) -> Tensor {
-        let g = conv.backward(norm.backward(act.backward(dy)))
-        return upsample?.backward(g) ?? g
+        let u = NeuralProfile.time("upsample back") { upsample?.backward(dy) ?? dy }
+        let gn = NeuralProfile.time("norm+act back") { norm.backward(act.backward(u)) }
+        return conv.backward(gn)
     }
 }
 
-/// One decoder: 8c →(up) 4c →(up) 2c → c → head (1 channel, sigmoid or π·tanh).
+/// One decoder: 8c → 4c (↑2) → 2c (↑2) → c → head (1 channel, sigmoid or π·tanh).
 final class Decoder {
     let blocks: [ConvBlock]
     let head: Conv3d
@@ -89,7 +93,7 @@ final class Decoder {
 
 /// The encoder–decoder of the seed study (after Wu et al. 2021): one encoder (channels c,
 /// 2c, 2c, 4c, 4c, 8c, 8c; stride 2 at each rise in channels, so the code is n/8 per axis)
-/// and two decoders (8c→4c→2c→c with ×2 trilinear upsampling) for amplitude (sigmoid) and
+/// and two decoders (8c→4c→2c→c, ×2 trilinear upsampling after the first two blocks) for amplitude (sigmoid) and
 /// phase (π·tanh). Output: half the input size per axis. Fully convolutional: any input
 /// edge that is a multiple of 8 runs. Batch 1; mini-batches accumulate gradients.
 public final class PhaseNet {
