@@ -157,3 +157,29 @@ final class FigureTests: XCTestCase {
         XCTAssertEqual(SVGPlot.ticks(-3, 7).first, -2)
     }
 }
+
+final class HTMLReportTests: XCTestCase {
+    func testSHA256KnownVectors() {
+        XCTAssertEqual(SHA256.hex(Data()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(SHA256.hex(Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        // Two blocks, and data that crosses the padding boundary.
+        XCTAssertEqual(SHA256.hex(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        var h = SHA256.Hasher()
+        for _ in 0..<1000 { h.update(Data(repeating: 0x61, count: 1000)) }
+        XCTAssertEqual(h.finalize(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")   // 10⁶ × 'a'
+    }
+
+    func testPageListsTablesFiguresAndEscapes() {
+        let r = SeriesReport(title: "Series <test>", summary: ["six states"],
+                             sections: [ReportSection(title: "Table 1", paragraphs: ["u = φ/|Q|"],
+                                                      tables: [ReportTable(headers: ["state", "Δφ (°)"], rows: [["2.5 V", "0.0"], ["3.0 V", "13.8"]])],
+                                                      figures: [ReportFigure(caption: "slices", path: "fig/a&b.png")])],
+                             provenance: [("BraggKit", "0.1.0")], commands: ["bragg demo"], checksums: [(file: "x.h5", sha256: "00")])
+        let html = HTMLReport.render(r)
+        XCTAssertTrue(html.contains("<title>Series &lt;test&gt;</title>"))
+        XCTAssertTrue(html.contains("<td>13.8</td>"))
+        XCTAssertEqual(HTMLReport.referencedImages(in: html), ["fig/a&b.png"])
+        XCTAssertFalse(html.contains("http://") || html.contains("https://"), "opens with no network")
+    }
+}
