@@ -88,6 +88,10 @@ public final class Trainer {
     /// Epochs completed (restored on resume).
     public private(set) var epochsDone = 0
     public private(set) var history: [(epoch: Int, train: Double, validation: Double, chi2: Double)] = []
+    /// Loss history of the run this one resumed ("epoch:train/validation,…").
+    var previousHistory = ""
+    /// Wall seconds of training, including earlier runs that this one resumed.
+    public var wallSeconds = 0.0
 
     public init(options: TrainingOptions, net: PhaseNet? = nil) throws {
         try options.validate()
@@ -108,6 +112,8 @@ public final class Trainer {
         let t = try Trainer(options: options, net: net)
         try PhaseNet.restore(t.optimizer, from: file, path: path)
         t.epochsDone = file.metadata["epochs_done"].flatMap(Int.init) ?? 0
+        t.previousHistory = file.metadata["loss_history"] ?? ""
+        t.wallSeconds = file.metadata["train_wall_seconds"].flatMap(Double.init) ?? 0
         return t
     }
 
@@ -153,6 +159,7 @@ public final class Trainer {
     /// Runs the remaining epochs, calling `checkpoint` after each.
     public func train(progress: ProgressHandler? = nil, afterEpoch: ((Int) throws -> Void)? = nil) throws {
         let o = options
+        var clock = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
         while epochsDone < o.epochs {
             let epoch = epochsDone
             var order = Array(0..<o.samples)
@@ -177,6 +184,9 @@ public final class Trainer {
             let (vl, vc) = try validate()
             history.append((epoch + 1, sum / Double(max(1, count)), vl, vc))
             epochsDone += 1
+            let now = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
+            wallSeconds += now - clock
+            clock = now
             try afterEpoch?(epochsDone)
         }
     }
@@ -190,8 +200,10 @@ public final class Trainer {
             meta["last_validation_loss"] = String(format: "%.6g", h.validation)
             meta["last_validation_chi2"] = String(format: "%.6g", h.chi2)
         }
-        meta["loss_history"] = history.map { String(format: "%d:%.5g/%.5g", $0.epoch, $0.train, $0.validation) }
-            .joined(separator: ",")
+        let h = history.map { String(format: "%d:%.5g/%.5g", $0.epoch, $0.train, $0.validation) }
+        meta["loss_history"] = ([previousHistory].filter { !$0.isEmpty } + h).joined(separator: ",")
+        meta["train_wall_seconds"] = String(format: "%.1f", wallSeconds)
+        meta["train_threads"] = String(Parallel.threads)
         try net.save(to: path, metadata: meta, optimizer: optimizer)
     }
 }

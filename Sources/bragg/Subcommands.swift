@@ -8,10 +8,12 @@ let braggSubcommands: [ParsableCommand.Type] = [
     ConvertCommand.self,
     BenchCommand.self,
     PhaseCommand.self,
+    TrainCommand.self,
 ]
 
 /// Every `bragg bench` subcommand.
 let braggBenchSubcommands: [ParsableCommand.Type] = [
     BenchFFT.self,
     BenchPhase.self,
+    BenchNN.self,
 ]
