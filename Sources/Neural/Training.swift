@@ -156,11 +156,12 @@ public final class Trainer {
         return (l / n, c / n)
     }
 
-    /// Runs the remaining epochs, calling `checkpoint` after each.
-    public func train(progress: ProgressHandler? = nil, afterEpoch: ((Int) throws -> Void)? = nil) throws {
+    /// Runs the remaining epochs (or up to `untilEpoch`), calling `afterEpoch` after each.
+    public func train(untilEpoch: Int? = nil, progress: ProgressHandler? = nil,
+                      afterEpoch: ((Int) throws -> Void)? = nil) throws {
         let o = options
         var clock = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
-        while epochsDone < o.epochs {
+        while epochsDone < min(o.epochs, untilEpoch ?? o.epochs) {
             let epoch = epochsDone
             var order = Array(0..<o.samples)
             var rng = SeededGenerator(seed: o.seed &+ UInt64(epoch) &* 7919)

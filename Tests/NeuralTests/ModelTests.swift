@@ -1,0 +1,134 @@
+import XCTest
+import Numerics
+@testable import Neural
+
+/// Model files, optimiser, schedules, refinement.
+final class ModelTests: XCTestCase {
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("neural-tests-\(getpid())")
+
+    override func setUp() {
+        try? FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
+
+    func path(_ name: String) -> String { tmp.appendingPathComponent(name).path }
+
+    /// Byte layout of the format: u64 LE header length, JSON header, F32 LE data.
+    func testSafetensorsLayoutAndRoundTrip() throws {
+        var f = SafetensorsFile(metadata: ["k": "v"])
+        f.tensors["a"] = ([2, 2], [1, 2, 3, 4])
+        f.tensors["b"] = ([1], [-0.5])
+        let data = try f.encoded()
+        let bytes = [UInt8](data)
+        var hlen = 0
+        for i in 0..<8 { hlen |= Int(bytes[i]) << (8 * i) }
+        XCTAssertEqual(hlen % 8, 0)
+        XCTAssertEqual(bytes.count, 8 + hlen + 5 * 4)
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + hlen)])) as! [String: Any]
+        XCTAssertEqual((header["__metadata__"] as! [String: String])["k"], "v")
+        let a = header["a"] as! [String: Any]
+        XCTAssertEqual(a["dtype"] as? String, "F32")
+        XCTAssertEqual((a["data_offsets"] as! [Int]), [0, 16])
+        // 1.0f little-endian is 00 00 80 3f
+        XCTAssertEqual(Array(bytes[(8 + hlen)..<(8 + hlen + 4)]), [0, 0, 0x80, 0x3f])
+        let g = try SafetensorsFile.decode(data, path: "mem")
+        XCTAssertEqual(g.tensors["a"]!.values, [1, 2, 3, 4])
+        XCTAssertEqual(g.tensors["b"]!.shape, [1])
+        XCTAssertEqual(g.metadata["k"], "v")
+    }
+
+    func testModelRoundTripAndClearErrors() throws {
+        let arch = NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2)
+        let net = try PhaseNet(architecture: arch, seed: 9)
+        let p = path("m.safetensors")
+        try net.save(to: p, metadata: ["note": "test"])
+        let (back, file) = try PhaseNet.load(from: p, expected: arch)
+        XCTAssertEqual(file.metadata["note"], "test")
+        for (x, y) in zip(net.parameters, back.parameters) {
+            XCTAssertEqual(x.name, y.name)
+            XCTAssertEqual(x.values, y.values)
+        }
+        // the same prediction
+        let input = Tensor(shape: [1, 16, 16, 16])
+        for i in 0..<input.count { input.pointer[i] = Float(i % 7) / 7 }
+        let a = net.forward(input).amplitude.values
+        XCTAssertEqual(back.forward(input).amplitude.values, a)
+
+        // truncated
+        let data = try Data(contentsOf: URL(fileURLWithPath: p))
+        let t = path("t.safetensors")
+        try data.prefix(data.count - 100).write(to: URL(fileURLWithPath: t))
+        XCTAssertThrowsError(try PhaseNet.load(from: t)) { e in
+            XCTAssertTrue("\(e)".contains("truncated"), "\(e)")
+            XCTAssertTrue("\(e)".contains(t), "\(e)")
+        }
+        try data.prefix(5).write(to: URL(fileURLWithPath: t))
+        XCTAssertThrowsError(try PhaseNet.load(from: t)) { e in XCTAssertTrue("\(e)".contains("truncated"), "\(e)") }
+        // another architecture
+        var other = SafetensorsFile(metadata: ["format": "braggkit-phasenet", "architecture": "unet-v9"])
+        other.tensors["x"] = ([1], [0])
+        let o = path("o.safetensors")
+        try other.write(to: o)
+        XCTAssertThrowsError(try PhaseNet.load(from: o)) { e in XCTAssertTrue("\(e)".contains("unet-v9"), "\(e)") }
+        // not a model at all
+        try Data("hello world, not a model".utf8).write(to: URL(fileURLWithPath: o))
+        XCTAssertThrowsError(try PhaseNet.load(from: o)) { e in XCTAssertTrue("\(e)".contains("not a safetensors"), "\(e)") }
+        // another width or input size than asked for
+        XCTAssertThrowsError(try PhaseNet.load(from: p, expected: NetworkArchitecture(width: 4, inputSize: 16, channelsPerGroup: 2))) { e in
+            XCTAssertTrue("\(e)".contains("width 2"), "\(e)")
+        }
+        XCTAssertThrowsError(try PhaseNet.load(from: p, expected: NetworkArchitecture(width: 2, inputSize: 32, channelsPerGroup: 2))) { e in
+            XCTAssertTrue("\(e)".contains("16³"), "\(e)")
+        }
+        // a pattern of another size than the model's
+        XCTAssertThrowsError(try NeuralPhaser.reconstruct(pattern: RealVolume(shape: [24, 24, 24], repeating: 1), model: back)) { e in
+            XCTAssertTrue("\(e)".contains("16³") && "\(e)".contains("24³"), "\(e)")
+        }
+    }
+
+    func testSchedules() {
+        let c = LearningRateSchedule.cosine(peak: 1, floor: 0.1, warmup: 10, total: 110)
+        XCTAssertEqual(c.rate(at: 0), 0.1, accuracy: 1e-12)
+        XCTAssertEqual(c.rate(at: 9), 1, accuracy: 1e-12)
+        XCTAssertEqual(c.rate(at: 60), 0.55, accuracy: 1e-12)
+        XCTAssertEqual(c.rate(at: 110), 0.1, accuracy: 1e-12)
+        let y = LearningRateSchedule.cyclic(low: 0, high: 1, period: 10)
+        XCTAssertEqual(y.rate(at: 5), 1, accuracy: 1e-12)
+        XCTAssertEqual(y.rate(at: 10), 0, accuracy: 1e-12)
+    }
+
+    /// Adam's first step moves each weight by lr·sign(g) (bias-corrected), and decoupled
+    /// decay shrinks by lr·λ·w.
+    func testAdamWFirstStep() {
+        let p = Parameter(name: "w", shape: [3])
+        p.values = [1, -2, 3]
+        let g = p.grad.pointer
+        g[0] = 0.5; g[1] = -4; g[2] = 0
+        let opt = AdamW(parameters: [p], schedule: .constant(0.1), weightDecay: 0.01)
+        opt.update()
+        XCTAssertEqual(p.values[0], 1 * (1 - 0.001) - 0.1, accuracy: 1e-5)
+        XCTAssertEqual(p.values[1], -2 * (1 - 0.001) + 0.1, accuracy: 1e-5)
+        XCTAssertEqual(p.values[2], 3 * (1 - 0.001), accuracy: 1e-5)
+    }
+
+    /// A checkpoint restores weights, optimiser moments and step: resumed training equals
+    /// uninterrupted training.
+    func testCheckpointResumeIsExact() throws {
+        var o = TrainingOptions()
+        o.samples = 2; o.epochs = 2; o.batch = 1; o.validationSamples = 1
+        o.architecture = NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2)
+        let full = try Trainer(options: o)
+        try full.train()
+        let first = try Trainer(options: o)
+        try first.train(untilEpoch: 1)
+        let p = path("c.safetensors")
+        try first.checkpoint(to: p)
+        let resumed = try Trainer.resume(from: p, options: o)
+        XCTAssertEqual(resumed.epochsDone, 1)
+        try resumed.train()
+        for (x, y) in zip(full.net.parameters, resumed.net.parameters) {
+            XCTAssertEqual(x.values, y.values, x.name)
+        }
+        XCTAssertEqual(full.history.last!.validation, resumed.history.last!.validation)
+    }
+}
