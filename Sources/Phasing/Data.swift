@@ -14,6 +14,11 @@ public struct PhasingData: @unchecked Sendable {
     public let originalShape: [Int]
     /// √I in FFT order, −1 on masked pixels (the sentinel keeps P_M one branch-free pass).
     let amplitude: FloatStorage
+    /// √I in FFT order with masked pixels filled by a normalised Gaussian interpolation of
+    /// their neighbours: used only to start (autocorrelation support, random start), never
+    /// in the fit. A start with a hole in the centre of the pattern (a gap through the Bragg
+    /// peak) would begin from an object with the wrong low frequencies.
+    let startAmplitude: FloatStorage
     /// Number of pixels the mask excludes (given mask plus invalid values).
     public let maskedCount: Int
     /// Pixels masked because their intensity was negative, NaN or infinite.
@@ -66,6 +71,7 @@ public struct PhasingData: @unchecked Sendable {
         }
         withExtendedLifetime(mShift) {}
         amplitude = amp
+        startAmplitude = masked > 0 && masked < n ? try PhasingData.filled(amp, shape: sh) : amp
         maskedCount = masked; negativeCount = negative; nonFiniteCount = nonFinite
         totalIntensity = total; maximumIntensity = peak
         var notes: [String] = []
@@ -78,6 +84,30 @@ public struct PhasingData: @unchecked Sendable {
         guard total > 0 else {
             throw PhasingError.invalidData("\(name) is all zero on its \(n - masked) unmasked pixels; there is no diffraction to phase")
         }
+    }
+
+    /// Normalised convolution: I_fill = G∗(I·w) / G∗w on masked pixels (w = 1 where measured),
+    /// with σ = 2 voxels, then σ = 8 for pixels still out of reach.
+    static func filled(_ amp: FloatStorage, shape: [Int]) throws -> FloatStorage {
+        let n = shape.reduce(1, *)
+        let out = amp.copyForPhasing()
+        var weight = RealVolume(shape: shape), value = RealVolume(shape: shape)
+        weight.withUnsafeMutableFloats { w in value.withUnsafeMutableFloats { v in
+            for i in 0..<n where amp.pointer[i] >= 0 { w[i] = 1; v[i] = amp.pointer[i] * amp.pointer[i] }
+        } }
+        var pending = true
+        for sigma in [2.0, 8.0] where pending {
+            let gw = try weight.gaussianFiltered(sigma: sigma, method: .fourier)
+            let gv = try value.gaussianFiltered(sigma: sigma, method: .fourier)
+            pending = false
+            gw.withUnsafeFloats { w in gv.withUnsafeFloats { v in
+                for i in 0..<n where out.pointer[i] < 0 {
+                    if w[i] > 1e-3 { out.pointer[i] = max(v[i] / w[i], 0).squareRoot() } else { pending = true }
+                }
+            } }
+        }
+        for i in 0..<n where out.pointer[i] < 0 { out.pointer[i] = 0 }
+        return out
     }
 
     /// The measured amplitudes (centred, −1 where masked), for inspection and tests.

@@ -115,6 +115,8 @@ public final class PhasingEngine: @unchecked Sendable {
     let support: FloatStorage
     /// √I with −1 on masked pixels and on this run's free pixels.
     let amp: FloatStorage
+    /// Amplitudes for the random start (masked pixels interpolated).
+    let startAmp: FloatStorage
     /// Free (withheld) pixels: indices in FFT order and their measured intensities.
     var freeIndex: [Int] = []
     var freeIntensity: [Float] = []
@@ -138,6 +140,7 @@ public final class PhasingEngine: @unchecked Sendable {
         support = FloatStorage(count: count)
         for i in 0..<count { support.pointer[i] = supportFFTOrder.pointer[i] != 0 ? 1 : 0 }
         amp = data.amplitude.copyForPhasing()
+        startAmp = data.startAmplitude
         forward = try FFTPlanner.plan(shape: shape, direction: .forward, inPlace: true, threads: self.threads)
         backward = try FFTPlanner.plan(shape: shape, direction: .backward, inPlace: true, threads: self.threads)
         gaussFactors = [Float](repeating: 0, count: shape.reduce(0, +))
@@ -172,10 +175,10 @@ public final class PhasingEngine: @unchecked Sendable {
         }
     }
 
-    /// Random start: the measured amplitudes (0 where unmeasured) with uniformly random
-    /// phases, transformed back and restricted to the support.
+    /// Random start: the measured amplitudes (interpolated where masked) with uniformly
+    /// random phases, transformed back and restricted to the support.
     public func randomStart(rng: inout PhasingRNG) {
-        let w = work.pointer, a = amp.pointer
+        let w = work.pointer, a = startAmp.pointer
         for i in 0..<count {
             let phi = Float(rng.uniform() * 2 * Double.pi)
             let m = max(a[i], 0)

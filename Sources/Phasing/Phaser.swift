@@ -161,7 +161,8 @@ public enum Phaser {
         let support = keptRuns[0].support!
         // Metrics of the average against all measured data (no free pixels withheld).
         let check = try PhasingEngine(data: data, support: support, threads: threads)
-        let shifted = average.ifftshifted()
+        // The data's frame: put the removed ramp back (the modulus ignores shifts and phase).
+        let shifted = PhasingPost.removingRamp(average, ramp: keptRuns[0].ramp.map { -$0 }).ifftshifted()
         shifted.withUnsafeFloats { p in check.start(from: p.baseAddress!) }
         let avgMetrics = check.finalMetrics()
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: keptRuns.count, total: keptRuns.count))

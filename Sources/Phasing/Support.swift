@@ -28,7 +28,7 @@ extension InitialSupport {
                 throw PhasingError.invalidOption("the autocorrelation threshold must be in (0, 1) (got \(t))")
             }
             var c = ComplexVolume(shape: sh)
-            let a = data.amplitude.pointer
+            let a = data.startAmplitude.pointer
             c.withUnsafeMutableFloats { p in
                 for i in 0..<n { let v = max(a[i], 0); p[2 * i] = v * v }
             }

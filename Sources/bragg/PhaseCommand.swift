@@ -1,0 +1,275 @@
+import ArgumentParser
+import Foundation
+import Numerics
+import Formats
+import Phasing
+
+struct PhaseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "phase",
+        abstract: "Iterative phase retrieval (ER, HIO, RAAR with shrink-wrap) of a Bragg CDI pattern.",
+        discussion: """
+            PATTERN is a centred 3D (or 2D) intensity in NPY, NPZ or HDF5, addressed as FILE or \
+            FILE:DATASET. Negative, NaN and infinite intensities are MASKED (left free like \
+            detector gaps) with a warning, never clipped; an all-zero pattern, a mask of another \
+            shape or a bad recipe is refused with exit status 2.
+
+            Recipe: steps separated by commas, NAME:ITERATIONS then options, e.g. \
+            "HIO:400 beta=0.9 sw=20, RAAR:300 beta=0.8, ER:100". Algorithms: ER (ρ ← P_S P_M ρ), \
+            HIO (ρ' in S, ρ − βρ' outside), RAAR (ρ' in S, βρ + (1−2β)ρ' outside), with \
+            ρ' = P_M ρ. Options: beta, sw (shrink-wrap every sw iterations, 0 = off), \
+            threshold (shrink-wrap fraction of the blurred maximum).
+
+            With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
+            ranked by --rank-by, and the --keep best are aligned (twin, sub-voxel shift, global \
+            phase) and averaged. Output: .h5/.cxi gets the CXI results file (object, support, \
+            pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
+            centred on its support and its linear phase ramp is removed (recorded in the file).
+            """
+    )
+
+    @Argument(help: "The pattern: FILE or FILE:DATASET (.npy, .npz, .h5, .cxi).")
+    var pattern: String
+
+    @Option(help: "Bad-pixel mask of the pattern's shape (nonzero = bad).")
+    var mask: String?
+
+    @Option(help: "Algorithm recipe (see below).")
+    var recipe: String = Recipe.defaultString
+
+    @Option(help: "Independent random starts.")
+    var runs: Int = 1
+
+    @Option(help: "Best runs aligned and averaged into the result (≤ --runs).")
+    var keep: Int = 1
+
+    @Option(help: "Random seed (the same seed gives the same result).")
+    var seed: UInt64 = 1
+
+    @Option(help: "Initial support: auto (autocorrelation), auto:T (threshold fraction T), box:Z,Y,X, sphere:R (voxels), or FILE[:DATASET] (nonzero inside, centred).")
+    var support: String = "auto"
+
+    @Option(name: .customLong("sigma"), help: "Shrink-wrap Gaussian σ in voxels, START,END (decays linearly over the recipe).")
+    var sigma: String = "2,1"
+
+    @Option(name: .customLong("free-fraction"), help: "Fraction of measured pixels withheld for the free log-likelihood (0–0.2; 0 disables).")
+    var freeFraction: Double = 0.04
+
+    @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: chi2, llk or free-llk.")
+    var rankBy: String = "llk"
+
+    @Option(name: .shortAndLong, help: "Output: .h5/.cxi (CXI results) or .npy (complex object).")
+    var out: String
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1 (got \(runs))") }
+        guard keep >= 1 && keep <= runs else { throw ValidationError("--keep must be between 1 and --runs (\(runs)) (got \(keep))") }
+        guard PhasingRankMetric(rawValue: rankBy) != nil else {
+            throw ValidationError("--rank-by must be one of chi2, llk, free-llk (got '\(rankBy)')")
+        }
+    }
+
+    func run() throws {
+        common.apply()
+        // Check everything cheap before the long work.
+        let ext = (out as NSString).pathExtension.lowercased()
+        guard ["h5", "cxi", "npy"].contains(ext) else {
+            throw UsageError("output '\(out)' must end in .h5, .cxi (CXI results) or .npy (complex object)")
+        }
+        if FileManager.default.fileExists(atPath: out) && !force {
+            throw UsageError("output '\(out)' exists; use --force to replace it")
+        }
+        var options = PhasingOptions()
+        options.recipe = try Recipe.parse(recipe)
+        options.runs = runs; options.keep = keep; options.seed = seed
+        options.freeFraction = freeFraction
+        options.rankBy = PhasingRankMetric(rawValue: rankBy)!
+        let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
+            throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")
+        }
+        options.shrinkWrap.sigmaStart = sig[0]; options.shrinkWrap.sigmaEnd = sig[1]
+
+        let intensity = try ArrayIO.readReal(pattern)
+        let maskVolume = try mask.map { try ArrayIO.readReal($0) }
+        options.support = try parseSupport(support)
+        let data = try PhasingData(intensity: intensity, mask: maskVolume, name: "'\(pattern)'")
+        let bar = ProgressBar(quiet: common.quiet)
+        for w in data.warnings { bar.message("bragg: warning: \(w)") }
+        if !common.quiet {
+            bar.message("phasing \(data.originalShape.map(String.init).joined(separator: "×")) pattern, \(data.measuredCount) measured pixels, "
+                        + "\(runs) run(s) of \(options.recipe.totalIterations) iterations: \(options.recipe)")
+        }
+        let result = try Phaser.phase(data, options: options, progress: bar.handler)
+        bar.finish()
+        common.saveWisdom()
+
+        for r in result.runs {
+            let kept = result.kept.contains(r.index) ? (r.index == result.kept.first ? " [best]" : " [kept]") : ""
+            if let m = r.metrics {
+                print(String(format: "run %d: chi2 %.5f  llk %.4f  free-llk %@  support %d voxels  %.1f s%@",
+                             r.index + 1, m.chi2, m.llk, m.freeLLK.isNaN ? "–" : String(format: "%.4f", m.freeLLK),
+                             m.supportVoxels, r.seconds, kept))
+            } else {
+                print("run \(r.index + 1): stopped: \(r.failure ?? "unknown")")
+            }
+        }
+        print(String(format: "result: %d run(s) averaged, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
+                     result.kept.count, result.spread, result.metrics.chi2, result.metrics.llk,
+                     result.ramp.count > 0 ? result.ramp[0] : 0, result.ramp.count > 1 ? result.ramp[1] : 0,
+                     result.ramp.count > 2 ? result.ramp[2] : 0, out))
+
+        if ext == "npy" {
+            try ArrayIO.write(result.object, to: out, overwrite: force)
+        } else {
+            var params: [String: HDF5Attribute] = [
+                "algorithm": .string("iterative phase retrieval (BraggKit Phasing)"),
+                "recipe": .string(options.recipe.description),
+                "runs": .int(runs), "keep": .int(keep), "seed": .int(Int(truncatingIfNeeded: seed)),
+                "kept_runs": .ints(result.kept.map { $0 + 1 }),
+                "twinned_runs": .ints(result.twinned.map { $0 + 1 }),
+                "rank_by": .string(rankBy),
+                "shrink_wrap_sigma": .doubles(sig),
+                "free_fraction": .double(freeFraction),
+                "initial_support": .string(support),
+                "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp),
+                "intensity_policy": .string("negative/NaN/inf intensities masked"),
+                "source": .string(pattern),
+            ]
+            if let m = mask { params["mask_source"] = .string(m) }
+            var metrics: [String: Double] = [
+                "chi2": result.metrics.chi2, "llk": result.metrics.llk,
+                "spread": result.spread, "support_voxels": Double(result.metrics.supportVoxels),
+            ]
+            if let best = result.runs.first(where: { $0.index == result.kept.first }), let m = best.metrics {
+                metrics["best_run_chi2"] = m.chi2; metrics["best_run_llk"] = m.llk
+                if !m.freeLLK.isNaN { metrics["best_run_free_llk"] = m.freeLLK }
+            }
+            var curves: [String: [Double]] = [:]
+            if let best = result.runs.first(where: { $0.index == result.kept.first }) {
+                curves["chi2"] = best.chi2History.map(\.chi2)
+                curves["chi2_iteration"] = best.chi2History.map { Double($0.iteration) }
+            }
+            curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
+            curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
+            curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }
+            params["metrics_note"] = .string("llk/free_llk: mean Poisson deviance per pixel, model scaled to the data; chi2: Eq. (1) of Serban et al. 2024")
+            let res = CXIResults(object: result.object, support: result.support, pattern: intensity, mask: maskVolume,
+                                 parameters: params, metrics: metrics, curves: curves)
+            try res.write(to: out, overwrite: force)
+        }
+    }
+
+    func parseSupport(_ s: String) throws -> InitialSupport {
+        if s == "auto" { return .standard }
+        if s.hasPrefix("auto:") {
+            guard let t = Double(s.dropFirst(5)), t > 0, t < 1 else {
+                throw UsageError("--support auto:T needs a threshold fraction 0 < T < 1 (got '\(s)')")
+            }
+            return .autocorrelation(threshold: t)
+        }
+        if s.hasPrefix("box:") {
+            let v = s.dropFirst(4).split(separator: ",").compactMap { Int($0) }
+            guard v.count >= 2, v.allSatisfy({ $0 > 0 }) else {
+                throw UsageError("--support box:Z,Y,X needs positive sizes in voxels (got '\(s)')")
+            }
+            return .box(v)
+        }
+        if s.hasPrefix("sphere:") {
+            guard let r = Double(s.dropFirst(7)), r > 0 else {
+                throw UsageError("--support sphere:R needs a positive radius in voxels (got '\(s)')")
+            }
+            return .sphere(radius: r)
+        }
+        return .volume(try ArrayIO.readReal(s))
+    }
+}
+
+struct BenchPhase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "phase",
+        abstract: "Time one HIO iteration (FFT, fused modulus projection, inverse FFT, fused support update).",
+        discussion: "Prints the median HIO iteration beside the median forward+inverse FFT pair of the same plans, timed alternately in the same run, and their ratio. Compare with `python3 bench/phasing_hio.py --size N` (numpy + scipy.fft) in the same session."
+    )
+
+    @Option(help: "Edge of the cubic pattern.")
+    var size: Int = 128
+
+    @Option(help: "Timed iterations (and FFT pairs).")
+    var repeats: Int = 20
+
+    @Flag(help: "Print one machine-readable JSON line instead of text.")
+    var json = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard size >= 4 && size <= 1024 else { throw ValidationError("--size must be between 4 and 1024 (got \(size))") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+    }
+
+    func run() throws {
+        common.apply()
+        let n = size, shape = [n, n, n], c = n / 2
+        // The same data as the numpy peer: a sphere's pattern, two masked rows, a cubic support.
+        var obj = ComplexVolume(shape: shape)
+        let r2 = Double(n) / 6
+        obj.withUnsafeMutableFloats { p in
+            for z in 0..<n { for y in 0..<n { for x in 0..<n {
+                let d = Double((z - c) * (z - c) + (y - c) * (y - c) + (x - c) * (x - c))
+                if d < r2 * r2 { p[2 * ((z * n + y) * n + x)] = 1 }
+            } } }
+        }
+        try FFT.forward(&obj)
+        let intensity = obj.intensity().fftshifted()
+        var mask = RealVolume(shape: shape)
+        mask.withUnsafeMutableFloats { p in for z in 0..<n { for y in 0..<2 { for x in 0..<n { p[(z * n + y) * n + x] = 1 } } } }
+        let data = try PhasingData(intensity: intensity, mask: mask.fftshifted())
+        let t = Parallel.threads
+        var planTime = 0.0
+        var engine: PhasingEngine!
+        planTime = try timeIt {
+            engine = try PhasingEngine(data: data, support: InitialSupportVolume.box(shape: shape, size: n / 2), threads: t)
+        }
+        common.saveWisdom()
+        var rng = PhasingRNG(seed: 1)
+        engine.randomStart(rng: &rng)
+        let fwd = try FFTPlanner.plan(shape: shape, direction: .forward, threads: t)
+        let bwd = try FFTPlanner.plan(shape: shape, direction: .backward, threads: t)
+        var scratch = ComplexVolume(shape: shape, repeating: Complex32(0.5, 0.25))
+        var hio: [Double] = [], pair: [Double] = []
+        try scratch.withUnsafeMutableFloats { p in
+            let ptr = p.baseAddress!
+            for k in 0..<(repeats + 2) {
+                try Interruption.check()
+                let a = timeIt { engine.iterate(.hio, beta: 0.9) }
+                let b = timeIt { fwd.execute(ptr, ptr); bwd.execute(ptr, ptr) }
+                for i in 0..<p.count { p[i] *= 1 / Float(n * n * n) }
+                if k >= 2 { hio.append(a); pair.append(b) }
+            }
+        }
+        let h = median(hio), f = median(pair)
+        if json {
+            print(#"{"bench":"phase","size":\#(n),"threads":\#(t),"hio_ms":\#(String(format: "%.4f", h * 1e3)),"fft_pair_ms":\#(String(format: "%.4f", f * 1e3)),"ratio":\#(String(format: "%.3f", h / f))}"#)
+        } else {
+            print(String(format: "phase %d³ HIO iteration: %.3f ms median of %d (min %.3f); FFT pair of the same plans: %.3f ms; HIO/FFT-pair %.3f; %d thread(s); setup %.2f s",
+                         n, h * 1e3, hio.count, (hio.min() ?? 0) * 1e3, f * 1e3, h / f, t, planTime))
+        }
+    }
+}
+
+/// A centred box support volume (for the bench).
+enum InitialSupportVolume {
+    static func box(shape: [Int], size: Int) -> RealVolume {
+        let n = shape[2], c = n / 2
+        return RealVolume(shape: shape) { f in
+            let z = f / (n * n), y = (f / n) % n, x = f % n
+            return abs(z - c) < size / 2 && abs(y - c) < size / 2 && abs(x - c) < size / 2 ? 1 : 0
+        }
+    }
+}
