@@ -131,4 +131,35 @@ final class ModelTests: XCTestCase {
         }
         XCTAssertEqual(full.history.last!.validation, resumed.history.last!.validation)
     }
+
+    /// The error metric removes twin, shift and global phase/scale, and nothing else.
+    func testReconstructionErrorInvariances() throws {
+        // a smooth object (a sub-voxel Fourier shift of a sharp one loses its Nyquist content)
+        let truth = ComplexVolume(shape: [16, 16, 16]) { i in
+            let z = Double(i / 256) - 8, y = Double((i / 16) % 16) - 8, x = Double(i % 16) - 8
+            let a = exp(-(z * z + 1.5 * y * y + 0.7 * x * x) / 8)
+            return Complex32(modulus: Float(a), phase: Float(0.6 * sin(x / 3) + 0.3 * z / 4))
+        }
+        var moved = try truth.fourierShifted(by: [1.3, -2, 0.5])
+        moved.rotatePhase(by: 0.7)
+        moved.scale(by: 0.8)
+        XCTAssertLessThan(try ReconstructionError.normalised(moved, truth: truth), 1e-3)
+        let twin = try moved.flipped().rolled(by: [1, 1, 1]).conjugated()
+        XCTAssertLessThan(try ReconstructionError.normalised(twin, truth: truth), 1e-3)
+        // a blurred estimate has a proportionate error
+        let blurred = try ComplexVolume(real: truth.real().gaussianFiltered(sigma: 1), imaginary: truth.imaginary().gaussianFiltered(sigma: 1))
+        let eb = try ReconstructionError.normalised(blurred, truth: truth)
+        XCTAssertGreaterThan(eb, 0.02)
+        XCTAssertLessThan(eb, 0.5)
+        // a wrong phase is an error
+        var wrong = truth
+        wrong.withUnsafeMutableFloats { p in
+            for i in stride(from: 0, to: p.count / 2, by: 2) { p[i] = -p[i]; p[i + 1] = -p[i + 1] }
+        }
+        let e = try ReconstructionError.normalised(wrong, truth: truth)
+        XCTAssertGreaterThan(e, 0.3)
+        var rng = SeededGenerator(seed: 3)
+        let noise = ComplexVolume(shape: truth.shape) { _ in Complex32(Float(rng.normal()), Float(rng.normal())) }
+        XCTAssertGreaterThan(try ReconstructionError.normalised(noise, truth: truth), 0.9)
+    }
 }
