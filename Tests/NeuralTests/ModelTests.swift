@@ -162,4 +162,26 @@ final class ModelTests: XCTestCase {
         let noise = ComplexVolume(shape: truth.shape) { _ in Complex32(Float(rng.normal()), Float(rng.normal())) }
         XCTAssertGreaterThan(try ReconstructionError.normalised(noise, truth: truth), 0.9)
     }
+
+    /// Refinement fine-tunes on the pattern: the kept loss falls below the prediction's,
+    /// the object sits centred in the pattern's box and the support marks its voxels.
+    func testRefinementLowersTheLoss() throws {
+        let (pattern, _) = try GradientCheckTests.testPattern(box: 16, radius: 3)
+        let net = try PhaseNet(architecture: NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2), seed: 4)
+        var o = NeuralPhaser.Options(); o.learningRate = 3e-3
+        var mask = RealVolume(shape: [16, 16, 16]); mask[8, 8, 12] = 1
+        let r = try NeuralPhaser.reconstruct(pattern: pattern, mask: mask, model: net, refineSteps: 30, options: o)
+        XCTAssertEqual(r.lossCurve.count, 31)
+        XCTAssertLessThan(r.lossCurve.min()!, 0.8 * r.lossCurve[0])
+        XCTAssertEqual(r.object.shape, [16, 16, 16])
+        XCTAssertEqual(r.support.shape, [16, 16, 16])
+        XCTAssertTrue(r.chi2.isFinite)
+        // nothing outside the central half box
+        XCTAssertEqual(r.object[0, 0, 0].modulus, 0)
+        XCTAssertEqual(r.object[3, 8, 8].modulus, 0)
+        XCTAssertGreaterThan(r.support.sum(), 0)
+        for i in 0..<r.support.count where r.support[flat: i] != 0 {
+            XCTAssertGreaterThan(r.object[flat: i].modulus, 0)
+        }
+    }
 }
