@@ -227,7 +227,8 @@ public enum Alignment {
     /// Fills the voxels `fill` (flat indices) of a complex field: the amplitude from
     /// `amplitude` (the other states' mean) and the phase from a harmonic (Laplace)
     /// inpainting of this state's own unit phasor from the surrounding known voxels
-    /// (`known` ≠ 0), so phase wraps are respected. Unknown voxels with no known voxel in
+    /// (`known` ≠ 0), so phase wraps are respected; the state's mean phase gradient is taken
+    /// out before and put back after, so a linear phase is filled exactly. Unknown voxels with no known voxel in
     /// reach keep phase 0. Gauss–Seidel sweeps with over-relaxation until the largest
     /// change is below 1e-5 (at most `maxSweeps`).
     public static func inpaint(_ v: inout ComplexVolume, fill: [Int], amplitude: [Float], known: [UInt8],
@@ -246,7 +247,18 @@ public enum Alignment {
                 if m > 0 { zr[i] = re / m; zi[i] = im / m }
             }
         }
+        // Demodulate by the state's mean phase gradient over the known voxels: the phasor of a
+        // linear phase is not harmonic, its demodulated version is (constant).
+        let g = phaseRamp(v, support: known.enumerated().map { $0.element != 0 && isFill[$0.offset] == 0 ? 1 : 0 })
+        let ramp = (0..<3).map { a in (0..<s[a]).map { g[a] * Double($0 - s[a] / 2) } }
         let st = [s[1] * s[2], s[2], 1]
+        func rampAt(_ f: Int) -> Double { ramp[0][f / st[0]] + ramp[1][(f / st[1]) % s[1]] + ramp[2][f % s[2]] }
+        for i in 0..<n where zr[i] != 0 || zi[i] != 0 {
+            let t = -rampAt(i)
+            let c = Float(cos(t)), sn = Float(sin(t))
+            let re = zr[i], im = zi[i]
+            zr[i] = re * c - im * sn; zi[i] = re * sn + im * c
+        }
         // Neighbour lists of each fill voxel (inside the domain: fill or known voxels).
         var nbr = [[Int]](repeating: [], count: fill.count)
         for (t, f) in fill.enumerated() {
@@ -280,7 +292,9 @@ public enum Alignment {
             for f in fill {
                 let m = (zr[f] * zr[f] + zi[f] * zi[f]).squareRoot()
                 let (cr, ci): (Float, Float) = m > 1e-12 ? (zr[f] / m, zi[f] / m) : (1, 0)
-                p[2 * f] = amplitude[f] * cr; p[2 * f + 1] = amplitude[f] * ci
+                let t = rampAt(f)
+                let c = Float(cos(t)), sn = Float(sin(t))
+                p[2 * f] = amplitude[f] * (cr * c - ci * sn); p[2 * f + 1] = amplitude[f] * (cr * sn + ci * c)
             }
         }
     }

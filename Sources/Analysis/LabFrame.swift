@@ -68,7 +68,7 @@ public struct LabGrid: Sendable, Equatable {
         let m = Double(margin) * voxelSize
         lo -= Vector3(repeating: m); hi += Vector3(repeating: m)
         let n = (hi - lo) / voxelSize
-        let nx = Int(n.x.rounded(.up)) + 1, ny = Int(n.y.rounded(.up)) + 1, nz = Int(n.z.rounded(.up)) + 1
+        let nx = Int((n.x - 1e-9).rounded(.up)) + 1, ny = Int((n.y - 1e-9).rounded(.up)) + 1, nz = Int((n.z - 1e-9).rounded(.up)) + 1
         guard nx * ny * nz <= 1 << 28 else {
             throw AnalysisError.badOption("the lab grid of \(nz)×\(ny)×\(nx) voxels of \(voxelSize * 1e9) nm is too large; choose a larger voxel size")
         }
@@ -144,69 +144,55 @@ public enum LabFrame {
 /// Strain along Q from the complex field.
 public enum Strain {
 
-    /// ε_QQ = ∂u_Q/∂x_Q, with ∂φ/∂x_Q ≈ arg(ρ*(x − h Q̂/2) ρ(x + h Q̂/2)) / h and u = φ/|Q|.
-    /// The two samples are trilinear interpolations of the complex field on the reconstruction
-    /// grid (basis `basis`, m per voxel), so phase wraps cost nothing; h is the shortest basis
-    /// vector. Where a central sample would leave the support, a one-sided difference is used;
-    /// voxels with neither stay 0 and are left out of `valid`.
+    /// ε_QQ = ∂u_Q/∂x_Q with u = φ/|Q|. The phase gradient along each array axis comes from
+    /// the complex field, ∂φ/∂n_a ≈ arg(ρ*(x − e_a) ρ(x + e_a)) / 2, so phase wraps (and the
+    /// branch cut of a dislocation) create no false strain; the derivative along Q̂ is then
+    /// (A⁻¹Q̂)·∇_n φ for the real-space basis A (m per voxel, columns). This is exact for a
+    /// linear phase, needs no interpolation, and works on sheared (detector) grids. Where a
+    /// neighbour leaves the support a one-sided difference is used (`valid` = 1 instead of 2);
+    /// voxels with an axis lacking both neighbours stay 0 (`valid` = 0).
     public static func alongQ(_ rho: ComplexVolume, support: [UInt8], basis: Matrix3, qHat: Vector3,
                               qMagnitude: Double) throws -> (strain: [Float], valid: [UInt8]) {
         guard let ainv = basis.inverse else { throw AnalysisError.geometry("the real-space basis is singular") }
         let s = rho.shape
-        let h = min(norm(basis.columns.0), norm(basis.columns.1), norm(basis.columns.2))
-        let step = ainv * (qHat * h)                  // index offset of one step h along Q̂
+        let d = ainv * qHat                           // index units per metre along Q̂
+        let w = [d.x / qMagnitude, d.y / qMagnitude, d.z / qMagnitude]
         let n = rho.count
         var strain = [Float](repeating: 0, count: n)
         var valid = [UInt8](repeating: 0, count: n)
-        let supF = support.map { Float($0 != 0 ? 1 : 0) }
+        let st = [s[1] * s[2], s[2], 1]
         rho.withUnsafeFloats { rb in
-            supF.withUnsafeBufferPointer { sb in
-                strain.withUnsafeMutableBufferPointer { eb in
-                    valid.withUnsafeMutableBufferPointer { vb in
-                        let rt = Trilinear(s0: s[0], s1: s[1], s2: s[2], p: rb.baseAddress!, comps: 2)
-                        let st = Trilinear(s0: s[0], s1: s[1], s2: s[2], p: sb.baseAddress!, comps: 1)
-                        let ep = SendablePointer(eb.baseAddress!), vp = SendablePointer(vb.baseAddress!)
-                        Parallel.forEachChunk(s[0], minChunk: 1) { range in
-                            let w = UnsafeMutablePointer<(Int, Float)>.allocate(capacity: 8)
-                            defer { w.deallocate() }
-                            // Complex value and "fully inside the support" flag at a point.
-                            func at(_ z: Double, _ y: Double, _ x: Double) -> (Float, Float, Bool) {
-                                let m = st.sample(z, y, x, weights: w)
-                                var inside: Float = 0
-                                for t in 0..<m { inside += w[t].1 * st.p[w[t].0] }
-                                var re: Float = 0, im: Float = 0
-                                for t in 0..<m { re += w[t].1 * rt.p[2 * w[t].0]; im += w[t].1 * rt.p[2 * w[t].0 + 1] }
-                                return (re, im, inside > 0.999)
+            strain.withUnsafeMutableBufferPointer { eb in
+                valid.withUnsafeMutableBufferPointer { vb in
+                    let p = rb.baseAddress!
+                    let ep = SendablePointer(eb.baseAddress!), vp = SendablePointer(vb.baseAddress!)
+                    @inline(__always) func argProduct(_ a: Int, _ b: Int) -> Double {
+                        // arg(ρ*(a) ρ(b))
+                        let ar = p[2 &* a], ai = p[2 &* a &+ 1], br = p[2 &* b], bi = p[2 &* b &+ 1]
+                        return Double(atan2(ar * bi - ai * br, ar * br + ai * bi))
+                    }
+                    Parallel.forEachChunk(s[0], minChunk: 1) { range in
+                        for i in range { for j in 0..<s[1] { for k in 0..<s[2] {
+                            let o = (i &* s[1] &+ j) &* s[2] &+ k
+                            guard support[o] != 0 else { continue }
+                            let idx = (i, j, k)
+                            var acc = 0.0
+                            var flag: UInt8 = 2
+                            for a in 0..<3 {
+                                let c = a == 0 ? idx.0 : (a == 1 ? idx.1 : idx.2)
+                                let lo = c > 0 && support[o &- st[a]] != 0
+                                let hi = c < s[a] - 1 && support[o &+ st[a]] != 0
+                                let g: Double
+                                if lo && hi { g = 0.5 * argProduct(o &- st[a], o &+ st[a]) }
+                                else if hi { g = argProduct(o, o &+ st[a]); flag = min(flag, 1) }
+                                else if lo { g = argProduct(o &- st[a], o); flag = min(flag, 1) }
+                                else { if w[a] != 0 { flag = 0 }; g = 0 }
+                                acc += w[a] * g
                             }
-                            for i in range { for j in 0..<s[1] { for k in 0..<s[2] {
-                                let o = (i * s[1] + j) * s[2] + k
-                                guard support[o] != 0 else { continue }
-                                let x = Vector3(Double(i), Double(j), Double(k))
-                                let a = x - 0.5 * step, b = x + 0.5 * step
-                                let pa = at(a.x, a.y, a.z), pb = at(b.x, b.y, b.z)
-                                var z0: (Float, Float), z1: (Float, Float)
-                                var len = h
-                                if pa.2 && pb.2 {
-                                    z0 = (pa.0, pa.1); z1 = (pb.0, pb.1)
-                                } else {
-                                    let c0 = (rt.p[2 * o], rt.p[2 * o + 1])
-                                    let f = x + step, bk = x - step
-                                    let pf = at(f.x, f.y, f.z)
-                                    if pf.2 { z0 = c0; z1 = (pf.0, pf.1) }
-                                    else {
-                                        let pk = at(bk.x, bk.y, bk.z)
-                                        guard pk.2 else { continue }
-                                        z0 = (pk.0, pk.1); z1 = c0
-                                    }
-                                    len = h
-                                }
-                                // arg(z0* z1)
-                                let re = z0.0 * z1.0 + z0.1 * z1.1, im = z0.0 * z1.1 - z0.1 * z1.0
-                                guard re != 0 || im != 0 else { continue }
-                                ep.pointer[o] = Float(Double(atan2(im, re)) / (len * qMagnitude))
-                                vp.pointer[o] = pa.2 && pb.2 ? 2 : 1
-                            } } }
-                        }
+                            guard flag > 0 else { continue }
+                            ep.pointer[o] = Float(acc)
+                            vp.pointer[o] = flag
+                        } } }
                     }
                 }
             }

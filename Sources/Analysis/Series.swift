@@ -33,8 +33,9 @@ public struct AnalysisOptions: Sendable, Equatable {
     /// Support threshold (fraction of the largest amplitude) when a state has no support.
     public var supportThreshold: Double = 0.2
     public var commonSupport: CommonSupportRule = .majority
-    /// Missing density: common-support voxels whose amplitude is below this fraction of the
-    /// state's median amplitude over the common support are filled.
+    /// Missing density: common-support voxels whose amplitude is below this fraction both of
+    /// the state's median amplitude over the common support and of the other states' mean
+    /// amplitude at that voxel are filled (needs two states or more).
     public var fillThreshold: Double = 0.25
     /// Choose between object and twin by amplitude correlation.
     public var twinCheck: Bool = true
@@ -209,8 +210,15 @@ public enum SeriesAnalysis {
                 if !options.subVoxel { sh = sh.map { $0.rounded() } }
                 if sh.contains(where: { $0 != 0 }) {
                     obj = try obj.fourierShifted(by: sh)
-                    let sv = try RealVolume(shape: shape, elements: sup.map { Float($0) }).fourierShifted(by: sh)
-                    sup = sv.floats.map { $0 > 0.5 ? 1 : 0 }
+                    if states[i].support != nil {
+                        let sv = try RealVolume(shape: shape, elements: sup.map { Float($0) }).fourierShifted(by: sh)
+                        sup = sv.floats.map { $0 > 0.5 ? 1 : 0 }
+                    } else {
+                        // No support given: threshold the moved amplitude again (sharper than moving the mask).
+                        let a = obj.modulus()
+                        let t = Float(options.supportThreshold) * a.maximum()
+                        sup = a.floats.map { $0 > t ? 1 : 0 }
+                    }
                 }
                 objects[i] = obj; supports[i] = sup
                 twinFlags[i] = flip; shifts[i] = sh; correlations[i] = reg.correlation
@@ -239,15 +247,20 @@ public enum SeriesAnalysis {
             vals.sort()
             let med = vals[vals.count / 2]
             let thr = Float(options.fillThreshold) * med
-            let fill = commonIdx.filter { amps[i][$0] < thr }
+            // Missing where low against this state's own level and against the others' mean
+            // at that voxel (the soft surface layer, low in every state, is not missing).
+            var meanAmp = [Float](repeating: 0, count: n)
+            var fill: [Int] = []
+            if total > 1 {
+                for f in commonIdx where amps[i][f] < thr {
+                    var acc: Float = 0
+                    for j in 0..<total where j != i { acc += amps[j][f] }
+                    let m = acc / Float(total - 1)
+                    if amps[i][f] < Float(options.fillThreshold) * m { fill.append(f); meanAmp[f] = m }
+                }
+            }
             filled[i] = fill.count
             guard !fill.isEmpty else { continue }
-            var meanAmp = [Float](repeating: 0, count: n)
-            for f in fill {
-                var acc: Float = 0, c: Float = 0
-                for j in 0..<total where j != i { acc += amps[j][f]; c += 1 }
-                meanAmp[f] = c > 0 ? acc / c : med
-            }
             var known = common
             for f in fill { known[f] = 0 }
             Alignment.inpaint(&objects[i], fill: fill, amplitude: meanAmp, known: known, domain: common)
