@@ -1,0 +1,92 @@
+import CFFTW
+import Foundation
+
+/// A real-to-complex (forward) or complex-to-real (backward) FFTW plan, out of place.
+/// A real array of `shape` (C order) corresponds to a half spectrum of shape
+/// `halfShape` = shape with the last axis n → n/2 + 1 (interleaved complex), as numpy's
+/// `rfftn`. Half the work and memory of the complex transform for real data (frame
+/// stacks, intensities). Unnormalised in both directions; the backward transform
+/// overwrites its input (FFTW's default for c2r).
+public final class RealFFTPlan: @unchecked Sendable {
+    public let shape: [Int]
+    public let direction: FFTDirection
+    public let threads: Int
+    public let effort: FFTEffort
+    let plan: fftwf_plan
+
+    /// Number of real elements.
+    public var count: Int { shape.reduce(1, *) }
+    /// Shape of the half spectrum (complex elements).
+    public var halfShape: [Int] { RealFFTPlan.halfShape(of: shape) }
+    /// Number of complex elements of the half spectrum.
+    public var halfCount: Int { halfShape.reduce(1, *) }
+
+    public static func halfShape(of shape: [Int]) -> [Int] {
+        var h = shape
+        h[h.count - 1] = shape[shape.count - 1] / 2 + 1
+        return h
+    }
+
+    init(shape: [Int], direction: FFTDirection, threads: Int, effort: FFTEffort) throws {
+        self.shape = shape; self.direction = direction; self.threads = threads; self.effort = effort
+        let n = shape.reduce(1, *)
+        let h = RealFFTPlan.halfShape(of: shape).reduce(1, *)
+        // Planning with MEASURE overwrites its arrays: plan on scratch memory.
+        let real = FloatStorage(count: n)
+        let spec = FloatStorage(count: 2 * h)
+        let dims = shape.map { Int32($0) }
+        FFTPlanner.lock.lock()
+        defer { FFTPlanner.lock.unlock() }
+        FFTPlanner.initThreadsOnce()
+        fftwf_plan_with_nthreads(Int32(threads))
+        let p = dims.withUnsafeBufferPointer { d -> fftwf_plan? in
+            spec.pointer.withMemoryRebound(to: fftwf_complex.self, capacity: h) { pc in
+                direction == .forward
+                    ? fftwf_plan_dft_r2c(Int32(shape.count), d.baseAddress!, real.pointer, pc, effort.flags)
+                    : fftwf_plan_dft_c2r(Int32(shape.count), d.baseAddress!, pc, real.pointer, effort.flags)
+            }
+        }
+        guard let p else { throw NumericsError.invalidArgument("FFTW could not plan a real transform of shape \(shape)") }
+        plan = p
+        FFTPlanner.planned(effort: effort)
+    }
+
+    deinit {
+        FFTPlanner.lock.lock()
+        fftwf_destroy_plan(plan)
+        FFTPlanner.lock.unlock()
+    }
+
+    /// Forward: `real` (count Floats) → `spectrum` (2 × halfCount Floats).
+    /// Backward: `spectrum` → `real` (the spectrum is overwritten).
+    /// Both must be 64-byte aligned (Volume and FloatStorage memory is). Thread-safe.
+    public func execute(real: UnsafeMutablePointer<Float>, spectrum: UnsafeMutablePointer<Float>) {
+        let h = halfCount
+        spectrum.withMemoryRebound(to: fftwf_complex.self, capacity: h) { c in
+            if direction == .forward { fftwf_execute_dft_r2c(plan, real, c) }
+            else { fftwf_execute_dft_c2r(plan, c, real) }
+        }
+    }
+
+    nonisolated(unsafe) static var cache: [FFTPlanner.Key: RealFFTPlan] = [:]
+    static let cacheLock = NSLock()
+
+    /// A plan from the cache, made on first use (threads and effort default as `FFTPlanner`'s).
+    public static func plan(shape: [Int], direction: FFTDirection, threads: Int? = nil,
+                            effort: FFTEffort? = nil) throws -> RealFFTPlan {
+        guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else {
+            throw NumericsError.invalidArgument("cannot plan a real FFT of shape \(shape)")
+        }
+        let key = FFTPlanner.Key(shape: shape, forward: direction == .forward, inPlace: false,
+                                 threads: threads ?? Parallel.threads, effort: effort ?? FFTPlanner.defaultEffort)
+        cacheLock.lock()
+        if let p = cache[key] { cacheLock.unlock(); return p }
+        cacheLock.unlock()
+        let p = try RealFFTPlan(shape: shape, direction: direction, threads: key.threads, effort: key.effort)
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let existing = cache[key] { return existing }
+        cache[key] = p
+        return p
+    }
+}
