@@ -451,9 +451,9 @@ public final class HDF5File {
         return String(cString: buf)
     }
 
-    /// Statistics of a dataset, read in slabs of at most ~64 MiB along the first axis with
+    /// Statistics of a dataset, read in slabs of at most ~16 MiB along the first axis with
     /// HDF5 converting to the dataset's own native type, so a large file is never held whole.
-    public func statistics(_ dpath: String, slabBytes: Int = 64 << 20) throws -> ArrayStatistics {
+    public func statistics(_ dpath: String, slabBytes: Int = 16 << 20) throws -> ArrayStatistics {
         let p = HDF5File.normalise(dpath)
         let d = try openDataset(p)
         defer { H5Dclose(d) }

@@ -185,10 +185,7 @@ public enum NPZ {
                     }
                 }
                 var payload: Data? = nil
-                if compressed {
-                    var whole = header; whole.append(a.data)
-                    payload = try deflate(whole, path: path)
-                }
+                if compressed { payload = try deflate([header, a.data], path: path) }
                 let csize = payload?.count ?? size
                 guard csize < 0xFFFF_FFFF, size < 0xFFFF_FFFF, out.offset < 0xFFFF_FFFF else {
                     throw FormatError.unsupported(path: path, reason: "member \(name) is over 4 GiB, which needs zip64 (write .npy or .h5 instead)")
@@ -222,7 +219,8 @@ public enum NPZ {
         }
     }
 
-    static func deflate(_ src: Data, path: String) throws -> Data {
+    /// Raw-deflates the concatenation of `segments` (header and data, never joined in memory).
+    static func deflate(_ segments: [Data], path: String) throws -> Data {
         var strm = z_stream()
         guard deflateInit2_(&strm, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
                             Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -232,24 +230,30 @@ public enum NPZ {
         var out = Data()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var status: Int32 = Z_OK
-        src.withUnsafeBytes { s in
-            var fed = 0
-            let sp = s.bindMemory(to: Bytef.self).baseAddress
-            repeat {
-                if strm.avail_in == 0 && fed < s.count {
-                    let n = min(s.count - fed, 1 << 30)
-                    strm.next_in = UnsafeMutablePointer(mutating: sp! + fed)
-                    strm.avail_in = uInt(n)
-                    fed += n
+        for (k, segment) in segments.enumerated() {
+            let last = k == segments.count - 1
+            segment.withUnsafeBytes { s in
+                var fed = 0
+                let sp = s.bindMemory(to: Bytef.self).baseAddress
+                while true {
+                    if strm.avail_in == 0 && fed < s.count {
+                        let n = min(s.count - fed, 1 << 30)
+                        strm.next_in = UnsafeMutablePointer(mutating: sp! + fed)
+                        strm.avail_in = uInt(n)
+                        fed += n
+                    }
+                    let flush = (last && fed >= s.count) ? Z_FINISH : Z_NO_FLUSH
+                    buffer.withUnsafeMutableBufferPointer { b in
+                        strm.next_out = b.baseAddress
+                        strm.avail_out = uInt(b.count)
+                        status = CPNG.deflate(&strm, flush)
+                        out.append(b.baseAddress!, count: b.count - Int(strm.avail_out))
+                    }
+                    if status == Z_STREAM_END || status == Z_STREAM_ERROR { break }
+                    // Segment consumed and zlib has nothing pending for it: next segment.
+                    if !last && fed >= s.count && strm.avail_in == 0 && strm.avail_out != 0 { break }
                 }
-                let flush = fed >= s.count ? Z_FINISH : Z_NO_FLUSH
-                buffer.withUnsafeMutableBufferPointer { b in
-                    strm.next_out = b.baseAddress
-                    strm.avail_out = uInt(b.count)
-                    status = CPNG.deflate(&strm, flush)
-                    out.append(b.baseAddress!, count: b.count - Int(strm.avail_out))
-                }
-            } while status == Z_OK || status == Z_BUF_ERROR && strm.avail_in > 0
+            }
         }
         guard status == Z_STREAM_END else { throw FormatError.writeFailed(path: path, reason: "zlib deflate failed (status \(status))") }
         return out

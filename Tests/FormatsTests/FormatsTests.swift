@@ -474,15 +474,18 @@ final class OtherFormatTests: XCTestCase {
 
 /// Runs the built `bragg` program on bad inputs: one sentence naming the file and the problem,
 /// exit status 2, no crash.
-final class CommandLineTests: XCTestCase {
-    func braggPath() throws -> String {
-        let candidates = [Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("bragg").path,
-                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bragg").path]
-        guard let p = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw XCTSkip("the bragg executable is not built next to the tests (swift build first)")
-        }
-        return p
+/// The `bragg` program built beside the test bundle.
+func braggExecutable() throws -> String {
+    let candidates = [Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("bragg").path,
+                      URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bragg").path]
+    guard let p = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw XCTSkip("the bragg executable is not built next to the tests (swift build first)")
     }
+    return p
+}
+
+final class CommandLineTests: XCTestCase {
+    func braggPath() throws -> String { try braggExecutable() }
 
     func expectBadInput(_ args: [String], mentions: [String], file: StaticString = #filePath, line: UInt = #line) throws {
         let (status, out) = try runProcess(try braggPath(), args)
