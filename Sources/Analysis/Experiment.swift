@@ -184,6 +184,10 @@ public struct Experiment: Sendable {
         public var condition: String
         public var file: String
         public var runs: [String]
+
+        public init(label: String, condition: String = "", file: String, runs: [String] = []) {
+            self.label = label; self.condition = condition; self.file = file; self.runs = runs
+        }
     }
     public var states: [State]
     public var geometry: LabGeometry?

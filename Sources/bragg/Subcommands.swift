@@ -8,6 +8,7 @@ let braggSubcommands: [ParsableCommand.Type] = [
     ConvertCommand.self,
     BenchCommand.self,
     PhaseCommand.self,
+    AnalyzeCommand.self,
     TrainCommand.self,
 ]
 

@@ -1,0 +1,241 @@
+import ArgumentParser
+import Foundation
+import Numerics
+import Formats
+import Analysis
+
+struct AnalyzeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Analyse an operando series: align the states, lab frame, displacement, strain, the seed's Table 1 and PCA.",
+        discussion: """
+            INPUTS is either one experiment file (.toml: [geometry], [analysis] and one [[state]] \
+            per state with label, condition or voltage, file and optional runs; see the Analysis \
+            module's Experiment type) or the reconstructions in order (CXI results of \
+            `bragg phase`, or complex .npy / FILE:DATASET), with --labels. Command-line \
+            geometry and analysis options override the experiment file.
+
+            Every state is brought onto the reference (the first unless --reference): object or \
+            twin by amplitude correlation, sub-voxel registration, phase ramp removal, zero \
+            median phase in the core, common support, missing density filled. Then Δφ against \
+            the reference, u = φ/|Q|, strain along Q from the complex field, resolution, and the \
+            PCA of the Δφ (Eqs. 2–4 of Serban et al. 2024).
+
+            Displacement convention: u = φ/|Q|. The seed's Table 1 prints 2φ/|Q|; table.csv \
+            gives both columns. Outputs in --out: table.csv, table.json, pca.json and one .vti \
+            per state (lab frame: amplitude, phase, delta_phase, displacement, strain, support, \
+            inverse_pca, pca_region), for ParaView.
+            """
+    )
+
+    @Argument(help: "An experiment file (.toml), or the reconstructions in order.")
+    var inputs: [String] = []
+
+    @Option(help: "Comma-separated state labels (with reconstructions on the command line).")
+    var labels: String?
+
+    @Option(name: .customLong("energy-kev"), help: "Photon energy (keV).")
+    var energyKeV: Double?
+    @Option(name: .customLong("two-theta"), help: "Scattering angle 2θ (degrees).")
+    var twoTheta: Double?
+    @Option(name: .customLong("out-of-plane"), help: "Detector out-of-plane angle δ (degrees).")
+    var outOfPlane: Double?
+    @Option(name: .customLong("distance"), help: "Sample–detector distance (m).")
+    var distance: Double?
+    @Option(name: .customLong("pixel-um"), help: "Detector pixel size (µm).")
+    var pixelMicrons: Double?
+    @Option(name: .customLong("rocking-step"), help: "Rocking step (degrees).")
+    var rockingStep: Double?
+    @Option(name: .customLong("rocking-axis"), help: "Rocking axis: x, y or z (lab frame).")
+    var rockingAxis: String?
+
+    @Option(help: "Reference state: a label or a 0-based index.")
+    var reference: String?
+    @Option(name: .customLong("core-fraction"), help: "Core = voxels deeper than this fraction of the largest depth (default 0.5).")
+    var coreFraction: Double?
+    @Option(name: .customLong("common-support"), help: "majority (default), union or intersection.")
+    var commonSupport: String?
+    @Option(name: .customLong("fill-threshold"), help: "Missing density below this fraction of the state's and the others' amplitude (default 0.25).")
+    var fillThreshold: Double?
+    @Option(name: .customLong("voxel-nm"), help: "Lab-frame voxel size (nm; default the shortest reconstruction voxel edge).")
+    var voxelNm: Double?
+    @Option(name: .customLong("pca-fraction"), help: "Inverse PCA: region holding this fraction of the component's weight (default 0.99).")
+    var pcaFraction: Double?
+    @Flag(name: .customLong("keep-ramp"), help: "Keep each state's linear phase ramp (a uniform strain stays in).")
+    var keepRamp = false
+
+    @Option(name: .shortAndLong, help: "Output folder (created if missing).")
+    var out: String
+
+    @Flag(help: "Replace existing outputs.")
+    var force = false
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.apply()
+        guard !inputs.isEmpty else { throw UsageError("give an experiment file (.toml) or the reconstructions to analyse") }
+        // 1. The states, geometry and options.
+        var specs: [Experiment.State]
+        var geometry: LabGeometry? = nil
+        var options = AnalysisOptions()
+        if inputs.count == 1 && inputs[0].lowercased().hasSuffix(".toml") {
+            let e = try Experiment.load(path: inputs[0])
+            specs = e.states; geometry = e.geometry; options = e.options
+            if labels != nil { throw UsageError("--labels is for reconstructions given on the command line; the experiment file labels its states") }
+        } else {
+            let names = labels.map { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
+                ?? inputs.map { (($0.split(separator: ":").first.map(String.init) ?? $0) as NSString).lastPathComponent }
+            guard names.count == inputs.count else {
+                throw UsageError("--labels names \(names.count) states but \(inputs.count) reconstructions were given")
+            }
+            specs = zip(names, inputs).map { Experiment.State(label: $0, condition: "", file: $1, runs: []) }
+        }
+        if let r = reference {
+            if let i = Int(r) { options.reference = i }
+            else if let i = specs.firstIndex(where: { $0.label == r }) { options.reference = i }
+            else { throw UsageError("--reference '\(r)' is neither an index nor a state label") }
+        }
+        if let v = coreFraction { options.coreFraction = v }
+        if let v = commonSupport {
+            guard let rule = CommonSupportRule(rawValue: v) else { throw UsageError("--common-support must be majority, union or intersection (got '\(v)')") }
+            options.commonSupport = rule
+        }
+        if let v = fillThreshold { options.fillThreshold = v }
+        if let v = voxelNm { options.labVoxelSize = v * 1e-9 }
+        if let v = pcaFraction { options.pcaRegionFraction = v }
+        if keepRamp { options.removeRamp = false }
+        try options.validate(states: specs.count)
+
+        // Files: existence first (a clear message naming the state), then the output folder.
+        for s in specs {
+            for f in [s.file] + s.runs {
+                let path = String(f.split(separator: ":", maxSplits: 1).first ?? Substring(f))
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw UsageError("state '\(s.label)': file '\(path)' does not exist")
+                }
+            }
+        }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw UsageError("--out '\(out)' exists and is not a folder") }
+        } else {
+            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
+            catch { throw UsageError("cannot create the output folder '\(out)': \(error.localizedDescription)") }
+        }
+
+        // 2. Read the reconstructions.
+        let bar = ProgressBar(quiet: common.quiet, unit: "state")
+        var states: [StateInput] = []
+        var storedGeometry: CXIGeometry? = nil
+        for (i, s) in specs.enumerated() {
+            bar.update(ProgressReport(stage: "read", done: i, total: specs.count))
+            let (obj, sup, chi2, pattern, g) = try readState(s.file, label: s.label)
+            if i == options.reference { storedGeometry = g }
+            var runs: [ComplexVolume] = []
+            for r in s.runs { runs.append(try readState(r, label: s.label).0) }
+            states.append(StateInput(label: s.label, condition: s.condition, object: obj, support: sup, chi2: chi2,
+                                     runs: runs, pattern: runs.isEmpty ? nil : pattern))
+        }
+
+        // 3. Geometry: command line over experiment file over the reference's results file.
+        var g = geometry
+        if g == nil, let c = storedGeometry, let e = c.energy, let t = c.twoTheta, let d = c.detectorDistance,
+           let p = c.pixelSize, let r = c.rockingStep {
+            g = LabGeometry(energy: e, twoTheta: t, outOfPlane: c.extra["out_of_plane"] ?? 0, distance: d, pixelSize: p, rockingStep: r)
+        }
+        if g == nil {
+            guard let e = energyKeV, let t = twoTheta, let d = distance, let p = pixelMicrons, let r = rockingStep else {
+                throw UsageError("no geometry: give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
+            }
+            g = LabGeometry(energy: e * 1000, twoTheta: t * .pi / 180, distance: d, pixelSize: p * 1e-6, rockingStep: r * .pi / 180)
+        }
+        var geo = g!
+        if let v = energyKeV { geo.energy = v * 1000 }
+        if let v = twoTheta { geo.twoTheta = v * .pi / 180 }
+        if let v = outOfPlane { geo.outOfPlane = v * .pi / 180 }
+        if let v = distance { geo.distance = v }
+        if let v = pixelMicrons { geo.pixelSize = v * 1e-6 }
+        if let v = rockingStep { geo.rockingStep = v * .pi / 180 }
+        if let a = rockingAxis {
+            switch a {
+            case "x": geo.rockingAxis = Vector3(1, 0, 0)
+            case "y": geo.rockingAxis = Vector3(0, 1, 0)
+            case "z": geo.rockingAxis = Vector3(0, 0, 1)
+            default: throw UsageError("--rocking-axis must be x, y or z (got '\(a)')")
+            }
+        }
+
+        // 4. Analyse.
+        let t0 = Date()
+        let result = try SeriesAnalysis.run(states: states, geometry: geo, options: options, progress: bar.handler)
+        bar.finish()
+        let elapsed = Date().timeIntervalSince(t0)
+
+        // 5. Write.
+        func writeText(_ name: String, _ data: Data) throws {
+            let path = (out as NSString).appendingPathComponent(name)
+            try SafeOutput.write(to: path, overwrite: force) { tmp in
+                guard FileManager.default.createFile(atPath: tmp, contents: data) else {
+                    throw UsageError("cannot write '\(path)'")
+                }
+            }
+        }
+        try writeText("table.csv", Data(result.tableCSV().utf8))
+        try writeText("table.json", try result.tableJSON())
+        try writeText("pca.json", try result.pcaJSON())
+        var vtis: [String] = []
+        if let grid = result.labGrid {
+            let spacing = [Double](repeating: grid.voxelSize * 1e9, count: 3)
+            let origin = [grid.origin.z * 1e9, grid.origin.y * 1e9, grid.origin.x * 1e9]
+            for (i, s) in result.states.enumerated() {
+                guard let lab = s.lab else { continue }
+                let safe = String(s.label.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
+                let name = String(format: "state_%02d_%@.vti", i, safe)
+                try VTI.write(lab.named.map { (name: $0.0, volume: $0.1) }, to: (out as NSString).appendingPathComponent(name),
+                              spacing: spacing, origin: origin, overwrite: force)
+                vtis.append(name)
+            }
+        }
+
+        // 6. Summary: the seed's Table 1.
+        print(String(format: "|Q| = %.4g m⁻¹, Q̂ = (%.3f, %.3f, %.3f) (x, y, z); common support %d voxels; %.1f s",
+                     geo.qMagnitude, geo.qHat.x, geo.qHat.y, geo.qHat.z, result.commonSupportVoxels, elapsed))
+        print("state                 χ²      Δφ_mean(°)  u(Å)=φ/|Q|  seed 2φ/|Q|(Å)  ε(‰)     Ω_norm   twin  filled  res(nm)")
+        for s in result.states {
+            let lbl = s.label.count > 20 ? String(s.label.prefix(20)) : s.label.padding(toLength: 20, withPad: " ", startingAt: 0)
+            let chi = s.chi2.map { String(format: "%7.4f", $0) } ?? "      –"
+            let res = s.edgeResolution.map { String(format: "%6.1f", $0 * 1e9) } ?? "     –"
+            print(String(format: "%@  %@  %9.2f  %10.4f  %13.4f  %8.4f  %7.3f  %@  %6d  %@",
+                         lbl, chi, s.meanPhaseDifference * 180 / .pi, s.meanRelativeDisplacement * 1e10,
+                         2 * s.meanRelativeDisplacement * 1e10, s.meanRelativeStrain * 1e3, s.omegaNormalised,
+                         s.twinFlipped ? " yes" : "  no", s.filledVoxels, res))
+        }
+        let ext = result.states[options.reference].extent
+        print(String(format: "crystal extent (reference): %.3f × %.3f × %.3f µm (x, y, z); PC1 explains %.1f%% of the variance",
+                     ext.x * 1e6, ext.y * 1e6, ext.z * 1e6, 100 * (result.pca.explainedVariance.first ?? 0)))
+        print("wrote \(out)/table.csv, table.json, pca.json" + (vtis.isEmpty ? "" : " and \(vtis.count) .vti files"))
+        common.saveWisdom()
+    }
+
+    /// Reads one reconstruction: CXI results (object, support, χ², pattern, geometry) or a
+    /// complex array; every failure names the state.
+    func readState(_ file: String, label: String) throws -> (ComplexVolume, RealVolume?, Double?, RealVolume?, CXIGeometry?) {
+        let path = String(file.split(separator: ":", maxSplits: 1).first ?? Substring(file))
+        let ext = (path as NSString).pathExtension.lowercased()
+        do {
+            if (ext == "cxi" || ext == "h5" || ext == "hdf5") && !file.contains(":") {
+                let r = try CXIResults.read(from: path)
+                guard let o = r.object else {
+                    throw UsageError("state '\(label)': '\(path)' holds no object at \(CXIResults.objectPath)")
+                }
+                return (o, r.support, r.metrics["chi2"], r.pattern, r.geometry.isEmpty ? nil : r.geometry)
+            }
+            return (try ArrayIO.readComplex(file), nil, nil, nil, nil)
+        } catch let e as UsageError {
+            throw e
+        } catch {
+            throw UsageError("state '\(label)': \(error)")
+        }
+    }
+}
