@@ -478,6 +478,7 @@ public final class HDF5File {
         }
         var start = 0
         while start < shape[0] {
+            try Interruption.check()
             let rows = min(rowsPerSlab, shape[0] - start)
             var offset = [hsize_t](repeating: 0, count: shape.count)
             var count = shape.map { hsize_t($0) }

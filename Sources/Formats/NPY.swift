@@ -179,6 +179,7 @@ public enum NPY {
         defer { scratch.deallocate() }
         var i = 0
         while i < h.count {
+            try Interruption.check()
             let n = min(chunk, h.count - i)
             try f.read(into: scratch, count: n * h.dtype.itemSize, at: h.dataOffset + i * h.dtype.itemSize)
             ElementCodec.decode(scratch, dtype: h.dtype, count: n, swap: h.bigEndian,
@@ -198,6 +199,7 @@ public enum NPY {
         defer { scratch.deallocate() }
         var i = 0
         while i < h.count {
+            try Interruption.check()
             let n = min(chunk, h.count - i)
             try f.read(into: scratch, count: n * h.dtype.itemSize, at: h.dataOffset + i * h.dtype.itemSize)
             if h.bigEndian { ElementCodec.swapInPlace(scratch, dtype: h.dtype, count: n) }

@@ -91,19 +91,28 @@ struct ConvertCommand: ParsableCommand {
         }
         try Interruption.check()
         let single = arrays.count == 1
+        // The name each array gets in the output (nil: an .npy, which holds one unnamed array).
+        let named: [(name: String?, array: NDArray)]
+        switch outFormat {
+        case .npy: named = [(nil, arrays[0].array)]
+        case .npz: named = single ? [(dst.dataset ?? npzName(arrays[0].name), arrays[0].array)]
+                                  : arrays.map { (npzName($0.name), $0.array) }
+        case .hdf5: named = single ? [(dst.dataset ?? "/data", arrays[0].array)]
+                                   : arrays.map { ($0.name.hasPrefix("/") ? $0.name : "/" + $0.name, $0.array) }
+        case .vti: named = single ? [(dst.dataset ?? vtiName(arrays[0].name), arrays[0].array)]
+                                  : arrays.map { (vtiName($0.name), $0.array) }
+        }
         switch outFormat {
         case .npy:
             if let d = dst.dataset { throw UsageError("an .npy file holds one array without a name; drop ':\(d)' from \(output)") }
             try NPY.write(arrays[0].array, to: dst.path, overwrite: force)
         case .npz:
-            let named = single ? [(dst.dataset ?? arrays[0].name, arrays[0].array)]
-                               : arrays.map { (npzName($0.name), $0.array) }
-            try NPZ.write(named, to: dst.path, compressed: deflate, overwrite: force)
+            try NPZ.write(named.map { ($0.name!, $0.array) }, to: dst.path, compressed: deflate, overwrite: force)
         case .hdf5:
             try HDF5File.create(dst.path, overwrite: force) { f in
-                for (name, a) in arrays {
-                    let path = single ? (dst.dataset ?? "/data") : (name.hasPrefix("/") ? name : "/" + name)
-                    try f.write(a, at: path, compression: gzip == 0 ? nil : gzip)
+                for (path, a) in named {
+                    try Interruption.check()
+                    try f.write(a, at: path!, compression: gzip == 0 ? nil : gzip)
                 }
             }
         case .vti:
@@ -115,19 +124,18 @@ struct ConvertCommand: ParsableCommand {
                     throw UsageError("--voxel-size gives \(v.count) values but the array has \(r) axes")
                 }
             }
-            let named = single ? [(dst.dataset ?? arrays[0].name, arrays[0].array)]
-                               : arrays.map { (vtiName($0.name), $0.array) }
-            try VTI.write(named, to: dst.path, spacing: spacing, overwrite: force)
+            try VTI.write(named.map { ($0.name!, $0.array) }, to: dst.path, spacing: spacing, overwrite: force)
         }
         if !quiet {
-            for (name, a) in arrays {
-                let target = single ? dst.description : "\(dst.path):\(name)"
+            for (name, a) in named {
+                let target = name.map { "\(dst.path):\($0)" } ?? dst.path
                 print("\(target)  \(shapeText(a.shape))  \(a.dtype)\(outFormat == .vti && a.dtype == .bool ? " (stored as uint8)" : "")")
             }
         }
     }
 
-    func isConvertible(_ dtype: String) -> Bool { DType(rawValue: dtype) != nil }
+    /// Numeric arrays (HDF5 float16 is read as float32).
+    func isConvertible(_ dtype: String) -> Bool { DType(rawValue: dtype) != nil || dtype == "float16" }
     func stem(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
     func baseName(_ d: String) -> String { d.split(separator: "/").last.map(String.init) ?? d }
     func npzName(_ d: String) -> String { d.hasPrefix("/") ? String(d.dropFirst()) : d }
