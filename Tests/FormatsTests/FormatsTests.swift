@@ -134,6 +134,15 @@ final class NPYTests: XCTestCase {
         }
     }
 
+    func testZip64NPZ() throws {
+        // Zip64 end records and extra fields (as archives over 4 GiB have), written by Python's zipfile.
+        XCTAssertEqual(try NPZ.memberNames(fixture("zip64.npz")), ["f", "i"])
+        XCTAssertEqual(try ArrayIO.readReal(fixture("zip64.npz") + ":f").floats, Expected.reals(.float32).map { Float($0) })
+        let i = try ArrayIO.read(fixture("zip64.npz") + ":i")
+        XCTAssertEqual(i.dtype, .int32)
+        XCTAssertEqual(i.doubles(), Expected.reals(.int32))
+    }
+
     func testFortranTransposeOfLargerOddShape() throws {
         // A 4D odd shape: every axis permutation matters.
         let shape = [3, 5, 2, 7]

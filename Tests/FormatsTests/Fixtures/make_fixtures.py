@@ -79,3 +79,14 @@ else:
         f['entry/data/data'].attrs['frame'] = np.int32(7)
         f['entry/data/data'].attrs['q'] = np.array([1.0, 2.0, 3.0])
     print('h5py fixture written')
+
+# A zip64 NPZ: lower zipfile's limits so that it writes zip64 records and extra fields
+# for a small archive (real ones are over 4 GiB or 65535 members).
+import io, zipfile
+zipfile.ZIP64_LIMIT = 16
+zipfile.ZIP_FILECOUNT_LIMIT = 1
+with zipfile.ZipFile('zip64.npz', 'w', compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+    for name, a in [('f', values('float32').astype('f4').reshape(SHAPE)), ('i', values('int32').astype('i4'))]:
+        buf = io.BytesIO(); np.save(buf, a)
+        with z.open(name + '.npy', 'w', force_zip64=True) as m:
+            m.write(buf.getvalue())
