@@ -180,7 +180,7 @@ public enum ArrayIO {
         case .npz:
             let f = try InputFile(path)
             return try NPZ.entries(f).map { e in
-                let d = try NPZ.memberData(f, e)
+                let d = try NPZ.memberPrefix(f, e)
                 let h = try NPY.parseHeader(d, path: "\(path):\(e.arrayName)")
                 return ArrayInfo(name: e.arrayName, shape: h.shape, dtype: h.dtype.rawValue)
             }

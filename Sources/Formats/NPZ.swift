@@ -107,6 +107,52 @@ public enum NPZ {
         return out
     }
 
+    /// The first bytes (up to `count`) of a member's .npy content, enough for its header,
+    /// without reading or inflating the whole member.
+    static func memberPrefix(_ f: InputFile, _ e: Entry, count: Int = 1 << 16) throws -> Data {
+        let lh = [UInt8](try f.read(count: 30, at: e.localHeaderOffset, what: "member \(e.name) header"))
+        guard u32(lh, 0) == 0x0403_4B50 else {
+            throw FormatError.badHeader(path: f.path, reason: "member \(e.name) has no local header")
+        }
+        let start = e.localHeaderOffset + 30 + u16(lh, 26) + u16(lh, 28)
+        let want = min(count, e.size)
+        switch e.method {
+        case 0:
+            return try f.readPrefix(want, at: start)
+        case 8:
+            // Deflate output of the first compressed bytes; feed more until `want` bytes come out.
+            var strm = z_stream()
+            guard inflateInit2_(&strm, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw FormatError.unreadable(path: f.path, reason: "zlib could not start")
+            }
+            defer { inflateEnd(&strm) }
+            var out = Data(count: want)
+            var produced = 0, fed = 0
+            while produced < want && fed < e.compressedSize {
+                let piece = try f.read(count: min(1 << 16, e.compressedSize - fed), at: start + fed)
+                fed += piece.count
+                var status: Int32 = Z_OK
+                piece.withUnsafeBytes { s in
+                    out.withUnsafeMutableBytes { d in
+                        strm.next_in = UnsafeMutablePointer(mutating: s.bindMemory(to: Bytef.self).baseAddress)
+                        strm.avail_in = uInt(s.count)
+                        strm.next_out = d.bindMemory(to: Bytef.self).baseAddress! + produced
+                        strm.avail_out = uInt(want - produced)
+                        status = CPNG.inflate(&strm, Z_NO_FLUSH)
+                        produced = want - Int(strm.avail_out)
+                    }
+                }
+                if status == Z_STREAM_END { break }
+                guard status == Z_OK || status == Z_BUF_ERROR else {
+                    throw FormatError.badHeader(path: f.path, reason: "member \(e.name) is not valid deflate data")
+                }
+            }
+            return out.prefix(produced)
+        default:
+            throw FormatError.unsupported(path: f.path, reason: "member \(e.name) uses zip compression method \(e.method) (only stored and deflated are read)")
+        }
+    }
+
     static func inflate(_ src: Data, size: Int, path: String, member: String) throws -> Data {
         var out = Data(count: size)
         var strm = z_stream()

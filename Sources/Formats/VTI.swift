@@ -41,21 +41,66 @@ public enum VTI {
             .replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 
+    /// One point-data array to write: a typed array, or a volume written straight from its
+    /// storage (no copy).
+    public enum Field {
+        case array(NDArray)
+        case real(RealVolume)
+        case complex(ComplexVolume)
+
+        var shape: [Int] {
+            switch self { case .array(let a): return a.shape; case .real(let v): return v.shape; case .complex(let v): return v.shape }
+        }
+        var dtype: DType {
+            switch self { case .array(let a): return a.dtype; case .real: return .float32; case .complex: return .complex64 }
+        }
+        var byteCount: Int { shape.reduce(1, *) * dtype.itemSize }
+
+        func emit(_ out: OutputFile) throws {
+            switch self {
+            case .array(let a):
+                if a.dtype == .bool {
+                    try out.write(Data(a.data.map { $0 != 0 ? UInt8(1) : 0 }))
+                } else {
+                    try out.write(a.data)
+                }
+            case .real(let v):
+                try v.withUnsafeFloats { try out.write(UnsafeRawPointer($0.baseAddress!), count: $0.count * 4) }
+            case .complex(let v):
+                try v.withUnsafeFloats { try out.write(UnsafeRawPointer($0.baseAddress!), count: $0.count * 4) }
+            }
+        }
+    }
+
     /// Writes named arrays of one shape (rank 1–3) as point data. `spacing` and `origin` are
     /// given in C order (z, y, x) like the shape, in the unit the caller chooses (e.g. nm).
     /// Complex arrays become two-component arrays (re, im); bool becomes UInt8.
     public static func write(_ arrays: [(name: String, array: NDArray)], to path: String,
                              spacing: [Double]? = nil, origin: [Double]? = nil, overwrite: Bool) throws {
-        guard let first = arrays.first else { throw FormatError.writeFailed(path: path, reason: "no arrays to write") }
-        let shape = first.array.shape
+        try write(fields: arrays.map { ($0.name, Field.array($0.array)) }, to: path, spacing: spacing, origin: origin,
+                  overwrite: overwrite)
+    }
+
+    /// Writes real volumes (float32) under their names, straight from their storage.
+    public static func write(_ volumes: [(name: String, volume: RealVolume)], to path: String,
+                             spacing: [Double]? = nil, origin: [Double]? = nil, overwrite: Bool) throws {
+        try write(fields: volumes.map { ($0.name, Field.real($0.volume)) }, to: path, spacing: spacing, origin: origin,
+                  overwrite: overwrite)
+    }
+
+    /// Writes any mix of arrays and volumes of one shape (see `write(_:to:spacing:origin:overwrite:)`).
+    public static func write(fields: [(name: String, field: Field)], to path: String,
+                             spacing: [Double]? = nil, origin: [Double]? = nil, overwrite: Bool) throws {
+        guard let first = fields.first else { throw FormatError.writeFailed(path: path, reason: "no arrays to write") }
+        let shape = first.field.shape
         guard (1...3).contains(shape.count) else {
             throw FormatError.unsupported(path: path, reason: "VTK image data holds 1D to 3D arrays; \(first.name) has shape \(shape)")
         }
-        for (n, a) in arrays where a.shape != shape {
+        for (n, a) in fields where a.shape != shape {
             throw FormatError.wrongShape(path: path, dataset: n, reason: "has shape \(a.shape) but \(first.name) has \(shape); one VTI file holds arrays of one shape")
         }
         var names = Set<String>()
-        for (n, _) in arrays where !names.insert(n).inserted || n.isEmpty {
+        for (n, _) in fields where !names.insert(n).inserted || n.isEmpty {
             throw FormatError.writeFailed(path: path, reason: "array name '\(n)' is empty or repeated")
         }
         let r = shape.count
@@ -81,7 +126,7 @@ public enum VTI {
 
             """
         var offset = 0
-        for (n, a) in arrays {
+        for (n, a) in fields {
             let t = vtkType(a.dtype)
             xml += "        <DataArray type=\"\(t.name)\" Name=\"\(xmlEscape(n))\" NumberOfComponents=\"\(t.components)\"\(t.components == 2 ? " ComponentName0=\"re\" ComponentName1=\"im\"" : "") format=\"appended\" offset=\"\(offset)\"/>\n"
             offset += 8 + a.byteCount
@@ -98,24 +143,13 @@ public enum VTI {
         try SafeOutput.write(to: path, overwrite: overwrite) { tmp in
             let out = try OutputFile(tmp, shownAs: path)
             try out.write(xml)
-            for (_, a) in arrays {
+            for (_, a) in fields {
                 try out.write(le: UInt64(a.byteCount))
-                if a.dtype == .bool {
-                    let b = a.data.map { $0 != 0 ? UInt8(1) : 0 }
-                    try out.write(Data(b))
-                } else {
-                    try out.write(a.data)
-                }
+                try a.emit(out)
             }
             try out.write("\n  </AppendedData>\n</VTKFile>\n")
             try out.close()
         }
-    }
-
-    /// Writes real volumes (float32) under their names.
-    public static func write(_ volumes: [(name: String, volume: RealVolume)], to path: String,
-                             spacing: [Double]? = nil, origin: [Double]? = nil, overwrite: Bool) throws {
-        try write(volumes.map { ($0.name, NDArray($0.volume)) }, to: path, spacing: spacing, origin: origin, overwrite: overwrite)
     }
 
     struct Parsed {

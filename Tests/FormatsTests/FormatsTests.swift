@@ -118,6 +118,10 @@ final class NPYTests: XCTestCase {
     func testNPZStoredAndDeflated() throws {
         for name in ["stored.npz", "deflated.npz"] {
             XCTAssertEqual(Set(try NPZ.memberNames(fixture(name))), ["f", "c", "u"])
+            let listed = try ArrayIO.list(fixture(name)).sorted { $0.name! < $1.name! }
+            XCTAssertEqual(listed, [ArrayInfo(name: "c", shape: [6, 4], dtype: "complex64"),
+                                    ArrayInfo(name: "f", shape: [2, 3, 4], dtype: "float32"),
+                                    ArrayInfo(name: "u", shape: [24], dtype: "uint16")])
             XCTAssertEqual(try ArrayIO.read(fixture(name) + ":f").doubles(), Expected.reals(.float32))
             let c = try ArrayIO.readComplex(fixture(name) + ":c")
             XCTAssertEqual(c.shape, [6, 4])
@@ -408,6 +412,14 @@ final class OtherFormatTests: XCTestCase {
         XCTAssertTrue(text.contains("WholeExtent=\"0 3 0 2 0 1\""), text)
         XCTAssertTrue(text.contains("Spacing=\"1.0 2.0 3.0\"") && text.contains("Origin=\"1.0 0.0 -1.0\""), text)
         XCTAssertTrue(text.contains("header_type=\"UInt64\"") && text.contains("NumberOfComponents=\"2\""), text)
+        // Volumes go out straight from their storage, mixed with typed arrays.
+        let real = try ArrayIO.readReal(fixture("float32.npy"))
+        let complex = try ArrayIO.readComplex(fixture("complex64.npy"))
+        try VTI.write(fields: [("r", .real(real)), ("c", .complex(complex)), ("u", .array(counts))], to: dir + "/v.vti",
+                      overwrite: false)
+        XCTAssertEqual(try VTI.read(dir + "/v.vti", array: "r").realVolume(), real)
+        XCTAssertEqual(try VTI.read(dir + "/v.vti", array: "c").complexVolume(), complex)
+        XCTAssertEqual(try VTI.read(dir + "/v.vti", array: "u"), counts)
         // 2D arrays keep their rank.
         let flat = try ArrayIO.read(fixture("float32_2d.npy"))
         try ArrayIO.write(flat, to: dir + "/flat.vti", overwrite: false)
