@@ -206,8 +206,8 @@ public enum ArrayIO {
         }
     }
 
-    /// The dataset written when an HDF5 spec names none.
-    static func defaultDataset(_ path: String) -> String {
+    /// The dataset written when an HDF5 spec names none: the CXI object for .cxi, else /data.
+    public static func defaultDataset(_ path: String) -> String {
         URL(fileURLWithPath: path).pathExtension.lowercased() == "cxi" ? CXIResults.objectPath : "/data"
     }
 

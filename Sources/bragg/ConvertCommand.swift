@@ -26,7 +26,7 @@ struct ConvertCommand: ParsableCommand {
     @Argument(help: "Input FILE or FILE:DATASET.")
     var input: String
 
-    @Argument(help: "Output FILE or FILE:DATASET (default dataset: /data in HDF5, the input's name in NPZ and VTI).")
+    @Argument(help: "Output FILE or FILE:DATASET (default dataset: /data in HDF5, /entry_1/image_1/data in .cxi, the input's name in NPZ and VTI).")
     var output: String
 
     @Flag(name: .long, help: "Overwrite OUT if it exists.")
@@ -97,7 +97,7 @@ struct ConvertCommand: ParsableCommand {
         case .npy: named = [(nil, arrays[0].array)]
         case .npz: named = single ? [(dst.dataset ?? npzName(arrays[0].name), arrays[0].array)]
                                   : arrays.map { (npzName($0.name), $0.array) }
-        case .hdf5: named = single ? [(dst.dataset ?? "/data", arrays[0].array)]
+        case .hdf5: named = single ? [(dst.dataset ?? ArrayIO.defaultDataset(dst.path), arrays[0].array)]
                                    : arrays.map { ($0.name.hasPrefix("/") ? $0.name : "/" + $0.name, $0.array) }
         case .vti: named = single ? [(dst.dataset ?? vtiName(arrays[0].name), arrays[0].array)]
                                   : arrays.map { (vtiName($0.name), $0.array) }
