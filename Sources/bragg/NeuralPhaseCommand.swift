@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import Formats
+import Neural
+import Numerics
+
+/// `bragg phase PATTERN --method neural`: the network's prediction, optionally refined on
+/// the pattern ("transfer learning"), written as the same results file as the iterative
+/// method with the loss curve in it. Called from PhaseCommand.
+struct NeuralPhaseRun {
+    var pattern: String
+    var mask: String?
+    var model: String?
+    var refineSteps: Int
+    var learningRate: Double
+    var anySize: Bool
+    var out: String
+    var force: Bool
+    var quiet: Bool
+
+    /// The default model: $BRAGG_MODEL, else models/default-c8-64.safetensors beside the
+    /// executable's repository or in the working directory.
+    static func defaultModelPath() -> String? {
+        if let p = ProcessInfo.processInfo.environment["BRAGG_MODEL"], !p.isEmpty { return p }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<5 {
+            let c = dir.appendingPathComponent("models/default-c8-64.safetensors").path
+            if FileManager.default.fileExists(atPath: c) { return c }
+            dir = dir.deletingLastPathComponent()
+        }
+        let local = "models/default-c8-64.safetensors"
+        return FileManager.default.fileExists(atPath: local) ? local : nil
+    }
+
+    func run() throws {
+        let ext = (out as NSString).pathExtension.lowercased()
+        guard ["h5", "cxi", "npy"].contains(ext) else {
+            throw UsageError("output '\(out)' must end in .h5, .cxi (CXI results) or .npy (complex object)")
+        }
+        if FileManager.default.fileExists(atPath: out) && !force {
+            throw UsageError("output '\(out)' exists; use --force to replace it")
+        }
+        guard refineSteps >= 0 else { throw UsageError("--refine-steps must be ≥ 0 (got \(refineSteps))") }
+        guard learningRate > 0 && learningRate < 1 else { throw UsageError("--refine-learning-rate must lie in (0, 1)") }
+        guard let modelPath = model ?? NeuralPhaseRun.defaultModelPath() else {
+            throw UsageError("no model given and models/default-c8-64.safetensors not found: pass --model FILE.safetensors (or set BRAGG_MODEL)")
+        }
+        let (net, file) = try PhaseNet.load(from: modelPath)
+        let intensity = try ArrayIO.readReal(pattern)
+        let maskVolume = try mask.map { try ArrayIO.readReal($0) }
+        var options = NeuralPhaser.Options()
+        options.learningRate = learningRate
+        options.allowOtherSize = anySize
+        do {
+            try NeuralPhaser.check(pattern: intensity, mask: maskVolume, model: net, allowOtherSize: anySize)
+        } catch let e as NeuralError {
+            throw UsageError("'\(pattern)' does not fit model \(modelPath): \(e)" + (anySize ? "" : " (or pass --any-size)"))
+        }
+        let bar = ProgressBar(quiet: quiet, unit: "steps")
+        bar.message("neural phasing of \(intensity.shape.map(String.init).joined(separator: "×")) pattern with \(modelPath) (\(net.architecture)), \(refineSteps) refinement step(s)")
+        let t0 = Date()
+        let r = try NeuralPhaser.reconstruct(pattern: intensity, mask: maskVolume, model: net, refineSteps: refineSteps,
+                                             options: options, progress: bar.handler)
+        bar.finish()
+        let seconds = Date().timeIntervalSince(t0)
+        let bestStep = r.lossCurve.firstIndex(of: r.lossCurve.min() ?? .nan) ?? 0
+        print(String(format: "result: prediction loss %.5f, best loss %.5f at step %d of %d, chi2 %.5f, support %d voxels, %.1f s → %@",
+                     r.lossCurve.first ?? .nan, r.lossCurve.min() ?? .nan, bestStep, refineSteps, r.chi2,
+                     Int(r.support.sum()), seconds, out))
+        if ext == "npy" {
+            try ArrayIO.write(r.object, to: out, overwrite: force)
+        } else {
+            var params: [String: HDF5Attribute] = [
+                "algorithm": .string("neural phase retrieval (BraggKit Neural: encoder-decoder CNN + physics-loss refinement)"),
+                "model": .string(modelPath),
+                "model_architecture": .string(net.architecture.description),
+                "refine_steps": .int(refineSteps),
+                "refine_learning_rate": .double(learningRate),
+                "refine_loss": .string(options.loss.rawValue),
+                "best_step": .int(bestStep),
+                "support_threshold": .double(Double(options.supportThreshold)),
+                "source": .string(pattern),
+            ]
+            if let m = mask { params["mask_source"] = .string(m) }
+            if let s = file.metadata["train_samples"] { params["model_train_samples"] = .string(s) }
+            let metrics: [String: Double] = [
+                "chi2": r.chi2, "loss": r.lossCurve.min() ?? .nan, "prediction_loss": r.lossCurve.first ?? .nan,
+                "support_voxels": r.support.sum(), "seconds": seconds,
+            ]
+            let res = CXIResults(object: r.object, support: r.support, pattern: intensity, mask: maskVolume,
+                                 parameters: params, metrics: metrics, curves: ["loss": r.lossCurve])
+            try res.write(to: out, overwrite: force)
+        }
+    }
+}
