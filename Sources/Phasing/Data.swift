@@ -12,7 +12,7 @@ public struct PhasingData: @unchecked Sendable {
     public let shape: [Int]
     /// The shape the pattern came with.
     public let originalShape: [Int]
-    /// √I in FFT order, −1 on masked pixels (the sentinel keeps P_M one branch-free pass).
+    /// √I in FFT order, −∞ on masked pixels (the sentinel keeps P_M one branch-free pass).
     let amplitude: FloatStorage
     /// √I in FFT order with masked pixels filled by a normalised Gaussian interpolation of
     /// their neighbours: used only to start (autocorrelation support, random start), never
@@ -64,7 +64,7 @@ public struct PhasingData: @unchecked Sendable {
                 var bad = false
                 if let mp, mp[i] != 0 { bad = true }
                 if !v.isFinite { nonFinite += 1; bad = true } else if v < 0 { if !bad { negative += 1 }; bad = true }
-                if bad { masked += 1; amp.pointer[i] = -1; continue }
+                if bad { masked += 1; amp.pointer[i] = -.infinity; continue }
                 amp.pointer[i] = v.squareRoot()
                 total += Double(v); peak = max(peak, Double(v))
             }
@@ -110,7 +110,7 @@ public struct PhasingData: @unchecked Sendable {
         return out
     }
 
-    /// The measured amplitudes (centred, −1 where masked), for inspection and tests.
+    /// The measured amplitudes (centred, −∞ where masked), for inspection and tests.
     public var centredAmplitude: RealVolume {
         let v = try! RealVolume(shape: shape, storage: amplitude.copyForPhasing())
         return v.fftshifted()

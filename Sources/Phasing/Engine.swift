@@ -11,8 +11,12 @@ public struct ShrinkWrapSchedule: Sendable, Equatable {
     /// A support covering more than this fraction of the box counts as filled.
     public var maximumFraction: Double
 
-    public init(sigmaStart: Double = 2.0, sigmaEnd: Double = 1.0, minimumVoxels: Int = 8, maximumFraction: Double = 0.6) {
-        self.sigmaStart = sigmaStart; self.sigmaEnd = sigmaEnd
+    /// What the threshold is a fraction of.
+    public var reference: ShrinkWrapReference
+
+    public init(sigmaStart: Double = 2.0, sigmaEnd: Double = 1.0, minimumVoxels: Int = 8, maximumFraction: Double = 0.6,
+                reference: ShrinkWrapReference = .maximum) {
+        self.sigmaStart = sigmaStart; self.sigmaEnd = sigmaEnd; self.reference = reference
         self.minimumVoxels = minimumVoxels; self.maximumFraction = maximumFraction
     }
 
@@ -20,6 +24,13 @@ public struct ShrinkWrapSchedule: Sendable, Equatable {
         let f = total > 1 ? Double(iteration) / Double(total - 1) : 1
         return sigmaStart + (sigmaEnd - sigmaStart) * min(1, max(0, f))
     }
+}
+
+/// The level the shrink-wrap threshold is a fraction of: the maximum of the blurred
+/// modulus, or its RMS over the current support (PyNX's 'rms', robust to a bright spot).
+public enum ShrinkWrapReference: String, Sendable, Equatable {
+    case maximum = "max"
+    case rms
 }
 
 /// Splits 0..<count into at most `threads` chunks and runs body(chunkIndex, range).
@@ -39,8 +50,10 @@ func phasingChunks(_ count: Int, threads: Int, _ body: (Int, Range<Int>) -> Void
 /// The fused per-pixel kernels of one iteration, on interleaved complex Float buffers.
 /// Kept free of allocation and branches so that they vectorise.
 public enum PhasingKernels {
-    /// P_M fused with the inverse FFT's 1/N: F ← F · (√I / |F|) / N where √I ≥ 0 is
-    /// measured; F ← F / N (the model kept) where `amp` holds the masked sentinel −1.
+    /// P_M fused with the inverse FFT's 1/N: F ← F · (√I / |F|) / N where `amp` = √I ≥ 0 is
+    /// measured. Masked pixels hold −(1 + b): the model is kept, F ← F / N, when its modulus
+    /// is at most b (b = +∞, `amp` = −∞, leaves them entirely free); above b it is clipped
+    /// to b (an optional bound while a run starts, see `PhasingOptions.maskedBound`).
     @inlinable
     public static func projectModulus(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
                                       range: Range<Int>, scale: Float) {
@@ -48,7 +61,7 @@ public enum PhasingKernels {
             let re = f[2 &* i], im = f[2 &* i &+ 1]
             let a = amp[i]
             let m = (re * re + im * im + 1e-30).squareRoot()
-            let g = (a >= 0 ? a / m : 1) * scale
+            let g = (a >= 0 ? a / m : min(1, (-1 - a) / m)) * scale
             f[2 &* i] = re * g
             f[2 &* i &+ 1] = im * g
         }
@@ -74,7 +87,7 @@ public enum PhasingKernels {
                 sAF += ap * m
                 sFF += measured ? m2 : 0
                 sAA += ap * ap
-                let g = (measured ? a / m : 1) * scale
+                let g = (measured ? a / m : min(1, (-1 - a) / m)) * scale
                 f[2 &* i] = re * g
                 f[2 &* i &+ 1] = im * g
             }
@@ -113,7 +126,7 @@ public final class PhasingEngine: @unchecked Sendable {
     let rho: FloatStorage
     let work: FloatStorage
     let support: FloatStorage
-    /// √I with −1 on masked pixels and on this run's free pixels.
+    /// √I with −∞ on masked pixels and on this run's free pixels (−(1+b) while bounded).
     let amp: FloatStorage
     /// Amplitudes for the random start (masked pixels interpolated).
     let startAmp: FloatStorage
@@ -170,7 +183,7 @@ public final class PhasingEngine: @unchecked Sendable {
         let limit = UInt64(min(1, fraction) * 0x1p53)
         for i in 0..<count where a[i] >= 0 {
             if (rng.next() >> 11) < limit {
-                freeIndex.append(i); freeIntensity.append(a[i] * a[i]); a[i] = -1
+                freeIndex.append(i); freeIntensity.append(a[i] * a[i]); a[i] = -.infinity
             }
         }
     }
@@ -196,6 +209,29 @@ public final class PhasingEngine: @unchecked Sendable {
             }
         }
         iteration = 0; chi2History = []
+    }
+
+    /// Bounds the modulus of masked (not free) pixels to `factor` × their interpolated
+    /// amplitude (factor nil: leaves them free again, the P_M of DESIGN.md).
+    public func boundMaskedPixels(factor: Double?) {
+        let a = amp.pointer, st = startAmp.pointer
+        var isFree = [Bool](repeating: false, count: 0)
+        if !freeIndex.isEmpty {
+            isFree = [Bool](repeating: false, count: count)
+            for i in freeIndex { isFree[i] = true }
+        }
+        for i in 0..<count where a[i] < 0 {
+            if !isFree.isEmpty && isFree[i] { continue }
+            a[i] = factor.map { -1 - Float($0) * st[i] } ?? -.infinity
+        }
+    }
+
+    /// Pins masked (not free) pixels to their interpolated amplitude, as if measured.
+    func pinMaskedPixels() {
+        let a = amp.pointer, st = startAmp.pointer
+        var isFree = [Bool](repeating: false, count: count)
+        for i in freeIndex { isFree[i] = true }
+        for i in 0..<count where a[i] < 0 && !isFree[i] { a[i] = st[i] }
     }
 
     /// Starts from a given object (FFT order, interleaved complex), e.g. for tests.
@@ -255,7 +291,7 @@ public final class PhasingEngine: @unchecked Sendable {
     /// Shrink-wrap: S ← {G_σ ∗ |P_S ρ| > t · max}. Uses `work` as scratch and leaves it
     /// holding ρ again. Returns the number of voxels in the new support.
     @discardableResult
-    public func shrinkWrap(sigma: Double, threshold: Double) -> Int {
+    public func shrinkWrap(sigma: Double, threshold: Double, reference: ShrinkWrapReference = .maximum) -> Int {
         let w = SendablePointer(work.pointer), r = rho.pointer, s = SendablePointer(support.pointer)
         phasingChunks(count, threads: threads) { _, range in
             for i in range {
@@ -291,14 +327,21 @@ public final class PhasingEngine: @unchecked Sendable {
         }
         backward.execute(w.pointer, w.pointer)
         let part = SendablePointer(partials)
-        for k in 0..<maxChunks { partials[k] = 0 }
+        for k in 0..<(3 * maxChunks) { partials[k] = 0 }
         phasingChunks(count, threads: threads) { k, range in
             var m: Float = 0
-            for i in range { m = max(m, w.pointer[2 &* i]) }
-            part.pointer[k] = Double(m)
+            var sq = 0.0, inside = 0.0
+            for i in range {
+                let b = w.pointer[2 &* i]
+                m = max(m, b)
+                let si = s.pointer[i]
+                sq += Double(b * b * si); inside += Double(si)
+            }
+            part.pointer[3 * k] = Double(m); part.pointer[3 * k + 1] = sq; part.pointer[3 * k + 2] = inside
         }
-        var peak = 0.0
-        for k in 0..<maxChunks { peak = max(peak, partials[k]) }
+        var peak = 0.0, sq = 0.0, inside = 0.0
+        for k in 0..<maxChunks { peak = max(peak, partials[3 * k]); sq += partials[3 * k + 1]; inside += partials[3 * k + 2] }
+        if reference == .rms && inside > 0 { peak = (sq / inside).squareRoot() }
         let t = Float(threshold * peak)
         for k in 0..<maxChunks { partials[k] = 0 }
         phasingChunks(count, threads: threads) { k, range in
@@ -342,7 +385,7 @@ public final class PhasingEngine: @unchecked Sendable {
                 done += 1
                 if step.shrinkWrapEvery > 0 && (k + 1) % step.shrinkWrapEvery == 0 && !last {
                     let sigma = schedule.sigma(at: done, of: total)
-                    let voxels = shrinkWrap(sigma: sigma, threshold: step.threshold)
+                    let voxels = shrinkWrap(sigma: sigma, threshold: step.threshold, reference: schedule.reference)
                     if voxels < schedule.minimumVoxels {
                         throw PhasingError.supportCollapsed(run: runIndex, iteration: done, voxels: voxels)
                     }

@@ -71,7 +71,7 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses and validates a recipe; errors name the step and suggest the closest valid word.
     public static func parse(_ text: String) throws -> Recipe {
-        let parts = text.split(whereSeparator: { $0 == "," || $0 == ";" })
+        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == ";" })
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard !parts.isEmpty, !parts.allSatisfy(\.isEmpty) else {
             throw PhasingError.invalidRecipe("the recipe is empty; write steps like \"\(defaultString)\"")

@@ -67,7 +67,7 @@ final class ProjectionTests: XCTestCase {
         let sh = [8, 6, 10], n = 480
         var rng = PhasingRNG(seed: 3)
         let rho = ComplexVolume(shape: sh) { _ in Complex32(Float(rng.gaussian()), Float(rng.gaussian())) }
-        let amp = (0..<n).map { i -> Float in i % 7 == 0 ? -1 : Float(rng.uniform() * 3) }
+        let amp = (0..<n).map { i -> Float in i % 7 == 0 ? -.infinity : Float(rng.uniform() * 3) }
         let fwd = try FFTPlanner.plan(shape: sh, direction: .forward, threads: 1)
         let bwd = try FFTPlanner.plan(shape: sh, direction: .backward, threads: 1)
         func pm(_ v: ComplexVolume) -> ComplexVolume {
@@ -112,7 +112,7 @@ final class ProjectionTests: XCTestCase {
         let sh = [6, 8, 4], n = 192
         var rng = PhasingRNG(seed: 11)
         let f = (0..<2 * n).map { _ in Float(rng.gaussian()) }
-        let amp = (0..<n).map { i -> Float in i % 5 == 0 ? -1 : Float(rng.uniform() * 2) }
+        let amp = (0..<n).map { i -> Float in i % 5 == 0 ? -.infinity : Float(rng.uniform() * 2) }
         var w = f
         let s = w.withUnsafeMutableBufferPointer { p in amp.withUnsafeBufferPointer { a in
             PhasingKernels.projectModulusWithSums(p.baseAddress!, amp: a.baseAddress!, range: 0..<n, scale: 1)
@@ -187,6 +187,6 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(d.negativeCount, 2); XCTAssertEqual(d.nonFiniteCount, 1); XCTAssertEqual(d.maskedCount, 4)
         XCTAssertEqual(d.warnings.count, 2)
         let a = d.centredAmplitude
-        XCTAssertEqual(a[1, 2, 3], -1); XCTAssertEqual(a[2, 2, 2], -1); XCTAssertEqual(a[5, 5, 5], Float(2).squareRoot(), accuracy: 1e-6)
+        XCTAssertEqual(a[1, 2, 3], -.infinity); XCTAssertEqual(a[2, 2, 2], -.infinity); XCTAssertEqual(a[5, 5, 5], Float(2).squareRoot(), accuracy: 1e-6)
     }
 }
