@@ -15,6 +15,10 @@ public protocol FrameStack {
     /// Reads frames `range` as Floats in C order into `buffer`
     /// (range.count × rows × columns values).
     func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws
+    /// Frames the reader prefers to read at once (e.g. a whole HDF5 chunk); nil: any.
+    var preferredFramesPerRead: Int? { get }
+    /// Called when every frame has been read: readers holding data may release it.
+    func finishedReading()
 }
 
 /// Frames already in memory (tests, NPY files read whole).

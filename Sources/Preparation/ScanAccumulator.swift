@@ -120,7 +120,7 @@ public final class ScanAccumulator {
         var high = [Float](repeating: -.infinity, count: pix)
         var low = [Float](repeating: .infinity, count: pix)
         var badValue = [UInt8](repeating: 0, count: pix)
-        let block = options.framesPerRead
+        let block = stack.preferredFramesPerRead.map { min(max($0, 1), 256) } ?? options.framesPerRead
         var f0 = 0
         progress?(0)
         while f0 < frames {
@@ -139,6 +139,7 @@ public final class ScanAccumulator {
             f0 = f1
             progress?(f0)
         }
+        stack.finishedReading()
 
         // 2. Bad pixels on the frame-summed image.
         let (bad, hot, dead, other) = findBadPixels(sum: sum, high: high, low: low, badValue: badValue)

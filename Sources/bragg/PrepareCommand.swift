@@ -1,0 +1,240 @@
+import ArgumentParser
+import Foundation
+import Numerics
+import Formats
+import Preparation
+import Simulation
+
+/// Parses "A,B,C" (or one value for all three axes) into three integers.
+func parseTriple(_ s: String, name: String) throws -> [Int] {
+    let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    if v.count == 1, let x = v[0] { return [x, x, x] }
+    guard v.count == 3, v.allSatisfy({ $0 != nil }) else {
+        throw UsageError("\(name) must be three integers Z,Y,X (frames, rows, columns) or one for all (got '\(s)')")
+    }
+    return v.map { $0! }
+}
+
+/// Reads a 2D or 3D calibration array (dark, flat, mask) named FILE or FILE:DATASET.
+func readCalibration(_ spec: String, what: String) throws -> RealVolume {
+    let v = try ArrayIO.readReal(spec)
+    if v.rank == 3 && v.shape[0] == 1 { return try v.reshaped(Array(v.shape.dropFirst())) }
+    return v
+}
+
+struct PrepareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prepare",
+        abstract: "Sum rocking scans of one state into a centred, masked pattern ready for `bragg phase`.",
+        discussion: """
+            Each SCAN is a frame stack (frames = rocking angles, rows, columns): an HDF5/NeXus \
+            file (FILE or FILE:DATASET; by default /entry/instrument/detector/data, /entry/data/data, \
+            /entry_1/data_1/data or the first 3D dataset under /entry/instrument), a multi-page \
+            TIFF, a folder of single-frame TIFFs (a series, in natural name order), or a .npy file.
+
+            Per scan: negative/NaN values mark their pixel bad; the dark is subtracted (clipped at \
+            0) and the flat field divided out; frames are scaled to the first scan's mean monitor \
+            (--monitor); hot pixels (frame sum > --hot-factor × (neighbours' median + 1)) and \
+            constant pixels among bright neighbours (dead, stuck, gaps) are masked and filled. \
+            Scans are registered to the first (3D cross-correlation of intensities on a box around \
+            the Bragg peak, upsampled DFT, 1/--upsampling pixel), shifted (Fourier) and summed; \
+            a scan that correlates less than --min-correlation is left out with a message. Only \
+            the running sum and one scan are held in memory.
+
+            The sum is centred on the Bragg peak (--centre com or max), cropped to the largest size \
+            of the form 2^a 3^b 5^c around it (or --size, padded with masked voxels), optionally \
+            binned, and written as a CXI file: /entry_1/data_1/data (pattern), /entry_1/data_1/mask \
+            (nonzero = bad), geometry under /entry_1/instrument_1 (from the first scan's NeXus \
+            metadata, or the options), and each scan's shift and correlation under \
+            /entry_1/image_1/process_1.
+            """
+    )
+
+    @Argument(help: "The scans of one state (files or TIFF folders).")
+    var scans: [String]
+
+    @Option(name: .shortAndLong, help: "Output CXI file (.cxi or .h5).")
+    var out: String
+
+    @Option(help: "HDF5 dataset of the frames in every scan file (default: the NeXus detector paths).")
+    var dataset: String?
+
+    @Option(help: "HDF5 dataset of the monitor (one value per frame) in every scan file.")
+    var monitor: String?
+
+    @Option(help: "Dark/background frame or stack: FILE or FILE:DATASET.")
+    var dark: String?
+
+    @Option(help: "Flat field (relative efficiency; frames are divided by it): FILE or FILE:DATASET.")
+    var flat: String?
+
+    @Option(name: .customLong("detector-mask"), help: "Detector mask (gaps, known bad pixels; nonzero = bad), 2D: FILE or FILE:DATASET.")
+    var detectorMask: String?
+
+    @Option(name: .customLong("hot-factor"), help: "Hot pixel: frame sum above this × (neighbours' median + 1).")
+    var hotFactor: Double = 10
+
+    @Option(name: .customLong("dead-min-counts"), help: "Constant pixels are masked where their neighbours' median frame sum reaches this.")
+    var deadMinCounts: Double = 10
+
+    @Flag(name: .customLong("no-register"), help: "Sum the scans without registering them.")
+    var noRegister = false
+
+    @Option(name: .customLong("min-correlation"), help: "Leave out scans correlating less than this with the ones before.")
+    var minCorrelation: Double = 0.5
+
+    @Option(name: .customLong("registration-box"), help: "Edge of the box around the Bragg peak used for registration.")
+    var registrationBox: Int = 64
+
+    @Option(help: "Registration precision: 1/N pixel.")
+    var upsampling: Int = 20
+
+    @Option(help: "Locate the Bragg peak by centre of mass (com) or maximum (max).")
+    var centre: String = "com"
+
+    @Option(help: "Output size Z,Y,X before binning (default: the largest fast size around the peak).")
+    var size: String?
+
+    @Option(help: "Binning Z,Y,X (or one factor for all axes).")
+    var bin: String = "1"
+
+    @Option(help: "Photon energy (eV), overriding the file's.")
+    var energy: Double?
+
+    @Option(help: "Detector distance (m), overriding the file's.")
+    var distance: Double?
+
+    @Option(name: .customLong("pixel-size"), help: "Detector pixel size (m), overriding the file's.")
+    var pixelSize: Double?
+
+    @Option(name: .customLong("two-theta"), help: "Detector angle 2θ (degrees), overriding the file's.")
+    var twoTheta: Double?
+
+    @Option(name: .customLong("rocking-step"), help: "Rocking step (degrees), overriding the file's.")
+    var rockingStep: Double?
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard !scans.isEmpty else { throw ValidationError("give at least one scan") }
+        guard PeakCentring(rawValue: centre) != nil else { throw ValidationError("--centre must be com or max (got '\(centre)')") }
+        guard hotFactor > 1 else { throw ValidationError("--hot-factor must be > 1 (got \(hotFactor))") }
+        guard (-1...1).contains(minCorrelation) else { throw ValidationError("--min-correlation must be in [-1, 1] (got \(minCorrelation))") }
+        guard registrationBox >= 4 else { throw ValidationError("--registration-box must be at least 4 (got \(registrationBox))") }
+        guard upsampling >= 1 && upsampling <= 1000 else { throw ValidationError("--upsampling must be in 1…1000 (got \(upsampling))") }
+    }
+
+    func run() throws {
+        common.apply()
+        let ext = (out as NSString).pathExtension.lowercased()
+        guard ["cxi", "h5", "hdf5"].contains(ext) else { throw UsageError("output '\(out)' must end in .cxi or .h5 (a CXI file)") }
+        if FileManager.default.fileExists(atPath: out) && !force {
+            throw UsageError("output '\(out)' exists; use --force to replace it")
+        }
+        var options = PreparationOptions()
+        options.hotFactor = hotFactor
+        options.deadMinCounts = deadMinCounts
+        options.register = !noRegister
+        options.minCorrelation = minCorrelation
+        options.registrationBox = registrationBox
+        options.upsampling = upsampling
+        options.centring = PeakCentring(rawValue: centre)!
+        options.binning = try parseTriple(bin, name: "--bin")
+        guard options.binning.allSatisfy({ $0 >= 1 }) else { throw UsageError("--bin factors must be ≥ 1 (got '\(bin)')") }
+        if let s = size {
+            options.size = try parseTriple(s, name: "--size")
+            guard options.size!.allSatisfy({ $0 >= 1 }) else { throw UsageError("--size must be positive (got '\(s)')") }
+        }
+        options.dark = try dark.map { try readCalibration($0, what: "dark") }
+        options.flat = try flat.map { try readCalibration($0, what: "flat field") }
+        options.detectorMask = try detectorMask.map { try readCalibration($0, what: "detector mask") }
+
+        // Open every scan (metadata only) and check shapes before reading any frame.
+        var stacks: [FrameStack] = []
+        for (k, s) in scans.enumerated() {
+            do {
+                stacks.append(try FrameStacks.open(s, dataset: dataset))
+            } catch let e as PreparationError {
+                throw UsageError("scan \(k + 1) (\(s)): \(e)")
+            } catch {
+                throw UsageError("scan \(k + 1) (\(s)): \(error)")
+            }
+        }
+        try Preparation.validate(stacks)
+        var inputs: [Scan] = []
+        for (k, st) in stacks.enumerated() {
+            var m: [Double]?
+            if let mp = monitor {
+                guard let h = st as? HDF5FrameStack else {
+                    throw UsageError("scan \(k + 1) (\(st.source)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file")
+                }
+                do { m = try h.perFrame(mp) } catch { throw UsageError("scan \(k + 1) (\(st.source)): monitor: \(error)") }
+            }
+            inputs.append(Scan(frames: st, monitor: m))
+        }
+
+        let bar = ProgressBar(quiet: common.quiet, unit: "frames")
+        let sh = stacks[0].shape
+        bar.message("preparing \(stacks.count) scan(s) of \(sh[0]) frames of \(sh[1])×\(sh[2]) pixels")
+        let result = try Preparation.prepare(scans: inputs, options: options, progress: bar.handler,
+                                             messages: { bar.message("bragg: warning: " + $0) })
+        bar.finish()
+        common.saveWisdom()
+
+        for r in result.scans {
+            let s = r.shift.map { String(format: "%+.3f", $0) }.joined(separator: ", ")
+            print(String(format: "scan %d: shift (%@) px, correlation %.4f, hot %d, constant %d, other bad %d, counts %.4g%@ (%@)",
+                         r.index + 1, s, r.correlation, r.hotPixels, r.deadPixels, r.otherBadPixels, r.totalCounts,
+                         r.included ? "" : " — LEFT OUT", r.source))
+        }
+        let masked = result.mask.sum() / Double(result.mask.count)
+        print(String(format: "pattern %@ (crop %@ at %@, bin %@), Bragg peak at (%@) in the sum, (%@) in the pattern; %.2f%% of voxels masked; %.4g counts → %@",
+                     result.pattern.shape.map(String.init).joined(separator: "×"),
+                     result.cropSize.map(String.init).joined(separator: "×"),
+                     result.cropStart.map(String.init).joined(separator: ","),
+                     result.binning.map(String.init).joined(separator: "×"),
+                     result.peak.map { String(format: "%.2f", $0) }.joined(separator: ", "),
+                     result.peakInPattern.map { String(format: "%.2f", $0) }.joined(separator: ", "),
+                     masked * 100, result.pattern.sum(), out))
+
+        // Geometry: the first scan's NeXus metadata, overridden by the options.
+        var g = (stacks[0] as? HDF5FrameStack).map { NeXusGeometry.read(from: $0.file) } ?? CXIGeometry()
+        if let e = energy { g.energy = e }
+        if let d = distance { g.detectorDistance = d }
+        if let p = pixelSize { g.pixelSize = p }
+        if let t = twoTheta { g.twoTheta = t * .pi / 180 }
+        if let r = rockingStep { g.rockingStep = r * .pi / 180 }
+        if let s = g.rockingStep { g.rockingStep = s * Double(result.binning[0]) }
+        if let p = g.pixelSize, result.binning[1] == result.binning[2] { g.pixelSize = p * Double(result.binning[1]) }
+
+        let included = result.scans.filter { $0.included }
+        let params: [String: HDF5Attribute] = [
+            "program": .string("bragg prepare"),
+            "scans": .string(result.scans.map { $0.source }.joined(separator: "\n")),
+            "scans_included": .ints(included.map { $0.index + 1 }),
+            "stack_shape": .ints(result.stackShape),
+            "crop_start": .ints(result.cropStart),
+            "crop_size": .ints(result.cropSize),
+            "binning": .ints(result.binning),
+            "bragg_peak_in_sum": .doubles(result.peak),
+            "centring": .string(options.centring.rawValue),
+            "registered": .string(options.register ? "yes" : "no"),
+            "hot_factor": .double(hotFactor),
+            "dead_min_counts": .double(deadMinCounts),
+            "min_correlation": .double(minCorrelation),
+            "upsampling": .int(upsampling),
+        ]
+        var arrays: [String: NDArray] = [:]
+        arrays["scan_shifts"] = NDArray(result.scans.flatMap { $0.shift }, shape: [result.scans.count, 3])
+        arrays["scan_correlations"] = NDArray(result.scans.map { $0.correlation })
+        arrays["scan_included"] = NDArray(result.scans.map { $0.included ? 1 : 0 } as [Int])
+        let metrics: [String: Double] = ["masked_fraction": masked, "total_counts": result.pattern.sum(),
+                                         "scans_summed": Double(included.count)]
+        let cxi = CXIResults(pattern: result.pattern, mask: result.mask, parameters: params, metrics: metrics,
+                             arrays: arrays, geometry: g, programName: "BraggKit \(Bragg.version) prepare")
+        try cxi.write(to: out, overwrite: force)
+    }
+}
