@@ -3,9 +3,12 @@ import ArgumentParser
 /// Every `bragg` subcommand, in the order `bragg --help` lists them.
 /// (Each lives in its own file, <Name>Command.swift.)
 let braggSubcommands: [ParsableCommand.Type] = [
+    DemoCommand.self,
+    ReportCommand.self,
     ViewCommand.self,
     InfoCommand.self,
     ConvertCommand.self,
+    PrepareCommand.self,
     BenchCommand.self,
     PhaseCommand.self,
     AnalyzeCommand.self,
@@ -15,6 +18,7 @@ let braggSubcommands: [ParsableCommand.Type] = [
 /// Every `bragg bench` subcommand.
 let braggBenchSubcommands: [ParsableCommand.Type] = [
     BenchFFT.self,
+    BenchPrepare.self,
     BenchPhase.self,
     BenchNN.self,
 ]
