@@ -99,14 +99,14 @@ public struct Crystal: Equatable, Sendable {
         let aspects = (0..<3).map { _ in rng.uniform(0.7, 1.3) }
         let height = rng.uniform(0.6, 1.4) * 2
         var c = hexagonalPrism(radius: 1, height: height, aspects: aspects)
-        c = c.rotated(by: Matrix3.randomRotation(&rng))
+        c = c.rotated(by: Matrix3x3.randomRotation(&rng))
         return c.scaledToFit(maxExtent: SIMD3(repeating: maxExtent))
     }
 
     // MARK: Transformations
 
     /// Rotated about its centre.
-    public func rotated(by r: Matrix3) -> Crystal {
+    public func rotated(by r: Matrix3x3) -> Crystal {
         Crystal(facets: facets.map { Facet(normal: r * $0.normal, distance: $0.distance) }, centre: centre)
     }
 
@@ -146,7 +146,7 @@ public struct Crystal: Equatable, Sendable {
         let scale = facets.map { abs($0.distance) }.max() ?? 1
         let tol = 1e-9 * scale
         for i in 0..<n { for j in (i + 1)..<max(n, i + 1) { for k in (j + 1)..<max(n, j + 1) {
-            let m = Matrix3(rows: [facets[i].normal, facets[j].normal, facets[k].normal])
+            let m = Matrix3x3(rows: [facets[i].normal, facets[j].normal, facets[k].normal])
             guard abs(m.determinant) > 1e-12 else { continue }
             let p = m.inverse * SIMD3(facets[i].distance, facets[j].distance, facets[k].distance)
             if facets.allSatisfy({ dot($0.normal, p) <= $0.distance + tol }),

@@ -158,8 +158,8 @@ public enum Diffraction {
         if defects.moduleSize > 0 && defects.gapWidth > 0 {
             let m = defects.moduleSize, g = defects.gapWidth
             // Gaps sit after each module, centred on the module boundary.
-            for r in 0..<rows where isGap(r, m, g) { for c in 0..<cols { bad2D[r * cols + c] = 1 } }
-            for c in 0..<cols where isGap(c, m, g) { for r in 0..<rows { bad2D[r * cols + c] = 1 } }
+            for r in 0..<rows where isGap(r, m, g, rows) { for c in 0..<cols { bad2D[r * cols + c] = 1 } }
+            for c in 0..<cols where isGap(c, m, g, cols) { for r in 0..<rows { bad2D[r * cols + c] = 1 } }
         }
         var rng = SimulationRNG(seed: seed, stream: 0x4D41534B)
         var hot: [(Int, Int)] = []
@@ -174,11 +174,11 @@ public enum Diffraction {
         return (mask, hot)
     }
 
-    static func isGap(_ i: Int, _ m: Int, _ g: Int) -> Bool {
+    static func isGap(_ i: Int, _ m: Int, _ g: Int, _ n: Int) -> Bool {
         // Distance to the nearest module boundary (multiples of m, excluding the edges).
         let k = ((Double(i) + 0.5) / Double(m)).rounded()
-        guard k > 0 else { return false }
         let b = k * Double(m)
+        guard k > 0, b < Double(n) else { return false }
         return abs(Double(i) + 0.5 - b) < Double(g) / 2
     }
 

@@ -184,11 +184,11 @@ public struct SurfaceDomain: Equatable, Sendable {
     /// Width of the smooth (logistic) boundary.
     public var edgeWidth: Double
     /// Rotation of the domain's inner boundary about the patch centre (a tilted front).
-    public var boundaryTilt: Matrix3
+    public var boundaryTilt: Matrix3x3
 
     public init(facetDirection: SIMD3<Double>, depth: Double, phaseOffset: Double,
                 lateralRadius: Double = .infinity, patchOffset: SIMD3<Double> = .zero,
-                edgeWidth: Double = 1, boundaryTilt: Matrix3 = .identity) {
+                edgeWidth: Double = 1, boundaryTilt: Matrix3x3 = .identity) {
         self.facetDirection = facetDirection; self.depth = depth; self.phaseOffset = phaseOffset
         self.lateralRadius = lateralRadius; self.patchOffset = patchOffset; self.edgeWidth = edgeWidth
         self.boundaryTilt = boundaryTilt

@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 
 /// A 3×3 matrix of Doubles, stored by rows, acting on (x, y, z) column vectors.
-public struct Matrix3: Equatable, Sendable, CustomStringConvertible {
+public struct Matrix3x3: Equatable, Sendable, CustomStringConvertible {
     public var rows: [SIMD3<Double>]
 
     public init(rows: [SIMD3<Double>]) { precondition(rows.count == 3); self.rows = rows }
@@ -11,37 +11,37 @@ public struct Matrix3: Equatable, Sendable, CustomStringConvertible {
         precondition(c.count == 3)
         rows = [SIMD3(c[0].x, c[1].x, c[2].x), SIMD3(c[0].y, c[1].y, c[2].y), SIMD3(c[0].z, c[1].z, c[2].z)]
     }
-    public static let identity = Matrix3(rows: [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)])
+    public static let identity = Matrix3x3(rows: [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)])
 
     public var columns: [SIMD3<Double>] {
         [SIMD3(rows[0].x, rows[1].x, rows[2].x), SIMD3(rows[0].y, rows[1].y, rows[2].y),
          SIMD3(rows[0].z, rows[1].z, rows[2].z)]
     }
-    public var transposed: Matrix3 { Matrix3(rows: columns) }
+    public var transposed: Matrix3x3 { Matrix3x3(rows: columns) }
     public var determinant: Double { dot(rows[0], cross(rows[1], rows[2])) }
 
     /// The inverse (the matrix must be regular).
-    public var inverse: Matrix3 {
+    public var inverse: Matrix3x3 {
         let det = determinant
         precondition(det != 0, "singular matrix")
         // Columns of the inverse transposed are the cross products of rows / det.
         let c0 = cross(rows[1], rows[2]) / det, c1 = cross(rows[2], rows[0]) / det, c2 = cross(rows[0], rows[1]) / det
-        return Matrix3(columns: [c0, c1, c2])
+        return Matrix3x3(columns: [c0, c1, c2])
     }
 
-    public static func * (m: Matrix3, v: SIMD3<Double>) -> SIMD3<Double> {
+    public static func * (m: Matrix3x3, v: SIMD3<Double>) -> SIMD3<Double> {
         SIMD3(dot(m.rows[0], v), dot(m.rows[1], v), dot(m.rows[2], v))
     }
-    public static func * (a: Matrix3, b: Matrix3) -> Matrix3 {
+    public static func * (a: Matrix3x3, b: Matrix3x3) -> Matrix3x3 {
         let bc = b.columns
-        return Matrix3(columns: bc.map { a * $0 })
+        return Matrix3x3(columns: bc.map { a * $0 })
     }
-    public static func * (a: Matrix3, s: Double) -> Matrix3 { Matrix3(rows: a.rows.map { $0 * s }) }
+    public static func * (a: Matrix3x3, s: Double) -> Matrix3x3 { Matrix3x3(rows: a.rows.map { $0 * s }) }
 
     /// Rotation by `angle` (radians, right hand) about the unit `axis`.
-    public static func rotation(axis: SIMD3<Double>, angle: Double) -> Matrix3 {
+    public static func rotation(axis: SIMD3<Double>, angle: Double) -> Matrix3x3 {
         let a = normalized(axis), c = cos(angle), s = sin(angle), t = 1 - c
-        return Matrix3(rows: [
+        return Matrix3x3(rows: [
             SIMD3(t * a.x * a.x + c, t * a.x * a.y - s * a.z, t * a.x * a.z + s * a.y),
             SIMD3(t * a.x * a.y + s * a.z, t * a.y * a.y + c, t * a.y * a.z - s * a.x),
             SIMD3(t * a.x * a.z - s * a.y, t * a.y * a.z + s * a.x, t * a.z * a.z + c),
@@ -49,18 +49,18 @@ public struct Matrix3: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// A rotation uniform over SO(3) (Shoemake's random unit quaternion).
-    public static func randomRotation(_ rng: inout SimulationRNG) -> Matrix3 {
+    public static func randomRotation(_ rng: inout SimulationRNG) -> Matrix3x3 {
         let u1 = rng.uniform(), u2 = rng.uniform(), u3 = rng.uniform()
         let w = (1 - u1).squareRoot() * sin(2 * .pi * u2), x = (1 - u1).squareRoot() * cos(2 * .pi * u2)
         let y = u1.squareRoot() * sin(2 * .pi * u3), z = u1.squareRoot() * cos(2 * .pi * u3)
-        return Matrix3(rows: [
+        return Matrix3x3(rows: [
             SIMD3(1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)),
             SIMD3(2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)),
             SIMD3(2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)),
         ])
     }
 
-    public var description: String { "Matrix3(\(rows.map { [$0.x, $0.y, $0.z] }))" }
+    public var description: String { "Matrix3x3(\(rows.map { [$0.x, $0.y, $0.z] }))" }
 }
 
 @inlinable func dot(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> Double { (a * b).sum() }
@@ -96,7 +96,7 @@ public struct SamplingGrid: Equatable, Sendable {
     /// Index of the grid's centre voxel per axis (n/2).
     public var centre: [Int] { shape.map { $0 / 2 } }
     /// Matrix whose columns are the step vectors: position = origin + basis · (index − centre).
-    public var basis: Matrix3 { Matrix3(columns: steps) }
+    public var basis: Matrix3x3 { Matrix3x3(columns: steps) }
     /// Volume of one voxel (|det basis|).
     public var voxelVolume: Double { abs(basis.determinant) }
     /// Edge lengths of a voxel along each array axis.

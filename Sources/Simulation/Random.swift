@@ -65,7 +65,7 @@ public struct SimulationRNG: RandomNumberGenerator, Sendable {
     /// Uniform integer in 0..<n (n > 0), by Lemire's multiply-shift (tiny bias below 2⁻³²).
     @inlinable public mutating func integer(below n: Int) -> Int {
         precondition(n > 0)
-        return Int((next() >> 32) &* UInt64(n) >> 32)
+        return Int(((next() >> 32) &* UInt64(n)) >> 32)
     }
 
     /// Standard normal deviate (Box–Muller; pairs are used in turn).

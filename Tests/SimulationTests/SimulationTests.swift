@@ -155,3 +155,12 @@ final class DiffractionTests: XCTestCase {
         XCTAssertNotEqual(a.intensity, c.intensity)
     }
 }
+
+final class IntegerDrawTests: XCTestCase {
+    func testIntegerBelowCoversItsRange() {
+        var r = SimulationRNG(seed: 1)
+        var counts = [Int](repeating: 0, count: 7)
+        for _ in 0..<70_000 { counts[r.integer(below: 7)] += 1 }
+        for c in counts { XCTAssertEqual(Double(c) / 10_000, 1, accuracy: 0.05) }
+    }
+}
