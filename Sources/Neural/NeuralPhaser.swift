@@ -24,7 +24,7 @@ public enum NeuralPhaser {
         }
         let n = model.architecture.inputSize
         if !allowOtherSize && s[0] != n {
-            throw NeuralError.invalidInput("the model was trained on \(n)³ patterns but this pattern is \(s[0])³ (crop or bin it to \(n)³, or allow other sizes)")
+            throw NeuralError.invalidInput("the model was trained on \(n)³ patterns but this pattern is \(s[0])³ (crop or bin it to \(n)³)")
         }
         guard s[0] % 8 == 0 else {
             throw NeuralError.invalidInput("the network needs a pattern edge that is a multiple of 8, got \(s[0])")

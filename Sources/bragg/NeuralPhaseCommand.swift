@@ -55,7 +55,7 @@ struct NeuralPhaseRun {
         do {
             try NeuralPhaser.check(pattern: intensity, mask: maskVolume, model: net, allowOtherSize: anySize)
         } catch let e as NeuralError {
-            throw UsageError("'\(pattern)' does not fit model \(modelPath): \(e)" + (anySize ? "" : " (or pass --any-size)"))
+            throw UsageError("'\(pattern)' does not fit model \(modelPath): \(e)" + (anySize ? "" : " (or pass --any-size to run the fully convolutional network on it anyway)"))
         }
         let bar = ProgressBar(quiet: quiet, unit: "steps")
         bar.message("neural phasing of \(intensity.shape.map(String.init).joined(separator: "×")) pattern with \(modelPath) (\(net.architecture)), \(refineSteps) refinement step(s)")

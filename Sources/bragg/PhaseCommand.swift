@@ -37,6 +37,21 @@ struct PhaseCommand: ParsableCommand {
     @Option(help: "Algorithm recipe (see below).")
     var recipe: String = Recipe.defaultString
 
+    @Option(help: "iterative (ER/HIO/RAAR recipe) or neural (the trained network, see --model).")
+    var method: String = "iterative"
+
+    @Option(help: "Neural method: model file (.safetensors; default models/default-c8-64.safetensors or $BRAGG_MODEL).")
+    var model: String?
+
+    @Option(name: .customLong("refine-steps"), help: "Neural method: steps fine-tuning the network on this pattern (physics loss; best prediction kept).")
+    var refineSteps: Int = 0
+
+    @Option(name: .customLong("refine-learning-rate"), help: "Neural method: Adam learning rate of the refinement.")
+    var refineLearningRate: Double = 1e-4
+
+    @Flag(name: .customLong("any-size"), help: "Neural method: run on a cubic pattern of another edge (multiple of 8) than the model's.")
+    var anySize = false
+
     @Option(help: "Independent random starts.")
     var runs: Int = 1
 
@@ -76,6 +91,16 @@ struct PhaseCommand: ParsableCommand {
 
     func run() throws {
         common.apply()
+        guard method == "iterative" || method == "neural" else {
+            throw UsageError("--method must be iterative or neural (got '\(method)')")
+        }
+        if method == "neural" {
+            try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
+                               learningRate: refineLearningRate, anySize: anySize, out: out, force: force,
+                               quiet: common.quiet).run()
+            common.saveWisdom()
+            return
+        }
         // Check everything cheap before the long work.
         let ext = (out as NSString).pathExtension.lowercased()
         guard ["h5", "cxi", "npy"].contains(ext) else {
