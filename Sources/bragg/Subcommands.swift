@@ -13,6 +13,7 @@ let braggSubcommands: [ParsableCommand.Type] = [
     PhaseCommand.self,
     AnalyzeCommand.self,
     TrainCommand.self,
+    SimulateCommand.self,
 ]
 
 /// Every `bragg bench` subcommand.
@@ -21,4 +22,5 @@ let braggBenchSubcommands: [ParsableCommand.Type] = [
     BenchPrepare.self,
     BenchPhase.self,
     BenchNN.self,
+    BenchSimulate.self,
 ]
