@@ -96,13 +96,14 @@ public enum SeriesReportBuilder {
 
         // The lab-frame fields of every state, from its .vti.
         let vtis = (try FileManager.default.contentsOfDirectory(atPath: dir)).filter { $0.hasPrefix("state_") && $0.hasSuffix(".vti") }.sorted()
-        struct Fields { var amplitude, phase, dphi, strain, support, region: RealVolume }
+        struct Fields { var amplitude, phase, dphi, strain, support, region, projection: RealVolume }
         var fields: [Fields] = []
         for (i, v) in vtis.enumerated() {
             progress?(ProgressReport(stage: "reading states", done: i, total: vtis.count))
             func arr(_ name: String) throws -> RealVolume { try VTI.read(dir + "/" + v, array: name).realVolume(source: v, dataset: name) }
             fields.append(Fields(amplitude: try arr("amplitude"), phase: try arr("phase"), dphi: try arr("delta_phase"),
-                                 strain: try arr("strain"), support: try arr("support"), region: try arr("pca_region")))
+                                 strain: try arr("strain"), support: try arr("support"), region: try arr("pca_region"),
+                                 projection: try arr("inverse_pca")))
         }
         var sections: [ReportSection] = []
 
@@ -193,16 +194,26 @@ public enum SeriesReportBuilder {
             // Inverse PCA: the region driving ψ₁ opaque inside the translucent reference crystal.
             let ref = fields[0]
             let crystal = try Isosurface.extract(ref.support, level: 0.5, spacing: spacing)
-            if ref.region.nonzeroCount() > 0 {
-                let smooth = try ref.region.gaussianFiltered(sigma: 0.7, method: .separable)
-                let region = try Isosurface.extract(smooth, level: 0.35, spacing: spacing)
-                let views = [View(azimuth: 35, elevation: 25), View(azimuth: 125, elevation: 10), View(azimuth: 215, elevation: -20)]
-                let img = SliceFigure.montage([views.map { MeshRenderer.render([MeshLayer(mesh: region, colour: RGB(200, 40, 40)),
-                                                                                MeshLayer(mesh: crystal, colour: RGB(120, 150, 210), opacity: 0.25)],
-                                                                               view: $0, size: 260) }])
-                let frac = number(pca["region_fraction"]) ?? 0.99
-                figs2.append(ReportFigure(caption: String(format: "Inverse PCA (Eq. 4): the region holding %.0f%% of the principal component's weight (opaque red) inside the translucent crystal (common support), from three directions. As the seed's Fig. 4.", frac * 100),
-                                          path: try save(img, "inverse_pca.png")))
+            // The state that moves most along ψ₁ shows its map Ωᵢψ₁ best; draw the compact
+            // region holding half of its weight (ψ₁², so sign does not matter), whose shape
+            // says where the change happens. The 99% region is in the .vti (pca_region).
+            let k = states.indices.max { abs(states[$0].omegaNormalised ?? 0) < abs(states[$1].omegaNormalised ?? 0) } ?? 0
+            if k < fields.count {
+                var w = fields[k].projection
+                try w.multiply(by: fields[k].projection)
+                try w.multiply(by: ref.support)
+                if w.maximum() > 0 {
+                    let smooth = try w.gaussianFiltered(sigma: 0.8, method: .separable)
+                    let level = try Isosurface.level(enclosing: 0.5, of: smooth)
+                    let region = try Isosurface.extract(smooth, level: level, spacing: spacing)
+                    let views = [View(azimuth: 35, elevation: 25), View(azimuth: 125, elevation: 10), View(azimuth: 215, elevation: -20)]
+                    let img = SliceFigure.montage([views.map { MeshRenderer.render([MeshLayer(mesh: region, colour: RGB(200, 40, 40)),
+                                                                                    MeshLayer(mesh: crystal, colour: RGB(120, 150, 210), opacity: 0.25)],
+                                                                                   view: $0, size: 260) }])
+                    let frac = number(pca["region_fraction"]) ?? 0.99
+                    figs2.append(ReportFigure(caption: String(format: "Inverse PCA (Eq. 4): where the phase change along the principal component happens — the region holding half of (Ωᵢψ₁)² for %@, the state furthest along ψ₁ (opaque red), inside the translucent crystal (common support), from three directions. As the seed's Fig. 4. The region holding %.0f%% of ψ₁'s weight is the pca_region array of each .vti.", labels[k], frac * 100),
+                                              path: try save(img, "inverse_pca.png")))
+                }
             }
         }
         sections.append(ReportSection(title: "Morphology and the regions that drive the phase change", figures: figs2))
@@ -221,13 +232,19 @@ public enum SeriesReportBuilder {
         for (i, s) in states.enumerated() {
             var method = "–", runs = "–"
             if let path = provenance?.reconstructions[s.label], let r = try? CXIResults.read(from: path) {
-                if case .string(let m)? = r.parameters["method"] { method = m }
-                if case .string(let rec)? = r.parameters["recipe"] { method += method == "–" ? rec : " (\(rec))" }
-                if let k = r.metrics["runs_kept"], let n = r.metrics["runs"] { runs = String(format: "%.0f of %.0f", k, n) }
+                if case .string(let a)? = r.parameters["algorithm"] {
+                    method = a.hasPrefix("neural") ? "neural" : (a.hasPrefix("iterative") ? "iterative" : a)
+                }
+                if case .string(let rec)? = r.parameters["recipe"] { method += ": " + rec }
+                if case .string(let m)? = r.parameters["model"] { method += ": " + (m as NSString).lastPathComponent }
+                if case .int(let k)? = r.parameters["refine_steps"] { method += ", \(k) refinement steps" }
+                if case .ints(let kept)? = r.parameters["kept_runs"], case .int(let n)? = r.parameters["runs"] {
+                    runs = "\(kept.count) of \(n)"
+                }
                 if let c = r.curves["chi2"], let it = r.curves["chi2_iteration"], !c.isEmpty {
                     iterSeries.append(PlotSeries(name: s.label, x: it, y: c, colour: SVGPlot.palette[i % 6], markers: false))
                 }
-                if let l = r.curves["refinement_loss"], !l.isEmpty {
+                if let l = r.curves["loss"], l.count > 1 {
                     refineSeries.append(PlotSeries(name: s.label, x: l.indices.map(Double.init), y: l, colour: SVGPlot.palette[i % 6], markers: false))
                 }
             }

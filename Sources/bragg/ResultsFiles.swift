@@ -1,0 +1,77 @@
+import Analysis
+import Foundation
+import Formats
+import Numerics
+import Phasing
+
+/// The CXI results file of an iterative reconstruction (DESIGN.md layout): object, support,
+/// pattern and mask, the recipe and every option as process parameters, the metrics, and
+/// the χ² history of the best run and each run's metrics as curves. Shared by `bragg phase`
+/// and `bragg demo`.
+func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, intensity: RealVolume, mask: RealVolume?,
+                          source: String, maskSource: String? = nil, supportDescription: String) -> CXIResults {
+    var params: [String: HDF5Attribute] = [
+        "algorithm": .string("iterative phase retrieval (BraggKit Phasing)"),
+        "recipe": .string(options.recipe.description),
+        "runs": .int(options.runs), "keep": .int(options.keep), "seed": .int(Int(truncatingIfNeeded: options.seed)),
+        "kept_runs": .ints(result.kept.map { $0 + 1 }),
+        "twinned_runs": .ints(result.twinned.map { $0 + 1 }),
+        "rank_by": .string(options.rankBy.rawValue),
+        "shrink_wrap_sigma": .doubles([options.shrinkWrap.sigmaStart, options.shrinkWrap.sigmaEnd]),
+        "free_fraction": .double(options.freeFraction),
+        "initial_support": .string(supportDescription),
+        "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp),
+        "intensity_policy": .string("negative/NaN/inf intensities masked"),
+        "source": .string(source),
+        "metrics_note": .string("llk/free_llk: mean Poisson deviance per pixel, model scaled to the data; chi2: Eq. (1) of Serban et al. 2024"),
+    ]
+    if let m = maskSource { params["mask_source"] = .string(m) }
+    var metrics: [String: Double] = [
+        "chi2": result.metrics.chi2, "llk": result.metrics.llk,
+        "spread": result.spread, "support_voxels": Double(result.metrics.supportVoxels),
+    ]
+    var curves: [String: [Double]] = [:]
+    if let best = result.runs.first(where: { $0.index == result.kept.first }) {
+        if let m = best.metrics {
+            metrics["best_run_chi2"] = m.chi2; metrics["best_run_llk"] = m.llk
+            if !m.freeLLK.isNaN { metrics["best_run_free_llk"] = m.freeLLK }
+        }
+        curves["chi2"] = best.chi2History.map(\.chi2)
+        curves["chi2_iteration"] = best.chi2History.map { Double($0.iteration) }
+    }
+    curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
+    curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
+    curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }
+    return CXIResults(object: result.object, support: result.support, pattern: intensity, mask: mask,
+                      parameters: params, metrics: metrics, curves: curves)
+}
+
+/// Writes what `bragg analyze` promises into `out`: table.csv, table.json, pca.json and one
+/// lab-frame .vti per state. Returns the .vti names. Shared by `bragg analyze` and `bragg demo`.
+func writeAnalysisOutputs(_ result: SeriesResult, to out: String, force: Bool) throws -> [String] {
+    func writeText(_ name: String, _ data: Data) throws {
+        let path = (out as NSString).appendingPathComponent(name)
+        try SafeOutput.write(to: path, overwrite: force) { tmp in
+            guard FileManager.default.createFile(atPath: tmp, contents: data) else {
+                throw UsageError("cannot write '\(path)'")
+            }
+        }
+    }
+    try writeText("table.csv", Data(result.tableCSV().utf8))
+    try writeText("table.json", try result.tableJSON())
+    try writeText("pca.json", try result.pcaJSON())
+    var vtis: [String] = []
+    if let grid = result.labGrid {
+        let spacing = [Double](repeating: grid.voxelSize * 1e9, count: 3)
+        let origin = [grid.origin.z * 1e9, grid.origin.y * 1e9, grid.origin.x * 1e9]
+        for (i, s) in result.states.enumerated() {
+            guard let lab = s.lab else { continue }
+            let safe = String(s.label.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
+            let name = String(format: "state_%02d_%@.vti", i, safe)
+            try VTI.write(lab.named.map { (name: $0.0, volume: $0.1) }, to: (out as NSString).appendingPathComponent(name),
+                          spacing: spacing, origin: origin, overwrite: force)
+            vtis.append(name)
+        }
+    }
+    return vtis
+}
