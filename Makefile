@@ -32,7 +32,7 @@ test: deps
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build --disable-swift-testing
 
 demo: build
-	$(BIN) demo --out demo-out
+	$(BIN) demo --out demo-out --force
 
 bench: build
 	bash bench/run.sh
