@@ -141,30 +141,38 @@ public enum Phaser {
         let keptRuns = Array(ranked.prefix(options.keep))
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: 0, total: keptRuns.count))
         let reference = keptRuns[0].object!
-        var sum = reference
-        var aligned: [ComplexVolume] = [reference]
-        var twinned: [Int] = []
-        for r in keptRuns.dropFirst() {
-            let a = try PhasingPost.align(r.object!, onto: reference)
-            if a.twinned { twinned.append(r.index) }
-            try sum.add(a.object)
-            aligned.append(a.object)
-        }
-        sum.scale(by: 1 / Float(aligned.count))
-        var spread = 0.0
-        if aligned.count > 1 {
-            let norm = sum.squaredNorm()
-            for a in aligned { spread += try (a - sum).squaredNorm() / max(norm, 1e-300) }
-            spread = (spread / Double(aligned.count)).squareRoot()
-        }
-        let average = PhasingPost.zeroingGlobalPhase(sum)
         let support = keptRuns[0].support!
-        // Metrics of the average against all measured data (no free pixels withheld).
-        let check = try PhasingEngine(data: data, support: support, threads: threads)
-        // The data's frame: put the removed ramp back (the modulus ignores shifts and phase).
-        let shifted = PhasingPost.removingRamp(average, ramp: keptRuns[0].ramp.map { -$0 }).ifftshifted()
-        shifted.withUnsafeFloats { p in check.start(from: p.baseAddress!) }
-        let avgMetrics = check.finalMetrics()
+        var twinned: [Int] = []
+        var spread = 0.0
+        let average: ComplexVolume
+        let avgMetrics: PhasingMetrics
+        if keptRuns.count == 1 {
+            // One run: the result is that run (no copy), with its own metrics.
+            average = reference
+            avgMetrics = keptRuns[0].metrics!
+        } else {
+            do {
+                var sum = reference
+                var aligned: [ComplexVolume] = [reference]
+                for r in keptRuns.dropFirst() {
+                    let a = try PhasingPost.align(r.object!, onto: reference)
+                    if a.twinned { twinned.append(r.index) }
+                    try sum.add(a.object)
+                    aligned.append(a.object)
+                }
+                sum.scale(by: 1 / Float(aligned.count))
+                let norm = sum.squaredNorm()
+                for a in aligned { spread += try (a - sum).squaredNorm() / max(norm, 1e-300) }
+                spread = (spread / Double(aligned.count)).squareRoot()
+                average = PhasingPost.zeroingGlobalPhase(sum)
+            }
+            // Metrics of the average against all measured data (no free pixels withheld),
+            // in the data's frame: the removed ramp put back (the modulus ignores shifts).
+            let check = try PhasingEngine(data: data, support: support, threads: threads)
+            PhasingPost.removingRamp(average, ramp: keptRuns[0].ramp.map { -$0 }).ifftshifted()
+                .withUnsafeFloats { p in check.start(from: p.baseAddress!) }
+            avgMetrics = check.finalMetrics()
+        }
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: keptRuns.count, total: keptRuns.count))
         var outObject = average, outSupport = support
         if data.originalShape.count == 2 {
@@ -183,18 +191,22 @@ public enum Phaser {
         var result = PhasingRunResult(index: k, seed: seed)
         let t0 = DispatchTime.now().uptimeNanoseconds
         do {
-            let engine = try PhasingEngine(data: data, supportFFTOrder: support, threads: threads)
-            var rng = PhasingRNG(seed: seed)
-            engine.withholdFreePixels(fraction: options.freeFraction, rng: &rng)
-            engine.randomStart(rng: &rng)
-            try engine.run(recipe: options.recipe, shrinkWrap: options.shrinkWrap, reportEvery: options.reportEvery,
-                           runIndex: k) { it, alg, chi2 in
-                tracker.update(run: k, iteration: it, algorithm: alg, chi2: chi2)
-            }
-            let m = engine.finalMetrics()
+            // The engine's arrays are released before post-processing (peak memory).
+            let (object, supportVolume, m, history) = try { () throws -> (ComplexVolume, RealVolume, PhasingMetrics, [(iteration: Int, chi2: Double)]) in
+                let engine = try PhasingEngine(data: data, supportFFTOrder: support, threads: threads)
+                var rng = PhasingRNG(seed: seed)
+                engine.withholdFreePixels(fraction: options.freeFraction, rng: &rng)
+                engine.randomStart(rng: &rng)
+                try engine.run(recipe: options.recipe, shrinkWrap: options.shrinkWrap, reportEvery: options.reportEvery,
+                               runIndex: k) { it, alg, chi2 in
+                    tracker.update(run: k, iteration: it, algorithm: alg, chi2: chi2)
+                }
+                let m = engine.finalMetrics()
+                return (engine.object, engine.supportVolume, m, engine.chi2History)
+            }()
             result.metrics = m
-            result.chi2History = engine.chi2History
-            let centred = try PhasingPost.centred(object: engine.object, support: engine.supportVolume)
+            result.chi2History = history
+            let centred = try PhasingPost.centred(object: object, support: supportVolume)
             let ramp = try PhasingPost.phaseRamp(of: centred.object)
             result.ramp = ramp
             result.roll = centred.roll
