@@ -34,6 +34,12 @@ test: deps
 demo: build
 	$(BIN) demo --out demo-out --force
 
+# Opens demo-out/report.html in headless Chromium (installed from Debian if missing),
+# fails on a broken image, and keeps a screenshot in docs/.
+check-report: demo
+	@command -v chromium >/dev/null 2>&1 || ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium )
+	bash bench/check_report.sh demo-out/report.html docs/report-screenshot.png
+
 bench: build
 	bash bench/run.sh
 

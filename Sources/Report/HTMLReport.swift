@@ -93,6 +93,9 @@ public enum HTMLReport {
         if !r.checksums.isEmpty {
             s += table(ReportTable(headers: ["input file", "SHA-256"], rows: r.checksums.map { [$0.file, $0.sha256] }))
         }
+        // Marks images that failed to load, so a headless browser's DOM dump can be checked
+        // (make check-report); inline, so the page still needs no network.
+        s += "<script>window.addEventListener('load', function () { var b = []; for (var i = 0; i < document.images.length; i++) { var m = document.images[i]; if (!m.complete || m.naturalWidth === 0) b.push(m.getAttribute('src')); } document.body.setAttribute('data-images', document.images.length); document.body.setAttribute('data-broken-images', b.join(' ') || 'none'); });</script>\n"
         return s + "</body></html>\n"
     }
 

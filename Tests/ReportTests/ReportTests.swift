@@ -183,3 +183,69 @@ final class HTMLReportTests: XCTestCase {
         XCTAssertFalse(html.contains("http://") || html.contains("https://"), "opens with no network")
     }
 }
+
+import Formats
+
+final class SeriesReportBuilderTests: XCTestCase {
+    /// A two-state analysis folder as `bragg analyze` writes it (table.json, pca.json, .vti).
+    func makeFolder() throws -> String {
+        let dir = NSTemporaryDirectory() + "bragg-report-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let n = 16
+        let inside = RealVolume(shape: [n, n, n]) { i in
+            let z = i / (n * n) - 8, y = i / n % n - 8, x = i % n - 8
+            return abs(z) < 5 && abs(y) < 4 && abs(x) < 6 ? 1 : 0
+        }
+        for (k, label) in ["2.5 V", "3.0 V"].enumerated() {
+            let phase = RealVolume(shape: [n, n, n]) { i in Float(k) * 0.3 * Float(i % n - 8) / 8 }
+            var region = RealVolume(shape: [n, n, n]); region[8, 8, 12] = 1
+            let proj = RealVolume(shape: [n, n, n]) { i in Float(k) * Float(i % n) / 16 }
+            try VTI.write([("amplitude", inside), ("phase", phase), ("delta_phase", phase), ("displacement", phase),
+                           ("strain", phase), ("support", inside), ("inverse_pca", proj), ("pca_region", region)],
+                          to: dir + String(format: "/state_%02d_%@.vti", k, label.replacingOccurrences(of: " ", with: "_")),
+                          spacing: [20, 20, 20], origin: [0, 0, 0], overwrite: true)
+        }
+        let table: [String: Any] = [
+            "reference": "2.5 V", "lab_grid": ["voxel_nm": 20.0],
+            "geometry": ["q_magnitude_per_m": 3.398e10, "energy_eV": 13500.0, "two_theta_deg": 28.8],
+            "states": [
+                ["label": "2.5 V", "condition": "charge", "chi2": 0.0123, "delta_phi_mean_deg": 0.0, "mean_relative_displacement_A": 0.0,
+                 "mean_relative_displacement_seed_convention_A": 0.0, "mean_relative_strain_permille": 0.0, "omega_rad": 0.0,
+                 "omega_normalised": 0.0, "filled_voxels": 3, "twin_flipped": false],
+                ["label": "3.0 V", "condition": "charge", "chi2": 0.0234, "delta_phi_mean_deg": 13.8, "mean_relative_displacement_A": 0.0709,
+                 "mean_relative_displacement_seed_convention_A": 0.1418, "mean_relative_strain_permille": 0.0421, "omega_rad": 2.5,
+                 "omega_normalised": 1.0, "filled_voxels": 0, "twin_flipped": true],
+            ],
+        ]
+        let pca: [String: Any] = ["explained_variance": [1.0], "omega_normalised": [0.0, 1.0], "region_fraction": 0.99]
+        try JSONSerialization.data(withJSONObject: table).write(to: URL(fileURLWithPath: dir + "/table.json"))
+        try JSONSerialization.data(withJSONObject: pca).write(to: URL(fileURLWithPath: dir + "/pca.json"))
+        return dir
+    }
+
+    func testReportTableAgreesWithTableJSONAndEveryImageExists() throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = try SeriesReportBuilder.build(directory: dir)
+        let html = try String(contentsOfFile: out.html, encoding: .utf8)
+        // Table 1 carries table.json's numbers, with the seed's factor-2 column beside ours.
+        XCTAssertTrue(html.contains("<td>3.0 V</td><td>charge</td><td>0.0234</td><td>13.80</td><td>0.0709</td><td>0.1418</td><td>0.0421</td><td>2.500</td><td>1.000</td>"))
+        XCTAssertTrue(html.contains("2φ/|Q|"))
+        let images = HTMLReport.referencedImages(in: html)
+        XCTAssertGreaterThanOrEqual(images.count, 4)
+        for img in images {
+            let path = dir + "/" + img
+            XCTAssertTrue(FileManager.default.fileExists(atPath: path), "missing \(img)")
+            let head = try Data(contentsOf: URL(fileURLWithPath: path)).prefix(8)
+            if img.hasSuffix(".png") { XCTAssertEqual(Array(head), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], img) }
+            if img.hasSuffix(".svg") { XCTAssertEqual(String(decoding: head.prefix(4), as: UTF8.self), "<svg", img) }
+        }
+        XCTAssertEqual(out.states.map(\.label), ["2.5 V", "3.0 V"])
+    }
+
+    func testMissingAnalysisIsAClearError() {
+        XCTAssertThrowsError(try SeriesReportBuilder.build(directory: "/nonexistent/folder")) { e in
+            XCTAssertTrue("\(e)".contains("table.json is missing"), "\(e)")
+        }
+    }
+}
