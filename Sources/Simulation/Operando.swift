@@ -72,7 +72,9 @@ public struct OperandoOptions: Equatable, Sendable {
 /// of one hexagonal LiCoO₂-like crystal: a stable core with a weak Gaussian-correlated
 /// strain, three surface domains that form, grow, fragment at 4.0 V and partly reform on
 /// discharge, a domain boundary that tilts by ~35° under cycling, and missing density
-/// in the first state.
+/// in the first state. The domain offsets are chosen so that the mean phase changes
+/// come near the seed's Table 1 (0, 13.8, 45.5, −1.1, 22.0, 21.1°): seed 1 at 64³ gives
+/// 0, 15.0, 44.4, −0.1, 25.2, 23.1° on the lab grid.
 public enum OperandoSeries {
     public static let voltages: [(voltage: Double, charging: Bool)] =
         [(2.5, true), (3.0, true), (3.5, true), (4.0, true), (3.5, false), (3.0, false)]
@@ -136,9 +138,9 @@ public enum OperandoSeries {
             [(domain(upperLeft, depth: 120, offset: 0.9, radius: 450), nil),
              (domain(right, depth: 160, offset: -1.0), nil)],
             // charge 3.0 V: upper-left expands along the surface, right tilts ~35°, lower-left forms.
-            [(domain(upperLeft, depth: 200, offset: 1.3, radius: 650), nil),
+            [(domain(upperLeft, depth: 220, offset: 1.5, radius: 650), nil),
              (domain(right, depth: 180, offset: -1.1, tilt: tiltPlus), nil),
-             (domain(lowerLeft, depth: 150, offset: 1.0, radius: 400), nil)],
+             (domain(lowerLeft, depth: 250, offset: 1.5, radius: 450), nil)],
             // charge 3.5 V: both left domains grow towards the centre; right splits in two.
             [(domain(upperLeft, depth: 220, offset: 1.6, radius: 700), nil),
              (domain(lowerLeft, depth: 450, offset: 1.5, radius: 550), nil),
@@ -146,15 +148,15 @@ public enum OperandoSeries {
              (domain(right, depth: 180, offset: 0.6, radius: 300, patch: up * -300), nil)],
             // charge 4.0 V: upper-left fragments; lower-left merges with the core; right as at 2.5 V.
             [(domain(upperLeft, depth: 200, offset: 1.2, radius: 650), 41),
-             (domain(lowerLeft, depth: 450, offset: 0.05, radius: 550), nil),
+             (domain(lowerLeft, depth: 450, offset: -0.25, radius: 550), nil),
              (domain(right, depth: 160, offset: -1.0), nil)],
             // discharge 3.5 V: upper-left still fragmented; lower-left strain returns; right tilts back −35°.
             [(domain(upperLeft, depth: 200, offset: 1.4, radius: 650), 42),
-             (domain(lowerLeft, depth: 350, offset: 1.1, radius: 500), nil),
+             (domain(lowerLeft, depth: 450, offset: 1.6, radius: 550), nil),
              (domain(right, depth: 180, offset: -1.1, tilt: tiltMinus), nil)],
             // discharge 3.0 V: upper-left reforms (with impurities); lower-left smaller; right unchanged.
             [(domain(upperLeft, depth: 200, offset: 1.3, radius: 650), 43),
-             (domain(lowerLeft, depth: 250, offset: 1.0, radius: 450), nil),
+             (domain(lowerLeft, depth: 400, offset: 1.6, radius: 500), nil),
              (domain(right, depth: 180, offset: -1.1, tilt: tiltMinus), nil)],
         ]
         // Missing density in the first state: near the lower-left corner and in the core.
