@@ -67,6 +67,9 @@ struct PhaseCommand: ParsableCommand {
     @Option(name: .customLong("sigma"), help: "Shrink-wrap Gaussian σ in voxels, START,END (decays linearly over the recipe).")
     var sigma: String = "2,1"
 
+    @Option(name: .customLong("threshold-reference"), help: "What the shrink-wrap threshold is a fraction of: max (of the blurred modulus) or rms (over the support; robust to a bright spot, e.g. with a gap through the Bragg peak).")
+    var thresholdReference: String = "max"
+
     @Option(name: .customLong("free-fraction"), help: "Fraction of measured pixels withheld for the free log-likelihood (0–0.2; 0 disables).")
     var freeFraction: Double = 0.04
 
@@ -84,6 +87,9 @@ struct PhaseCommand: ParsableCommand {
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1 (got \(runs))") }
         guard keep >= 1 && keep <= runs else { throw ValidationError("--keep must be between 1 and --runs (\(runs)) (got \(keep))") }
+        guard ShrinkWrapReference(rawValue: thresholdReference) != nil else {
+            throw ValidationError("--threshold-reference must be max or rms (got '\(thresholdReference)')")
+        }
         guard PhasingRankMetric(rawValue: rankBy) != nil else {
             throw ValidationError("--rank-by must be one of chi2, llk, free-llk (got '\(rankBy)')")
         }
@@ -119,6 +125,7 @@ struct PhaseCommand: ParsableCommand {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")
         }
         options.shrinkWrap.sigmaStart = sig[0]; options.shrinkWrap.sigmaEnd = sig[1]
+        options.shrinkWrap.reference = ShrinkWrapReference(rawValue: thresholdReference)!
 
         let intensity = try ArrayIO.readReal(pattern)
         let maskVolume = try mask.map { try ArrayIO.readReal($0) }
@@ -160,6 +167,7 @@ struct PhaseCommand: ParsableCommand {
                 "twinned_runs": .ints(result.twinned.map { $0 + 1 }),
                 "rank_by": .string(rankBy),
                 "shrink_wrap_sigma": .doubles(sig),
+                "shrink_wrap_threshold_reference": .string(thresholdReference),
                 "free_fraction": .double(freeFraction),
                 "initial_support": .string(support),
                 "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp),
