@@ -222,6 +222,21 @@ final class SeriesTests: XCTestCase {
             XCTAssertEqual(r.states[s].chi2, 0.1 * Double(s))
         }
         XCTAssertEqual(r.states[0].meanPhaseDifference, 0)
+        // The table states the seed's factor 2: its displacement column is 2φ/|Q|, ours φ/|Q|.
+        let cols = SeriesResult.tableColumns
+        let iP = cols.firstIndex(of: "delta_phi_mean_deg")!, iU = cols.firstIndex(of: "mean_relative_displacement_A")!
+        let iS = cols.firstIndex(of: "mean_relative_displacement_seed_convention_A")!
+        for row in r.tableRows() {
+            let dphi = row[iP] as! Double, u = row[iU] as! Double, seedU = row[iS] as! Double
+            XCTAssertEqual(u, dphi * .pi / 180 / LabGeometry.seed.qMagnitude * 1e10, accuracy: 1e-9)
+            XCTAssertEqual(seedU, 2 * u, accuracy: 1e-12)
+        }
+        XCTAssertTrue(r.tableCSV().contains("the seed's Table 1 prints 2*phi/|Q|"))
+        let json = try JSONSerialization.jsonObject(with: r.tableJSON()) as! [String: Any]
+        XCTAssertEqual((json["states"] as! [Any]).count, 6)
+        XCTAssertTrue(((json["conventions"] as! [String: String])["displacement"]!).contains("2*phi/|Q|"))
+        let pcaDoc = try JSONSerialization.jsonObject(with: r.pcaJSON()) as! [String: Any]
+        XCTAssertEqual((pcaDoc["omega_normalised"] as! [Double]).count, 6)
         XCTAssertGreaterThan(abs(truthMeans[2]) * 180 / .pi, 5, "the series must change the phase noticeably")
         XCTAssertEqual(r.pca.explainedVariance.reduce(0, +), 1, accuracy: 1e-9)
         // The lab frame was built; the crystal's extent is physical (hundreds of nm to µm).
