@@ -26,7 +26,7 @@ public final class HDF5SlabReader {
         // A chunk cache big enough for a frame block of large chunks (the default 1 MiB would
         // decompress a chunk again for every block that touches it).
         let dapl = H5Pcreate(bk_h5p_dataset_access())
-        H5Pset_chunk_cache(dapl, 12_421, 256 << 20, 1.0)
+        H5Pset_chunk_cache(dapl, 12_421, 64 << 20, 1.0)
         let d = H5Dopen2(file.id, p, dapl)
         H5Pclose(dapl)
         guard d >= 0 else { throw FormatError.hdf5(path: file.path, reason: "dataset \(p) cannot be opened") }

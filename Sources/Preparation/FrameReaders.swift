@@ -23,15 +23,18 @@ public final class HDF5FrameStack: FrameStack {
     public let file: HDF5File
     public let dataset: String
     public let shape: [Int]
-    let reader: HDF5SlabReader
+    let chunkShape: [Int]?
+    /// Open while frames are read (its chunk cache holds up to 64 MiB), closed after.
+    var reader: HDF5SlabReader?
     public var source: String { "\(file.path):\(dataset)" }
 
     public init(path: String, dataset: String? = nil) throws {
         file = try HDF5File(reading: path)
         let d = try dataset ?? HDF5FrameStack.findFrames(in: file)
-        reader = try HDF5SlabReader(file: file, dataset: d)
-        self.dataset = reader.dataset
-        shape = reader.shape
+        let r = try HDF5SlabReader(file: file, dataset: d)
+        self.dataset = r.dataset
+        shape = r.shape
+        chunkShape = r.chunkShape
         guard shape.count == 3 else { throw PreparationError.notAFrameStack(source: "\(path):\(self.dataset)", shape: shape) }
     }
 
@@ -48,11 +51,14 @@ public final class HDF5FrameStack: FrameStack {
     }
 
     public func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
-        try reader.read(range, into: buffer)
+        if reader == nil { reader = try HDF5SlabReader(file: file, dataset: dataset) }
+        try reader!.read(range, into: buffer)
     }
 
+    public func finishedReading() { reader = nil }
+
     public var preferredFramesPerRead: Int? {
-        guard let c = reader.chunkShape?.first, c > 0 else { return nil }
+        guard let c = chunkShape?.first, c > 0 else { return nil }
         return c >= 8 ? c : c * ((16 + c - 1) / c)
     }
 

@@ -116,7 +116,7 @@ public final class ScanAccumulator {
         let monitorScale = try monitorScales(input.monitor, scan: k, source: source)
 
         // 1. Read and correct, a block of frames at a time; collect per-pixel statistics.
-        var sum = [Double](repeating: 0, count: pix)
+        var sum = [Float](repeating: 0, count: pix)
         var high = [Float](repeating: -.infinity, count: pix)
         var low = [Float](repeating: .infinity, count: pix)
         var badValue = [UInt8](repeating: 0, count: pix)
@@ -309,54 +309,58 @@ public final class ScanAccumulator {
     }
 
     /// Corrections of one block of frames in place, and the per-pixel sum, max and min.
-    func correct(frames range: Range<Int>, monitorScale: [Float]?, sum: inout [Double], high: inout [Float],
+    /// Branch-free over contiguous pixels (dark 0 and flat 1 stand in when absent) so that
+    /// it vectorises; parallel over pixel chunks, frames of the block inside.
+    func correct(frames range: Range<Int>, monitorScale: [Float]?, sum: inout [Float], high: inout [Float],
                  low: inout [Float], badValue: inout [UInt8]) {
         let pix = self.pix
         let data = SendablePointer(scan.pointer)
-        let dark = options.dark
-        let darkIsStack = dark?.rank == 3
+        let darkIsStack = options.dark?.rank == 3
+        let dark = options.dark ?? RealVolume(shape: [pix])
+        let flat = inverseFlat ?? [Float](repeating: 1, count: pix)
+        let scales = monitorScale ?? [Float](repeating: 1, count: frames)
         sum.withUnsafeMutableBufferPointer { sp in
         high.withUnsafeMutableBufferPointer { hp in
         low.withUnsafeMutableBufferPointer { lp in
         badValue.withUnsafeMutableBufferPointer { bp in
+        flat.withUnsafeBufferPointer { fp in
+        dark.withUnsafeFloats { dp in
             let s = SendablePointer(sp.baseAddress!), h = SendablePointer(hp.baseAddress!)
             let l = SendablePointer(lp.baseAddress!), b = SendablePointer(bp.baseAddress!)
-            let withDark: (UnsafePointer<Float>?) -> Void = { darkPtr in
-                self.withFlat { flat in
-                    Parallel.forEachChunk(pix, minChunk: 4096) { r in
-                        for f in range {
-                            let row = data.pointer + f * pix
-                            let scale = monitorScale?[f] ?? 1
-                            let dk: UnsafePointer<Float>? = darkPtr.map { darkIsStack ? $0 + f * pix : $0 }
-                            for i in r {
-                                var v = row[i]
-                                if !(v >= 0) || !v.isFinite { b.pointer[i] = 1; v = 0 }
-                                if let dk { v -= dk[i]; if v < 0 { v = 0 } }
-                                if let flat { v *= flat[i] }
-                                // Constancy is judged before the monitor scaling: a stuck
-                                // pixel does not follow the flux.
-                                if v > h.pointer[i] { h.pointer[i] = v }
-                                if v < l.pointer[i] { l.pointer[i] = v }
-                                v *= scale
-                                row[i] = v
-                                s.pointer[i] += Double(v)
-                            }
-                        }
+            let fl = SendablePointer(UnsafeMutablePointer(mutating: fp.baseAddress!))
+            let dk0 = SendablePointer(UnsafeMutablePointer(mutating: dp.baseAddress!))
+            Parallel.forEachChunk(pix, minChunk: 8192) { r in
+                let lo = r.lowerBound, n = r.count
+                let sum = s.pointer + lo, hi = h.pointer + lo, low = l.pointer + lo, bad = b.pointer + lo
+                let flat = fl.pointer + lo
+                for f in range {
+                    let row = data.pointer + f * pix + lo
+                    let dk = dk0.pointer + (darkIsStack ? f * pix : 0) + lo
+                    let scale = scales[f]
+                    for i in 0..<n {
+                        var v = row[i]
+                        // Negative (detector flags), NaN and Inf mark the pixel bad.
+                        let ok = v >= 0 && v < Float.infinity
+                        bad[i] |= ok ? 0 : 1
+                        v = ok ? v : 0
+                        v = max(v - dk[i], 0) * flat[i]
+                        // Constancy is judged before the monitor scaling: a stuck pixel
+                        // does not follow the flux.
+                        hi[i] = max(hi[i], v)
+                        low[i] = min(low[i], v)
+                        v *= scale
+                        row[i] = v
+                        sum[i] += v
                     }
                 }
             }
-            if let d = dark { d.withUnsafeFloats { withDark($0.baseAddress!) } } else { withDark(nil) }
-        } } } }
-    }
-
-    func withFlat(_ body: (UnsafePointer<Float>?) -> Void) {
-        if let f = inverseFlat { f.withUnsafeBufferPointer { body($0.baseAddress!) } } else { body(nil) }
+        } } } } } }
     }
 
     /// Hot pixels (far above their neighbours' median in the frame sum), constant pixels
     /// (dead, stuck, gaps) where the neighbours say a live pixel would vary, and the
     /// fixed bad pixels (detector mask, bad flat, bad values).
-    func findBadPixels(sum: [Double], high: [Float], low: [Float], badValue: [UInt8])
+    func findBadPixels(sum: [Float], high: [Float], low: [Float], badValue: [UInt8])
         -> (bad: [UInt8], hot: Int, dead: Int, other: Int) {
         var bad = [UInt8](repeating: 0, count: pix)
         var hot = 0, dead = 0, other = 0
@@ -372,11 +376,11 @@ public final class ScanAccumulator {
                     for dx in -1...1 where dx != 0 || dy != 0 {
                         let xx = x + dx
                         if xx < 0 || xx >= cols { continue }
-                        neighbours[c] = sum[yy * cols + xx]; c += 1
+                        neighbours[c] = Double(sum[yy * cols + xx]); c += 1
                     }
                 }
                 let med = median(&neighbours, c)
-                if sum[i] > options.hotFactor * (med + 1) { bad[i] = 2; hot += 1; continue }
+                if Double(sum[i]) > options.hotFactor * (med + 1) { bad[i] = 2; hot += 1; continue }
                 if frames > 1 && high[i] == low[i] && med >= options.deadMinCounts { bad[i] = 3; dead += 1 }
             }
         }
@@ -504,15 +508,19 @@ public final class ScanAccumulator {
     /// detector positions in every scan, so their neighbour-mean fill is a fixed pattern
     /// that pulls the shift towards zero: after a first estimate, the bad voxels of each
     /// box are replaced by the other box moved by the current shift (scaled to its
-    /// counts), and the shift is estimated again.
+    /// counts), and the shift is estimated again at full precision.
     func register(_ box: RealVolume, badList: [Int], onto ref: RealVolume) throws -> (shift: [Double], correlation: Double) {
-        var r = try Registration.upsampledShift(of: box, onto: ref, upsampling: options.upsampling)
         let none = RealVolume(shape: boxSize)
         let refBad = referenceRepaired ? none : (referenceBad ?? none)
         let bad = boxMask(badList)
-        if bad.sum() == 0 && refBad.sum() == 0 { return r }
+        if bad.sum() == 0 && refBad.sum() == 0 {
+            return try Registration.upsampledShift(of: box, onto: ref, upsampling: options.upsampling)
+        }
+        // A first estimate to ~0.1 pixel is enough to fill the bad voxels; then the full
+        // precision on the filled boxes.
+        var r = try Registration.upsampledShift(of: box, onto: ref, upsampling: min(options.upsampling, 5))
         let scale = box.sum() / max(ref.sum(), 1e-30)
-        for _ in 0..<2 {
+        for _ in 0..<1 {
             // moving(x) ≈ ref(x + s): the reference moved by −s stands in for the scan.
             let refInScan = try ref.fourierShifted(by: r.shift.map { -$0 })
             let scanInRef = try box.fourierShifted(by: r.shift)
