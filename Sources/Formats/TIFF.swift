@@ -63,7 +63,14 @@ public final class TIFFReader {
         }
         tif = t
         self.path = path
+        TIFFMessages.reset()
         let n = Int(TIFFNumberOfDirectories(t))
+        // A page chain cut short (a truncated file) makes libtiff complain while counting.
+        let complaint = TIFFMessages.take("")
+        if !complaint.isEmpty {
+            TIFFClose(t)
+            throw FormatError.truncated(path: path, reason: "its chain of pages breaks after page \(n) (\(complaint))")
+        }
         guard n >= 1 else {
             TIFFClose(t)
             throw FormatError.badHeader(path: path, reason: "the TIFF holds no image")
