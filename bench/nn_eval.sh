@@ -88,5 +88,5 @@ print(String(format: "median over %d crystals: predict %.3f, refine%d %.3f, pred
              rows.count, median(rows.map { $0[0] }), refine, median(rows.map { $0[1] }.filter { !$0.isNaN }),
              median(rows.map { $0[2] }), Recipe.standard.totalIterations, median(rows.map { $0[3] })))
 SWIFT
-swift build -c release --scratch-path "$W/.build" --product nneval >&2
+swift build -c release --package-path "$W" --scratch-path "$W/.build" --product nneval >&2
 "$W/.build/release/nneval" "$MODEL" "$N" "$K" "$T"
