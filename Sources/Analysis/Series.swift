@@ -37,7 +37,8 @@ public struct AnalysisOptions: Sendable, Equatable {
     /// the state's median amplitude over the common support and of the other states' mean
     /// amplitude at that voxel are filled (needs two states or more).
     public var fillThreshold: Double = 0.25
-    /// Choose between object and twin by amplitude correlation.
+    /// Choose between object and twin by amplitude correlation (by the complex overlap with
+    /// the reference when the two amplitude correlations differ by less than 0.02).
     public var twinCheck: Bool = true
     /// Refine the registration below one voxel.
     public var subVoxel: Bool = true
@@ -198,7 +199,18 @@ public enum SeriesAnalysis {
                 var flip = false
                 if options.twinCheck {
                     let tw = try Alignment.register(Alignment.twin(amp), onto: refAmp, refine: false)
-                    flip = tw.correlation > direct.correlation
+                    if abs(tw.correlation - direct.correlation) > 0.02 {
+                        flip = tw.correlation > direct.correlation
+                    } else {
+                        // A (nearly) centrosymmetric shape: the amplitudes cannot tell the twin
+                        // apart, so the complex overlap |⟨ρ_ref, ρ⟩| with the reference decides
+                        // (a twin also conjugates the phase field). A linear ramp survives the
+                        // twin operation, so it biases neither candidate.
+                        let a = try obj.fourierShifted(by: direct.shift.map { $0.rounded() })
+                        let t = try Alignment.twin(obj).fourierShifted(by: tw.shift.map { $0.rounded() })
+                        let ia = try objects[ref].inner(a), it = try objects[ref].inner(t)
+                        flip = (it.re * it.re + it.im * it.im) > (ia.re * ia.re + ia.im * ia.im)
+                    }
                 }
                 if flip {
                     obj = Alignment.twin(obj)
