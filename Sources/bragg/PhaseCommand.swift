@@ -159,41 +159,8 @@ struct PhaseCommand: ParsableCommand {
         if ext == "npy" {
             try ArrayIO.write(result.object, to: out, overwrite: force)
         } else {
-            var params: [String: HDF5Attribute] = [
-                "algorithm": .string("iterative phase retrieval (BraggKit Phasing)"),
-                "recipe": .string(options.recipe.description),
-                "runs": .int(runs), "keep": .int(keep), "seed": .int(Int(truncatingIfNeeded: seed)),
-                "kept_runs": .ints(result.kept.map { $0 + 1 }),
-                "twinned_runs": .ints(result.twinned.map { $0 + 1 }),
-                "rank_by": .string(rankBy),
-                "shrink_wrap_sigma": .doubles(sig),
-                "shrink_wrap_threshold_reference": .string(thresholdReference),
-                "free_fraction": .double(freeFraction),
-                "initial_support": .string(support),
-                "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp),
-                "intensity_policy": .string("negative/NaN/inf intensities masked"),
-                "source": .string(pattern),
-            ]
-            if let m = mask { params["mask_source"] = .string(m) }
-            var metrics: [String: Double] = [
-                "chi2": result.metrics.chi2, "llk": result.metrics.llk,
-                "spread": result.spread, "support_voxels": Double(result.metrics.supportVoxels),
-            ]
-            if let best = result.runs.first(where: { $0.index == result.kept.first }), let m = best.metrics {
-                metrics["best_run_chi2"] = m.chi2; metrics["best_run_llk"] = m.llk
-                if !m.freeLLK.isNaN { metrics["best_run_free_llk"] = m.freeLLK }
-            }
-            var curves: [String: [Double]] = [:]
-            if let best = result.runs.first(where: { $0.index == result.kept.first }) {
-                curves["chi2"] = best.chi2History.map(\.chi2)
-                curves["chi2_iteration"] = best.chi2History.map { Double($0.iteration) }
-            }
-            curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
-            curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
-            curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }
-            params["metrics_note"] = .string("llk/free_llk: mean Poisson deviance per pixel, model scaled to the data; chi2: Eq. (1) of Serban et al. 2024")
-            let res = CXIResults(object: result.object, support: result.support, pattern: intensity, mask: maskVolume,
-                                 parameters: params, metrics: metrics, curves: curves)
+            let res = iterativeResultsFile(result, options: options, intensity: intensity, mask: maskVolume,
+                                           source: pattern, maskSource: mask, supportDescription: support)
             try res.write(to: out, overwrite: force)
         }
     }

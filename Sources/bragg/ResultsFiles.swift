@@ -18,6 +18,7 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
         "twinned_runs": .ints(result.twinned.map { $0 + 1 }),
         "rank_by": .string(options.rankBy.rawValue),
         "shrink_wrap_sigma": .doubles([options.shrinkWrap.sigmaStart, options.shrinkWrap.sigmaEnd]),
+        "shrink_wrap_threshold_reference": .string(options.shrinkWrap.reference.rawValue),
         "free_fraction": .double(options.freeFraction),
         "initial_support": .string(supportDescription),
         "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp),
