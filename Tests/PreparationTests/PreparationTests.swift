@@ -16,6 +16,12 @@ struct SimulatedScans {
     let hot: [(Int, Int)]
     let dead: [(Int, Int)]
 
+    /// Scans from elsewhere (the Simulation module's rocking scans), with their truth.
+    init(shape: [Int], expected: RealVolume, drifts: [[Double]], scans: [Scan], fluxes: [[Double]]) {
+        self.shape = shape; self.expected = expected; self.drifts = drifts
+        self.scans = scans; self.fluxes = fluxes; hot = []; dead = []
+    }
+
     init(shape: [Int] = [32, 48, 48], scans count: Int = 6, peakCounts: Double = 3000, seed: UInt64 = 7,
          drifts: [[Double]]? = nil, hot: [(Int, Int)] = [(10, 30), (40, 5), (26, 21)],
          dead: [(Int, Int)] = [(23, 25)]) {
@@ -178,6 +184,51 @@ final class PreparationTests: XCTestCase {
         }
         // Sizes are fast for the FFT.
         for s in size { XCTAssertTrue(FFT.isFastSize(s, primes: [2, 3, 5])) }
+    }
+
+    /// The Simulation module's rocking scans (drift by a phase ramp on the object, beam
+    /// fluctuating between scans and recorded as the monitor, Poisson noise, hot pixels and
+    /// module gaps) prepare to the drift-free sum within Poisson noise.
+    func testSimulationModuleRockingScans() throws {
+        let shape = [32, 48, 48]
+        let amp = Crystal.named(.hexagonalPrism, size: 15).amplitude(box: shape)
+        let obj = try ComplexVolume(modulus: amp, phase: RealVolume(shape: shape) { i in
+            Float(0.5 * sin(Double(i % 48) / 5))
+        })
+        var o = RockingScanOptions()
+        o.scans = 8; o.drift = 0.8; o.fluctuation = 0.1; o.photons = 1e5; o.seed = 5
+        o.defects = DetectorDefects(moduleSize: 20, gapWidth: 1, hotPixels: 3, hotValue: 1e6)
+        let rs = try RockingScans.make(object: obj, geometry: .seedStudy, options: o)
+        let reference = try Diffraction.intensity(of: obj, box: shape)
+        var expected = reference
+        expected.scale(by: Float(o.photons / Double(o.scans)) / reference.maximum())
+        var scans: [Scan] = [], fluxes: [[Double]] = []
+        for (k, r) in rs.enumerated() {
+            let flux = [Double](repeating: r.intensityFactor, count: shape[0])
+            scans.append(Scan(frames: try InMemoryFrameStack(r.frames, source: "sim\(k)"), monitor: flux))
+            fluxes.append(flux)
+        }
+        let sim = SimulatedScans(shape: shape, expected: expected, drifts: rs.map { $0.drift }, scans: scans, fluxes: fluxes)
+        let p = try Preparation.prepare(scans: scans)
+        for (k, r) in p.scans.enumerated() {
+            for a in 0..<3 {
+                XCTAssertEqual(r.shift[a] - p.scans[0].shift[a], -(rs[k].drift[a] - rs[0].drift[a]), accuracy: 0.05, "scan \(k) axis \(a)")
+            }
+        }
+        // The first scan drifted too: compare against the drift-free sum moved by its drift.
+        let moved = SimulatedScans(shape: shape, expected: try expected.fourierShifted(by: rs[0].drift),
+                                   drifts: rs.map { d in zip(d.drift, rs[0].drift).map { $0 - $1 } }, scans: scans, fluxes: fluxes)
+        _ = sim
+        let (chi2, n) = try PreparationTests.chiSquare(moved, p)
+        XCTAssertGreaterThan(n, 300)
+        XCTAssertEqual(chi2, 1, accuracy: 0.15, "χ² per pixel over \(n) pixels")
+        // Hot pixels are masked at the first scan's position, in every frame.
+        let (_, hot) = Diffraction.detectorMask(shape: shape, defects: o.defects, seed: o.seed)
+        for (y, x) in hot {
+            let yy = y - p.cropStart[1], xx = x - p.cropStart[2]
+            guard yy >= 0 && yy < p.pattern.shape[1] && xx >= 0 && xx < p.pattern.shape[2] else { continue }
+            XCTAssertEqual(p.mask[p.pattern.shape[0] / 2, yy, xx], 1)
+        }
     }
 
     func testBadPixelDetectionFindsHotAndDeadOnly() throws {
