@@ -3,6 +3,7 @@ import Foundation
 import Formats
 import Neural
 import Numerics
+import Phasing
 
 /// `bragg phase PATTERN --method neural`: the network's prediction, optionally refined on
 /// the pattern ("transfer learning"), written as the same results file as the iterative
@@ -17,6 +18,8 @@ struct NeuralPhaseRun {
     var out: String
     var force: Bool
     var quiet: Bool
+    /// Iterative recipe run from the prediction (`--then`), if any.
+    var then: Recipe? = nil
 
     /// The default model: $BRAGG_MODEL, else models/default-c8-64.safetensors beside the
     /// executable's repository or in the working directory.
@@ -68,6 +71,29 @@ struct NeuralPhaseRun {
         print(String(format: "result: prediction loss %.5f, best loss %.5f at step %d of %d, chi2 %.5f, support %d voxels, %.1f s → %@",
                      r.lossCurve.first ?? .nan, r.lossCurve.min() ?? .nan, bestStep, refineSteps, r.chi2,
                      Int(r.support.sum()), seconds, out))
+        if let recipe = then {
+            // Hand the prediction to the iterative engine as its starting object and support.
+            let data = try PhasingData(intensity: intensity, mask: maskVolume, name: "'\(pattern)'")
+            var opts = PhasingOptions()
+            opts.recipe = recipe; opts.runs = 1; opts.keep = 1; opts.freeFraction = 0
+            let ibar = ProgressBar(quiet: quiet)
+            let res = try Phaser.refine(data, from: r.object, support: r.support, options: opts, progress: ibar.handler)
+            ibar.finish()
+            print(String(format: "then %@: chi2 %.5f → %.5f, llk %.4f", recipe.description, r.chi2, res.metrics.chi2, res.metrics.llk))
+            if ext == "npy" {
+                try ArrayIO.write(res.object, to: out, overwrite: force)
+            } else {
+                var file = iterativeResultsFile(res, options: opts, intensity: intensity, mask: maskVolume, source: pattern,
+                                                maskSource: mask, supportDescription: "neural prediction (amplitude > 0.2 of its maximum)")
+                file.parameters["algorithm"] = .string("neural phase retrieval, then iterative (BraggKit Neural + Phasing)")
+                file.parameters["model"] = .string(modelPath)
+                file.parameters["refine_steps"] = .int(refineSteps)
+                file.metrics["neural_chi2"] = r.chi2
+                file.curves["loss"] = r.lossCurve
+                try file.write(to: out, overwrite: force)
+            }
+            return
+        }
         if ext == "npy" {
             try ArrayIO.write(r.object, to: out, overwrite: force)
         } else {

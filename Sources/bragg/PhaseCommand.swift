@@ -49,6 +49,9 @@ struct PhaseCommand: ParsableCommand {
     @Option(name: .customLong("refine-learning-rate"), help: "Neural method: Adam learning rate of the refinement.")
     var refineLearningRate: Double = 1e-4
 
+    @Option(name: .customLong("then"), help: "Neural method: hand the prediction (object and support) to the iterative engine with this recipe, e.g. \"ER:50\".")
+    var then: String?
+
     @Flag(name: .customLong("any-size"), help: "Neural method: run on a cubic pattern of another edge (multiple of 8) than the model's.")
     var anySize = false
 
@@ -103,7 +106,7 @@ struct PhaseCommand: ParsableCommand {
         if method == "neural" {
             try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
                                learningRate: refineLearningRate, anySize: anySize, out: out, force: force,
-                               quiet: common.quiet).run()
+                               quiet: common.quiet, then: try then.map { try Recipe.parse($0) }).run()
             common.saveWisdom()
             return
         }
