@@ -249,8 +249,11 @@ public enum SeriesReportBuilder {
                 }
             }
             var alt = "–"
-            if let path = provenance?.alternatives[s.label], let r = try? CXIResults.read(from: path), let c = r.metrics["chi2"] {
-                alt = String(format: "%.4f", c)
+            if let path = provenance?.alternatives[s.label], let r = try? CXIResults.read(from: path) {
+                if let c = r.metrics["chi2"] { alt = String(format: "%.4f", c) }
+                if let l = r.curves["loss"], l.count > 1 {
+                    refineSeries.append(PlotSeries(name: s.label, x: l.indices.map(Double.init), y: l, colour: SVGPlot.palette[i % 6], markers: false))
+                }
             }
             details.append([s.label, method, runs, fmt(s.chi2, "%.4f"), alt, fmt(s.edgeResolutionNm, "%.1f"), fmt(s.prtfResolutionNm, "%.1f"),
                             s.filled.map(String.init) ?? "–", s.twin.map { $0 ? "yes" : "no" } ?? "–"])

@@ -101,14 +101,6 @@ struct DemoCommand: ParsableCommand {
         }
         let gtJSON = try JSONEncoder.pretty.encode(series.metrics)
         try SafeOutput.write(to: "\(out)/simulated/ground_truth.json", overwrite: true) { _ = fm.createFile(atPath: $0, contents: gtJSON) }
-        let omegas = series.metrics.states.map(\.pcaOrderParameter)
-        let omegaRef = omegas.max { abs($0) < abs($1) } ?? 1
-        var groundTruth: [String: [String: Double]] = [:]
-        for s in series.metrics.states {
-            groundTruth[s.label] = ["delta_phi_mean_deg": s.meanPhaseChangeDeg,
-                                    "omega_normalised": omegaRef != 0 ? s.pcaOrderParameter / omegaRef : 0]
-        }
-
         // 2. Reconstruct every state.
         var phasing = PhasingOptions()
         phasing.recipe = parsedRecipe; phasing.runs = runs; phasing.keep = keep; phasing.seed = seed
@@ -157,9 +149,24 @@ struct DemoCommand: ParsableCommand {
                                    rockingAxis: Vector3(g.rockingAxis.x, g.rockingAxis.y, g.rockingAxis.z))
         let analysis = try SeriesAnalysis.run(states: stateInputs, geometry: geometry, options: AnalysisOptions(), progress: bar.handler)
         bar.finish()
+        // Ground truth under the same conventions (core-median global phase, ramp removed,
+        // common support): the analysis of the simulated objects themselves.
+        let truthInputs = states.enumerated().map { i, s in
+            StateInput(label: s.label, condition: stateInputs[i].condition, object: s.object, support: s.support)
+        }
+        var truthOptions = AnalysisOptions()
+        truthOptions.labFrame = false
+        let truth = try SeriesAnalysis.run(states: truthInputs, geometry: geometry, options: truthOptions)
+        var groundTruth: [String: [String: Double]] = [:]
+        for t in truth.states {
+            groundTruth[t.label] = ["delta_phi_mean_deg": t.meanPhaseDifference * 180 / .pi, "omega_normalised": t.omegaNormalised]
+        }
         _ = try writeAnalysisOutputs(analysis, to: out, force: true)
         commands.append("bragg analyze " + names.map { "\(out)/reconstructions/\($0).cxi" }.joined(separator: " ")
-                        + " --labels \"" + states.map(\.label).joined(separator: ",") + "\" --out \(out)")
+                        + " --labels \"" + states.map(\.label).joined(separator: ",") + "\""
+                        + String(format: " --energy-kev %g --two-theta %g --distance %g --pixel-um %g --rocking-step %g",
+                                 g.energy / 1000, g.twoTheta * 180 / .pi, g.distance, g.pixelSize * 1e6, g.rockingStep * 180 / .pi)
+                        + " --out \(out)")
 
         // 4. Report.
         bar.message("4/4 writing the report")
@@ -167,7 +174,8 @@ struct DemoCommand: ParsableCommand {
         let provenance = Provenance(braggkitVersion: Bragg.version, commands: commands,
                                     seeds: ["simulation": seed, "phasing": seed], inputs: inputs,
                                     reconstructions: reconstructions, alternatives: alternatives, groundTruth: groundTruth,
-                                    notes: ["simulated series: ground truth in simulated/ground_truth.json",
+                                    notes: ["simulated series: the ground-truth objects are image_1 of simulated/*.h5; the ground truth in the report is their analysis under the same conventions",
+                                            "a reconstruction can come out as the twin (complex conjugate, flipped) of the truth; for a reference reconstructed as the twin every Δφ changes sign",
                                             String(format: "demo wall time %.0f s on %d thread(s)", Date().timeIntervalSince(started), Parallel.threads)])
         let provJSON = try JSONEncoder.pretty.encode(provenance)
         try SafeOutput.write(to: "\(out)/provenance.json", overwrite: true) { _ = fm.createFile(atPath: $0, contents: provJSON) }
