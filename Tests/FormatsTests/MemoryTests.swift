@@ -94,7 +94,8 @@ final class MemoryTests: XCTestCase {
         let conv = try peakRSS(bragg, ["convert", path + ":/entry/data", dir + "/big.npy"])
         XCTAssertEqual(conv.status, 0)
         print("bragg peak RSS: baseline \(Int(base.peak / 1048576)) MiB, info +\(Int((info.peak - base.peak) / 1048576)) MiB, convert +\(Int((conv.peak - base.peak) / 1048576)) MiB for 64 MiB")
-        XCTAssertLessThan(info.peak - base.peak, 0.5 * MemoryTests.bytes,
+        // Streaming in 16 MiB slabs plus HDF5's chunk cache stays below one copy (one copy = 1.0).
+        XCTAssertLessThan(info.peak - base.peak, 0.8 * MemoryTests.bytes,
                           "info grew by \((info.peak - base.peak) / 1048576) MiB")
         XCTAssertLessThan(conv.peak - base.peak, 1.3 * MemoryTests.bytes,
                           "convert grew by \((conv.peak - base.peak) / 1048576) MiB")
