@@ -50,8 +50,7 @@ struct NeuralPhaseRun {
             throw UsageError("no model given and models/default-c8-64.safetensors not found: pass --model FILE.safetensors (or set BRAGG_MODEL)")
         }
         let (net, file) = try PhaseNet.load(from: modelPath)
-        let intensity = try ArrayIO.readReal(pattern)
-        let maskVolume = try mask.map { try ArrayIO.readReal($0) }
+        let (intensity, maskVolume, maskSource) = try readPatternInput(pattern, mask: mask)
         var options = NeuralPhaser.Options()
         options.learningRate = learningRate
         options.allowOtherSize = anySize
@@ -84,7 +83,7 @@ struct NeuralPhaseRun {
                 try ArrayIO.write(res.object, to: out, overwrite: force)
             } else {
                 var file = iterativeResultsFile(res, options: opts, intensity: intensity, mask: maskVolume, source: pattern,
-                                                maskSource: mask, supportDescription: "neural prediction (amplitude > 0.2 of its maximum)")
+                                                maskSource: maskSource, supportDescription: "neural prediction (amplitude > 0.2 of its maximum)")
                 file.parameters["algorithm"] = .string("neural phase retrieval, then iterative (BraggKit Neural + Phasing)")
                 file.parameters["model"] = .string(modelPath)
                 file.parameters["refine_steps"] = .int(refineSteps)
@@ -108,7 +107,7 @@ struct NeuralPhaseRun {
                 "support_threshold": .double(Double(options.supportThreshold)),
                 "source": .string(pattern),
             ]
-            if let m = mask { params["mask_source"] = .string(m) }
+            if let m = maskSource { params["mask_source"] = .string(m) }
             if let s = file.metadata["train_samples"] { params["model_train_samples"] = .string(s) }
             let metrics: [String: Double] = [
                 "chi2": r.chi2, "loss": r.lossCurve.min() ?? .nan, "prediction_loss": r.lossCurve.first ?? .nan,

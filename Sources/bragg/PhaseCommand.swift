@@ -130,8 +130,7 @@ struct PhaseCommand: ParsableCommand {
         options.shrinkWrap.sigmaStart = sig[0]; options.shrinkWrap.sigmaEnd = sig[1]
         options.shrinkWrap.reference = ShrinkWrapReference(rawValue: thresholdReference)!
 
-        let intensity = try ArrayIO.readReal(pattern)
-        let maskVolume = try mask.map { try ArrayIO.readReal($0) }
+        let (intensity, maskVolume, maskSource) = try readPatternInput(pattern, mask: mask)
         options.support = try parseSupport(support)
         let data = try PhasingData(intensity: intensity, mask: maskVolume, name: "'\(pattern)'")
         let bar = ProgressBar(quiet: common.quiet)
@@ -163,7 +162,7 @@ struct PhaseCommand: ParsableCommand {
             try ArrayIO.write(result.object, to: out, overwrite: force)
         } else {
             let res = iterativeResultsFile(result, options: options, intensity: intensity, mask: maskVolume,
-                                           source: pattern, maskSource: mask, supportDescription: support)
+                                           source: pattern, maskSource: maskSource, supportDescription: support)
             try res.write(to: out, overwrite: force)
         }
     }

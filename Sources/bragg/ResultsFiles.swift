@@ -76,3 +76,22 @@ func writeAnalysisOutputs(_ result: SeriesResult, to out: String, force: Bool) t
     }
     return vtis
 }
+
+/// Reads the pattern (and mask) to phase. A CXI/HDF5 file named without a dataset gives
+/// its pattern at /entry_1/data_1/data (what `bragg prepare` and `bragg simulate` write),
+/// and, when no --mask is given, its mask at /entry_1/data_1/mask if it has one.
+func readPatternInput(_ spec: String, mask: String?) throws -> (pattern: RealVolume, mask: RealVolume?, maskSource: String?) {
+    let s = ArraySpec(spec)
+    if s.dataset == nil, (try? s.format()) == .hdf5 {
+        let f = try HDF5File(reading: s.path)
+        if f.exists(CXIResults.patternPath) {
+            let pattern = try f.readReal(CXIResults.patternPath)
+            if let m = mask { return (pattern, try ArrayIO.readReal(m), m) }
+            if f.exists(CXIResults.maskPath) {
+                return (pattern, try f.readReal(CXIResults.maskPath), s.path + ":" + CXIResults.maskPath)
+            }
+            return (pattern, nil, nil)
+        }
+    }
+    return (try ArrayIO.readReal(spec), try mask.map { try ArrayIO.readReal($0) }, mask)
+}
