@@ -18,14 +18,17 @@ public struct Provenance: Codable, Sendable {
     public var groundTruth: [String: [String: Double]]
     /// Training loss curve of the neural model used, when there was one.
     public var trainingLoss: [Double]
+    /// Validation loss per epoch of that model, when known.
+    public var validationLoss: [Double]?
     public var notes: [String]
 
     public init(braggkitVersion: String, commands: [String] = [], seeds: [String: UInt64] = [:], inputs: [String] = [],
                 reconstructions: [String: String] = [:], alternatives: [String: String] = [:],
-                groundTruth: [String: [String: Double]] = [:], trainingLoss: [Double] = [], notes: [String] = []) {
+                groundTruth: [String: [String: Double]] = [:], trainingLoss: [Double] = [], validationLoss: [Double]? = nil,
+                notes: [String] = []) {
         self.braggkitVersion = braggkitVersion; self.commands = commands; self.seeds = seeds; self.inputs = inputs
         self.reconstructions = reconstructions; self.alternatives = alternatives; self.groundTruth = groundTruth
-        self.trainingLoss = trainingLoss; self.notes = notes
+        self.trainingLoss = trainingLoss; self.validationLoss = validationLoss; self.notes = notes
     }
 }
 
@@ -264,10 +267,13 @@ public enum SeriesReportBuilder {
                                                                  series: iterSeries, logY: true).svg(), "chi2_per_iteration.svg")))
         }
         if let loss = provenance?.trainingLoss, !loss.isEmpty {
-            figsF.append(ReportFigure(caption: "Training loss of the neural model (physics loss per epoch). As the seed's Fig. 5b.",
+            var series = [PlotSeries(name: "training", x: loss.indices.map { Double($0 + 1) }, y: loss)]
+            if let v = provenance?.validationLoss, !v.isEmpty {
+                series.append(PlotSeries(name: "validation", x: v.indices.map { Double($0 + 1) }, y: v, colour: SVGPlot.palette[1]))
+            }
+            figsF.append(ReportFigure(caption: "Training and validation loss of the neural model per epoch (Fourier-amplitude loss). As the seed's Fig. 5b.",
                                       path: try saveText(SVGPlot(title: "training loss", xTitle: "epoch", yTitle: "loss",
-                                                                 series: [PlotSeries(name: "training", x: loss.indices.map { Double($0 + 1) }, y: loss)],
-                                                                 logY: true).svg(), "training_loss.svg")))
+                                                                 series: series, logY: true).svg(), "training_loss.svg")))
         }
         if !refineSeries.isEmpty {
             figsF.append(ReportFigure(caption: "Refinement loss of the neural prediction on each measured pattern.",

@@ -105,6 +105,7 @@ struct DemoCommand: ParsableCommand {
         var phasing = PhasingOptions()
         phasing.recipe = parsedRecipe; phasing.runs = runs; phasing.keep = keep; phasing.seed = seed
         var reconstructions: [String: String] = [:], alternatives: [String: String] = [:]
+        var trainingLoss: [Double] = [], validationLoss: [Double] = []
         var stateInputs: [StateInput] = []
         var commands = ["bragg demo --out \(out) --size \(size) --seed \(seed) --photons \(photons) --runs \(runs) --keep \(keep)"]
         for (i, s) in states.enumerated() {
@@ -121,7 +122,12 @@ struct DemoCommand: ParsableCommand {
                                           object: result.object, support: result.support, chi2: result.metrics.chi2))
         }
         if !noNeural, let modelPath = model ?? NeuralPhaseRun.defaultModelPath() {
-            let (net, _) = try PhaseNet.load(from: modelPath)
+            let (net, file) = try PhaseNet.load(from: modelPath)
+            // loss_history: "epoch:train/validation,…" in the model's metadata.
+            for entry in (file.metadata["loss_history"] ?? "").split(separator: ",") {
+                let parts = entry.split(separator: ":").last?.split(separator: "/") ?? []
+                if parts.count == 2, let t = Double(parts[0]), let v = Double(parts[1]) { trainingLoss.append(t); validationLoss.append(v) }
+            }
             if net.architecture.inputSize == size {
                 for (i, s) in states.enumerated() {
                     bar.message("2/4 neural phasing \(s.label) with \((modelPath as NSString).lastPathComponent), \(refineSteps) refinement steps")
@@ -174,6 +180,7 @@ struct DemoCommand: ParsableCommand {
         let provenance = Provenance(braggkitVersion: Bragg.version, commands: commands,
                                     seeds: ["simulation": seed, "phasing": seed], inputs: inputs,
                                     reconstructions: reconstructions, alternatives: alternatives, groundTruth: groundTruth,
+                                    trainingLoss: trainingLoss, validationLoss: validationLoss.isEmpty ? nil : validationLoss,
                                     notes: ["simulated series: the ground-truth objects are image_1 of simulated/*.h5; the ground truth in the report is their analysis under the same conventions",
                                             "a reconstruction can come out as the twin (complex conjugate, flipped) of the truth; for a reference reconstructed as the twin every Δφ changes sign",
                                             String(format: "demo wall time %.0f s on %d thread(s)", Date().timeIntervalSince(started), Parallel.threads)])

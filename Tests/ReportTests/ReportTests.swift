@@ -249,3 +249,34 @@ final class SeriesReportBuilderTests: XCTestCase {
         }
     }
 }
+
+final class ViewCommandTests: XCTestCase {
+    func run(_ args: [String]) throws -> (status: Int32, stderr: String) {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bragg").path
+        guard FileManager.default.isExecutableFile(atPath: exe) else { throw XCTSkip("bragg is not built next to the tests") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let err = Pipe()
+        p.standardError = err; p.standardOutput = Pipe()
+        try p.run(); p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    func testViewRefusesMissingSupportAndNaN() throws {
+        let dir = NSTemporaryDirectory() + "bragg-view-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var obj = ComplexVolume(shape: [8, 8, 8], repeating: Complex32(1, 0))
+        try CXIResults(object: obj).write(to: dir + "/nosupport.cxi", overwrite: true)
+        let a = try run(["view", dir + "/nosupport.cxi", "--out", dir + "/v"])
+        XCTAssertEqual(a.status, 2)
+        XCTAssertTrue(a.stderr.contains("no support"), a.stderr)
+        obj[2, 2, 2] = Complex32(.nan, 0)
+        try ArrayIO.write(obj, to: dir + "/nan.npy", overwrite: true)
+        let b = try run(["view", dir + "/nan.npy", "--out", dir + "/v"])
+        XCTAssertEqual(b.status, 2)
+        XCTAssertTrue(b.stderr.contains("NaN"), b.stderr)
+        XCTAssertEqual(b.stderr.split(separator: "\n").count, 1, "one sentence")
+    }
+}
