@@ -173,30 +173,7 @@ struct AnalyzeCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(t0)
 
         // 5. Write.
-        func writeText(_ name: String, _ data: Data) throws {
-            let path = (out as NSString).appendingPathComponent(name)
-            try SafeOutput.write(to: path, overwrite: force) { tmp in
-                guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-                    throw UsageError("cannot write '\(path)'")
-                }
-            }
-        }
-        try writeText("table.csv", Data(result.tableCSV().utf8))
-        try writeText("table.json", try result.tableJSON())
-        try writeText("pca.json", try result.pcaJSON())
-        var vtis: [String] = []
-        if let grid = result.labGrid {
-            let spacing = [Double](repeating: grid.voxelSize * 1e9, count: 3)
-            let origin = [grid.origin.z * 1e9, grid.origin.y * 1e9, grid.origin.x * 1e9]
-            for (i, s) in result.states.enumerated() {
-                guard let lab = s.lab else { continue }
-                let safe = String(s.label.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
-                let name = String(format: "state_%02d_%@.vti", i, safe)
-                try VTI.write(lab.named.map { (name: $0.0, volume: $0.1) }, to: (out as NSString).appendingPathComponent(name),
-                              spacing: spacing, origin: origin, overwrite: force)
-                vtis.append(name)
-            }
-        }
+        let vtis = try writeAnalysisOutputs(result, to: out, force: force)
 
         // 6. Summary: the seed's Table 1.
         print(String(format: "|Q| = %.4g m⁻¹, Q̂ = (%.3f, %.3f, %.3f) (x, y, z); common support %d voxels; %.1f s",
