@@ -174,6 +174,34 @@ public enum SeriesReportBuilder {
                                   path: try saveText(SVGPlot(title: "PCA order parameter", xTitle: "state", yTitle: "Ω / max|Ω|",
                                                              series: omegaSeries, categories: labels, referenceY: 0).svg(), "pca_order_parameter.svg")))
         sections.append(ReportSection(title: "Phase, phase change and strain", figures: figs3))
+        // Per state: the three orthogonal central planes of every field.
+        var figsPlanes: [ReportFigure] = []
+        if !fields.isEmpty {
+            let centre = fields[0].support.centreOfMass().map { Int($0.rounded()) }
+            let aMax = fields.map { Double($0.amplitude.maximum()) }.max() ?? 1
+            for (i, f) in fields.enumerated() {
+                progress?(ProgressReport(stage: "drawing planes", done: i, total: fields.count))
+                var rowsImg: [[RGBImage]] = [[], [], [], []]
+                for (axis, name) in [(0, "z"), (1, "y"), (2, "x")] {
+                    let k = min(max(centre[axis], 0), f.support.shape[axis] - 1)
+                    let sup = try f.support.slice(axis: axis, index: k)
+                    let px = (voxelNm, voxelNm)
+                    let strain = try f.strain.slice(axis: axis, index: k)
+                    let sMax = max(1e-6, Double(max(abs(strain.maximum()), abs(strain.minimum()))))
+                    rowsImg[0].append(try SliceFigure.render(SlicePanel(title: "amplitude \(name)=\(k)", values: f.amplitude.slice(axis: axis, index: k),
+                                                                        map: .grey, range: (0, aMax), unit: "a.u.", pixelSize: px), targetSize: 160))
+                    rowsImg[1].append(try SliceFigure.render(SlicePanel(title: "phase \(name)=\(k)", values: f.phase.slice(axis: axis, index: k),
+                                                                        support: sup, map: .phase, range: (-.pi, .pi), unit: "rad", pixelSize: px), targetSize: 160))
+                    rowsImg[2].append(try SliceFigure.render(SlicePanel(title: "Δφ \(name)=\(k)", values: f.dphi.slice(axis: axis, index: k),
+                                                                        support: sup, map: .diverging, range: (-.pi, .pi), unit: "rad", pixelSize: px), targetSize: 160))
+                    rowsImg[3].append(try SliceFigure.render(SlicePanel(title: "strain \(name)=\(k)", values: strain.scaled(1000), support: sup,
+                                                                        map: .diverging, range: (-sMax * 1000, sMax * 1000), unit: "‰", pixelSize: px), targetSize: 160))
+                }
+                figsPlanes.append(ReportFigure(caption: "\(labels[i]): amplitude, phase, Δφ and strain along Q through the crystal's centre, perpendicular to z, y and x (lab frame).",
+                                               path: try save(SliceFigure.montage(rowsImg), String(format: "planes_state_%02d.png", i)), width: 560))
+            }
+        }
+        sections.append(ReportSection(title: "Per-state slices in three orthogonal planes", figures: figsPlanes))
 
         // Fig. 2 and Fig. 4: isosurfaces.
         var figs2: [ReportFigure] = []
