@@ -150,23 +150,12 @@ struct DemoCommand: ParsableCommand {
         // 3. Analyse the series (iterative reconstructions) against the first state.
         bar.message("3/4 analysing the series")
         let g = BraggGeometry.seedStudy
-        let geometry = LabGeometry(energy: g.energy, twoTheta: g.twoTheta, outOfPlane: g.outOfPlane, distance: g.distance,
-                                   pixelSize: g.pixelSize, rockingStep: g.rockingStep,
-                                   rockingAxis: Vector3(g.rockingAxis.x, g.rockingAxis.y, g.rockingAxis.z))
+        let geometry = labGeometry(g)
         let analysis = try SeriesAnalysis.run(states: stateInputs, geometry: geometry, options: AnalysisOptions(), progress: bar.handler)
         bar.finish()
-        // Ground truth under the same conventions (core-median global phase, ramp removed,
-        // common support): the analysis of the simulated objects themselves.
-        let truthInputs = states.enumerated().map { i, s in
-            StateInput(label: s.label, condition: stateInputs[i].condition, object: s.object, support: s.support)
-        }
-        var truthOptions = AnalysisOptions()
-        truthOptions.labFrame = false
-        let truth = try SeriesAnalysis.run(states: truthInputs, geometry: geometry, options: truthOptions)
-        var groundTruth: [String: [String: Double]] = [:]
-        for t in truth.states {
-            groundTruth[t.label] = ["delta_phi_mean_deg": t.meanPhaseDifference * 180 / .pi, "omega_normalised": t.omegaNormalised]
-        }
+        // Ground truth under the same conventions: the analysis of the simulated objects.
+        let groundTruth = try analysisGroundTruth(objects: states.map(\.object), supports: states.map(\.support),
+                                                  labels: states.map(\.label), geometry: geometry)
         _ = try writeAnalysisOutputs(analysis, to: out, force: true)
         commands.append("bragg analyze " + names.map { "\(out)/reconstructions/\($0).cxi" }.joined(separator: " ")
                         + " --labels \"" + states.map(\.label).joined(separator: ",") + "\""

@@ -3,6 +3,7 @@ import Foundation
 import Formats
 import Numerics
 import Phasing
+import Simulation
 
 /// The CXI results file of an iterative reconstruction (DESIGN.md layout): object, support,
 /// pattern and mask, the recipe and every option as process parameters, the metrics, and
@@ -94,4 +95,30 @@ func readPatternInput(_ spec: String, mask: String?) throws -> (pattern: RealVol
         }
     }
     return (try ArrayIO.readReal(spec), try mask.map { try ArrayIO.readReal($0) }, mask)
+}
+
+/// Ground truth of a simulated series under the analysis's own conventions (core-median
+/// global phase, phase ramp removed, majority common support, Ω sign rule): the analysis
+/// of the true objects. `Simulation`'s own metrics use the plain definitions (no global
+/// phase step, support > 0.5 in every state), which differ from what `bragg analyze`
+/// reports even on perfect reconstructions; this is the one to compare against.
+func analysisGroundTruth(objects: [ComplexVolume], supports: [RealVolume], labels: [String],
+                         geometry: LabGeometry) throws -> [String: [String: Double]] {
+    let inputs = objects.indices.map { StateInput(label: labels[$0], object: objects[$0], support: supports[$0]) }
+    var options = AnalysisOptions()
+    options.labFrame = false
+    let truth = try SeriesAnalysis.run(states: inputs, geometry: geometry, options: options)
+    var out: [String: [String: Double]] = [:]
+    for t in truth.states {
+        out[t.label] = ["delta_phi_mean_deg": t.meanPhaseDifference * 180 / .pi, "omega_normalised": t.omegaNormalised,
+                        "mean_relative_displacement_A": t.meanRelativeDisplacement * 1e10]
+    }
+    return out
+}
+
+/// The seed geometry as the Analysis module's type.
+func labGeometry(_ g: BraggGeometry) -> LabGeometry {
+    LabGeometry(energy: g.energy, twoTheta: g.twoTheta, outOfPlane: g.outOfPlane, distance: g.distance,
+                pixelSize: g.pixelSize, rockingStep: g.rockingStep,
+                rockingAxis: Vector3(g.rockingAxis.x, g.rockingAxis.y, g.rockingAxis.z))
 }

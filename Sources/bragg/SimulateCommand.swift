@@ -175,7 +175,13 @@ struct SimulateOperando: ParsableCommand {
                                         "note": .string("simulated: image_1 holds the ground-truth object, data_1 the pattern")],
                            geometry: geometryParameters(g)).write(to: "\(out)/\(name).h5", overwrite: force)
         }
-        let json = try JSONEncoder.pretty.encode(series.metrics)
+        // The simulation's own metrics, plus the same quantities under `bragg analyze`'s
+        // conventions (what an analysis of perfect reconstructions reports).
+        var doc = (try JSONSerialization.jsonObject(with: try JSONEncoder.pretty.encode(series.metrics)) as? [String: Any]) ?? [:]
+        doc["analysis_convention"] = try analysisGroundTruth(objects: series.states.map(\.object), supports: series.states.map(\.support),
+                                                             labels: series.states.map(\.label), geometry: labGeometry(g))
+        doc["analysis_convention_note"] = "Δφ_mean and Ω as bragg analyze computes them on the true objects (core-median global phase, ramp removed, majority common support); compare reconstructions against these"
+        let json = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
         try SafeOutput.write(to: out + "/ground_truth.json", overwrite: force) { _ = fm.createFile(atPath: $0, contents: json) }
         if !common.quiet {
             for s in series.metrics.states {
