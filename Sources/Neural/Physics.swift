@@ -62,8 +62,11 @@ public final class FourierPhysics {
         origin = (0..<3).map { box[$0] / 2 - objectShape[$0] / 2 }
         // FFTW threads pay only at 256³ here (SWIFT-NUMERICS.md); one thread below.
         let t = box.reduce(1, *) >= 256 * 256 * 256 ? Parallel.threads : 1
-        forwardPlan = try FFTPlanner.plan(shape: box, direction: .forward, inPlace: true, threads: t)
-        backwardPlan = try FFTPlanner.plan(shape: box, direction: .backward, inPlace: true, threads: t)
+        // FFTW_ESTIMATE picks its plan without timing, so the rounding of every step is the
+        // same run after run (MEASURE may choose another plan each time, and training for a
+        // given seed and thread count must repeat). The FFT is a small part of a step.
+        forwardPlan = try FFTPlanner.plan(shape: box, direction: .forward, inPlace: true, threads: t, effort: .estimate)
+        backwardPlan = try FFTPlanner.plan(shape: box, direction: .backward, inPlace: true, threads: t, effort: .estimate)
         let n = box.reduce(1, *)
         field = FloatStorage(count: 2 * n)
         modulus = FloatStorage(count: n)
