@@ -17,6 +17,8 @@ public struct TrainingOptions: Sendable, Equatable {
     public var loss: FourierLoss = .l1
     /// Weight of the optional supervised term (0: physics loss alone).
     public var supervisedWeight: Double = 0
+    /// Supervise against the truth or its twin, whichever is nearer the prediction.
+    public var twinAware = true
     public var seed: UInt64 = 1
     public var architecture = NetworkArchitecture()
     public init() {}
@@ -44,7 +46,8 @@ public struct TrainingOptions: Sendable, Equatable {
             "train_epochs": String(epochs), "train_batch": String(batch),
             "train_learning_rate": String(learningRate), "train_min_learning_rate": String(minLearningRate),
             "train_weight_decay": String(weightDecay), "train_loss": loss.rawValue,
-            "train_supervised_weight": String(supervisedWeight), "train_seed": String(seed),
+            "train_supervised_weight": String(supervisedWeight), "train_supervised_twin_aware": String(twinAware),
+            "train_seed": String(seed),
             "train_schedule": "cosine, warm-up 1% of steps", "train_data": "Simulation.TrainingPair.make(size:seed:)",
         ]
     }
@@ -56,6 +59,34 @@ public struct TrainingExample {
     public var intensity: RealVolume
     public var amplitude: Tensor
     public var phase: Tensor
+    /// The twin of the true object, conj ρ(−r) about the crystal's centre: the same
+    /// diffraction pattern, so an equally right answer (`twinAware` supervision).
+    public var twinAmplitude: Tensor
+    public var twinPhase: Tensor
+}
+
+/// The twin conj ρ(−r) of an object given as amplitude and phase: inversion i → n + c − i
+/// per axis (indices modulo the edge n), with c = −1 or 0, whichever maps the amplitude best
+/// onto itself (the crystal's centre lies on a voxel or between two, depending on its size).
+func twin(amplitude a: RealVolume, phase p: RealVolume) -> (amplitude: RealVolume, phase: RealVolume) {
+    let s = a.shape
+    // Source index of the inverted element at C-order index i.
+    func source(_ i: Int, offset: Int) -> Int {
+        let z = i / (s[1] * s[2]), y = (i / s[2]) % s[1], x = i % s[2]
+        return (((s[0] + offset - z) % s[0]) * s[1] + (s[1] + offset - y) % s[1]) * s[2] + (s[2] + offset - x) % s[2]
+    }
+    let offset = a.withUnsafeFloats { v -> Int in
+        var best = (overlap: -Double.infinity, offset: 0)
+        for offset in [-1, 0] {
+            var o = 0.0
+            for i in 0..<v.count { o += Double(v[i] * v[source(i, offset: offset)]) }
+            if o > best.overlap { best = (o, offset) }
+        }
+        return best.offset
+    }
+    let ta = a.withUnsafeFloats { v in RealVolume(shape: s) { v[source($0, offset: offset)] } }
+    let tp = p.withUnsafeFloats { v in RealVolume(shape: s) { -v[source($0, offset: offset)] } }
+    return (ta, tp)
 }
 
 /// Supervised loss on amplitude and phase against the truth: mean (A − A*)² plus the mean
@@ -76,6 +107,18 @@ func supervisedTerm(amplitude a: Tensor, phase p: Tensor, truthAmplitude ta: Ten
         dPhi.pointer[i] += 2 * w * t2 * ep
     }
     return s / Double(n)
+}
+
+/// The supervised loss alone (no gradient): mean (A − A*)² + A*²·wrap(φ − φ*)².
+func supervisedDistance(amplitude a: Tensor, phase p: Tensor, truthAmplitude ta: Tensor, truthPhase tp: Tensor) -> Double {
+    var s = 0.0
+    for i in 0..<a.count {
+        let ea = a.pointer[i] - ta.pointer[i]
+        var ep = p.pointer[i] - tp.pointer[i]
+        ep = ep - 2 * Float.pi * (ep / (2 * Float.pi)).rounded()
+        s += Double(ea * ea + ta.pointer[i] * ta.pointer[i] * ep * ep)
+    }
+    return s / Double(a.count)
 }
 
 /// Trains a `PhaseNet` on simulated pairs, sample by sample, averaging gradients over
@@ -123,8 +166,10 @@ public final class Trainer {
         options.poissonNoise = poissonNoise
         let pair = try TrainingPair.make(size: size, seed: seed, options: options)
         let input = Tensor(FourierPhysics.normalisedAmplitude(intensity: pair.intensity, mask: nil))
-        return TrainingExample(input: input, intensity: pair.intensity,
-                               amplitude: Tensor(pair.object.modulus()), phase: Tensor(pair.object.phase()))
+        let amplitude = pair.object.modulus(), phase = pair.object.phase()
+        let t = twin(amplitude: amplitude, phase: phase)
+        return TrainingExample(input: input, intensity: pair.intensity, amplitude: Tensor(amplitude), phase: Tensor(phase),
+                               twinAmplitude: Tensor(t.amplitude), twinPhase: Tensor(t.phase))
     }
 
     /// One forward/backward pass on an example, gradients accumulated; returns the physics
@@ -136,8 +181,17 @@ public final class Trainer {
         let chi2 = physics.chi2
         let g = physics.backward()
         if options.supervisedWeight > 0 {
-            _ = supervisedTerm(amplitude: out.amplitude, phase: out.phase, truthAmplitude: ex.amplitude,
-                               truthPhase: ex.phase, weight: options.supervisedWeight, dA: g.amplitude, dPhi: g.phase)
+            // Supervise against the truth or its twin, whichever the prediction is nearer:
+            // the pattern cannot tell them apart, and against the truth alone the best a
+            // network can do is their average, a phase with its even part missing.
+            var ta = ex.amplitude, tp = ex.phase
+            if options.twinAware {
+                let toTruth = supervisedDistance(amplitude: out.amplitude, phase: out.phase, truthAmplitude: ex.amplitude, truthPhase: ex.phase)
+                let toTwin = supervisedDistance(amplitude: out.amplitude, phase: out.phase, truthAmplitude: ex.twinAmplitude, truthPhase: ex.twinPhase)
+                if toTwin < toTruth { ta = ex.twinAmplitude; tp = ex.twinPhase }
+            }
+            _ = supervisedTerm(amplitude: out.amplitude, phase: out.phase, truthAmplitude: ta,
+                               truthPhase: tp, weight: options.supervisedWeight, dA: g.amplitude, dPhi: g.phase)
         }
         net.backward(amplitude: g.amplitude, phase: g.phase)
         return (l, chi2)

@@ -28,29 +28,35 @@ struct CommonOptions: ParsableArguments {
     var threads: Int?
 
     @Option(name: .customLong("fft-effort"),
-            help: "FFTW planning effort: estimate, measure, patient or exhaustive. Plans found with patient or exhaustive are saved as wisdom (~/.cache/braggkit, or $BRAGG_FFTW_WISDOM) and reused by later runs.")
-    var fftEffort: String = "measure"
+            help: "FFTW planning effort: estimate, measure, patient or exhaustive. Plans found with patient or exhaustive are saved as wisdom (~/.cache/braggkit, or $BRAGG_FFTW_WISDOM) and reused by later runs. (default: measure)")
+    var fftEffort: String?
+
+    /// The planning effort asked for, `measure` when none was given.
+    var effort: FFTEffort { fftEffort.flatMap(FFTEffort.init(rawValue:)) ?? .measure }
+    /// Whether --fft-effort was given (commands that need repeatable bytes plan with
+    /// `estimate` otherwise).
+    var fftEffortGiven: Bool { fftEffort != nil }
 
     @Flag(name: .shortAndLong, help: "Print only results and errors, no progress.")
     var quiet = false
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
-        if FFTEffort(rawValue: fftEffort) == nil {
-            throw ValidationError("--fft-effort must be one of estimate, measure, patient, exhaustive (got '\(fftEffort)')")
+        if let e = fftEffort, FFTEffort(rawValue: e) == nil {
+            throw ValidationError("--fft-effort must be one of estimate, measure, patient, exhaustive (got '\(e)')")
         }
     }
 
     /// Applies the options to the process: threads, FFT effort, saved wisdom.
     func apply() {
         if let t = threads { Parallel.threads = t }
-        FFTPlanner.defaultEffort = FFTEffort(rawValue: fftEffort) ?? .measure
+        FFTPlanner.defaultEffort = effort
         FFTPlanner.importWisdom()
     }
 
     /// Saves wisdom if this run planned with more than `estimate` effort.
     func saveWisdom() {
-        let e = FFTEffort(rawValue: fftEffort) ?? .measure
+        let e = effort
         if e == .patient || e == .exhaustive || FFTPlanner.hasNewWisdom { FFTPlanner.exportWisdom() }
     }
 }

@@ -22,5 +22,6 @@ let braggBenchSubcommands: [ParsableCommand.Type] = [
     BenchPrepare.self,
     BenchPhase.self,
     BenchNN.self,
+    BenchNNEval.self,
     BenchSimulate.self,
 ]

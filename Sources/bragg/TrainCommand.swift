@@ -15,7 +15,10 @@ struct TrainCommand: ParsableCommand {
             measured normalised Fourier amplitudes) plus, with --supervised-weight, a \
             supervised term on amplitude and phase. AdamW with a cosine learning-rate schedule. \
             A checkpoint (model + optimiser state, safetensors) is written to --out after every \
-            epoch; --resume continues from it. The same seed and --threads give the same model.
+            epoch; --resume continues from it. The same seed and --threads give the same model, \
+            byte for byte, in every process: training plans its FFTs with FFTW 'estimate' unless \
+            --fft-effort is given (measured plans are chosen by timing, so their rounding, and \
+            with it the Poisson draws and every later step, can change from run to run).
             """
     )
 
@@ -55,6 +58,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("supervised-weight"), help: "Weight of the supervised amplitude/phase term (0: physics loss only).")
     var supervisedWeight: Double = 0
 
+    @Flag(name: .customLong("twin-aware"), inversion: .prefixedNo,
+          help: "Supervise against the true object or its twin conj ρ(−r), whichever the prediction is nearer (the pattern cannot tell them apart).")
+    var twinAware = true
+
     @Option(help: "Held-out validation pairs evaluated after each epoch.")
     var validation: Int = 16
 
@@ -74,10 +81,11 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         common.apply()
+        if !common.fftEffortGiven { FFTPlanner.defaultEffort = .estimate }
         var o = TrainingOptions()
         o.samples = samples; o.epochs = epochs; o.batch = batch
         o.learningRate = learningRate; o.loss = FourierLoss(rawValue: loss)!
-        o.supervisedWeight = supervisedWeight; o.seed = seed; o.validationSamples = validation
+        o.supervisedWeight = supervisedWeight; o.twinAware = twinAware; o.seed = seed; o.validationSamples = validation
         o.architecture = NetworkArchitecture(width: width, inputSize: size)
         let exists = FileManager.default.fileExists(atPath: out)
         if exists && !resume && !force {

@@ -132,6 +132,60 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(full.history.last!.validation, resumed.history.last!.validation)
     }
 
+    /// `bragg train` twice in fresh processes, same seed and threads: the same weights and
+    /// optimiser state byte for byte and the same loss history (within one process the plan
+    /// cache would hide a plan chosen differently by timing, hence separate processes).
+    func testTrainingRepeatsExactlyAcrossProcesses() throws {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bragg").path
+        guard FileManager.default.isExecutableFile(atPath: exe) else { throw XCTSkip("bragg is not built next to the tests") }
+        var payloads: [Data] = [], histories: [String] = []
+        for run in 0..<2 {
+            let out = path("repeat-\(run).safetensors")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = ["train", "--samples", "4", "--epochs", "2", "--width", "2", "--size", "32", "--batch", "2",
+                           "--validation", "1", "--threads", "2", "--seed", "11", "--supervised-weight", "0.5",
+                           "--out", out, "--force", "-q"]
+            p.standardOutput = Pipe(); p.standardError = Pipe()
+            try p.run(); p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: out))
+            let headerLength = Int(bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+            payloads.append(bytes.subdata(in: (8 + headerLength)..<bytes.count))
+            let (_, file) = try PhaseNet.load(from: out)
+            histories.append(file.metadata["loss_history"] ?? "")
+        }
+        XCTAssertFalse(payloads[0].isEmpty)
+        XCTAssertEqual(histories[0].split(separator: ",").count, 2, histories[0])
+        XCTAssertEqual(histories[0], histories[1])
+        XCTAssertTrue(payloads[0] == payloads[1], "the two runs' tensors differ")
+    }
+
+    /// The twin used by twin-aware supervision diffracts exactly like the object (same
+    /// |FT| after padding), is an involution, and is a different object when the phase
+    /// has an even part.
+    func testTwinOfTrainingObjectHasTheSamePattern() throws {
+        let ex = try Trainer.example(size: 32, seed: 3, poissonNoise: false)
+        let a = RealVolume(shape: [16, 16, 16]) { ex.amplitude.pointer[$0] }
+        let p = RealVolume(shape: [16, 16, 16]) { ex.phase.pointer[$0] }
+        let t = twin(amplitude: a, phase: p)
+        func pattern(_ a: RealVolume, _ p: RealVolume) throws -> RealVolume {
+            let o = try ComplexVolume(modulus: a, phase: p).centred(in: [32, 32, 32])
+            return try FFT.forward(o).modulus()
+        }
+        let f0 = try pattern(a, p), f1 = try pattern(t.amplitude, t.phase)
+        var diff = 0.0, norm = 0.0, objectDiff = 0.0
+        for i in 0..<f0.count { diff += Double(abs(f0[flat: i] - f1[flat: i])); norm += Double(f0[flat: i]) }
+        XCTAssertLessThan(diff / norm, 1e-5, "the twin's diffraction pattern differs")
+        let back = twin(amplitude: t.amplitude, phase: t.phase)
+        for i in 0..<a.count {
+            XCTAssertEqual(back.amplitude[flat: i], a[flat: i])
+            XCTAssertEqual(back.phase[flat: i], p[flat: i])
+            objectDiff += Double(a[flat: i] * a[flat: i]) * Double(abs(sin(0.5 * (t.phase[flat: i] - p[flat: i]))))
+        }
+        XCTAssertGreaterThan(objectDiff / a.squaredNorm(), 0.05, "the twin should differ from the object")
+    }
+
     /// The error metric removes twin, shift and global phase/scale, and nothing else.
     func testReconstructionErrorInvariances() throws {
         // a smooth object (a sub-voxel Fourier shift of a sharp one loses its Nyquist content)

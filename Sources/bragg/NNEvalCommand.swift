@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Neural
+import Numerics
+import Phasing
+import Simulation
+
+/// `bragg bench nn-eval`: issue 5's acceptance figures for a trained model, on freshly
+/// simulated crystals whose seeds no training run uses.
+struct BenchNNEval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nn-eval",
+        abstract: "Evaluate a trained model on freshly simulated crystals against the iterative default recipe.",
+        discussion: """
+            Crystal i is Simulation.TrainingPair.make(size: n, seed: 0xE7A1_0000_0000 + i) — the \
+            training distribution, with seeds no training or validation pair uses. For each, the \
+            normalised complex error min ‖γρ′ − ρ*‖/‖ρ*‖ (twin, sub-voxel shift, global phase and \
+            scale removed) of: the prediction alone; the prediction handed to the iterative engine \
+            for --then (default ER:50); the iterative default recipe from a random start \
+            (--iterative); the prediction after --refine-steps K of fine-tuning (K > 0). The \
+            'flat phase' column is the error of the true amplitude with zero phase: what a \
+            prediction that gets the shape right and learns no phase would score. Prints one line \
+            per crystal and the medians.
+            """
+    )
+
+    @Option(help: "Model file (default: models/default-c8-64.safetensors or $BRAGG_MODEL).")
+    var model: String?
+
+    @Option(help: "Number of crystals.")
+    var crystals: Int = 20
+
+    @Option(help: "Index of the first crystal.")
+    var first: Int = 0
+
+    @Option(name: .customLong("refine-steps"), help: "Refinement steps (0: skip refinement).")
+    var refineSteps: Int = 0
+
+    @Option(name: .customLong("refine-learning-rate"), help: "Learning rate of the refinement.")
+    var refineLearningRate: Double = 1e-4
+
+    @Option(help: "Iterative recipe started from the prediction (\"none\" to skip).")
+    var then: String = "ER:50"
+
+    @Flag(inversion: .prefixedNo, help: "Also run the iterative default recipe from a random start.")
+    var iterative = true
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard crystals >= 1 else { throw ValidationError("--crystals must be at least 1 (got \(crystals))") }
+        guard first >= 0 else { throw ValidationError("--first must be ≥ 0 (got \(first))") }
+        guard refineSteps >= 0 else { throw ValidationError("--refine-steps must be ≥ 0 (got \(refineSteps))") }
+        if then != "none" {
+            do { _ = try Recipe.parse(then) } catch { throw ValidationError("--then: \(error)") }
+        }
+    }
+
+    func run() throws {
+        common.apply()
+        guard let modelPath = model ?? NeuralPhaseRun.defaultModelPath() else {
+            throw UsageError("no model given and models/default-c8-64.safetensors not found: pass --model FILE.safetensors")
+        }
+        let thenRecipe = then == "none" ? nil : try Recipe.parse(then)
+        let (net0, _) = try PhaseNet.load(from: modelPath)
+        let n = net0.architecture.inputSize
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+        func median(_ x: [Double]) -> Double {
+            let s = x.filter { !$0.isNaN }.sorted()
+            guard !s.isEmpty else { return .nan }
+            return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
+        }
+        func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
+        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s)")
+        print("crystal  flat phase  predict         predict+\(then)  iterative default  refine \(refineSteps)")
+        var rows: [[Double]] = []
+        for i in first..<(first + crystals) {
+            try Interruption.check()
+            let seed = TrainingOptions.evaluationSeed(i)
+            let pair = try TrainingPair.make(size: n, seed: seed)
+            let truth = try pair.object.centred(in: [n, n, n])
+            let flat = try ReconstructionError.normalised(ComplexVolume(modulus: truth.modulus(), phase: RealVolume(shape: truth.shape)), truth: truth)
+            // the prediction alone (a fresh copy of the model for every crystal)
+            var t0 = now()
+            let (net, _) = try PhaseNet.load(from: modelPath)
+            let p = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0)
+            let tPredict = now() - t0
+            let ePredict = try ReconstructionError.normalised(p.object, truth: truth)
+            let data = try PhasingData(intensity: pair.intensity)
+            // the prediction handed to the iterative engine
+            var eThen = Double.nan, tThen = 0.0
+            if let recipe = thenRecipe {
+                t0 = now()
+                var o = PhasingOptions(); o.recipe = recipe; o.runs = 1; o.keep = 1; o.freeFraction = 0
+                let r = try Phaser.refine(data, from: p.object, support: p.support, options: o)
+                eThen = try ReconstructionError.normalised(r.object, truth: truth)
+                tThen = now() - t0 + tPredict
+            }
+            // the iterative default recipe from a random start
+            var eIter = Double.nan, tIter = 0.0
+            if iterative {
+                t0 = now()
+                var o = PhasingOptions(); o.seed = seed
+                let r = try Phaser.phase(data, options: o)
+                eIter = try ReconstructionError.normalised(r.object, truth: truth)
+                tIter = now() - t0
+            }
+            // refinement of a fresh copy of the model on this pattern
+            var eRefine = Double.nan, tRefine = 0.0
+            if refineSteps > 0 {
+                t0 = now()
+                let (net2, _) = try PhaseNet.load(from: modelPath)
+                var o = NeuralPhaser.Options(); o.learningRate = refineLearningRate
+                let r = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net2, refineSteps: refineSteps, options: o)
+                eRefine = try ReconstructionError.normalised(r.object, truth: truth)
+                tRefine = now() - t0
+            }
+            rows.append([flat, ePredict, eThen, eIter, eRefine])
+            print(String(format: "%7d  %.3f       ", i, flat) + [cell(ePredict, tPredict), cell(eThen, tThen), cell(eIter, tIter), cell(eRefine, tRefine)].joined(separator: "  "))
+            fflush(stdout)
+        }
+        let med = (0..<5).map { c in median(rows.map { $0[c] }) }
+        let iterations = PhasingOptions().recipe.totalIterations
+        print(String(format: "median of %d: flat phase %.3f, predict %.3f, predict+%@ %.3f, iterative default (%d iterations) %.3f, refine %d %.3f",
+                     rows.count, med[0], med[1], then, med[2], iterations, med[3], refineSteps, med[4]))
+        let wins = rows.filter { !$0[2].isNaN && !$0[3].isNaN && $0[2] <= $0[3] }.count
+        if thenRecipe != nil && iterative {
+            print("predict+\(then) at least as good as the iterative default on \(wins) of \(rows.count) crystals")
+        }
+    }
+}
