@@ -130,6 +130,10 @@ public final class Trainer {
     let physics: FourierPhysics
     /// Epochs completed (restored on resume).
     public private(set) var epochsDone = 0
+    /// Pairs of the current epoch already trained on (whole optimiser steps only).
+    public private(set) var pairsDone = 0
+    /// Sum of the physics loss over those pairs (for the epoch's mean).
+    var epochLossSum = 0.0
     public private(set) var history: [(epoch: Int, train: Double, validation: Double, chi2: Double)] = []
     /// Loss history of the run this one resumed ("epoch:train/validation,…").
     var previousHistory = ""
@@ -155,6 +159,11 @@ public final class Trainer {
         let t = try Trainer(options: options, net: net)
         try PhaseNet.restore(t.optimizer, from: file, path: path)
         t.epochsDone = file.metadata["epochs_done"].flatMap(Int.init) ?? 0
+        t.pairsDone = file.metadata["epoch_pairs_done"].flatMap(Int.init) ?? 0
+        t.epochLossSum = file.metadata["epoch_loss_sum"].flatMap(Double.init) ?? 0
+        guard t.pairsDone < options.samples else {
+            throw NeuralError.modelFile(path: path, problem: "its checkpoint is \(t.pairsDone) pairs into an epoch, but --samples is \(options.samples)")
+        }
         t.previousHistory = file.metadata["loss_history"] ?? ""
         t.wallSeconds = file.metadata["train_wall_seconds"].flatMap(Double.init) ?? 0
         return t
@@ -212,27 +221,35 @@ public final class Trainer {
         return (l / n, c / n)
     }
 
-    /// Runs the remaining epochs (or up to `untilEpoch`), calling `afterEpoch` after each.
+    /// Runs the remaining epochs (or up to `untilEpoch`), calling `afterEpoch` after each
+    /// and `afterStep` after every optimiser step (return false to stop there; the state
+    /// is then a consistent mid-epoch checkpoint). A run resumed from a mid-epoch
+    /// checkpoint continues with the next pair of the same shuffled order.
     public func train(untilEpoch: Int? = nil, progress: ProgressHandler? = nil,
+                      afterStep: (() throws -> Bool)? = nil,
                       afterEpoch: ((Int) throws -> Void)? = nil) throws {
         let o = options
         var clock = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
+        defer { wallSeconds += Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 - clock }
         while epochsDone < min(o.epochs, untilEpoch ?? o.epochs) {
             let epoch = epochsDone
             var order = Array(0..<o.samples)
             var rng = SeededGenerator(seed: o.seed &+ UInt64(epoch) &* 7919)
             order.shuffle(using: &rng)
-            var sum = 0.0, count = 0, inBatch = 0
+            var sum = epochLossSum, count = pairsDone, inBatch = 0
             net.zeroGrad()
-            for (k, i) in order.enumerated() {
+            for k in pairsDone..<order.count {
                 try Interruption.check()
-                let ex = try Trainer.example(size: o.architecture.inputSize, seed: o.trainingSeed(i))
+                let ex = try Trainer.example(size: o.architecture.inputSize, seed: o.trainingSeed(order[k]))
                 let (l, _) = try accumulate(ex)
                 sum += l; count += 1; inBatch += 1
                 if inBatch == o.batch || k == order.count - 1 {
                     optimizer.update(batch: inBatch)
                     net.zeroGrad()
                     inBatch = 0
+                    // The state a checkpoint records: only whole optimiser steps.
+                    pairsDone = k + 1; epochLossSum = sum
+                    if k < order.count - 1, let go = afterStep, try !go() { return }
                 }
                 progress?(ProgressReport(stage: "epoch \(epoch + 1)/\(o.epochs)", done: k + 1, total: o.samples,
                                          metrics: [("loss", sum / Double(count)),
@@ -241,6 +258,7 @@ public final class Trainer {
             let (vl, vc) = try validate()
             history.append((epoch + 1, sum / Double(max(1, count)), vl, vc))
             epochsDone += 1
+            pairsDone = 0; epochLossSum = 0
             let now = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
             wallSeconds += now - clock
             clock = now
@@ -252,6 +270,8 @@ public final class Trainer {
     public func checkpoint(to path: String, extra: [String: String] = [:]) throws {
         var meta = options.metadata.merging(extra) { $1 }
         meta["epochs_done"] = String(epochsDone)
+        meta["epoch_pairs_done"] = String(pairsDone)
+        meta["epoch_loss_sum"] = String(epochLossSum)
         if let h = history.last {
             meta["last_train_loss"] = String(format: "%.6g", h.train)
             meta["last_validation_loss"] = String(format: "%.6g", h.validation)

@@ -14,8 +14,10 @@ struct TrainCommand: ParsableCommand {
             seed·10⁷ + 5·10⁶ + i. The loss is the physics loss (L1 or L2 between predicted and \
             measured normalised Fourier amplitudes) plus, with --supervised-weight, a \
             supervised term on amplitude and phase. AdamW with a cosine learning-rate schedule. \
-            A checkpoint (model + optimiser state, safetensors) is written to --out after every \
-            epoch; --resume continues from it. The same seed and --threads give the same model, \
+            A checkpoint (model + optimiser state, safetensors, written atomically) goes to --out \
+            after every epoch, every --checkpoint-minutes within an epoch, and on an interrupt \
+            (Ctrl-C); --resume continues from it with the next pair, so a long training can be \
+            spread over many sessions. The same seed and --threads give the same model, \
             byte for byte, in every process: training plans its FFTs with FFTW 'estimate' unless \
             --fft-effort is given (measured plans are chosen by timing, so their rounding, and \
             with it the Poisson draws and every later step, can change from run to run).
@@ -62,6 +64,9 @@ struct TrainCommand: ParsableCommand {
           help: "Supervise against the true object or its twin conj ρ(−r), whichever the prediction is nearer (the pattern cannot tell them apart).")
     var twinAware = true
 
+    @Option(name: .customLong("checkpoint-minutes"), help: "Minutes between checkpoints within an epoch.")
+    var checkpointMinutes: Double = 10
+
     @Option(help: "Held-out validation pairs evaluated after each epoch.")
     var validation: Int = 16
 
@@ -75,6 +80,7 @@ struct TrainCommand: ParsableCommand {
         guard size >= 8 && size % 8 == 0 && size <= 512 else { throw ValidationError("--size must be a multiple of 8 up to 512 (got \(size))") }
         guard FourierLoss(rawValue: loss) != nil else { throw ValidationError("--loss must be l1 or l2 (got '\(loss)')") }
         guard learningRate > 0 && learningRate < 1 else { throw ValidationError("--learning-rate must lie in (0, 1)") }
+        guard checkpointMinutes > 0 else { throw ValidationError("--checkpoint-minutes must be positive (got \(checkpointMinutes))") }
         guard supervisedWeight >= 0 else { throw ValidationError("--supervised-weight must be ≥ 0") }
         guard out.hasSuffix(".safetensors") else { throw ValidationError("--out must name a .safetensors file (got '\(out)')") }
     }
@@ -94,11 +100,19 @@ struct TrainCommand: ParsableCommand {
         if resume && !exists { throw UsageError("--resume: no checkpoint at \(out)") }
         let trainer = resume ? try Trainer.resume(from: out, options: o) : try Trainer(options: o)
         let bar = ProgressBar(quiet: common.quiet, unit: "pairs")
-        bar.message("training \(trainer.net.architecture), \(trainer.net.parameterCount) parameters, \(samples) pairs × \(epochs) epochs, batch \(batch), \(Parallel.threads) thread(s)" + (resume ? ", resuming after epoch \(trainer.epochsDone)" : ""))
+        bar.message("training \(trainer.net.architecture), \(trainer.net.parameterCount) parameters, \(samples) pairs × \(epochs) epochs, batch \(batch), \(Parallel.threads) thread(s)" + (resume ? ", resuming after epoch \(trainer.epochsDone)" + (trainer.pairsDone > 0 ? " and \(trainer.pairsDone) pair(s)" : "") : ""))
         let command = CommandLine.arguments.joined(separator: " ")
+        var lastCheckpoint = Date()
+        func save() throws {
+            try trainer.checkpoint(to: out, extra: ["command": command])
+            lastCheckpoint = Date()
+        }
         do {
-            try trainer.train(progress: bar.handler) { epoch in
-                try trainer.checkpoint(to: out, extra: ["command": command])
+            try trainer.train(progress: bar.handler, afterStep: {
+                if Date().timeIntervalSince(lastCheckpoint) >= checkpointMinutes * 60 { try save() }
+                return true
+            }) { epoch in
+                try save()
                 if let h = trainer.history.last {
                     bar.message(String(format: "epoch %d/%d: train loss %.5f, validation loss %.5f, validation χ² %.4f; checkpoint %@",
                                        epoch, epochs, h.train, h.validation, h.chi2, out))
@@ -106,7 +120,9 @@ struct TrainCommand: ParsableCommand {
             }
         } catch let e as InterruptedError {
             bar.finish()
-            printError("bragg: training interrupted; the checkpoint of epoch \(trainer.epochsDone) in \(out) is complete (continue with --resume)")
+            // The trainer's state is that of its last whole optimiser step: save it.
+            try save()
+            printError("bragg: training interrupted; \(out) holds a checkpoint after epoch \(trainer.epochsDone) and \(trainer.pairsDone) pair(s) of the next (continue with --resume)")
             throw e
         }
         bar.finish()

@@ -111,14 +111,16 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(p.values[2], 3 * (1 - 0.001), accuracy: 1e-5)
     }
 
-    /// A checkpoint restores weights, optimiser moments and step: resumed training equals
+    /// A checkpoint restores weights, optimiser moments, step and the position within an
+    /// epoch: training resumed after an epoch, or after a stop in the middle of one, equals
     /// uninterrupted training.
     func testCheckpointResumeIsExact() throws {
         var o = TrainingOptions()
-        o.samples = 2; o.epochs = 2; o.batch = 1; o.validationSamples = 1
+        o.samples = 4; o.epochs = 2; o.batch = 1; o.validationSamples = 1
         o.architecture = NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2)
         let full = try Trainer(options: o)
         try full.train()
+        // stopped at an epoch's end
         let first = try Trainer(options: o)
         try first.train(untilEpoch: 1)
         let p = path("c.safetensors")
@@ -126,10 +128,25 @@ final class ModelTests: XCTestCase {
         let resumed = try Trainer.resume(from: p, options: o)
         XCTAssertEqual(resumed.epochsDone, 1)
         try resumed.train()
-        for (x, y) in zip(full.net.parameters, resumed.net.parameters) {
-            XCTAssertEqual(x.values, y.values, x.name)
+        // stopped after 3 of the 4 pairs of epoch 2
+        let second = try Trainer(options: o)
+        var steps = 0
+        // afterStep follows every step but an epoch's last: 3 in epoch 1, then pairs 1–3 of epoch 2
+        try second.train(afterStep: { steps += 1; return steps < 3 + 3 })
+        XCTAssertEqual(second.epochsDone, 1)
+        XCTAssertEqual(second.pairsDone, 3)
+        let q = path("mid.safetensors")
+        try second.checkpoint(to: q)
+        let resumedMid = try Trainer.resume(from: q, options: o)
+        XCTAssertEqual(resumedMid.pairsDone, 3)
+        try resumedMid.train()
+        for r in [resumed, resumedMid] {
+            for (x, y) in zip(full.net.parameters, r.net.parameters) {
+                XCTAssertEqual(x.values, y.values, x.name)
+            }
+            XCTAssertEqual(full.history.last!.validation, r.history.last!.validation)
+            XCTAssertEqual(full.history.last!.train, r.history.last!.train)
         }
-        XCTAssertEqual(full.history.last!.validation, resumed.history.last!.validation)
     }
 
     /// `bragg train` twice in fresh processes, same seed and threads: the same weights and
