@@ -14,6 +14,8 @@ public final class HDF5SlabReader {
     public let shape: [Int]
     /// Chunk shape (nil for contiguous storage): read whole chunks along axis 0 at a time.
     public let chunkShape: [Int]?
+    /// The dataset's element type (what `readNative` delivers, in native byte order).
+    public let dtype: DType
     let id: hid_t
     let space: hid_t
 
@@ -45,7 +47,7 @@ public final class HDF5SlabReader {
             H5Sclose(s); H5Dclose(d)
             throw FormatError.wrongShape(path: file.path, dataset: p, reason: "is a scalar; a stack of frames was expected")
         }
-        self.file = file; dataset = p; id = d; space = s
+        self.file = file; dataset = p; id = d; space = s; dtype = dt
         shape = dims.map { Int($0) }
         let dcpl = H5Dget_create_plist(d)
         if H5Pget_layout(dcpl) == H5D_CHUNKED {
@@ -63,6 +65,20 @@ public final class HDF5SlabReader {
     /// Reads entries `range` of axis 0 (all of the other axes) as Floats into `buffer`
     /// (range.count × the product of the other axes).
     public func read(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+        try read(range, memoryType: bk_h5t_native_float(), into: UnsafeMutableRawPointer(buffer))
+    }
+
+    /// Reads entries `range` of axis 0 in the dataset's own type (`dtype`, native byte
+    /// order) into `buffer` (range.count × the product of the other axes × dtype.itemSize
+    /// bytes). Without a type conversion HDF5 reads a contiguous dataset straight into
+    /// `buffer`, so the caller can convert while it makes its own pass over the data.
+    public func readNative(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+        let (mem, owned) = HDF5File.memoryType(dtype)
+        defer { if owned { H5Tclose(mem) } }
+        try read(range, memoryType: mem, into: buffer)
+    }
+
+    func read(_ range: Range<Int>, memoryType: hid_t, into buffer: UnsafeMutableRawPointer) throws {
         guard range.lowerBound >= 0, range.upperBound <= shape[0] else {
             throw FormatError.wrongShape(path: file.path, dataset: dataset, reason: "has \(shape[0]) entries along axis 0; entries \(range) were asked for")
         }
@@ -77,7 +93,7 @@ public final class HDF5SlabReader {
         }
         let ms = H5Screate_simple(Int32(count.count), count, nil)
         defer { H5Sclose(ms) }
-        guard H5Dread(id, bk_h5t_native_float(), ms, fs, HDF5File.P, buffer) >= 0 else {
+        guard H5Dread(id, memoryType, ms, fs, HDF5File.P, buffer) >= 0 else {
             throw FormatError.hdf5(path: file.path, reason: "reading entries \(range.lowerBound)..<\(range.upperBound) of dataset \(dataset) failed (truncated or corrupt file, or a missing compression filter)")
         }
     }

@@ -12,6 +12,11 @@ extension FrameStack {
     public var preferredFramesPerRead: Int? { nil }
     /// Called when every frame has been read: readers holding data may release it.
     public func finishedReading() {}
+    /// Frames as Floats only, unless the reader says otherwise.
+    public var nativeSampleType: FrameSampleType? { nil }
+    public func readNativeFrames(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+        throw PreparationError.invalidOption("\(source) cannot deliver its frames unconverted")
+    }
 }
 
 /// A 3D dataset in an HDF5/NeXus file, read a block of frames at a time.
@@ -24,6 +29,8 @@ public final class HDF5FrameStack: FrameStack {
     public let dataset: String
     public let shape: [Int]
     let chunkShape: [Int]?
+    /// The dataset's sample type, when frames can be read without conversion.
+    public let nativeSampleType: FrameSampleType?
     /// Open while frames are read (its chunk cache holds up to 64 MiB), closed after.
     var reader: HDF5SlabReader?
     public var source: String { "\(file.path):\(dataset)" }
@@ -35,6 +42,16 @@ public final class HDF5FrameStack: FrameStack {
         self.dataset = r.dataset
         shape = r.shape
         chunkShape = r.chunkShape
+        switch r.dtype {
+        case .uint8: nativeSampleType = .uint8
+        case .int8: nativeSampleType = .int8
+        case .uint16: nativeSampleType = .uint16
+        case .int16: nativeSampleType = .int16
+        case .uint32: nativeSampleType = .uint32
+        case .int32: nativeSampleType = .int32
+        case .float32: nativeSampleType = .float32
+        default: nativeSampleType = nil   // 64-bit samples: converted to Float by HDF5
+        }
         guard shape.count == 3 else { throw PreparationError.notAFrameStack(source: "\(path):\(self.dataset)", shape: shape) }
     }
 
@@ -53,6 +70,13 @@ public final class HDF5FrameStack: FrameStack {
     public func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
         if reader == nil { reader = try HDF5SlabReader(file: file, dataset: dataset) }
         try reader!.read(range, into: buffer)
+    }
+
+    /// Frames in the dataset's own type: HDF5 then reads a contiguous dataset straight
+    /// into `buffer` (no conversion buffer), and the preparation converts as it corrects.
+    public func readNativeFrames(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+        if reader == nil { reader = try HDF5SlabReader(file: file, dataset: dataset) }
+        try reader!.readNative(range, into: buffer)
     }
 
     public func finishedReading() { reader = nil }

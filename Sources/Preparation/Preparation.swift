@@ -19,6 +19,25 @@ public protocol FrameStack {
     var preferredFramesPerRead: Int? { get }
     /// Called when every frame has been read: readers holding data may release it.
     func finishedReading()
+    /// The frames' own sample type when the reader can deliver them unconverted (nil: as
+    /// Floats only). The preparation then converts them in its correction pass.
+    var nativeSampleType: FrameSampleType? { get }
+    /// Reads frames `range` unconverted, as `nativeSampleType`, into `buffer`
+    /// (range.count × rows × columns samples).
+    func readNativeFrames(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws
+}
+
+/// Sample types that frames can be delivered in without conversion.
+public enum FrameSampleType: Sendable {
+    case uint8, int8, uint16, int16, uint32, int32, float32
+
+    public var byteCount: Int {
+        switch self {
+        case .uint8, .int8: return 1
+        case .uint16, .int16: return 2
+        case .uint32, .int32, .float32: return 4
+        }
+    }
 }
 
 /// Frames already in memory (tests, NPY files read whole).
@@ -141,6 +160,9 @@ public struct PreparedPattern {
     /// The same Bragg peak position in the output array's coordinates (after cropping and
     /// binning): n/2 per axis, to within half a voxel, when centring worked.
     public var peakInPattern: [Double]
+
+    /// Wall time of each stage of the preparation (seconds), for profiling.
+    public var stageSeconds: [(stage: String, seconds: Double)] = []
 }
 
 /// Why a preparation could not be done: one sentence naming the scan and file.
@@ -182,24 +204,22 @@ public enum PreparationError: Error, CustomStringConvertible {
 /// The whole preparation in one call (see `ScanAccumulator` for the streaming steps).
 public enum Preparation {
     /// Checks every scan's shape, then streams the scans through a `ScanAccumulator`
-    /// (at most the running sum and one scan in memory) and centres, crops and bins.
+    /// (the running sum, the scan being added and the next one being read, on a second
+    /// thread, in memory) and centres, crops and bins.
     public static func prepare(scans: [Scan], options: PreparationOptions = PreparationOptions(),
                                progress: ProgressHandler? = nil,
                                messages: ((String) -> Void)? = nil) throws -> PreparedPattern {
         guard let first = scans.first else { throw PreparationError.noScans }
         try validate(scans.map { $0.frames })
         let acc = try ScanAccumulator(stackShape: first.frames.shape, options: options)
-        let total = scans.reduce(0) { $0 + $1.frames.shape[0] }
-        var done = 0
-        for (k, scan) in scans.enumerated() {
-            let base = done
-            let report = try acc.add(scan, index: k) { f in
-                progress?(ProgressReport(stage: "preparing \(scans.count) scan(s)", done: base + f, total: total,
-                                         metrics: [("scan", Double(k + 1))]))
-            }
-            done += scan.frames.shape[0]
-            if !report.included, let note = report.note { messages?("scan \(k + 1) (\(report.source)) left out: \(note)") }
-        }
+        // Every scan has the first one's shape (validated above).
+        let perScan = first.frames.shape[0], total = scans.count * perScan
+        try acc.add(scans, progress: { k, f in
+            progress?(ProgressReport(stage: "preparing \(scans.count) scan(s)", done: k * perScan + f, total: total,
+                                     metrics: [("scan", Double(k + 1))]))
+        }, report: { report in
+            if !report.included, let note = report.note { messages?("scan \(report.index + 1) (\(report.source)) left out: \(note)") }
+        })
         return try acc.finish()
     }
 
@@ -218,14 +238,16 @@ public enum Preparation {
 
     /// Bragg peak position: the maximum, or the centre of mass of the (unmasked) intensity
     /// in a box of edge `box` around the maximum.
-    public static func peakPosition(_ v: RealVolume, mask: RealVolume? = nil, method: PeakCentring, box: Int) -> [Double] {
+    /// `brightest`: the maximum's position when the caller knows it already (no mask).
+    public static func peakPosition(_ v: RealVolume, mask: RealVolume? = nil, method: PeakCentring, box: Int,
+                                    brightest: [Int]? = nil) -> [Double] {
         var w = v
         if let m = mask, m.shape == v.shape {
             w.withUnsafeMutableFloats { p in m.withUnsafeFloats { q in
                 for i in 0..<p.count where q[i] != 0 { p[i] = 0 }
             } }
         }
-        let top = w.index(ofFlat: w.argmax())
+        let top = mask == nil ? brightest ?? w.index(ofFlat: w.argmax()) : w.index(ofFlat: w.argmax())
         if method == .maximum { return top.map(Double.init) }
         let size = v.shape.map { min($0, box) }
         let start = (0..<v.rank).map { max(0, min(v.shape[$0] - size[$0], top[$0] - size[$0] / 2)) }

@@ -18,7 +18,9 @@ public final class ScanAccumulator {
     public let stackShape: [Int]
     public let options: PreparationOptions
     let frames: Int, rows: Int, cols: Int, pix: Int
-    let scan: FloatStorage
+    /// The scan being processed (one of two buffers when reading overlaps processing).
+    var scan: FloatStorage
+    var spare: FloatStorage?
     let realSum: FloatStorage
     var hasRealSum = false
     var spectrumSum: FloatStorage?
@@ -26,8 +28,11 @@ public final class ScanAccumulator {
     var reports: [ScanReport] = []
     var firstSource: String?
     var referenceBox: RealVolume?
-    /// The reference box's bad voxels (1 = bad), from the first scan's bad pixels.
-    var referenceBad: RealVolume?
+    /// The reference box's bad columns (y · box columns + x, through every frame), from the
+    /// first scan's bad pixels.
+    var referenceBad: [Int] = []
+    /// Transforms of registration boxes.
+    var fourier: BoxFourier?
     var referenceRepaired = false
     var boxStart: [Int] = [0, 0, 0]
     var boxSize: [Int] = [0, 0, 0]
@@ -40,6 +45,24 @@ public final class ScanAccumulator {
     var knownBad: [UInt8]
     let inverseFlat: [Float]?
     let fixedBad: [UInt8]
+    /// Wall time spent in each stage so far (seconds), in first-use order.
+    public private(set) var stageSeconds: [(stage: String, seconds: Double)] = []
+
+    let stageLock = NSLock()
+
+    /// Runs `body`, adding its wall time to `stage` (reading and processing threads both).
+    @discardableResult
+    func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer {
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            stageLock.lock()
+            if let i = stageSeconds.firstIndex(where: { $0.stage == stage }) { stageSeconds[i].seconds += dt }
+            else { stageSeconds.append((stage, dt)) }
+            stageLock.unlock()
+        }
+        return try body()
+    }
 
     public init(stackShape: [Int], options: PreparationOptions = PreparationOptions()) throws {
         guard stackShape.count == 3, stackShape.allSatisfy({ $0 > 0 }) else {
@@ -102,6 +125,70 @@ public final class ScanAccumulator {
     /// left out (the report says so); bad input throws `PreparationError`.
     @discardableResult
     public func add(_ input: Scan, index k: Int, progress: ((Int) -> Void)? = nil) throws -> ScanReport {
+        try process(try load(input, index: k, into: scan, progress: progress))
+    }
+
+    /// Adds `scans` (indices `firstIndex`…) in order, reading and correcting the next scan on
+    /// a second thread while the current one is masked, registered and added: memory holds
+    /// the running sum, the scan being added and the one being read. `progress(k, f)`: f
+    /// frames of scan k read (called from the reading thread); `report` gets each scan's
+    /// report as it is added. The first error (in scan order) is thrown, after the reading
+    /// thread has stopped.
+    public func add(_ scans: [Scan], firstIndex: Int = 0, progress: ((Int, Int) -> Void)? = nil,
+                    report: ((ScanReport) -> Void)? = nil) throws {
+        guard !scans.isEmpty else { return }
+        if scans.count == 1 {
+            let r = try add(scans[0], index: firstIndex) { progress?(firstIndex, $0) }
+            report?(r)
+            return
+        }
+        let second = spare ?? FloatStorage(count: frames * pix)
+        spare = second
+        let buffers = [scan, second]
+        let reader = DispatchQueue(label: "BraggKit.Preparation.reader")
+        let me = Unchecked(self), items = Unchecked(scans), onProgress = Unchecked(progress)
+        var current = try load(scans[0], index: firstIndex, into: buffers[0]) { progress?(firstIndex, $0) }
+        for j in 0..<scans.count {
+            let next = ResultBox()
+            let group = DispatchGroup()
+            if j + 1 < scans.count {
+                let buffer = Unchecked(buffers[(j + 1) % 2]), k = firstIndex + j + 1
+                reader.async(group: group) {
+                    next.result = Result {
+                        try me.value.load(items.value[j + 1], index: k, into: buffer.value,
+                                          progress: { onProgress.value?(k, $0) }, cancelled: { next.cancelled })
+                    }
+                }
+            }
+            do {
+                let r = try process(current)
+                report?(r)
+            } catch {
+                next.cancelled = true
+                group.wait()
+                throw error
+            }
+            group.wait()
+            if let n = next.result { current = try n.get() }
+        }
+        scan = buffers[0]
+    }
+
+    /// A scan read and corrected, waiting to be masked, registered and added.
+    struct LoadedScan {
+        let index: Int
+        let source: String
+        let data: FloatStorage
+        var sum: [Float], high: [Float], low: [Float], badValue: [UInt8]
+    }
+
+    /// Checks, reads and corrects one scan into `data` (frames × rows × columns), a block of
+    /// frames at a time, and collects the per-pixel statistics of the bad-pixel search.
+    /// Runs on the reading thread while another scan is processed: it touches only `data`
+    /// and its own results (and sets the monitor reference and first source on scan 0,
+    /// which is loaded before the reading thread starts).
+    func load(_ input: Scan, index k: Int, into data: FloatStorage, progress: ((Int) -> Void)? = nil,
+              cancelled: (() -> Bool)? = nil) throws -> LoadedScan {
         let stack = input.frames
         let source = stack.source
         if stack.shape.count == 3 && (stack.shape[0] == 0 || stack.shape[1] == 0 || stack.shape[2] == 0) {
@@ -115,19 +202,29 @@ public final class ScanAccumulator {
         if firstSource == nil { firstSource = source }
         let monitorScale = try monitorScales(input.monitor, scan: k, source: source)
 
-        // 1. Read and correct, a block of frames at a time; collect per-pixel statistics.
-        var sum = [Float](repeating: 0, count: pix)
-        var high = [Float](repeating: -.infinity, count: pix)
-        var low = [Float](repeating: .infinity, count: pix)
-        var badValue = [UInt8](repeating: 0, count: pix)
+        var stats = LoadedScan(index: k, source: source, data: data,
+                               sum: [Float](repeating: 0, count: pix),
+                               high: [Float](repeating: -.infinity, count: pix),
+                               low: [Float](repeating: .infinity, count: pix),
+                               badValue: [UInt8](repeating: 0, count: pix))
         let block = stack.preferredFramesPerRead.map { min(max($0, 1), 256) } ?? options.framesPerRead
+        // Samples read unconverted go to a block buffer and are converted in the correction
+        // pass; otherwise the reader converts to Float in place.
+        let native = stack.nativeSampleType
+        let raw = native.map { UnsafeMutableRawPointer.allocate(byteCount: block * pix * $0.byteCount, alignment: 64) }
+        defer { raw?.deallocate() }
         var f0 = 0
         progress?(0)
         while f0 < frames {
             try Interruption.check()
+            if cancelled?() == true { throw CancellationError() }
             let f1 = min(frames, f0 + block)
+            let dst = data.pointer + f0 * pix
             do {
-                try stack.readFrames(f0..<f1, into: scan.pointer + f0 * pix)
+                try timed("read") {
+                    if let raw { try stack.readNativeFrames(f0..<f1, into: raw) }
+                    else { try stack.readFrames(f0..<f1, into: dst) }
+                }
             } catch let e as PreparationError {
                 throw e
             } catch let e as InterruptedError {
@@ -135,26 +232,44 @@ public final class ScanAccumulator {
             } catch {
                 throw PreparationError.readFailed(scan: k, source: source, reason: String(describing: error))
             }
-            correct(frames: f0..<f1, monitorScale: monitorScale, sum: &sum, high: &high, low: &low, badValue: &badValue)
+            timed("correct") {
+                switch native {
+                case .uint8?: correct(UnsafePointer(raw!.assumingMemoryBound(to: UInt8.self)), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                case .int8?: correct(UnsafePointer(raw!.assumingMemoryBound(to: Int8.self)), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                case .uint16?: correct(UnsafePointer(raw!.assumingMemoryBound(to: UInt16.self)), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                case .int16?: correct(UnsafePointer(raw!.assumingMemoryBound(to: Int16.self)), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                case .uint32?: correct(UnsafePointer(raw!.assumingMemoryBound(to: UInt32.self)), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                case .int32?: correct(UnsafePointer(raw!.assumingMemoryBound(to: Int32.self)), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                case .float32?: correct(UnsafePointer(raw!.assumingMemoryBound(to: Float.self)), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                case nil: correct(UnsafePointer(dst), into: dst, frames: f0..<f1, monitorScale: monitorScale, stats: &stats)
+                }
+            }
             f0 = f1
             progress?(f0)
         }
         stack.finishedReading()
+        return stats
+    }
+
+    /// Masks, registers and adds a loaded scan.
+    func process(_ loaded: LoadedScan) throws -> ScanReport {
+        scan = loaded.data
+        let k = loaded.index, source = loaded.source
+        let (sum, high, low, badValue) = (loaded.sum, loaded.high, loaded.low, loaded.badValue)
 
         // 2. Bad pixels on the frame-summed image.
-        let (bad, hot, dead, other) = findBadPixels(sum: sum, high: high, low: low, badValue: badValue)
+        let (bad, hot, dead, other) = timed("find bad pixels") { findBadPixels(sum: sum, high: high, low: low, badValue: badValue) }
         // Hot pixels belong to the detector: once found, they stay bad in later scans (and, at
         // the end, at every scan's shifted position), even where the Bragg peak drifts over
         // them and hides them from the neighbour test. (Constant pixels are found in every
         // scan by their constancy; a dark fringe can look constant too, and must not spread.)
         for i in 0..<pix where bad[i] == 2 { knownBad[i] = 1 }
         let badList = (0..<pix).filter { bad[$0] != 0 }
-        fillBadPixels(badList, bad: bad)
-        let total = Parallel.sum(frames * pix) { r in
-            var s = 0.0
-            for i in r { s += Double(self.scan.pointer[i]) }
-            return s
-        }
+        timed("fill bad pixels") { fillBadPixels(badList, bad: bad) }
+        // Total counts: the good pixels' frame sums, plus the filled values of the bad ones.
+        var total = 0.0
+        for i in 0..<pix where bad[i] == 0 { total += Double(sum[i]) }
+        for i in badList { for f in 0..<frames { total += Double(scan.pointer[f * pix + i]) } }
 
         // 3. Registration to the first scan, on a box around its Bragg peak, against the
         //    aligned sum of the boxes of the scans before.
@@ -166,14 +281,23 @@ public final class ScanAccumulator {
             boxSize = stackShape.map { min($0, options.registrationBox) }
             boxStart = (0..<3).map { max(0, min(stackShape[$0] - boxSize[$0], peak[$0] - boxSize[$0] / 2)) }
             referenceBox = try scanVolume.cropped(start: boxStart, size: boxSize)
-            referenceBad = boxMask(badList)
+            referenceBad = boxColumns(badList)
         } else if let ref = referenceBox {
             let box = try scanVolume.cropped(start: boxStart, size: boxSize)
+            // This scan's bad detector pixels inside the box (columns through every frame).
+            let boxBad = boxColumns(badList)
+            var boxSpectrum: FloatStorage?
             if options.register {
-                let r = try register(box, badList: badList, onto: ref)
+                let f = try boxFourier()
+                let r = try timed("register") { try register(box, boxBad: boxBad, onto: ref, fourier: f) }
                 shift = r.shift; correlation = r.correlation
+                boxSpectrum = r.boxSpectrum
                 if correlation >= options.minCorrelation && !badList.isEmpty {
-                    try refillFromReference(box: box, badList: badList, shift: shift)
+                    try timed("refill") {
+                        try refillFromReference(boxSpectrum: r.boxSpectrum, referenceSpectrum: r.referenceSpectrum,
+                                                boxBad: boxBad, shift: shift, fourier: f)
+                    }
+                    if !boxBad.isEmpty { boxSpectrum = nil }   // the box was refilled
                 }
             } else {
                 correlation = pearson(box, ref)
@@ -181,9 +305,16 @@ public final class ScanAccumulator {
             if correlation >= options.minCorrelation {
                 // The reference grows into the aligned sum of the boxes: later scans are
                 // registered against less noise, still in the first scan's frame.
-                let filled = try scanVolume.cropped(start: boxStart, size: boxSize)
                 var sum = referenceBox ?? ref
-                try sum.add(shift.allSatisfy({ $0 == 0 }) ? filled : filled.fourierShifted(by: shift))
+                try timed("reference sum") {
+                    let filled = try scanVolume.cropped(start: boxStart, size: boxSize)
+                    if shift.allSatisfy({ $0 == 0 }) {
+                        try sum.add(filled)
+                    } else {
+                        let f = try boxFourier()
+                        try sum.add(f.shifted(boxSpectrum ?? f.spectrum(filled), by: shift))
+                    }
+                }
                 referenceBox = sum
             }
         }
@@ -205,58 +336,66 @@ public final class ScanAccumulator {
         } else {
             try addShifted(by: shift)
         }
-        markAlignedBad(badList, shift: shift)
+        timed("mark bad") { markAlignedBad(badList, shift: shift) }
         reports.append(report)
         return report
     }
 
     /// The summed pattern, centred on the Bragg peak, cropped and binned.
     public func finish() throws -> PreparedPattern {
+        var r = try timed("finish") { try finishSteps() }
+        r.stageSeconds = stageSeconds
+        return r
+    }
+
+    func finishSteps() throws -> PreparedPattern {
         guard reports.contains(where: { $0.included }) else {
             throw PreparationError.allLeftOut("no scan could be summed: every scan was left out (\(reports.count) scan(s) read)")
         }
         let known = (0..<pix).filter { knownBad[$0] != 0 }
         for r in reports where r.included { markAlignedBad(known, shift: r.shift) }
         let n = frames * pix
-        let out = FloatStorage(count: n)
+        // Every scan has been added: the scan buffers take the sum (no new 4-byte-per-voxel
+        // array), and the half spectra go once the sum is back in real space.
+        let out: FloatStorage
         if let spec = spectrumSum {
+            out = scan
             let plan = try RealFFTPlan.plan(shape: stackShape, direction: .backward)
-            plan.execute(real: out.pointer, spectrum: spec.pointer)
+            timed("inverse FFT") { plan.execute(real: out.pointer, spectrum: spec.pointer) }
             spectrumSum = nil
             spectrum = nil
+        } else {
+            out = realSum
         }
-        let inv = Float(1) / Float(n)
+        spare = nil
+        let inv: Float = out === realSum ? 0 : 1 / Float(n)
         let o = SendablePointer(out.pointer), rs = SendablePointer(realSum.pointer)
-        Parallel.forEachChunk(n) { r in
-            for i in r {
-                // Fourier ringing and noise can go below zero: counts cannot.
-                let v = o.pointer[i] * inv + rs.pointer[i]
-                o.pointer[i] = v > 0 ? v : 0
-            }
-        }
-        var sumVolume = try RealVolume(shape: stackShape, storage: out)
-        var mask = RealVolume(shape: stackShape)
-        mask.withUnsafeMutableFloats { m in
-            for z in 0..<frames {
-                let zw = z < wrapLow[0] || z >= frames - wrapHigh[0]
-                for y in 0..<rows {
-                    let yw = zw || y < wrapLow[1] || y >= rows - wrapHigh[1]
-                    for x in 0..<cols {
-                        let i = y * cols + x
-                        if yw || x < wrapLow[2] || x >= cols - wrapHigh[2] || alignedBad[i] != 0 {
-                            m[(z * rows + y) * cols + x] = 1
-                        }
-                    }
+        // In the same pass, the brightest voxel (first of equal ones) for the centring.
+        let chunks = max(1, min(Parallel.threads, n / 32_768))
+        var tops = [(value: Float, index: Int)](repeating: (-.infinity, 0), count: chunks)
+        tops.withUnsafeMutableBufferPointer { tp in
+            let t = SendablePointer(tp.baseAddress!)
+            let per = (n + chunks - 1) / chunks
+            Parallel.forEach(chunks) { c in
+                var m = -Float.infinity, k = 0
+                for i in (c * per)..<min(n, (c + 1) * per) {
+                    // Fourier ringing and noise can go below zero: counts cannot.
+                    let v = o.pointer[i] * inv + rs.pointer[i]
+                    let w = v > 0 ? v : 0
+                    o.pointer[i] = w
+                    if w > m { m = w; k = i }
                 }
+                t.pointer[c] = (m, k)
             }
         }
+        var top = tops[0]
+        for t in tops.dropFirst() where t.value > top.value { top = t }
+        let sumVolume = try RealVolume(shape: stackShape, storage: out)
         // Centre on the Bragg peak (located with bad pixels filled, so that a masked voxel
         // near the peak cannot pull the centre of mass) and crop to a fast size (padding,
         // masked, where needed).
-        let peak = Preparation.peakPosition(sumVolume, mask: nil, method: options.centring, box: options.registrationBox)
-        sumVolume.withUnsafeMutableFloats { p in mask.withUnsafeFloats { m in
-            for i in 0..<p.count where m[i] != 0 { p[i] = 0 }
-        } }
+        let peak = Preparation.peakPosition(sumVolume, method: options.centring, box: options.registrationBox,
+                                            brightest: sumVolume.index(ofFlat: top.index))
         let centre = peak.map { Int($0.rounded()) }
         var size = [0, 0, 0]
         for a in 0..<3 {
@@ -272,19 +411,33 @@ public final class ScanAccumulator {
         let lo = (0..<3).map { max(0, start[$0]) }
         let hi = (0..<3).map { min(stackShape[$0], start[$0] + size[$0]) }
         if (0..<3).allSatisfy({ lo[$0] < hi[$0] }) {
-            let part = (0..<3).map { hi[$0] - lo[$0] }
-            let p = try sumVolume.cropped(start: lo, size: part)
-            let m = try mask.cropped(start: lo, size: part)
-            let at = (0..<3).map { lo[$0] - start[$0] }
-            pattern = try p.embedded(in: size, at: at)
-            let ones = RealVolume(shape: part, repeating: 1)
-            var inside = try ones.embedded(in: size, at: at)
-            // outside the data → bad; inside → the data's mask
-            let mm = try m.embedded(in: size, at: at)
-            inside.withUnsafeMutableFloats { q in mm.withUnsafeFloats { w in
-                for i in 0..<q.count { q[i] = (q[i] == 0 || w[i] != 0) ? 1 : 0 }
-            } }
-            outMask = inside
+            // One pass over the crop: a voxel is bad (0 in the pattern, 1 in the mask) when its
+            // detector pixel is bad in the aligned frame or it lies in a wrapped-around slab;
+            // voxels outside the data stay bad.
+            let (rows, cols, frames) = (self.rows, self.cols, self.frames)
+            let (wl, wh) = (wrapLow, wrapHigh)
+            pattern.withUnsafeMutableFloats { pp in outMask.withUnsafeMutableFloats { mp in
+            sumVolume.withUnsafeFloats { sp in alignedBad.withUnsafeBufferPointer { ab in
+                let pp = SendablePointer(pp.baseAddress!), mp = SendablePointer(mp.baseAddress!)
+                let sp = SendablePointer(UnsafeMutablePointer(mutating: sp.baseAddress!))
+                let ab = SendablePointer(UnsafeMutablePointer(mutating: ab.baseAddress!))
+                Parallel.forEach(hi[0] - lo[0]) { dz in
+                    let z = lo[0] + dz
+                    let zw = z < wl[0] || z >= frames - wh[0]
+                    for y in lo[1]..<hi[1] {
+                        let yw = zw || y < wl[1] || y >= rows - wh[1]
+                        let src = sp.pointer + (z * rows + y) * cols
+                        let off = ((z - start[0]) * size[1] + (y - start[1])) * size[2] - start[2]
+                        let dp = pp.pointer + off, dm = mp.pointer + off
+                        let b = ab.pointer + y * cols
+                        for x in lo[2]..<hi[2] {
+                            let bad = yw || x < wl[2] || x >= cols - wh[2] || b[x] != 0
+                            dp[x] = bad ? 0 : src[x]
+                            dm[x] = bad ? 1 : 0
+                        }
+                    }
+                }
+            } } } }
         }
         let (binnedPattern, binnedMask) = try Preparation.binned(pattern, mask: outMask, by: options.binning)
         let peakOut = (0..<3).map { (peak[$0] - Double(start[$0]) - Double(options.binning[$0] - 1) / 2) / Double(options.binning[$0]) }
@@ -308,21 +461,23 @@ public final class ScanAccumulator {
         return m.map { Float(ref / $0) }
     }
 
-    /// Corrections of one block of frames in place, and the per-pixel sum, max and min.
-    /// Branch-free over contiguous pixels (dark 0 and flat 1 stand in when absent) so that
-    /// it vectorises; parallel over pixel chunks, frames of the block inside.
-    func correct(frames range: Range<Int>, monitorScale: [Float]?, sum: inout [Float], high: inout [Float],
-                 low: inout [Float], badValue: inout [UInt8]) {
+    /// Corrections of one block of frames, from the samples `src` (the block's first frame;
+    /// `src` may be `dst` itself for Floats) into `dst` as Floats, and the per-pixel sum, max
+    /// and min: one pass that converts, corrects and gathers. Branch-free over contiguous
+    /// pixels (dark 0 and flat 1 stand in when absent) so that it vectorises; parallel over
+    /// pixel chunks, frames of the block inside.
+    func correct<T: FrameSample>(_ src: UnsafePointer<T>, into dst: UnsafeMutablePointer<Float>, frames range: Range<Int>,
+                                 monitorScale: [Float]?, stats: inout LoadedScan) {
         let pix = self.pix
-        let data = SendablePointer(scan.pointer)
+        let input = SendablePointer(UnsafeMutablePointer(mutating: src)), output = SendablePointer(dst)
         let darkIsStack = options.dark?.rank == 3
         let dark = options.dark ?? RealVolume(shape: [pix])
         let flat = inverseFlat ?? [Float](repeating: 1, count: pix)
         let scales = monitorScale ?? [Float](repeating: 1, count: frames)
-        sum.withUnsafeMutableBufferPointer { sp in
-        high.withUnsafeMutableBufferPointer { hp in
-        low.withUnsafeMutableBufferPointer { lp in
-        badValue.withUnsafeMutableBufferPointer { bp in
+        stats.sum.withUnsafeMutableBufferPointer { sp in
+        stats.high.withUnsafeMutableBufferPointer { hp in
+        stats.low.withUnsafeMutableBufferPointer { lp in
+        stats.badValue.withUnsafeMutableBufferPointer { bp in
         flat.withUnsafeBufferPointer { fp in
         dark.withUnsafeFloats { dp in
             let s = SendablePointer(sp.baseAddress!), h = SendablePointer(hp.baseAddress!)
@@ -330,15 +485,18 @@ public final class ScanAccumulator {
             let fl = SendablePointer(UnsafeMutablePointer(mutating: fp.baseAddress!))
             let dk0 = SendablePointer(UnsafeMutablePointer(mutating: dp.baseAddress!))
             Parallel.forEachChunk(pix, minChunk: 8192) { r in
-                let lo = r.lowerBound, n = r.count
+              // Tiles of 512 pixels: their statistics stay in the L1 cache across the frames.
+              for t0 in stride(from: r.lowerBound, to: r.upperBound, by: 512) {
+                let lo = t0, n = min(512, r.upperBound - t0)
                 let sum = s.pointer + lo, hi = h.pointer + lo, low = l.pointer + lo, bad = b.pointer + lo
                 let flat = fl.pointer + lo
                 for f in range {
-                    let row = data.pointer + f * pix + lo
+                    let sample = input.pointer + (f - range.lowerBound) * pix + lo
+                    let row = output.pointer + (f - range.lowerBound) * pix + lo
                     let dk = dk0.pointer + (darkIsStack ? f * pix : 0) + lo
                     let scale = scales[f]
                     for i in 0..<n {
-                        var v = row[i]
+                        var v = sample[i].floatValue
                         // Negative (detector flags), NaN and Inf mark the pixel bad.
                         let ok = v >= 0 && v < Float.infinity
                         bad[i] |= ok ? 0 : 1
@@ -353,6 +511,7 @@ public final class ScanAccumulator {
                         sum[i] += v
                     }
                 }
+              }
             }
         } } } } } }
     }
@@ -369,6 +528,18 @@ public final class ScanAccumulator {
             for x in 0..<cols {
                 let i = y * cols + x
                 if fixedBad[i] != 0 || badValue[i] != 0 || knownBad[i] != 0 { bad[i] = 1; other += 1; continue }
+                // The median is at least the smallest neighbour: a pixel not above hotFactor ×
+                // (that + 1) is not hot, and one that varies is not constant, whatever the
+                // median (most pixels end here, without sorting).
+                if frames <= 1 || high[i] != low[i] {
+                    var mn = Float.infinity
+                    for yy in max(0, y - 1)...min(rows - 1, y + 1) {
+                        for xx in max(0, x - 1)...min(cols - 1, x + 1) where yy != y || xx != x {
+                            mn = min(mn, sum[yy * cols + xx])
+                        }
+                    }
+                    if mn.isFinite && Double(sum[i]) <= options.hotFactor * (Double(mn) + 1) { continue }
+                }
                 var c = 0
                 for dy in -1...1 {
                     let yy = y + dy
@@ -431,7 +602,7 @@ public final class ScanAccumulator {
         if spectrum == nil { spectrum = FloatStorage(count: 2 * h) }
         if spectrumSum == nil { spectrumSum = FloatStorage(count: 2 * h) }
         let spec = spectrum!, acc = spectrumSum!
-        forward.execute(real: scan.pointer, spectrum: spec.pointer)
+        timed("forward FFT") { forward.execute(real: scan.pointer, spectrum: spec.pointer) }
         let half = forward.halfShape
         // exp(−2πi f s) per axis; the Nyquist bin of an even axis keeps its real part only.
         func factors(_ a: Int, _ len: Int) -> [Float] {
@@ -450,7 +621,7 @@ public final class ScanAccumulator {
         let g0 = factors(0, half[0]), g1 = factors(1, half[1]), g2 = factors(2, half[2])
         let n1 = half[1], n2 = half[2]
         let sp = SendablePointer(spec.pointer), ap = SendablePointer(acc.pointer)
-        g2.withUnsafeBufferPointer { g2p in
+        timed("phase ramp + add") { g2.withUnsafeBufferPointer { g2p in
             let g2b = g2p.baseAddress!
             Parallel.forEachChunk(half[0] * n1, minChunk: max(1, 16384 / n2)) { rowsRange in
                 for row in rowsRange {
@@ -468,7 +639,7 @@ public final class ScanAccumulator {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// Marks the scan's bad pixels at their shifted positions (both neighbouring pixels
@@ -490,50 +661,65 @@ public final class ScanAccumulator {
         }
     }
 
-    /// The scan's bad pixels as a 3D mask of the registration box (1 = bad).
-    func boxMask(_ list: [Int]) -> RealVolume {
-        var m = RealVolume(shape: boxSize)
-        let fp = boxSize[1] * boxSize[2]
-        m.withUnsafeMutableFloats { p in
-            for i in list {
-                let y = i / cols - boxStart[1], x = i % cols - boxStart[2]
-                guard y >= 0 && y < boxSize[1] && x >= 0 && x < boxSize[2] else { continue }
-                for z in 0..<boxSize[0] { p[z * fp + y * boxSize[2] + x] = 1 }
-            }
+    /// The scan's bad pixels inside the registration box, as box columns (y · box columns
+    /// + x; a column runs through every frame of the box).
+    func boxColumns(_ list: [Int]) -> [Int] {
+        var out: [Int] = []
+        for i in list {
+            let y = i / cols - boxStart[1], x = i % cols - boxStart[2]
+            if y >= 0 && y < boxSize[1] && x >= 0 && x < boxSize[2] { out.append(y * boxSize[2] + x) }
         }
-        return m
+        return out
+    }
+
+    func boxFourier() throws -> BoxFourier {
+        if let f = fourier { return f }
+        let f = try BoxFourier(shape: boxSize)
+        fourier = f
+        return f
+    }
+
+    /// Sets the voxels of `columns` of box `v` to max(0, scale × the same voxels of `src`).
+    func fill(_ v: inout RealVolume, columns: [Int], from src: RealVolume, scale: Float) {
+        let fp = boxSize[1] * boxSize[2]
+        v.withUnsafeMutableFloats { p in src.withUnsafeFloats { q in
+            for c in columns { for z in 0..<boxSize[0] { p[z * fp + c] = max(0, q[z * fp + c] * scale) } }
+        } }
     }
 
     /// Registration of a scan's box onto the reference box. Bad pixels sit at the same
     /// detector positions in every scan, so their neighbour-mean fill is a fixed pattern
     /// that pulls the shift towards zero: after a first estimate, the bad voxels of each
     /// box are replaced by the other box moved by the current shift (scaled to its
-    /// counts), and the shift is estimated again at full precision.
-    func register(_ box: RealVolume, badList: [Int], onto ref: RealVolume) throws -> (shift: [Double], correlation: Double) {
-        let none = RealVolume(shape: boxSize)
-        let refBad = referenceRepaired ? none : (referenceBad ?? none)
-        let bad = boxMask(badList)
-        if bad.sum() == 0 && refBad.sum() == 0 {
-            return try Registration.upsampledShift(of: box, onto: ref, upsampling: options.upsampling)
+    /// counts), and the shift is estimated again at full precision. Also returns the half
+    /// spectra of the two boxes as given (for the refill and the reference sum).
+    func register(_ box: RealVolume, boxBad: [Int], onto ref: RealVolume, fourier f: BoxFourier) throws
+        -> (shift: [Double], correlation: Double, boxSpectrum: FloatStorage, referenceSpectrum: FloatStorage) {
+        let a = f.spectrum(ref), b = f.spectrum(box)
+        let refBad = referenceRepaired ? [] : referenceBad
+        if boxBad.isEmpty && refBad.isEmpty {
+            let r = try f.upsampledShift(of: b, onto: a, upsampling: options.upsampling)
+            return (r.shift, r.correlation, b, a)
         }
-        // A first estimate to ~0.1 pixel is enough to fill the bad voxels; then the full
-        // precision on the filled boxes.
-        var r = try Registration.upsampledShift(of: box, onto: ref, upsampling: min(options.upsampling, 5))
-        let scale = box.sum() / max(ref.sum(), 1e-30)
-        for _ in 0..<1 {
+        // A first estimate to ~0.1 pixel (1/4-voxel grid and a parabola) is enough to fill
+        // the bad voxels; then the full precision on the filled boxes.
+        let first = try f.upsampledShift(of: b, onto: a, upsampling: min(options.upsampling, 4))
+        // Box sums: the zero frequencies.
+        let scale = Double(b.pointer[0]) / max(Double(a.pointer[0]), 1e-30)
+        var fb = b, fa = a
+        if !boxBad.isEmpty {
             // moving(x) ≈ ref(x + s): the reference moved by −s stands in for the scan.
-            let refInScan = try ref.fourierShifted(by: r.shift.map { -$0 })
-            let scanInRef = try box.fourierShifted(by: r.shift)
-            var b = box, a = ref
-            b.withUnsafeMutableFloats { p in bad.withUnsafeFloats { m in refInScan.withUnsafeFloats { q in
-                for i in 0..<p.count where m[i] != 0 { p[i] = max(0, q[i] * Float(scale)) }
-            } } }
-            a.withUnsafeMutableFloats { p in refBad.withUnsafeFloats { m in scanInRef.withUnsafeFloats { q in
-                for i in 0..<p.count where m[i] != 0 { p[i] = max(0, q[i] / Float(scale)) }
-            } } }
-            r = try Registration.upsampledShift(of: b, onto: a, upsampling: options.upsampling)
+            var filled = box
+            fill(&filled, columns: boxBad, from: f.shifted(a, by: first.shift.map { -$0 }), scale: Float(scale))
+            fb = f.spectrum(filled)
         }
-        return r
+        if !refBad.isEmpty {
+            var filled = ref
+            fill(&filled, columns: refBad, from: f.shifted(b, by: first.shift), scale: Float(1 / scale))
+            fa = f.spectrum(filled)
+        }
+        let r = try f.upsampledShift(of: fb, onto: fa, upsampling: options.upsampling)
+        return (r.shift, r.correlation, b, a)
     }
 
     /// Near the Bragg peak a neighbour-mean fill is far off, and the Fourier shift would
@@ -541,27 +727,27 @@ public final class ScanAccumulator {
     /// voxels are therefore refilled with the reference moved onto the scan (scaled to the
     /// scan's counts). The reference's own bad voxels are first repaired, once, from the
     /// first scan registered with a shift of at least 1.5 pixels on the detector (so that
-    /// its values there come from good pixels).
-    func refillFromReference(box: RealVolume, badList: [Int], shift: [Double]) throws {
+    /// its values there come from good pixels). Takes the half spectra of the scan's box
+    /// and of the reference as they were registered.
+    func refillFromReference(boxSpectrum b: FloatStorage, referenceSpectrum a: FloatStorage, boxBad: [Int],
+                             shift: [Double], fourier f: BoxFourier) throws {
         guard var ref = referenceBox else { return }
-        let refBad = referenceBad ?? RealVolume(shape: boxSize)
-        let scale = box.sum() / max(ref.sum(), 1e-30)
-        if !referenceRepaired && max(abs(shift[1]), abs(shift[2])) >= 1.5 && refBad.sum() > 0 {
-            let scanInRef = try box.fourierShifted(by: shift)
-            ref.withUnsafeMutableFloats { p in refBad.withUnsafeFloats { m in scanInRef.withUnsafeFloats { q in
-                for i in 0..<p.count where m[i] != 0 { p[i] = max(0, q[i] / Float(scale)) }
-            } } }
+        let scale = Double(b.pointer[0]) / max(Double(a.pointer[0]), 1e-30)
+        var a = a
+        if !referenceRepaired && max(abs(shift[1]), abs(shift[2])) >= 1.5 && !referenceBad.isEmpty {
+            fill(&ref, columns: referenceBad, from: f.shifted(b, by: shift), scale: Float(1 / scale))
             referenceBox = ref
             referenceRepaired = true
+            a = f.spectrum(ref)
         }
-        let refInScan = try ref.fourierShifted(by: shift.map { -$0 })
-        let fp = boxSize[1] * boxSize[2]
+        guard !boxBad.isEmpty else { return }
+        let refInScan = f.shifted(a, by: shift.map { -$0 })
+        let fp = boxSize[1] * boxSize[2], bx = boxSize[2]
         refInScan.withUnsafeFloats { q in
-            for i in badList {
-                let y = i / cols - boxStart[1], x = i % cols - boxStart[2]
-                guard y >= 0 && y < boxSize[1] && x >= 0 && x < boxSize[2] else { continue }
+            for c in boxBad {
+                let y = c / bx, x = c % bx
                 for z in 0..<boxSize[0] {
-                    let v = max(0, q[z * fp + y * boxSize[2] + x] * Float(scale))
+                    let v = max(0, q[z * fp + c] * Float(scale))
                     scan.pointer[((z + boxStart[0]) * rows + y + boxStart[1]) * cols + x + boxStart[2]] = v
                 }
             }
@@ -578,5 +764,33 @@ public final class ScanAccumulator {
             }
         } }
         return saa > 0 && sbb > 0 ? sab / (saa * sbb).squareRoot() : 0
+    }
+}
+
+/// Detector samples the correction pass converts to Float as it reads them.
+protocol FrameSample { var floatValue: Float { get } }
+extension UInt8: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
+extension Int8: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
+extension UInt16: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
+extension Int16: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
+extension UInt32: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
+extension Int32: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
+extension Float: FrameSample { @inline(__always) var floatValue: Float { self } }
+
+/// A value handed to the reading thread (the pipeline guarantees exclusive use).
+struct Unchecked<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// The outcome of loading the next scan on the reading thread.
+final class ResultBox: @unchecked Sendable {
+    var result: Result<ScanAccumulator.LoadedScan, Error>?
+    private let lock = NSLock()
+    private var _cancelled = false
+    /// Set when processing failed: the reading thread stops at its next block.
+    var cancelled: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return _cancelled }
+        set { lock.lock(); _cancelled = newValue; lock.unlock() }
     }
 }

@@ -33,11 +33,17 @@ struct BenchPrepare: ParsableCommand {
     @Option(help: "gzip level of generated files (0: uncompressed, contiguous).")
     var compression: Int = 4
 
+    @Option(name: .customLong("output-compression"), help: "gzip level of the prepared CXI file (0: none), as `bragg prepare --compression`.")
+    var outputCompression: Int = PrepareCommand.defaultCompression
+
     @Option(help: "Peak photon count of the sum of all scans.")
     var photons: Double = 1e6
 
     @Option(help: "Timed repeats of each measurement.")
     var repeats: Int = 2
+
+    @Flag(help: "Print the wall time of each preparation stage (last repeat) and of the CXI output.")
+    var profile = false
 
     @Flag(help: "Print one machine-readable JSON line instead of text.")
     var json = false
@@ -47,6 +53,7 @@ struct BenchPrepare: ParsableCommand {
     func validate() throws {
         guard scans >= 1, repeats >= 1 else { throw ValidationError("--scans and --repeats must be at least 1") }
         guard (0...9).contains(compression) else { throw ValidationError("--compression must be 0…9 (got \(compression))") }
+        guard (0...9).contains(outputCompression) else { throw ValidationError("--output-compression must be 0…9 (got \(outputCompression))") }
     }
 
     func run() throws {
@@ -64,7 +71,10 @@ struct BenchPrepare: ParsableCommand {
         var readTimes: [Double] = [], prepTimes: [Double] = []
         var checksum = 0.0
         var last: PreparedPattern?
+        var readCPU: [Double] = [], prepCPU: [Double] = []
+        var writeSeconds = 0.0, openSeconds = 0.0, prepareSeconds = 0.0
         for _ in 0..<repeats {
+            var c0 = cpuSeconds()
             readTimes.append(try timeIt {
                 for p in paths {
                     try Interruption.check()
@@ -72,29 +82,49 @@ struct BenchPrepare: ParsableCommand {
                     checksum += try f.readReal("/entry/instrument/detector/data").sum()
                 }
             })
+            readCPU.append(cpuSeconds() - c0)
+            c0 = cpuSeconds()
             prepTimes.append(try timeIt {
-                let stacks = try paths.map { try HDF5FrameStack(path: $0) }
-                let inputs = try stacks.map { Scan(frames: $0, monitor: try $0.perFrame("/entry/instrument/monitor/data")) }
-                let r = try Preparation.prepare(scans: inputs)
-                try CXIResults(pattern: r.pattern, mask: r.mask, geometry: NeXusGeometry.read(from: stacks[0].file))
-                    .write(to: out, overwrite: true)
+                var stacks: [HDF5FrameStack] = [], inputs: [Scan] = []
+                openSeconds = try timeIt {
+                    stacks = try paths.map { try HDF5FrameStack(path: $0) }
+                    inputs = try stacks.map { Scan(frames: $0, monitor: try $0.perFrame("/entry/instrument/monitor/data")) }
+                }
+                var result: PreparedPattern?
+                prepareSeconds = try timeIt { result = try Preparation.prepare(scans: inputs) }
+                let r = result!
+                writeSeconds = try timeIt {
+                    try CXIResults(pattern: r.pattern, mask: r.mask, geometry: NeXusGeometry.read(from: stacks[0].file))
+                        .write(to: out, overwrite: true, compression: outputCompression == 0 ? nil : outputCompression)
+                }
                 last = r
             })
+            prepCPU.append(cpuSeconds() - c0)
         }
         let tr = median(readTimes), tp = median(prepTimes)
+        let cr = median(readCPU), cp = median(prepCPU)
         var ru = rusage()
         getrusage(RUSAGE_SELF.rawValue, &ru)
         let rssMiB = Double(ru.ru_maxrss) / 1024
         let frames = Double(scans * sh[0])
         if json {
-            print(#"{"bench":"prepare","scans":\#(scans),"shape":[\#(sh[0]),\#(sh[1]),\#(sh[2])],"compression":\#(compression),"file_mib":\#(String(format: "%.1f", Double(bytes) / 1048576)),"read_s":\#(String(format: "%.3f", tr)),"prepare_s":\#(String(format: "%.3f", tp)),"speed_ratio":\#(String(format: "%.3f", tr / tp)),"threads":\#(Parallel.threads),"max_rss_mib":\#(String(format: "%.0f", rssMiB))}"#)
+            print(#"{"bench":"prepare","scans":\#(scans),"shape":[\#(sh[0]),\#(sh[1]),\#(sh[2])],"compression":\#(compression),"file_mib":\#(String(format: "%.1f", Double(bytes) / 1048576)),"read_s":\#(String(format: "%.3f", tr)),"prepare_s":\#(String(format: "%.3f", tp)),"speed_ratio":\#(String(format: "%.3f", tr / tp)),"threads":\#(Parallel.threads),"max_rss_mib":\#(String(format: "%.0f", rssMiB)),"read_cpu_s":\#(String(format: "%.3f", cr)),"prepare_cpu_s":\#(String(format: "%.3f", cp))}"#)
         } else {
             print(String(format: "%d scans of %d×%d×%d uint32 frames, gzip %d, %.1f MiB on disk",
                          scans, sh[0], sh[1], sh[2], compression, Double(bytes) / 1048576))
             print(String(format: "read whole (HDF5File.readReal): %.3f s median of %d (%.0f frames/s)", tr, repeats, frames / tr))
             print(String(format: "bragg prepare (library, with CXI output): %.3f s median of %d (%.0f frames/s)", tp, repeats, frames / tp))
+            print(String(format: "CPU time (user + system, all threads): read %.3f s, prepare %.3f s (ratio %.2f); load average %.2f",
+                         cr, cp, cr / cp, loadAverage()))
             print(String(format: "speed of prepare relative to reading: %.2f (≥ 0.5 wanted); %d thread(s); this process's peak RSS %.0f MiB",
                          tr / tp, Parallel.threads, rssMiB))
+            if profile, let r = last {
+                print("  " + "open files, monitors".padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", openSeconds))
+                let staged = r.stageSeconds.reduce(0) { $0 + $1.seconds }
+                print("  " + "unstaged".padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", prepareSeconds - staged))
+                for (stage, t) in r.stageSeconds { print("  " + stage.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", t)) }
+                print("  " + "CXI output".padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", writeSeconds))
+            }
             if let r = last {
                 let worst = r.scans.map { s in s.correlation }.min() ?? 0
                 print(String(format: "result: %@ pattern, %d/%d scans summed, lowest correlation %.4f (checksum %.4g)",
@@ -162,4 +192,17 @@ struct BenchPrepare: ParsableCommand {
         }
         bar.update(ProgressReport(stage: "writing simulated scans", done: paths.count, total: paths.count))
     }
+}
+
+/// User + system CPU seconds of this process so far (all threads).
+private func cpuSeconds() -> Double {
+    var ru = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &ru)
+    return Double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + Double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6
+}
+
+/// The 1-minute load average (−1 when unknown).
+private func loadAverage() -> Double {
+    var l = [0.0, 0.0, 0.0]
+    return getloadavg(&l, 3) > 0 ? l[0] : -1
 }

@@ -143,6 +143,34 @@ final class PreparationTests: XCTestCase {
         }
     }
 
+    func testTwoStepBoxRegistrationMatchesSingleGridUpsampledDFT() throws {
+        let sim = SimulatedScans(scans: 1)
+        let ref = sim.expected
+        for (k, s) in [[0.3, -1.27, 2.45], [-0.8, 0.05, -3.6], [0.49, -0.51, 0.02]].enumerated() {
+            let moved = try ref.fourierShifted(by: s.map { -$0 }).poissonSampled(seed: UInt64(11 + k))
+            // No upsampling: the integer peak of the correlation.
+            let whole = try BoxRegistration.upsampledShift(of: moved, onto: ref, upsampling: 1)
+            for ax in 0..<3 { XCTAssertEqual(whole.shift[ax], s[ax].rounded(), "axis \(ax) of \(s)") }
+            for u in [4, 5, 20, 50] {
+                let a = try BoxRegistration.upsampledShift(of: moved, onto: ref, upsampling: u)
+                let b = try Registration.upsampledShift(of: moved, onto: ref, upsampling: u)
+                // Where u is a multiple of 4 the second grid is part of the single 1/u grid.
+                let tolerance = u % 4 == 0 ? 1e-3 : 1 / Double(u)
+                for ax in 0..<3 {
+                    XCTAssertEqual(a.shift[ax], b.shift[ax], accuracy: tolerance, "u \(u) axis \(ax) of \(s)")
+                    if u >= 20 { XCTAssertEqual(a.shift[ax], s[ax], accuracy: 0.05, "u \(u) axis \(ax) of \(s)") }
+                }
+                XCTAssertEqual(a.correlation, b.correlation, accuracy: u % 4 == 0 ? 1e-4 : 5e-3)
+            }
+        }
+        // A single frame: nothing to search along axis 0.
+        let flat = try ref.cropped(start: [ref.shape[0] / 2, 0, 0], size: [1, ref.shape[1], ref.shape[2]])
+        let r = try BoxRegistration.upsampledShift(of: try flat.fourierShifted(by: [0, -0.4, 1.3]), onto: flat, upsampling: 20)
+        XCTAssertEqual(r.shift[0], 0)
+        XCTAssertEqual(r.shift[1], 0.4, accuracy: 0.03)
+        XCTAssertEqual(r.shift[2], -1.3, accuracy: 0.03)
+    }
+
     func testPreparedPatternMatchesDriftFreeSumWithinPoissonNoise() throws {
         let sim = SimulatedScans(scans: 12)
         let prepared = try Preparation.prepare(scans: sim.scans)
