@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "PreparationTests", dependencies: ["Preparation", "Formats", "Simulation", "Numerics"], swiftSettings: mode),
         .testTarget(name: "PhasingTests", dependencies: ["Phasing", "Simulation", "Numerics"], swiftSettings: mode),
         .testTarget(name: "NeuralTests", dependencies: ["Neural", "Simulation", "Numerics"], swiftSettings: mode),
-        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Simulation", "Numerics"], swiftSettings: mode),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Simulation", "Phasing", "Numerics"], swiftSettings: mode),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Formats", "Numerics"], swiftSettings: mode),
     ]
 )

@@ -57,16 +57,27 @@ public enum Alignment {
 
     /// Sub-voxel registration of two real volumes (amplitudes): the shift s with
     /// `moving.fourierShifted(by: s)` ≈ `reference`, and the normalised correlation at the
-    /// integer peak. The integer peak of the FFT cross-correlation is refined by maximising
-    /// |c(s)| = |Σ_k conj(M_k) R_k e^{2πi k·s/N}| directly (coordinate-wise parabolas with a
-    /// halving step), which reaches ~0.01 voxel where a parabola through three samples of
-    /// a sharp peak is biased by ~0.1.
+    /// peak (see the complex version).
     public static func register(_ moving: RealVolume, onto reference: RealVolume, refine: Bool = true) throws -> (shift: [Double], correlation: Double) {
         guard moving.shape == reference.shape, moving.rank == 3 else {
             throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")
         }
+        return try register(moving.complex(), onto: reference.complex(), refine: refine)
+    }
+
+    /// Sub-voxel registration of two complex volumes: the shift s with
+    /// `moving.fourierShifted(by: s)` ≈ `reference`, and the normalised correlation
+    /// |Σ conj(ρ_ref) ρ_moved| / (‖ρ_ref‖ ‖ρ_moving‖) at the peak (refined when `refine`), which
+    /// for complex objects is the overlap the twin choice compares. The integer peak of the
+    /// FFT cross-correlation is refined by maximising |c(s)| = |Σ_k conj(M_k) R_k e^{2πi k·s/N}|
+    /// directly (coordinate-wise parabolas with a halving step), which reaches ~0.01 voxel
+    /// where a parabola through three samples of a sharp peak is biased by ~0.1.
+    public static func register(_ moving: ComplexVolume, onto reference: ComplexVolume, refine: Bool = true) throws -> (shift: [Double], correlation: Double) {
+        guard moving.shape == reference.shape, moving.rank == 3 else {
+            throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")
+        }
         let s = moving.shape
-        var m = moving.complex(), r = reference.complex()
+        var m = moving, r = reference
         try FFT.forward(&m); try FFT.forward(&r)
         var x = m.conjugated()
         try x.multiply(by: r)
@@ -140,7 +151,7 @@ public enum Alignment {
             }
             h *= 0.5
         }
-        return (shift, corr)
+        return (shift, norms > 0 ? f0 / norms : 0)
     }
 
     /// The mean phase gradient per array axis (rad per voxel), measured from the complex

@@ -1,4 +1,5 @@
 import Foundation
+import Numerics
 
 /// A value of the TOML subset the experiment file uses.
 public enum TOMLValue: Equatable, Sendable {
@@ -190,7 +191,7 @@ public struct Experiment: Sendable {
         }
     }
     public var states: [State]
-    public var geometry: LabGeometry?
+    public var geometry: BraggGeometry?
     public var options: AnalysisOptions
     /// The reference as written (a label), resolved against the states.
     public var referenceLabel: String?
@@ -231,7 +232,7 @@ public struct Experiment: Sendable {
             states.append(State(label: label, condition: cond, file: resolve(file), runs: runs))
         }
         guard !states.isEmpty else { throw AnalysisError.experimentFile("no [[state]] entries") }
-        var geometry: LabGeometry? = nil
+        var geometry: BraggGeometry? = nil
         if let g = tables["geometry"] { geometry = try parseGeometry(g) }
         var options = AnalysisOptions()
         var refLabel: String? = nil
@@ -262,6 +263,7 @@ public struct Experiment: Sendable {
             if let v = try num("core_fraction") { options.coreFraction = v }
             if let v = try num("fill_threshold") { options.fillThreshold = v }
             if let v = try num("support_threshold") { options.supportThreshold = v }
+            if let v = try num("support_fraction") { options.supportFraction = v == 0 ? nil : v }
             if let v = try num("voxel_nm") { options.labVoxelSize = v * 1e-9 }
             if let v = try num("pca_fraction") { options.pcaRegionFraction = v }
             if let v = try flag("remove_ramp") { options.removeRamp = v }
@@ -279,7 +281,7 @@ public struct Experiment: Sendable {
         return Experiment(states: states, geometry: geometry, options: options, referenceLabel: refLabel)
     }
 
-    static func parseGeometry(_ g: MiniTOML.Table) throws -> LabGeometry {
+    static func parseGeometry(_ g: MiniTOML.Table) throws -> BraggGeometry {
         let known = ["energy_kev", "energy_ev", "two_theta_deg", "out_of_plane_deg", "distance_m", "pixel_size_um",
                      "pixel_size_m", "rocking_step_deg", "rocking_axis"]
         for k in g.keys where !known.contains(k) { throw AnalysisError.experimentFile("[geometry]: unknown key '\(k)'") }
@@ -309,7 +311,7 @@ public struct Experiment: Sendable {
             default: throw AnalysisError.experimentFile("[geometry] rocking_axis must be \"x\", \"y\", \"z\" or [x, y, z]")
             }
         }
-        return LabGeometry(energy: energy, twoTheta: tth, outOfPlane: oop, distance: dist, pixelSize: pix,
+        return BraggGeometry(energy: energy, twoTheta: tth, outOfPlane: oop, distance: dist, pixelSize: pix,
                            rockingStep: step, rockingAxis: axis)
     }
 

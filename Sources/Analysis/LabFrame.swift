@@ -54,7 +54,7 @@ public struct LabGrid: Sendable, Equatable {
 
     /// The smallest grid of voxel `voxelSize` holding every support voxel (mask of a
     /// reconstruction of `shape` with real-space basis `basis`), with `margin` voxels more.
-    public static func enclosing(mask: [UInt8], shape s: [Int], basis: Matrix3, voxelSize: Double, margin: Int = 2) throws -> LabGrid {
+    public static func enclosing(mask: [UInt8], shape s: [Int], basis: Matrix3x3, voxelSize: Double, margin: Int = 2) throws -> LabGrid {
         guard voxelSize > 0, voxelSize.isFinite else { throw AnalysisError.badOption("the lab voxel size must be positive") }
         var lo = Vector3(repeating: .infinity), hi = Vector3(repeating: -.infinity)
         for i in 0..<s[0] { for j in 0..<s[1] { for k in 0..<s[2] where mask[(i * s[1] + j) * s[2] + k] != 0 {
@@ -82,23 +82,24 @@ public struct LabGrid: Sendable, Equatable {
 public enum LabFrame {
 
     /// Fractional reconstruction index of each lab voxel: n = A⁻¹ r + N/2.
-    static func indexMap(grid: LabGrid, basis: Matrix3, shape s: [Int]) throws -> (Matrix3, Vector3) {
-        guard let ainv = basis.inverse else { throw AnalysisError.geometry("the real-space basis is singular") }
+    static func indexMap(grid: LabGrid, basis: Matrix3x3, shape s: [Int]) throws -> (Matrix3x3, Vector3) {
+        guard basis.isInvertible else { throw AnalysisError.geometry("the real-space basis is singular") }
+        let ainv = basis.inverse
         let c = Vector3(Double(s[0] / 2), Double(s[1] / 2), Double(s[2] / 2))
         return (ainv, c)
     }
 
     /// Trilinear resampling of a complex object onto `grid` (outside the box reads 0).
-    public static func resample(_ v: ComplexVolume, basis: Matrix3, onto grid: LabGrid) throws -> ComplexVolume {
+    public static func resample(_ v: ComplexVolume, basis: Matrix3x3, onto grid: LabGrid) throws -> ComplexVolume {
         try resampleFloats(v, basis: basis, grid: grid)
     }
 
     /// Trilinear resampling of a real field onto `grid`.
-    public static func resample(_ v: RealVolume, basis: Matrix3, onto grid: LabGrid) throws -> RealVolume {
+    public static func resample(_ v: RealVolume, basis: Matrix3x3, onto grid: LabGrid) throws -> RealVolume {
         try resampleFloats(v, basis: basis, grid: grid)
     }
 
-    static func resampleFloats<E>(_ v: Volume<E>, basis: Matrix3, grid: LabGrid) throws -> Volume<E> {
+    static func resampleFloats<E>(_ v: Volume<E>, basis: Matrix3x3, grid: LabGrid) throws -> Volume<E> {
         let s = v.shape
         let (ainv, c) = try indexMap(grid: grid, basis: basis, shape: s)
         var out = Volume<E>(shape: grid.shape)
@@ -129,7 +130,7 @@ public enum LabFrame {
 
     /// The crystal's extent along the lab x, y, z (m): the spread of the support voxel
     /// centres plus one voxel's projection, for a mask on the reconstruction grid.
-    public static func extent(mask: [UInt8], shape s: [Int], basis: Matrix3) -> Vector3 {
+    public static func extent(mask: [UInt8], shape s: [Int], basis: Matrix3x3) -> Vector3 {
         var lo = Vector3(repeating: .infinity), hi = Vector3(repeating: -.infinity)
         for i in 0..<s[0] { for j in 0..<s[1] { for k in 0..<s[2] where mask[(i * s[1] + j) * s[2] + k] != 0 {
             let r = basis * Vector3(Double(i), Double(j), Double(k))
@@ -151,9 +152,10 @@ public enum Strain {
     /// linear phase, needs no interpolation, and works on sheared (detector) grids. Where a
     /// neighbour leaves the support a one-sided difference is used (`valid` = 1 instead of 2);
     /// voxels with an axis lacking both neighbours stay 0 (`valid` = 0).
-    public static func alongQ(_ rho: ComplexVolume, support: [UInt8], basis: Matrix3, qHat: Vector3,
+    public static func alongQ(_ rho: ComplexVolume, support: [UInt8], basis: Matrix3x3, qHat: Vector3,
                               qMagnitude: Double) throws -> (strain: [Float], valid: [UInt8]) {
-        guard let ainv = basis.inverse else { throw AnalysisError.geometry("the real-space basis is singular") }
+        guard basis.isInvertible else { throw AnalysisError.geometry("the real-space basis is singular") }
+        let ainv = basis.inverse
         let s = rho.shape
         let d = ainv * qHat                           // index units per metre along Q̂
         let w = [d.x / qMagnitude, d.y / qMagnitude, d.z / qMagnitude]
@@ -202,7 +204,7 @@ public enum Strain {
 }
 
 /// The lab-frame span (x, y, z) of one reconstruction voxel: Σ|a_i| per component.
-func voxelSpan(_ basis: Matrix3) -> Vector3 {
-    let a = basis.columns.0, b = basis.columns.1, c = basis.columns.2
+func voxelSpan(_ basis: Matrix3x3) -> Vector3 {
+    let a = basis.column(0), b = basis.column(1), c = basis.column(2)
     return Vector3(abs(a.x) + abs(b.x) + abs(c.x), abs(a.y) + abs(b.y) + abs(c.y), abs(a.z) + abs(b.z) + abs(c.z))
 }

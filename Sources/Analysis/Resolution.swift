@@ -140,7 +140,7 @@ public enum Resolution {
     /// shells of |q| (reciprocal steps `steps`, m⁻¹ per pattern voxel, as columns). Without a
     /// measured intensity the runs' own mean |F_k|² stands for it. The resolution is the
     /// half period π/q where the PRTF first falls below 1/e.
-    public static func prtf(runs: [ComplexVolume], intensity: RealVolume?, steps: Matrix3,
+    public static func prtf(runs: [ComplexVolume], intensity: RealVolume?, steps: Matrix3x3,
                             shells: Int = 40) throws -> (q: [Double], prtf: [Double], resolution: Double?) {
         guard let first = runs.first, runs.count >= 2 else {
             throw AnalysisError.badOption("the PRTF needs at least two runs of one state")

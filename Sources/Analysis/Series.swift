@@ -32,13 +32,19 @@ public struct AnalysisOptions: Sendable, Equatable {
     public var coreFraction: Double = 0.5
     /// Support threshold (fraction of the largest amplitude) when a state has no support.
     public var supportThreshold: Double = 0.2
+    /// Each state's support is where its amplitude exceeds this fraction of its interior
+    /// level (the 90th percentile of the amplitude over the reconstruction's support): at
+    /// 0.5, the half-height of the edge, i.e. the facets, the same rule for every state and
+    /// for a true object (amplitude 1 inside). nil: the reconstruction's support as given
+    /// (shrink-wrap supports are generous by design and differ from run to run).
+    public var supportFraction: Double? = 0.5
     public var commonSupport: CommonSupportRule = .majority
     /// Missing density: common-support voxels whose amplitude is below this fraction both of
     /// the state's median amplitude over the common support and of the other states' mean
     /// amplitude at that voxel are filled (needs two states or more).
     public var fillThreshold: Double = 0.25
-    /// Choose between object and twin by amplitude correlation (by the complex overlap with
-    /// the reference when the two amplitude correlations differ by less than 0.02).
+    /// Choose between object and twin by the complex overlap with the reference (after
+    /// sub-voxel registration and ramp removal of both).
     public var twinCheck: Bool = true
     /// Refine the registration below one voxel.
     public var subVoxel: Bool = true
@@ -57,6 +63,7 @@ public struct AnalysisOptions: Sendable, Equatable {
         guard reference >= 0, reference < states else { throw AnalysisError.badOption("reference state \(reference) is not one of the \(states) states") }
         guard coreFraction >= 0, coreFraction < 1 else { throw AnalysisError.badOption("core fraction must lie in [0, 1), got \(coreFraction)") }
         guard supportThreshold > 0, supportThreshold < 1 else { throw AnalysisError.badOption("support threshold must lie in (0, 1), got \(supportThreshold)") }
+        if let f = supportFraction { guard f > 0, f < 1 else { throw AnalysisError.badOption("support fraction must lie in (0, 1), got \(f)") } }
         guard fillThreshold >= 0, fillThreshold < 1 else { throw AnalysisError.badOption("fill threshold must lie in [0, 1), got \(fillThreshold)") }
         if let v = labVoxelSize { guard v > 0, v.isFinite else { throw AnalysisError.badOption("lab voxel size must be positive") } }
         guard pcaRegionFraction > 0, pcaRegionFraction <= 1 else { throw AnalysisError.badOption("inverse-PCA fraction must lie in (0, 1]") }
@@ -94,6 +101,10 @@ public struct StateResult: @unchecked Sendable {
     public var condition: String
     public var chi2: Double?
     public var twinFlipped: Bool
+    /// Complex overlaps |Σ ρ_ref* ρ| / (‖ρ_ref‖ ‖ρ‖) with the reference, after sub-voxel
+    /// registration and ramp removal, of the object as given and of its twin: the twin
+    /// choice takes the larger ((1, 0) for the reference; (0, 0) without a twin check).
+    public var twinOverlaps: (object: Double, twin: Double)
     /// Shift applied (voxels per axis) to bring the state onto the reference.
     public var shift: [Double]
     /// Normalised amplitude correlation with the reference after the twin choice.
@@ -127,11 +138,11 @@ public struct StateResult: @unchecked Sendable {
 
 /// The whole series' analysis.
 public struct SeriesResult: @unchecked Sendable {
-    public var geometry: LabGeometry
+    public var geometry: BraggGeometry
     public var options: AnalysisOptions
     public var shape: [Int]
     /// Real-space basis of the reconstruction grid (m per voxel, columns).
-    public var basis: Matrix3
+    public var basis: Matrix3x3
     public var states: [StateResult]
     public var pca: PhasePCA
     public var commonSupport: [UInt8]
@@ -143,10 +154,21 @@ public struct SeriesResult: @unchecked Sendable {
 /// Aligns an operando series to one morphology and measures it (see DESIGN.md, Analysis).
 public enum SeriesAnalysis {
 
-    public static func run(states: [StateInput], geometry: LabGeometry, options: AnalysisOptions = AnalysisOptions(),
+    /// The amplitude of a crystal's interior: the 90th percentile of `amplitude` over
+    /// `support` (robust to the few ringing voxels above the plateau, and to surface and
+    /// missing-density voxels below it).
+    static func interiorLevel(_ amplitude: RealVolume, support: [UInt8]) -> Float {
+        var v: [Float] = []
+        amplitude.withUnsafeFloats { a in for i in 0..<a.count where support[i] != 0 { v.append(a[i]) } }
+        guard !v.isEmpty else { return 0 }
+        v.sort()
+        return v[Int(0.9 * Double(v.count - 1))]
+    }
+
+    public static func run(states: [StateInput], geometry: BraggGeometry, options: AnalysisOptions = AnalysisOptions(),
                            progress: ProgressHandler? = nil) throws -> SeriesResult {
         guard !states.isEmpty else { throw AnalysisError.tooFewStates(0) }
-        try geometry.validate()
+        try geometry.validateForAnalysis()
         try options.validate(states: states.count)
         let ref = options.reference
         let shape = states[ref].object.shape
@@ -161,7 +183,7 @@ public enum SeriesAnalysis {
             if let s = st.support, s.shape != shape { throw AnalysisError.supportMismatch(state: st.label, shape: s.shape, expected: shape) }
         }
         let n = shape.reduce(1, *)
-        let basis = try geometry.realSpaceBasis(shape: shape)
+        let basis = geometry.realSpaceBasis(shape: shape)
         let qMag = geometry.qMagnitude
         let total = states.count
         func report(_ stage: String, _ done: Int) { progress?(ProgressReport(stage: stage, done: done, total: total)) }
@@ -169,78 +191,84 @@ public enum SeriesAnalysis {
         // 1. Each state's own support, and amplitudes normalised to mean 1 over it.
         var objects: [ComplexVolume] = []
         var supports: [[UInt8]] = []
-        for st in states {
+        var levels = [Float](repeating: 0, count: total)   // amplitude threshold of the support (after normalising)
+        for (i, st) in states.enumerated() {
             let amp = st.object.modulus()
-            let sup: [UInt8]
+            var sup: [UInt8]
             if let s = st.support { sup = s.floats.map { $0 != 0 ? 1 : 0 } }
             else { let t = Float(options.supportThreshold) * amp.maximum(); sup = amp.floats.map { $0 > t ? 1 : 0 } }
+            if let f = options.supportFraction {
+                levels[i] = Float(f) * Self.interiorLevel(amp, support: sup)
+                sup = amp.floats.map { $0 > levels[i] ? 1 : 0 }
+            }
             var sum = 0.0, cnt = 0
             amp.withUnsafeFloats { a in for i in 0..<n where sup[i] != 0 { sum += Double(a[i]); cnt += 1 } }
             guard cnt > 0, sum > 0 else { throw AnalysisError.emptySupport("state '\(st.label)': its support is empty") }
             var o = st.object
             o.scale(by: Float(Double(cnt) / sum))
+            levels[i] *= Float(Double(cnt) / sum)
             objects.append(o); supports.append(sup)
         }
 
-        // 2. Twin choice, registration and ramp removal against the reference.
+        // 2. Ramp removal, twin choice and registration against the reference. The twin choice
+        // compares the complex overlaps |Σ ρ_ref* ρ| / (‖ρ_ref‖ ‖ρ‖) of the object and of its twin
+        // after sub-voxel registration (of the complex fields, both with their linear phase
+        // ramps removed: a ramp survives the twin operation and would lower both overlaps).
+        // Δφ between states is small, so the right candidate overlaps the reference closely in
+        // phase as well as in amplitude; the amplitudes alone cannot tell the twin of a
+        // (nearly) centrosymmetric crystal.
+        var ramps = [[Double]](repeating: [0, 0, 0], count: total)
+        var rampFree = objects
+        for i in 0..<total {
+            let g = Alignment.phaseRamp(objects[i], support: supports[i])
+            Alignment.removeRamp(&rampFree[i], gradient: g)
+            if options.removeRamp { objects[i] = rampFree[i]; ramps[i] = g }
+        }
         let refAmp = objects[ref].modulus()
         var twinFlags = [Bool](repeating: false, count: total)
         var shifts = [[Double]](repeating: [0, 0, 0], count: total)
         var correlations = [Double](repeating: 1, count: total)
-        var ramps = [[Double]](repeating: [0, 0, 0], count: total)
-        for i in 0..<total {
+        var overlaps = [(object: Double, twin: Double)](repeating: (0, 0), count: total)
+        overlaps[ref] = (1, 0)
+        for i in 0..<total where i != ref {
             try Interruption.check()
             report("align", i)
-            if i != ref {
-                var obj = objects[i]
-                var sup = supports[i]
-                let amp = obj.modulus()
-                let direct = try Alignment.register(amp, onto: refAmp, refine: false)
-                var flip = false
-                if options.twinCheck {
-                    let tw = try Alignment.register(Alignment.twin(amp), onto: refAmp, refine: false)
-                    if abs(tw.correlation - direct.correlation) > 0.02 {
-                        flip = tw.correlation > direct.correlation
-                    } else {
-                        // A (nearly) centrosymmetric shape: the amplitudes cannot tell the twin
-                        // apart, so the complex overlap |⟨ρ_ref, ρ⟩| with the reference decides
-                        // (a twin also conjugates the phase field). A linear ramp survives the
-                        // twin operation, so it biases neither candidate.
-                        let a = try obj.fourierShifted(by: direct.shift.map { $0.rounded() })
-                        let t = try Alignment.twin(obj).fourierShifted(by: tw.shift.map { $0.rounded() })
-                        let ia = try objects[ref].inner(a), it = try objects[ref].inner(t)
-                        flip = (it.re * it.re + it.im * it.im) > (ia.re * ia.re + ia.im * ia.im)
-                    }
-                }
-                if flip {
-                    obj = Alignment.twin(obj)
-                    sup = Alignment.twin(try RealVolume(shape: shape, elements: sup.map { Float($0) })).floats.map { $0 != 0 ? 1 : 0 }
-                }
-                let reg = options.subVoxel ? try Alignment.register(obj.modulus(), onto: refAmp, refine: true)
-                                           : (flip ? try Alignment.register(obj.modulus(), onto: refAmp, refine: false) : direct)
-                var sh = reg.shift
-                if !options.subVoxel { sh = sh.map { $0.rounded() } }
-                if sh.contains(where: { $0 != 0 }) {
-                    obj = try obj.fourierShifted(by: sh)
-                    if states[i].support != nil {
-                        let sv = try RealVolume(shape: shape, elements: sup.map { Float($0) }).fourierShifted(by: sh)
-                        sup = sv.floats.map { $0 > 0.5 ? 1 : 0 }
-                    } else {
-                        // No support given: threshold the moved amplitude again (sharper than moving the mask).
-                        let a = obj.modulus()
-                        let t = Float(options.supportThreshold) * a.maximum()
-                        sup = a.floats.map { $0 > t ? 1 : 0 }
-                    }
-                }
-                objects[i] = obj; supports[i] = sup
-                twinFlags[i] = flip; shifts[i] = sh; correlations[i] = reg.correlation
+            var obj = objects[i]
+            var sup = supports[i]
+            var flip = false
+            if options.twinCheck {
+                let direct = try Alignment.register(rampFree[i], onto: rampFree[ref], refine: options.subVoxel)
+                let twin = try Alignment.register(Alignment.twin(rampFree[i]), onto: rampFree[ref], refine: options.subVoxel)
+                overlaps[i] = (direct.correlation, twin.correlation)
+                flip = twin.correlation > direct.correlation
             }
-            if options.removeRamp {
-                let g = Alignment.phaseRamp(objects[i], support: supports[i])
-                Alignment.removeRamp(&objects[i], gradient: g)
-                ramps[i] = g
+            if flip {
+                obj = Alignment.twin(obj)
+                sup = Alignment.twin(try RealVolume(shape: shape, elements: sup.map { Float($0) })).floats.map { $0 != 0 ? 1 : 0 }
             }
+            // The shift comes from the amplitudes, which the phase changes being measured do not bias.
+            let reg = try Alignment.register(obj.modulus(), onto: refAmp, refine: options.subVoxel)
+            var sh = reg.shift
+            if !options.subVoxel { sh = sh.map { $0.rounded() } }
+            if sh.contains(where: { $0 != 0 }) {
+                obj = try obj.fourierShifted(by: sh)
+                if options.supportFraction != nil {
+                    // The same amplitude threshold on the moved amplitude.
+                    sup = obj.modulus().floats.map { $0 > levels[i] ? 1 : 0 }
+                } else if states[i].support != nil {
+                    let sv = try RealVolume(shape: shape, elements: sup.map { Float($0) }).fourierShifted(by: sh)
+                    sup = sv.floats.map { $0 > 0.5 ? 1 : 0 }
+                } else {
+                    // No support given: threshold the moved amplitude again (sharper than moving the mask).
+                    let a = obj.modulus()
+                    let t = Float(options.supportThreshold) * a.maximum()
+                    sup = a.floats.map { $0 > t ? 1 : 0 }
+                }
+            }
+            objects[i] = obj; supports[i] = sup
+            twinFlags[i] = flip; shifts[i] = sh; correlations[i] = reg.correlation
         }
+        rampFree = []
 
         // 3. Common support.
         let common = Alignment.commonSupport(supports, rule: options.commonSupport)
@@ -279,7 +307,7 @@ public enum SeriesAnalysis {
         }
 
         // 5. Core of the common support and the global phase of each state.
-        let spacing = [norm(basis.columns.0), norm(basis.columns.1), norm(basis.columns.2)].map { $0 * 1e9 }
+        let spacing = [norm(basis.column(0)), norm(basis.column(1)), norm(basis.column(2))].map { $0 * 1e9 }
         let depth = Morphology.depth(common, shape: shape, spacing: spacing)
         let core = Morphology.core(depth: depth, fraction: options.coreFraction)
         let coreIdx = (0..<n).filter { core[$0] != 0 }
@@ -323,7 +351,7 @@ public enum SeriesAnalysis {
         var labs = [LabFields?](repeating: nil, count: total)
         var edge = [Double?](repeating: nil, count: total)
         if options.labFrame {
-            let voxel = options.labVoxelSize ?? min(norm(basis.columns.0), norm(basis.columns.1), norm(basis.columns.2))
+            let voxel = options.labVoxelSize ?? min(norm(basis.column(0)), norm(basis.column(1)), norm(basis.column(2)))
             let g = try LabGrid.enclosing(mask: common, shape: shape, basis: basis, voxelSize: voxel)
             grid = g
             let commonVol = try RealVolume(shape: shape, elements: common.map { Float($0) })
@@ -382,7 +410,7 @@ public enum SeriesAnalysis {
                 o.rotatePhase(by: Float(-atan2(ip.im, ip.re)))
                 runs.append(o)
             }
-            prtfRes[i] = try Resolution.prtf(runs: runs, intensity: states[i].pattern, steps: geometry.reciprocalSteps).resolution
+            prtfRes[i] = try Resolution.prtf(runs: runs, intensity: states[i].pattern, steps: geometry.reciprocalBasis).resolution
         }
 
         // 10. Per-state numbers.
@@ -394,7 +422,7 @@ public enum SeriesAnalysis {
             let ext = LabFrame.extent(mask: supports[i], shape: shape, basis: basis)
             results.append(StateResult(
                 label: states[i].label, condition: states[i].condition, chi2: states[i].chi2,
-                twinFlipped: twinFlags[i], shift: shifts[i], correlation: correlations[i], phaseRamp: ramps[i],
+                twinFlipped: twinFlags[i], twinOverlaps: overlaps[i], shift: shifts[i], correlation: correlations[i], phaseRamp: ramps[i],
                 filledVoxels: filled[i], meanPhaseDifference: dm, meanRelativeDisplacement: dm / qMag,
                 meanRelativeStrain: ec > 0 ? es / Double(ec) : 0, omega: pca.omega[i],
                 omegaNormalised: pca.omegaNormalised[i], edgeResolution: edge[i], prtfResolution: prtfRes[i],

@@ -1,4 +1,5 @@
 import Foundation
+import Numerics
 
 /// The seed's Table 1, the PCA and the conventions, as CSV and JSON text.
 extension SeriesResult {
@@ -12,12 +13,13 @@ extension SeriesResult {
         "omega": "Omega_i = psi_1 . delta_phi_i (Eq. 3), psi_1 from the Gram matrix G_ij = delta_phi_i . delta_phi_j (Eq. 2), sign so the largest |Omega| is positive; omega_normalised = Omega_i / max|Omega|",
         "inverse_pca": "Eq. (4) read as the map of what drives psi_1: per state Omega_i psi_1 (rad) and the region holding pca_fraction of sum(psi_1^2)",
         "resolution": "edge: FWHM 2.355 sigma of the Gaussian blur fitted (erf) across the facets of the lab-frame amplitude; prtf: half period pi/q where the PRTF of several runs falls below 1/e",
+        "twin": "each state is taken as given or as its twin conj(rho(-r)), whichever has the larger complex overlap |sum rho_ref* rho| / (|rho_ref| |rho|) with the reference after sub-voxel registration and phase-ramp removal (columns overlap_object, overlap_twin). The reference itself may be the twin of the true object; the whole series is then the twin of the truth and every delta_phi changes sign",
         "frame": "lab frame: z along the beam, y up, x = y cross z; arrays in C order (z, y, x)",
     ]
 
     /// CSV column headers with units.
     public static let tableColumns = [
-        "state", "label", "condition", "chi2", "twin_flipped", "shift_axis0_vox", "shift_axis1_vox", "shift_axis2_vox",
+        "state", "label", "condition", "chi2", "twin_flipped", "overlap_object", "overlap_twin", "shift_axis0_vox", "shift_axis1_vox", "shift_axis2_vox",
         "amplitude_correlation", "filled_voxels", "delta_phi_mean_deg", "mean_relative_displacement_A",
         "mean_relative_displacement_seed_convention_A", "mean_relative_strain_permille", "omega_rad", "omega_normalised",
         "edge_resolution_nm", "prtf_resolution_nm", "extent_x_um", "extent_y_um", "extent_z_um",
@@ -26,8 +28,8 @@ extension SeriesResult {
     /// One row of numbers per state (nil where not measured), matching `tableColumns`.
     public func tableRows() -> [[Any?]] {
         states.enumerated().map { i, s -> [Any?] in
-            let seedU = LabGeometry.seedDisplacementFactor * s.meanRelativeDisplacement
-            return [i, s.label, s.condition, s.chi2, s.twinFlipped, s.shift[0], s.shift[1], s.shift[2], s.correlation,
+            let seedU = BraggGeometry.seedDisplacementFactor * s.meanRelativeDisplacement
+            return [i, s.label, s.condition, s.chi2, s.twinFlipped, s.twinOverlaps.object, s.twinOverlaps.twin, s.shift[0], s.shift[1], s.shift[2], s.correlation,
                     s.filledVoxels, s.meanPhaseDifference * 180 / .pi, s.meanRelativeDisplacement * 1e10, seedU * 1e10,
                     s.meanRelativeStrain * 1e3, s.omega, s.omegaNormalised, s.edgeResolution.map { $0 * 1e9 },
                     s.prtfResolution.map { $0 * 1e9 }, s.extent.x * 1e6, s.extent.y * 1e6, s.extent.z * 1e6]

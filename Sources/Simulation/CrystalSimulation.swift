@@ -63,7 +63,7 @@ public struct CrystalOptions: Equatable, Sendable {
         guard background >= 0 else { throw bad("the background must be ≥ 0 counts per pixel (got \(background))") }
         guard surfaceDomains >= 0 else { throw bad("the number of surface domains must be ≥ 0 (got \(surfaceDomains))") }
         guard missingDensity >= 0, missingDensity <= 1 else { throw bad("the missing density fraction must lie in [0, 1] (got \(missingDensity))") }
-        try geometry.validate()
+        try geometry.validateForSimulation()
     }
 }
 

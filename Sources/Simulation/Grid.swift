@@ -1,53 +1,7 @@
 import Foundation
 import Numerics
 
-/// A 3×3 matrix of Doubles, stored by rows, acting on (x, y, z) column vectors.
-public struct Matrix3x3: Equatable, Sendable, CustomStringConvertible {
-    public var rows: [SIMD3<Double>]
-
-    public init(rows: [SIMD3<Double>]) { precondition(rows.count == 3); self.rows = rows }
-    /// The matrix whose columns are `c0, c1, c2`.
-    public init(columns c: [SIMD3<Double>]) {
-        precondition(c.count == 3)
-        rows = [SIMD3(c[0].x, c[1].x, c[2].x), SIMD3(c[0].y, c[1].y, c[2].y), SIMD3(c[0].z, c[1].z, c[2].z)]
-    }
-    public static let identity = Matrix3x3(rows: [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)])
-
-    public var columns: [SIMD3<Double>] {
-        [SIMD3(rows[0].x, rows[1].x, rows[2].x), SIMD3(rows[0].y, rows[1].y, rows[2].y),
-         SIMD3(rows[0].z, rows[1].z, rows[2].z)]
-    }
-    public var transposed: Matrix3x3 { Matrix3x3(rows: columns) }
-    public var determinant: Double { dot(rows[0], cross(rows[1], rows[2])) }
-
-    /// The inverse (the matrix must be regular).
-    public var inverse: Matrix3x3 {
-        let det = determinant
-        precondition(det != 0, "singular matrix")
-        // Columns of the inverse transposed are the cross products of rows / det.
-        let c0 = cross(rows[1], rows[2]) / det, c1 = cross(rows[2], rows[0]) / det, c2 = cross(rows[0], rows[1]) / det
-        return Matrix3x3(columns: [c0, c1, c2])
-    }
-
-    public static func * (m: Matrix3x3, v: SIMD3<Double>) -> SIMD3<Double> {
-        SIMD3(dot(m.rows[0], v), dot(m.rows[1], v), dot(m.rows[2], v))
-    }
-    public static func * (a: Matrix3x3, b: Matrix3x3) -> Matrix3x3 {
-        let bc = b.columns
-        return Matrix3x3(columns: bc.map { a * $0 })
-    }
-    public static func * (a: Matrix3x3, s: Double) -> Matrix3x3 { Matrix3x3(rows: a.rows.map { $0 * s }) }
-
-    /// Rotation by `angle` (radians, right hand) about the unit `axis`.
-    public static func rotation(axis: SIMD3<Double>, angle: Double) -> Matrix3x3 {
-        let a = normalized(axis), c = cos(angle), s = sin(angle), t = 1 - c
-        return Matrix3x3(rows: [
-            SIMD3(t * a.x * a.x + c, t * a.x * a.y - s * a.z, t * a.x * a.z + s * a.y),
-            SIMD3(t * a.x * a.y + s * a.z, t * a.y * a.y + c, t * a.y * a.z - s * a.x),
-            SIMD3(t * a.x * a.z - s * a.y, t * a.y * a.z + s * a.x, t * a.z * a.z + c),
-        ])
-    }
-
+extension Matrix3x3 {
     /// A rotation uniform over SO(3) (Shoemake's random unit quaternion).
     public static func randomRotation(_ rng: inout SimulationRNG) -> Matrix3x3 {
         let u1 = rng.uniform(), u2 = rng.uniform(), u3 = rng.uniform()
@@ -59,16 +13,7 @@ public struct Matrix3x3: Equatable, Sendable, CustomStringConvertible {
             SIMD3(2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)),
         ])
     }
-
-    public var description: String { "Matrix3x3(\(rows.map { [$0.x, $0.y, $0.z] }))" }
 }
-
-@inlinable func dot(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> Double { (a * b).sum() }
-@inlinable func cross(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
-    SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
-}
-@inlinable func norm(_ a: SIMD3<Double>) -> Double { dot(a, a).squareRoot() }
-@inlinable func normalized(_ a: SIMD3<Double>) -> SIMD3<Double> { a / norm(a) }
 
 /// Where the voxels of a C-order `(axis0, axis1, axis2)` volume sit in space: voxel
 /// `(i0, i1, i2)` is at `origin + Σ_a (i_a − centre_a) · steps[a]`, with `centre_a = n_a / 2`

@@ -65,6 +65,11 @@ public struct OperandoOptions: Equatable, Sendable {
     /// orthogonal grid it sets the voxel size; on a detector grid the crystal is shrunk
     /// if it would not fit `fill`.
     public var crystalSize = 1.5e-6
+    /// Cut one top corner off the prism (a facet along (cos 30°, sin 30°, 1)/√2 of the
+    /// crystal frame, removing ~6% of the volume), so the crystal is not centrosymmetric and
+    /// its twin differs in amplitude; false: the plain prism, whose twin has the same
+    /// amplitude and is told apart by the phase alone.
+    public var truncatedCorner = false
     public init() {}
 }
 
@@ -92,7 +97,7 @@ public enum OperandoSeries {
         guard options.crystalSize > 0 else { throw SimulationError.invalidParameter("the crystal size must be > 0 m") }
         let shape = [n, n, n]
         let qGeom = options.geometry ?? .seedStudy
-        try qGeom.validate()
+        try qGeom.validateForSimulation()
         let q = qGeom.q
         let grid: SamplingGrid = options.geometry.map { $0.realSpaceGrid(shape: shape) }
             ?? .orthogonal(shape: shape, voxelSize: options.crystalSize / (options.fill * Double(n)))
@@ -100,7 +105,9 @@ public enum OperandoSeries {
         // The crystal: a hexagonal prism, aspect ratios of the seed's 1.6 × 1.4 × 1.3 µm.
         var rng = SimulationRNG(seed: options.seed)
         let rotation = Matrix3x3.randomRotation(&rng)
-        var crystal = Crystal.hexagonalPrism(radius: 0.5, height: 1.3 / 1.5, aspects: [1.07, 0.93, 1.0]).rotated(by: rotation)
+        var prism = Crystal.hexagonalPrism(radius: 0.5, height: 1.3 / 1.5, aspects: [1.07, 0.93, 1.0])
+        if options.truncatedCorner { prism.facets.append(Facet(normal: SIMD3(cos(.pi / 6), sin(.pi / 6), 1), distance: 0.42)) }
+        var crystal = prism.rotated(by: rotation)
         crystal = crystal.scaled(by: options.crystalSize / max(crystal.extent.x, crystal.extent.y, crystal.extent.z))
         // Fit inside `fill` of the box in index space (matters on a skewed detector grid).
         let inv = grid.basis.inverse

@@ -41,7 +41,7 @@ public enum RockingScans {
     /// fluctuating, Poisson noise and the detector defects.
     public static func make(object: ComplexVolume, geometry: BraggGeometry,
                             options: RockingScanOptions = RockingScanOptions()) throws -> [RockingScan] {
-        try geometry.validate()
+        try geometry.validateForSimulation()
         guard options.scans >= 1 else { throw SimulationError.invalidParameter("at least one scan per state is needed (got \(options.scans))") }
         guard options.photons > 0 else { throw SimulationError.invalidParameter("the peak photon count must be > 0 (got \(options.photons))") }
         guard options.drift >= 0, options.fluctuation >= 0, options.fluctuation < 1 else {

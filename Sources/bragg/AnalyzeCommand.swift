@@ -61,6 +61,8 @@ struct AnalyzeCommand: ParsableCommand {
     var voxelNm: Double?
     @Option(name: .customLong("pca-fraction"), help: "Inverse PCA: region holding this fraction of the component's weight (default 0.99).")
     var pcaFraction: Double?
+    @Option(name: .customLong("support-fraction"), help: "Each state's support: amplitude above this fraction of its interior level (default 0.5, the facets); 0 keeps the reconstruction's own support.")
+    var supportFraction: Double?
     @Flag(name: .customLong("keep-ramp"), help: "Keep each state's linear phase ramp (a uniform strain stays in).")
     var keepRamp = false
 
@@ -77,7 +79,7 @@ struct AnalyzeCommand: ParsableCommand {
         guard !inputs.isEmpty else { throw UsageError("give an experiment file (.toml) or the reconstructions to analyse") }
         // 1. The states, geometry and options.
         var specs: [Experiment.State]
-        var geometry: LabGeometry? = nil
+        var geometry: BraggGeometry? = nil
         var options = AnalysisOptions()
         if inputs.count == 1 && inputs[0].lowercased().hasSuffix(".toml") {
             let e = try Experiment.load(path: inputs[0])
@@ -105,6 +107,7 @@ struct AnalyzeCommand: ParsableCommand {
         if let v = voxelNm { options.labVoxelSize = v * 1e-9 }
         if let v = pcaFraction { options.pcaRegionFraction = v }
         if keepRamp { options.removeRamp = false }
+        if let v = supportFraction { options.supportFraction = v == 0 ? nil : v }
         try options.validate(states: specs.count)
 
         // Files: existence first (a clear message naming the state), then the output folder.
@@ -142,13 +145,13 @@ struct AnalyzeCommand: ParsableCommand {
         var g = geometry
         if g == nil, let c = storedGeometry, let e = c.energy, let t = c.twoTheta, let d = c.detectorDistance,
            let p = c.pixelSize, let r = c.rockingStep {
-            g = LabGeometry(energy: e, twoTheta: t, outOfPlane: c.extra["out_of_plane"] ?? 0, distance: d, pixelSize: p, rockingStep: r)
+            g = BraggGeometry(energy: e, twoTheta: t, outOfPlane: c.extra["out_of_plane"] ?? 0, distance: d, pixelSize: p, rockingStep: r)
         }
         if g == nil {
             guard let e = energyKeV, let t = twoTheta, let d = distance, let p = pixelMicrons, let r = rockingStep else {
                 throw UsageError("no geometry: give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
             }
-            g = LabGeometry(energy: e * 1000, twoTheta: t * .pi / 180, distance: d, pixelSize: p * 1e-6, rockingStep: r * .pi / 180)
+            g = BraggGeometry(energy: e * 1000, twoTheta: t * .pi / 180, distance: d, pixelSize: p * 1e-6, rockingStep: r * .pi / 180)
         }
         var geo = g!
         if let v = energyKeV { geo.energy = v * 1000 }

@@ -97,28 +97,19 @@ func readPatternInput(_ spec: String, mask: String?) throws -> (pattern: RealVol
     return (try ArrayIO.readReal(spec), try mask.map { try ArrayIO.readReal($0) }, mask)
 }
 
-/// Ground truth of a simulated series under the analysis's own conventions (core-median
-/// global phase, phase ramp removed, majority common support, Ω sign rule): the analysis
-/// of the true objects. `Simulation`'s own metrics use the plain definitions (no global
-/// phase step, support > 0.5 in every state), which differ from what `bragg analyze`
-/// reports even on perfect reconstructions; this is the one to compare against.
-func analysisGroundTruth(objects: [ComplexVolume], supports: [RealVolume], labels: [String],
-                         geometry: LabGeometry) throws -> [String: [String: Double]] {
-    let inputs = objects.indices.map { StateInput(label: labels[$0], object: objects[$0], support: supports[$0]) }
-    var options = AnalysisOptions()
-    options.labFrame = false
-    let truth = try SeriesAnalysis.run(states: inputs, geometry: geometry, options: options)
+/// Ground truth of a simulated series under `bragg analyze`'s conventions (the analysis of the
+/// true objects, `SeriesAnalysis.groundTruth`), by state label: Δφ_mean (°), normalised Ω, mean
+/// relative displacement (Å) and edge-profile FWHM (nm). With `comparison`, the Δφ and
+/// displacement are those the reconstructions are compared with: sign changed when the whole
+/// reconstructed series is the twin of the truth.
+func analysisGroundTruth(_ truth: SeriesResult, comparison: TruthComparison? = nil) -> [String: [String: Double]] {
+    let sign = comparison?.seriesIsTwin == true ? -1.0 : 1.0
     var out: [String: [String: Double]] = [:]
     for t in truth.states {
-        out[t.label] = ["delta_phi_mean_deg": t.meanPhaseDifference * 180 / .pi, "omega_normalised": t.omegaNormalised,
-                        "mean_relative_displacement_A": t.meanRelativeDisplacement * 1e10]
+        var row = ["delta_phi_mean_deg": sign * t.meanPhaseDifference * 180 / .pi, "omega_normalised": t.omegaNormalised,
+                   "mean_relative_displacement_A": sign * t.meanRelativeDisplacement * 1e10]
+        if let e = t.edgeResolution { row["edge_resolution_nm"] = e * 1e9 }
+        out[t.label] = row
     }
     return out
-}
-
-/// The seed geometry as the Analysis module's type.
-func labGeometry(_ g: BraggGeometry) -> LabGeometry {
-    LabGeometry(energy: g.energy, twoTheta: g.twoTheta, outOfPlane: g.outOfPlane, distance: g.distance,
-                pixelSize: g.pixelSize, rockingStep: g.rockingStep,
-                rockingAxis: Vector3(g.rockingAxis.x, g.rockingAxis.y, g.rockingAxis.z))
 }

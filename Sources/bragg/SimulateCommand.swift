@@ -1,4 +1,5 @@
 import ArgumentParser
+import Analysis
 import Foundation
 import Formats
 import Numerics
@@ -145,6 +146,7 @@ struct SimulateOperando: ParsableCommand {
     @Option(help: "Largest crystal extent as a fraction of the box (≤ 0.5).") var fill: Double = 0.45
     @Flag(name: .customLong("detector-frame"), help: "Sample on the seed geometry's detector/rocking grid (patterns are rocking-frame stacks).") var detectorFrame = false
     @Flag(name: .customLong("no-noise"), help: "Expected counts, no Poisson noise.") var noNoise = false
+    @Flag(name: .customLong("truncated-corner"), help: "Cut one corner off the prism (~6% of its volume): a crystal that is not centrosymmetric, whose twin differs in amplitude.") var truncatedCorner = false
     @Option(help: "Output folder.") var out: String
     @Flag(help: "Overwrite existing outputs.") var force = false
     @OptionGroup var common: CommonOptions
@@ -157,6 +159,7 @@ struct SimulateOperando: ParsableCommand {
         var o = OperandoOptions()
         o.size = size; o.seed = seed; o.photons = photons; o.fill = fill; o.poissonNoise = !noNoise
         o.geometry = detectorFrame ? .seedStudy : nil
+        o.truncatedCorner = truncatedCorner
         let fm = FileManager.default
         if fm.fileExists(atPath: out + "/ground_truth.json") && !force {
             throw UsageError("\(out) already holds a simulated series; pass --force to replace it")
@@ -178,9 +181,10 @@ struct SimulateOperando: ParsableCommand {
         // The simulation's own metrics, plus the same quantities under `bragg analyze`'s
         // conventions (what an analysis of perfect reconstructions reports).
         var doc = (try JSONSerialization.jsonObject(with: try JSONEncoder.pretty.encode(series.metrics)) as? [String: Any]) ?? [:]
-        doc["analysis_convention"] = try analysisGroundTruth(objects: series.states.map(\.object), supports: series.states.map(\.support),
-                                                             labels: series.states.map(\.label), geometry: labGeometry(g))
-        doc["analysis_convention_note"] = "Δφ_mean and Ω as bragg analyze computes them on the true objects (core-median global phase, ramp removed, majority common support); compare reconstructions against these"
+        let truth = try SeriesAnalysis.groundTruth(objects: series.states.map(\.object), supports: series.states.map(\.support),
+                                                   labels: series.states.map(\.label), geometry: g)
+        doc["analysis_convention"] = analysisGroundTruth(truth)
+        doc["analysis_convention_note"] = "Δφ_mean, Ω and the edge FWHM as bragg analyze computes them on the true objects (support: amplitude above half its interior level; core-median global phase; ramp removed; majority common support; erf edge fit in the lab frame); compare reconstructions against these. Phase retrieval may return the whole series as the twin of the truth: its Δφ_mean then all change sign (Ω and edge widths stay); decide that once for the series, from the reference's overlap with the true object, never per state"
         let json = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
         try SafeOutput.write(to: out + "/ground_truth.json", overwrite: force) { _ = fm.createFile(atPath: $0, contents: json) }
         if !common.quiet {

@@ -7,7 +7,7 @@ final class GeometryTests: XCTestCase {
     /// The seed's numbers: 13.5 keV, 2θ = 28.8° → |Q| = 3.40·10¹⁰ m⁻¹ (the seed prints
     /// 3.398·10¹⁰) and Q̂ = 0.969 x̂ − 0.249 ẑ.
     func testSeedScatteringVector() throws {
-        let g = LabGeometry.seed
+        let g = BraggGeometry.seedStudy
         try g.validate()
         XCTAssertEqual(g.qMagnitude, 3.40e10, accuracy: 0.002 * 3.40e10)
         XCTAssertEqual(norm(g.q), g.qMagnitude, accuracy: 1e-6 * g.qMagnitude)   // k_f − k_i agrees with 4π sin θ/λ
@@ -20,12 +20,12 @@ final class GeometryTests: XCTestCase {
     /// u = φ/|Q|: 13.8° gives 0.0709 Å. The seed's Table 1 prints 0.142 Å for 13.8°, i.e.
     /// twice φ/|Q| (its factor-2 convention); we print both and they differ by exactly 2.
     func testDisplacementAndSeedFactorTwo() {
-        let g = LabGeometry.seed
+        let g = BraggGeometry.seedStudy
         let u = g.displacement(phase: 13.8 * .pi / 180)
         XCTAssertEqual(u * 1e10, 0.0709, accuracy: 0.0005)
-        let seed = LabGeometry.seedDisplacementFactor * u
+        let seed = BraggGeometry.seedDisplacementFactor * u
         XCTAssertEqual(seed * 1e10, 0.142, accuracy: 0.001)              // the seed's Table 1 value
-        XCTAssertEqual(LabGeometry.seedDisplacementFactor, 2)
+        XCTAssertEqual(BraggGeometry.seedDisplacementFactor, 2)
         // Every Table 1 pair (Δφ°, Å) of the seed obeys the factor 2: 45.5° → 0.467 Å, 22.0° → 0.226 Å.
         for (deg, table) in [(45.5, 0.467), (-1.1, -0.011), (22.0, 0.226), (21.1, 0.217)] {
             XCTAssertEqual(2 * g.displacement(phase: deg * .pi / 180) * 1e10, table, accuracy: 0.002)
@@ -34,29 +34,29 @@ final class GeometryTests: XCTestCase {
 
     /// a_i·b_j = 2π δ_ij / N_j for the detector/rocking grid, and a non-orthogonal basis.
     func testRealSpaceBasisIsDualToReciprocalSteps() throws {
-        var g = LabGeometry.seed
+        var g = BraggGeometry.seedStudy
         g.outOfPlane = 5 * .pi / 180
         let shape = [40, 64, 48]
-        let a = try g.realSpaceBasis(shape: shape), b = g.reciprocalSteps
+        let a = g.realSpaceBasis(shape: shape), b = g.reciprocalBasis
         for i in 0..<3 { for j in 0..<3 {
             let v = dot(a.column(i), b.column(j))
             XCTAssertEqual(v, i == j ? 2 * .pi / Double(shape[j]) : 0, accuracy: 1e-9)
         } }
         // Detector steps are k·p/D and perpendicular to k_f; the rocking step is dω·|â × Q|.
         XCTAssertEqual(norm(b.column(2)), g.wavenumber * g.pixelSize / g.distance, accuracy: 1)
-        XCTAssertEqual(dot(b.column(1), g.outgoing), 0, accuracy: 1e-3)
+        XCTAssertEqual(dot(b.column(1), g.exitDirection), 0, accuracy: 1e-3)
         XCTAssertEqual(norm(b.column(0)), g.rockingStep * norm(cross(g.rockingAxis, g.q)), accuracy: 1e-3)
         // With δ = 5°, the detector elevation shows in k_f.
-        XCTAssertEqual(asin(g.outgoing.y), 5 * .pi / 180, accuracy: 1e-12)
+        XCTAssertEqual(asin(g.exitDirection.y), 5 * .pi / 180, accuracy: 1e-12)
     }
 
     func testBadGeometryIsRejected() {
-        var g = LabGeometry.seed
+        var g = BraggGeometry.seedStudy
         g.twoTheta = 0
         XCTAssertThrowsError(try g.validate()) { e in XCTAssertTrue("\(e)".contains("2θ"), "\(e)") }
-        g = .seed; g.energy = -1
+        g = .seedStudy; g.energy = -1
         XCTAssertThrowsError(try g.validate())
-        g = .seed; g.rockingAxis = g.qHat
+        g = .seedStudy; g.rockingAxis = g.qHat
         XCTAssertThrowsError(try g.validate())
     }
 }
@@ -149,9 +149,12 @@ final class AlignmentTests: XCTestCase {
         // Integer registration: the hole biases an amplitude registration by a fraction of a
         // voxel, which this steep test phase would turn into an offset.
         opt.removeRamp = false; opt.labFrame = false; opt.twinCheck = false; opt.subVoxel = false
+        // The supports as given (with two states, a hole cut from one amplitude-defined support
+        // would leave the majority common support, and nothing would be missing).
+        opt.supportFraction = nil
         let r = try SeriesAnalysis.run(states: [StateInput(label: "full", object: a, support: sup),
                                                  StateInput(label: "holed", object: b, support: sup)],
-                                       geometry: .seed, options: opt)
+                                       geometry: .seedStudy, options: opt)
         XCTAssertEqual(r.states[0].filledVoxels, 0)
         XCTAssertEqual(r.states[1].filledVoxels, hole.count)
         let o = r.states[1].aligned, ref = r.states[0].aligned
@@ -181,7 +184,7 @@ final class SeriesTests: XCTestCase {
         // Truth: support, core (depth ≥ 0.5 max), each phase minus its core median, Δφ wrapped.
         let support = amp.map { $0 > 0.2 ? UInt8(1) : 0 }
         // Depth in physical units (the seed geometry's voxels are not cubic), as the analysis does.
-        let basis = try LabGeometry.seed.realSpaceBasis(shape: shape)
+        let basis = BraggGeometry.seedStudy.realSpaceBasis(shape: shape)
         let depth = Morphology.depth(support, shape: shape, spacing: (0..<3).map { norm(basis.column($0)) })
         let core = Morphology.core(depth: depth, fraction: 0.5)
         let idx = (0..<n).filter { support[$0] != 0 }
@@ -214,7 +217,7 @@ final class SeriesTests: XCTestCase {
         XCTAssertTrue(flips.contains(true) && flips.contains(false), "the draw should flip some states only")
         var opt = AnalysisOptions()
         opt.removeRamp = false
-        let r = try SeriesAnalysis.run(states: states, geometry: .seed, options: opt)
+        let r = try SeriesAnalysis.run(states: states, geometry: .seedStudy, options: opt)
         for s in states.indices {
             XCTAssertEqual(r.states[s].twinFlipped, flips[s], "state \(s)")
             XCTAssertEqual(r.states[s].meanPhaseDifference * 180 / .pi, truthMeans[s] * 180 / .pi, accuracy: 1.0, "state \(s)")
@@ -228,7 +231,7 @@ final class SeriesTests: XCTestCase {
         let iS = cols.firstIndex(of: "mean_relative_displacement_seed_convention_A")!
         for row in r.tableRows() {
             let dphi = row[iP] as! Double, u = row[iU] as! Double, seedU = row[iS] as! Double
-            XCTAssertEqual(u, dphi * .pi / 180 / LabGeometry.seed.qMagnitude * 1e10, accuracy: 1e-9)
+            XCTAssertEqual(u, dphi * .pi / 180 / BraggGeometry.seedStudy.qMagnitude * 1e10, accuracy: 1e-9)
             XCTAssertEqual(seedU, 2 * u, accuracy: 1e-12)
         }
         XCTAssertTrue(r.tableCSV().contains("the seed's Table 1 prints 2*phi/|Q|"))
@@ -283,8 +286,8 @@ final class PhysicsTests: XCTestCase {
     /// geometry) is recovered as ε ± 5% across the interior (here far better).
     func testUniformStrainRecovered() throws {
         let shape = [40, 40, 40]
-        let g = LabGeometry.seed
-        let a = try g.realSpaceBasis(shape: shape)
+        let g = BraggGeometry.seedStudy
+        let a = g.realSpaceBasis(shape: shape)
         let eps = 1.0e-4
         let n = shape.reduce(1, *)
         let amp = Synthetic.amplitude(shape: shape, sigma: 0.8, scale: 1.2)
@@ -323,7 +326,7 @@ final class PhysicsTests: XCTestCase {
         let n = shape.reduce(1, *)
         // A cubic grid of 10 nm voxels, axes along lab z, y, x; Q along x.
         let h = 10e-9
-        let basis = Matrix3(columns: Vector3(0, 0, h), Vector3(0, h, 0), Vector3(h, 0, 0))
+        let basis = Matrix3x3(columns: [Vector3(0, 0, h), Vector3(0, h, 0), Vector3(h, 0, 0)])
         let qHat = Vector3(1, 0, 0), qMag = 3.4e10
         // Line along y through (x, z) = (0.3, −0.4) voxels from the centre: φ = atan2(z, x).
         var obj = ComplexVolume(shape: shape)
@@ -370,7 +373,7 @@ final class PhysicsTests: XCTestCase {
     func testLabResamplingAndExtent() throws {
         let shape = [24, 24, 24]
         let h = 20e-9
-        let basis = Matrix3(columns: Vector3(0, 0, h), Vector3(0, h, 0), Vector3(h, 0, 0))
+        let basis = Matrix3x3(columns: [Vector3(0, 0, h), Vector3(0, h, 0), Vector3(h, 0, 0)])
         var mask = [UInt8](repeating: 0, count: 24 * 24 * 24)
         for i in 5..<19 { for j in 6..<18 { for k in 7..<17 { mask[(i * 24 + j) * 24 + k] = 1 } } }
         let ext = LabFrame.extent(mask: mask, shape: shape, basis: basis)
@@ -396,7 +399,7 @@ final class PhysicsTests: XCTestCase {
                 Complex32(amp[f] + Float(rng.uniform(-0.15, 0.15)), Float(rng.uniform(-0.15, 0.15)))
             }
         }
-        let steps = LabGeometry.seed.reciprocalSteps
+        let steps = BraggGeometry.seedStudy.reciprocalBasis
         let r = try Resolution.prtf(runs: runs, intensity: nil, steps: steps)
         XCTAssertGreaterThan(r.prtf[0], 0.95)
         XCTAssertLessThan(r.prtf.last!, 0.8)
@@ -411,14 +414,14 @@ final class InputTests: XCTestCase {
         let b = ComplexVolume(shape: [16, 16, 12], repeating: Complex32(1, 0))
         let zero = ComplexVolume(shape: [16, 16, 16], repeating: Complex32(0, 0))
         XCTAssertThrowsError(try SeriesAnalysis.run(states: [StateInput(label: "2.5 V", object: a), StateInput(label: "3.0 V", object: b)],
-                                                    geometry: .seed)) { e in
+                                                    geometry: .seedStudy)) { e in
             XCTAssertTrue("\(e)".contains("'3.0 V'") && "\(e)".contains("shape"), "\(e)")
         }
         XCTAssertThrowsError(try SeriesAnalysis.run(states: [StateInput(label: "2.5 V", object: a), StateInput(label: "4 V", object: zero)],
-                                                    geometry: .seed)) { e in
+                                                    geometry: .seedStudy)) { e in
             XCTAssertEqual("\(e)", "state '4 V': the reconstruction is all zeros")
         }
-        var g = LabGeometry.seed
+        var g = BraggGeometry.seedStudy
         g.twoTheta = 0
         XCTAssertThrowsError(try SeriesAnalysis.run(states: [StateInput(label: "x", object: a)], geometry: g)) { e in
             XCTAssertTrue("\(e)".contains("2θ"), "\(e)")
@@ -426,7 +429,7 @@ final class InputTests: XCTestCase {
         var nanObj = a
         nanObj[flat: 5] = Complex32(.nan, 0)
         XCTAssertThrowsError(try SeriesAnalysis.run(states: [StateInput(label: "a", object: a), StateInput(label: "bad", object: nanObj)],
-                                                    geometry: .seed)) { e in XCTAssertTrue("\(e)".contains("'bad'"), "\(e)") }
+                                                    geometry: .seedStudy)) { e in XCTAssertTrue("\(e)".contains("'bad'"), "\(e)") }
     }
 
     func testExperimentFile() throws {
@@ -471,7 +474,7 @@ final class InputTests: XCTestCase {
         XCTAssertEqual(e.options.commonSupport, .union)
         XCTAssertEqual(e.options.labVoxelSize!, 12.5e-9, accuracy: 1e-15)
         let g = try XCTUnwrap(e.geometry)
-        XCTAssertEqual(g.qMagnitude, LabGeometry.seed.qMagnitude, accuracy: 1)
+        XCTAssertEqual(g.qMagnitude, BraggGeometry.seedStudy.qMagnitude, accuracy: 1)
         XCTAssertThrowsError(try e.checkFiles()) { err in
             XCTAssertEqual("\(err)", "experiment file: state '2.5 V': file '/data/exp/s0.npy' does not exist")
         }
