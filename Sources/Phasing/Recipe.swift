@@ -30,13 +30,16 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
     public var beta: Double
     /// Shrink-wrap every `shrinkWrapEvery` iterations of this step (0: support fixed).
     public var shrinkWrapEvery: Int
-    /// Shrink-wrap threshold, a fraction of the maximum of the blurred modulus.
+    /// Shrink-wrap threshold, a fraction of the reference level of the blurred modulus.
     public var threshold: Double
+    /// What the threshold is a fraction of (`ref=max` or `ref=rms`); nil: the run's
+    /// `ShrinkWrapSchedule.reference` (the maximum unless set, `--threshold-reference`).
+    public var reference: ShrinkWrapReference?
 
     public init(_ algorithm: PhasingAlgorithm, iterations: Int, beta: Double = 0.9,
-                shrinkWrapEvery: Int = 20, threshold: Double = 0.2) {
+                shrinkWrapEvery: Int = 20, threshold: Double = 0.2, reference: ShrinkWrapReference? = nil) {
         self.algorithm = algorithm; self.iterations = iterations; self.beta = beta
-        self.shrinkWrapEvery = shrinkWrapEvery; self.threshold = threshold
+        self.shrinkWrapEvery = shrinkWrapEvery; self.threshold = threshold; self.reference = reference
     }
 
     public var description: String {
@@ -44,6 +47,7 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
         if algorithm != .er { s += " beta=\(Recipe.format(beta))" }
         s += " sw=\(shrinkWrapEvery)"
         if shrinkWrapEvery > 0 { s += " threshold=\(Recipe.format(threshold))" }
+        if shrinkWrapEvery > 0, let r = reference { s += " ref=\(r.rawValue)" }
         return s
     }
 }
@@ -51,14 +55,20 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
 /// A sequence of algorithm steps written PyNX-style, e.g.
 /// `"HIO:400 beta=0.9 sw=20, RAAR:300, ER:100"`. Steps are separated by commas (or `;`),
 /// each `NAME:ITERATIONS` followed by optional `key=value` options:
-/// `beta` (0 < β ≤ 1), `sw` (shrink-wrap period in iterations, 0 = off) and
-/// `threshold` (0 < t < 1). Names and keys are case-insensitive.
+/// `beta` (0 < β ≤ 1), `sw` (shrink-wrap period in iterations, 0 = off), `threshold`
+/// (0 < t < 1) and `ref` (`max` or `rms`: what the threshold is a fraction of). Names and
+/// keys are case-insensitive.
 public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     public var steps: [RecipeStep]
 
     /// The recipe used when none is given: HIO finds the shape, RAAR refines it, and ER
-    /// settles into the nearest consistent solution.
-    public static let defaultString = "HIO:400 beta=0.9 sw=20, RAAR:300 beta=0.8 sw=20, ER:100 sw=20"
+    /// settles into the nearest consistent solution. Shrink-wrap thresholds are fractions of
+    /// the RMS of the blurred modulus over the support (`ref=rms`): 0.25 while HIO searches
+    /// (0.3 there collapsed some runs), 0.3 after (at 0.25 some runs settled with a support
+    /// ~5% too large and a worse fit; 0.4 collapses). Measured on the 64³ test prisms
+    /// (bench/README.md, Phasing): with 0.2 of the maximum, 1–2 runs in 4 collapsed, and
+    /// most runs with a detector gap through the Bragg peak.
+    public static let defaultString = "HIO:400 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:300 beta=0.8 sw=20 threshold=0.3 ref=rms, ER:100 sw=20 threshold=0.3 ref=rms"
     public static var standard: Recipe { try! parse(defaultString) }
 
     public init(steps: [RecipeStep]) { self.steps = steps }
@@ -67,7 +77,7 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { steps.map(\.description).joined(separator: ", ") }
 
-    static let optionNames = ["beta", "sw", "threshold"]
+    static let optionNames = ["beta", "sw", "threshold", "ref"]
 
     /// Parses and validates a recipe; errors name the step and suggest the closest valid word.
     public static func parse(_ text: String) throws -> Recipe {
@@ -120,6 +130,11 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
                         throw PhasingError.invalidRecipe("threshold=\(kv[1]) in step \(k + 1): the threshold must be a fraction in (0, 1)")
                     }
                     step.threshold = t
+                case "ref":
+                    guard let r = ShrinkWrapReference(rawValue: kv[1].lowercased()) else {
+                        throw PhasingError.invalidRecipe("ref=\(kv[1]) in step \(k + 1): the shrink-wrap reference must be max or rms")
+                    }
+                    step.reference = r
                 default:
                     let best = closest(key, in: optionNames)
                     throw PhasingError.invalidRecipe("unknown option '\(kv[0])' in step \(k + 1)"

@@ -18,7 +18,9 @@ struct PhaseCommand: ParsableCommand {
             "HIO:400 beta=0.9 sw=20, RAAR:300 beta=0.8, ER:100". Algorithms: ER (ρ ← P_S P_M ρ), \
             HIO (ρ' in S, ρ − βρ' outside), RAAR (ρ' in S, βρ + (1−2β)ρ' outside), with \
             ρ' = P_M ρ. Options: beta, sw (shrink-wrap every sw iterations, 0 = off), \
-            threshold (shrink-wrap fraction of the blurred maximum).
+            threshold (shrink-wrap fraction of the blurred modulus' maximum, or of its RMS over \
+            the support with ref=rms, as in the default recipe; ref=max|rms overrides \
+            --threshold-reference for that step).
 
             With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
             ranked by --rank-by, and the --keep best are aligned (twin, sub-voxel shift, global \

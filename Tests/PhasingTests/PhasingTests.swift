@@ -4,16 +4,20 @@ import Numerics
 
 final class RecipeTests: XCTestCase {
     func testParsesStepsAndOptions() throws {
-        let r = try Recipe.parse("HIO:400 beta=0.7 sw=25, raar:300 threshold=0.15 ; ER:100 sw=0")
+        let r = try Recipe.parse("HIO:400 beta=0.7 sw=25, raar:300 threshold=0.15 ref=RMS ; ER:100 sw=0")
         XCTAssertEqual(r.steps.count, 3)
         XCTAssertEqual(r.steps[0], RecipeStep(.hio, iterations: 400, beta: 0.7, shrinkWrapEvery: 25, threshold: 0.2))
         XCTAssertEqual(r.steps[1].algorithm, .raar)
         XCTAssertEqual(r.steps[1].threshold, 0.15)
+        XCTAssertEqual(r.steps[1].reference, .rms)
+        XCTAssertNil(r.steps[0].reference)
         XCTAssertEqual(r.steps[2].shrinkWrapEvery, 0)
         XCTAssertEqual(r.totalIterations, 800)
         // The description parses back to the same recipe.
         XCTAssertEqual(try Recipe.parse(r.description), r)
         XCTAssertEqual(Recipe.standard.totalIterations, 800)
+        XCTAssertEqual(try Recipe.parse(Recipe.standard.description), Recipe.standard)
+        XCTAssertTrue(Recipe.standard.steps.allSatisfy { $0.reference == .rms })
     }
 
     func testHelpfulErrors() {
@@ -27,6 +31,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(message("HIO:-5").contains("must be positive"))
         XCTAssertTrue(message("HIO").contains("needs an iteration count"))
         XCTAssertTrue(message("HIO:10 beta=1.5").contains("(0, 1]"))
+        XCTAssertTrue(message("HIO:10 ref=mean").contains("max or rms"))
         XCTAssertTrue(message("").contains("empty"))
         XCTAssertTrue(message("HIO:10,,ER:5").contains("step 2 is empty"))
     }
@@ -92,7 +97,7 @@ final class ProjectionTests: XCTestCase {
             XCTAssertEqual(f1[flat: i].modulus, expected, accuracy: 1e-4 * max(1, expected))
         }
         // P_S through the ER update with ρ' = ρ.
-        let support = (0..<n).map { _ in Float(rng.uniform() < 0.3 ? 1 : 0) }
+        let support = (0..<n).map { _ in UInt8(rng.uniform() < 0.3 ? 1 : 0) }
         func ps(_ v: ComplexVolume) -> ComplexVolume {
             var r = v, w = v
             r.withUnsafeMutableFloats { rp in w.withUnsafeMutableFloats { wp in support.withUnsafeBufferPointer { s in
