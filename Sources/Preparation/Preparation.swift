@@ -161,8 +161,9 @@ public struct PreparedPattern {
     /// binning): n/2 per axis, to within half a voxel, when centring worked.
     public var peakInPattern: [Double]
 
-    /// Wall time of each stage of the preparation (seconds), for profiling.
-    public var stageSeconds: [(stage: String, seconds: Double)] = []
+    /// Wall time of each stage of the preparation (seconds) and the CPU time of the thread
+    /// that ran it (without its parallel loops' workers), for profiling.
+    public var stageSeconds: [(stage: String, seconds: Double, threadCPU: Double)] = []
 }
 
 /// Why a preparation could not be done: one sentence naming the scan and file.

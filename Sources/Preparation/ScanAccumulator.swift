@@ -24,7 +24,20 @@ public final class ScanAccumulator {
     let realSum: FloatStorage
     var hasRealSum = false
     var spectrumSum: FloatStorage?
-    var spectrum: FloatStorage?
+    /// Half spectra of the scans being added and read (by index parity when there are two).
+    var spectrumBuffers: [FloatStorage] = []
+    /// Mean wall time of one forward FFT of a scan (0 before the first).
+    var _fftSeconds = 0.0
+    var fftSeconds: Double {
+        stageLock.lock(); defer { stageLock.unlock() }
+        return _fftSeconds
+    }
+
+    /// Makes sure `n` half-spectrum buffers exist (called before any thread uses them).
+    func ensureSpectrumBuffers(_ n: Int) {
+        let h = RealFFTPlan.halfShape(of: stackShape).reduce(1, *)
+        while spectrumBuffers.count < n { spectrumBuffers.append(FloatStorage(count: 2 * h)) }
+    }
     var reports: [ScanReport] = []
     var firstSource: String?
     var referenceBox: RealVolume?
@@ -44,24 +57,43 @@ public final class ScanAccumulator {
     /// Hot pixels found so far (detector positions), kept bad in every scan.
     var knownBad: [UInt8]
     let inverseFlat: [Float]?
+    /// What the correction pass subtracts and multiplies by (0 and 1 when not given).
+    let darkOrZero: RealVolume
+    let flatOrOne: [Float]
     let fixedBad: [UInt8]
     /// Wall time spent in each stage so far (seconds), in first-use order.
-    public private(set) var stageSeconds: [(stage: String, seconds: Double)] = []
+    /// Wall time spent in each stage so far (seconds), and the CPU time of the thread that
+    /// ran it (without the workers of its parallel loops), in first-use order.
+    public private(set) var stageSeconds: [(stage: String, seconds: Double, threadCPU: Double)] = []
 
     let stageLock = NSLock()
+    /// While a second thread reads the next scan, the parallel loops and the FFT of each
+    /// side leave it one core.
+    var pipelining = false
+    var loopThreads: Int { pipelining ? max(1, Parallel.threads - 1) : Parallel.threads }
 
     /// Runs `body`, adding its wall time to `stage` (reading and processing threads both).
     @discardableResult
     func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = DispatchTime.now().uptimeNanoseconds, c0 = threadCPUSeconds()
         defer {
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9, dc = threadCPUSeconds() - c0
             stageLock.lock()
-            if let i = stageSeconds.firstIndex(where: { $0.stage == stage }) { stageSeconds[i].seconds += dt }
-            else { stageSeconds.append((stage, dt)) }
+            if let i = stageSeconds.firstIndex(where: { $0.stage == stage }) {
+                stageSeconds[i].seconds += dt; stageSeconds[i].threadCPU += dc
+            } else {
+                stageSeconds.append((stage, dt, dc))
+            }
             stageLock.unlock()
         }
         return try body()
+    }
+
+    /// CPU time of the calling thread (not of the workers of its parallel loops).
+    func threadCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     public init(stackShape: [Int], options: PreparationOptions = PreparationOptions()) throws {
@@ -100,6 +132,8 @@ public final class ScanAccumulator {
             inverseFlat = nil
         }
         fixedBad = bad
+        darkOrZero = options.dark ?? RealVolume(shape: [rows * cols])
+        flatOrOne = inverseFlat ?? [Float](repeating: 1, count: rows * cols)
         guard options.binning.count == 3, options.binning.allSatisfy({ $0 >= 1 }) else {
             throw PreparationError.invalidOption("binning must give 3 factors ≥ 1 (got \(options.binning))")
         }
@@ -146,17 +180,33 @@ public final class ScanAccumulator {
         spare = second
         let buffers = [scan, second]
         let reader = DispatchQueue(label: "BraggKit.Preparation.reader")
+        ensureSpectrumBuffers(2)
+        pipelining = true
+        defer { pipelining = false }
         let me = Unchecked(self), items = Unchecked(scans), onProgress = Unchecked(progress)
         var current = try load(scans[0], index: firstIndex, into: buffers[0]) { progress?(firstIndex, $0) }
+        // The reading thread has less to do per scan than the adding one (whose forward FFT is
+        // the largest single cost): the time it waits is banked, and when the bank holds an
+        // FFT's worth, it transforms the next scan itself (into the half-spectrum buffer of
+        // that scan's parity) and the adding thread only applies the phase ramp.
+        var bank = 0.0
         for j in 0..<scans.count {
             let next = ResultBox()
             let group = DispatchGroup()
             if j + 1 < scans.count {
                 let buffer = Unchecked(buffers[(j + 1) % 2]), k = firstIndex + j + 1
+                let fft = fftSeconds
+                let transform = fft > 0 && bank >= fft
+                if transform { bank -= fft }
                 reader.async(group: group) {
                     next.result = Result {
-                        try me.value.load(items.value[j + 1], index: k, into: buffer.value,
-                                          progress: { onProgress.value?(k, $0) }, cancelled: { next.cancelled })
+                        var l = try me.value.load(items.value[j + 1], index: k, into: buffer.value,
+                                                  progress: { onProgress.value?(k, $0) }, cancelled: { next.cancelled })
+                        if transform, let r = l.report, r.included, !r.shift.allSatisfy({ abs($0) < 1e-9 }) {
+                            l.spectrum = try me.value.forwardSpectrum(of: l)
+                        }
+                        next.finished = DispatchTime.now().uptimeNanoseconds
+                        return l
                     }
                 }
             }
@@ -168,7 +218,11 @@ public final class ScanAccumulator {
                 group.wait()
                 throw error
             }
+            let processed = DispatchTime.now().uptimeNanoseconds
             group.wait()
+            if next.finished > 0 {
+                bank = min(bank + (Double(processed) - Double(next.finished)) * 1e-9, 4 * fftSeconds)
+            }
             if let n = next.result { current = try n.get() }
         }
         scan = buffers[0]
@@ -180,13 +234,21 @@ public final class ScanAccumulator {
         let source: String
         let data: FloatStorage
         var sum: [Float], high: [Float], low: [Float], badValue: [UInt8]
+        /// Bad pixels (filled in `data`), their kinds, and the total counts.
+        var badList: [Int] = [], hot = 0, dead = 0, other = 0
+        var total = 0.0
+        /// Registration and inclusion.
+        var report: ScanReport?
+        /// The half spectrum, when the reading thread transformed the scan itself.
+        var spectrum: FloatStorage?
     }
 
     /// Checks, reads and corrects one scan into `data` (frames × rows × columns), a block of
-    /// frames at a time, and collects the per-pixel statistics of the bad-pixel search.
-    /// Runs on the reading thread while another scan is processed: it touches only `data`
-    /// and its own results (and sets the monitor reference and first source on scan 0,
-    /// which is loaded before the reading thread starts).
+    /// frames at a time, then finds its bad pixels and fills them. Runs on the reading
+    /// thread while another scan is processed: it touches only `data`, its own results and
+    /// the hot pixels known so far (loads run one after another, in scan order; the
+    /// monitor reference and first source are set by scan 0, loaded before the reading
+    /// thread starts).
     func load(_ input: Scan, index k: Int, into data: FloatStorage, progress: ((Int) -> Void)? = nil,
               cancelled: (() -> Bool)? = nil) throws -> LoadedScan {
         let stack = input.frames
@@ -207,10 +269,12 @@ public final class ScanAccumulator {
                                high: [Float](repeating: -.infinity, count: pix),
                                low: [Float](repeating: .infinity, count: pix),
                                badValue: [UInt8](repeating: 0, count: pix))
-        let block = stack.preferredFramesPerRead.map { min(max($0, 1), 256) } ?? options.framesPerRead
         // Samples read unconverted go to a block buffer and are converted in the correction
-        // pass; otherwise the reader converts to Float in place.
+        // pass; otherwise the reader converts to Float in place. Unchunked samples are read
+        // about 1 MiB at a time, so that the correction pass finds them still in the cache.
         let native = stack.nativeSampleType
+        let cached = native.map { max(1, (1 << 20) / (pix * $0.byteCount)) } ?? options.framesPerRead
+        let block = stack.preferredFramesPerRead.map { min(max($0, 1), 256) } ?? min(options.framesPerRead, cached)
         let raw = native.map { UnsafeMutableRawPointer.allocate(byteCount: block * pix * $0.byteCount, alignment: 64) }
         defer { raw?.deallocate() }
         var f0 = 0
@@ -248,34 +312,44 @@ public final class ScanAccumulator {
             progress?(f0)
         }
         stack.finishedReading()
-        return stats
-    }
 
-    /// Masks, registers and adds a loaded scan.
-    func process(_ loaded: LoadedScan) throws -> ScanReport {
-        scan = loaded.data
-        let k = loaded.index, source = loaded.source
-        let (sum, high, low, badValue) = (loaded.sum, loaded.high, loaded.low, loaded.badValue)
-
-        // 2. Bad pixels on the frame-summed image.
-        let (bad, hot, dead, other) = timed("find bad pixels") { findBadPixels(sum: sum, high: high, low: low, badValue: badValue) }
+        // 2. Bad pixels on the frame-summed image (here, on the reading thread, in scan
+        //    order: the hot pixels found so far are known to the next scan).
+        let (bad, hot, dead, other) = timed("find bad pixels") {
+            findBadPixels(sum: stats.sum, high: stats.high, low: stats.low, badValue: stats.badValue)
+        }
         // Hot pixels belong to the detector: once found, they stay bad in later scans (and, at
         // the end, at every scan's shifted position), even where the Bragg peak drifts over
         // them and hides them from the neighbour test. (Constant pixels are found in every
         // scan by their constancy; a dark fringe can look constant too, and must not spread.)
         for i in 0..<pix where bad[i] == 2 { knownBad[i] = 1 }
         let badList = (0..<pix).filter { bad[$0] != 0 }
-        timed("fill bad pixels") { fillBadPixels(badList, bad: bad) }
+        timed("fill bad pixels") { fillBadPixels(badList, bad: bad, in: data) }
         // Total counts: the good pixels' frame sums, plus the filled values of the bad ones.
         var total = 0.0
-        for i in 0..<pix where bad[i] == 0 { total += Double(sum[i]) }
-        for i in badList { for f in 0..<frames { total += Double(scan.pointer[f * pix + i]) } }
+        for i in 0..<pix where bad[i] == 0 { total += Double(stats.sum[i]) }
+        for i in badList { for f in 0..<frames { total += Double(data.pointer[f * pix + i]) } }
+        stats.badList = badList
+        (stats.hot, stats.dead, stats.other, stats.total) = (hot, dead, other, total)
+        try Interruption.check()
+        stats.report = try registerScan(stats)
+        return stats
+    }
+
+    /// Masks, registers and adds a loaded scan.
+    /// Registers a loaded scan to the first one (on the reading thread, in scan order: the
+    /// reference is the aligned sum of the boxes of the scans before), refills its bad
+    /// voxels near the peak, grows the reference, and says whether the scan is included.
+    func registerScan(_ loaded: LoadedScan) throws -> ScanReport {
+        let data = loaded.data
+        let k = loaded.index, source = loaded.source
+        let (badList, hot, dead, other, total) = (loaded.badList, loaded.hot, loaded.dead, loaded.other, loaded.total)
 
         // 3. Registration to the first scan, on a box around its Bragg peak, against the
         //    aligned sum of the boxes of the scans before.
         var shift = [0.0, 0.0, 0.0]
         var correlation = 1.0
-        let scanVolume = try RealVolume(shape: stackShape, storage: scan)
+        let scanVolume = try RealVolume(shape: stackShape, storage: data)
         if referenceBox == nil {
             let peak = scanVolume.index(ofFlat: scanVolume.argmax())
             boxSize = stackShape.map { min($0, options.registrationBox) }
@@ -295,7 +369,7 @@ public final class ScanAccumulator {
                 if correlation >= options.minCorrelation && !badList.isEmpty {
                     try timed("refill") {
                         try refillFromReference(boxSpectrum: r.boxSpectrum, referenceSpectrum: r.referenceSpectrum,
-                                                boxBad: boxBad, shift: shift, fourier: f)
+                                                boxBad: boxBad, shift: shift, fourier: f, in: data)
                     }
                     if !boxBad.isEmpty { boxSpectrum = nil }   // the box was refilled
                 }
@@ -323,20 +397,31 @@ public final class ScanAccumulator {
         if !(correlation >= options.minCorrelation) {
             report.included = false
             report.note = String(format: "its correlation with the scans before (registered to the first) is %.3f, below the threshold %.3f", correlation, options.minCorrelation)
+        }
+        return report
+    }
+
+    /// Adds a loaded and registered scan to the sum: shifted by the Fourier shift theorem
+    /// (one real-to-complex FFT, a phase ramp, added to the half-spectrum sum), or as it is
+    /// when its shift is zero.
+    func process(_ loaded: LoadedScan) throws -> ScanReport {
+        scan = loaded.data
+        let report = loaded.report!
+        guard report.included else {
             reports.append(report)
             return report
         }
-
+        let shift = report.shift
         // 4. Shift and add.
         try Interruption.check()
         if shift.allSatisfy({ abs($0) < 1e-9 }) {
             let s = SendablePointer(scan.pointer), d = SendablePointer(realSum.pointer)
-            Parallel.forEachChunk(frames * pix) { r in for i in r { d.pointer[i] += s.pointer[i] } }
+            Parallel.forEachChunk(frames * pix, threads: loopThreads) { r in for i in r { d.pointer[i] += s.pointer[i] } }
             hasRealSum = true
         } else {
-            try addShifted(by: shift)
+            try addShifted(loaded, by: shift)
         }
-        timed("mark bad") { markAlignedBad(badList, shift: shift) }
+        timed("mark bad") { markAlignedBad(loaded.badList, shift: shift) }
         reports.append(report)
         return report
     }
@@ -363,7 +448,7 @@ public final class ScanAccumulator {
             let plan = try RealFFTPlan.plan(shape: stackShape, direction: .backward)
             timed("inverse FFT") { plan.execute(real: out.pointer, spectrum: spec.pointer) }
             spectrumSum = nil
-            spectrum = nil
+            spectrumBuffers = []
         } else {
             out = realSum
         }
@@ -471,9 +556,9 @@ public final class ScanAccumulator {
         let pix = self.pix
         let input = SendablePointer(UnsafeMutablePointer(mutating: src)), output = SendablePointer(dst)
         let darkIsStack = options.dark?.rank == 3
-        let dark = options.dark ?? RealVolume(shape: [pix])
-        let flat = inverseFlat ?? [Float](repeating: 1, count: pix)
+        let dark = darkOrZero, flat = flatOrOne
         let scales = monitorScale ?? [Float](repeating: 1, count: frames)
+        let plain = T.alwaysValid && options.dark == nil && inverseFlat == nil
         stats.sum.withUnsafeMutableBufferPointer { sp in
         stats.high.withUnsafeMutableBufferPointer { hp in
         stats.low.withUnsafeMutableBufferPointer { lp in
@@ -484,7 +569,7 @@ public final class ScanAccumulator {
             let l = SendablePointer(lp.baseAddress!), b = SendablePointer(bp.baseAddress!)
             let fl = SendablePointer(UnsafeMutablePointer(mutating: fp.baseAddress!))
             let dk0 = SendablePointer(UnsafeMutablePointer(mutating: dp.baseAddress!))
-            Parallel.forEachChunk(pix, minChunk: 8192) { r in
+            Parallel.forEachChunk(pix, minChunk: 8192, threads: loopThreads) { r in
               // Tiles of 512 pixels: their statistics stay in the L1 cache across the frames.
               for t0 in stride(from: r.lowerBound, to: r.upperBound, by: 512) {
                 let lo = t0, n = min(512, r.upperBound - t0)
@@ -495,6 +580,18 @@ public final class ScanAccumulator {
                     let row = output.pointer + (f - range.lowerBound) * pix + lo
                     let dk = dk0.pointer + (darkIsStack ? f * pix : 0) + lo
                     let scale = scales[f]
+                    if plain {
+                        // Unsigned samples, no dark, no flat field: nothing can be bad here.
+                        for i in 0..<n {
+                            let v = sample[i].floatValue
+                            hi[i] = max(hi[i], v)
+                            low[i] = min(low[i], v)
+                            let w = v * scale
+                            row[i] = w
+                            sum[i] += w
+                        }
+                        continue
+                    }
                     for i in 0..<n {
                         var v = sample[i].floatValue
                         // Negative (detector flags), NaN and Inf mark the pixel bad.
@@ -570,14 +667,14 @@ public final class ScanAccumulator {
     }
 
     /// Replaces bad pixels, in every frame, by the mean of their good 8-neighbours.
-    func fillBadPixels(_ list: [Int], bad: [UInt8]) {
+    func fillBadPixels(_ list: [Int], bad: [UInt8], in storage: FloatStorage) {
         guard !list.isEmpty else { return }
-        let data = SendablePointer(scan.pointer)
+        let data = SendablePointer(storage.pointer)
         let (rows, cols, pix) = (self.rows, self.cols, self.pix)
         bad.withUnsafeBufferPointer { bp in
             let b = bp.baseAddress!
             list.withUnsafeBufferPointer { lp in
-                Parallel.forEach(frames) { f in
+                Parallel.forEach(frames, threads: loopThreads) { f in
                     let frame = data.pointer + f * pix
                     for i in lp {
                         let y = i / cols, x = i % cols
@@ -594,16 +691,29 @@ public final class ScanAccumulator {
         }
     }
 
-    /// Adds the current scan, translated by `shift` (Fourier shift theorem), to the
-    /// half-spectrum sum.
-    func addShifted(by shift: [Double]) throws {
-        let forward = try RealFFTPlan.plan(shape: stackShape, direction: .forward)
-        let h = forward.halfCount
-        if spectrum == nil { spectrum = FloatStorage(count: 2 * h) }
-        if spectrumSum == nil { spectrumSum = FloatStorage(count: 2 * h) }
-        let spec = spectrum!, acc = spectrumSum!
-        timed("forward FFT") { forward.execute(real: scan.pointer, spectrum: spec.pointer) }
-        let half = forward.halfShape
+    /// The half spectrum of a loaded scan, in the spectrum buffer of its index's parity
+    /// (one per thread at a time: the scan being added and the one being read alternate).
+    /// Runs on either thread; the mean FFT time feeds the balance between them.
+    func forwardSpectrum(of loaded: LoadedScan) throws -> FloatStorage {
+        let forward = try RealFFTPlan.plan(shape: stackShape, direction: .forward, threads: loopThreads)
+        if spectrumBuffers.isEmpty { ensureSpectrumBuffers(1) }   // one scan at a time: this thread only
+        let spec = spectrumBuffers[loaded.index % spectrumBuffers.count]
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        timed("forward FFT") { forward.execute(real: loaded.data.pointer, spectrum: spec.pointer) }
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        stageLock.lock()
+        _fftSeconds = _fftSeconds == 0 ? dt : 0.8 * _fftSeconds + 0.2 * dt
+        stageLock.unlock()
+        return spec
+    }
+
+    /// Adds a scan, translated by `shift` (Fourier shift theorem), to the half-spectrum
+    /// sum.
+    func addShifted(_ loaded: LoadedScan, by shift: [Double]) throws {
+        let spec = try loaded.spectrum ?? forwardSpectrum(of: loaded)
+        let half = RealFFTPlan.halfShape(of: stackShape)
+        if spectrumSum == nil { spectrumSum = FloatStorage(count: 2 * half.reduce(1, *)) }
+        let acc = spectrumSum!
         // exp(−2πi f s) per axis; the Nyquist bin of an even axis keeps its real part only.
         func factors(_ a: Int, _ len: Int) -> [Float] {
             let n = stackShape[a]
@@ -623,7 +733,7 @@ public final class ScanAccumulator {
         let sp = SendablePointer(spec.pointer), ap = SendablePointer(acc.pointer)
         timed("phase ramp + add") { g2.withUnsafeBufferPointer { g2p in
             let g2b = g2p.baseAddress!
-            Parallel.forEachChunk(half[0] * n1, minChunk: max(1, 16384 / n2)) { rowsRange in
+            Parallel.forEachChunk(half[0] * n1, minChunk: max(1, 16384 / n2), threads: loopThreads) { rowsRange in
                 for row in rowsRange {
                     let k0 = row / n1, k1 = row % n1
                     let ar = g0[2 * k0], ai = g0[2 * k0 + 1], br = g1[2 * k1], bi = g1[2 * k1 + 1]
@@ -701,9 +811,9 @@ public final class ScanAccumulator {
             let r = try f.upsampledShift(of: b, onto: a, upsampling: options.upsampling)
             return (r.shift, r.correlation, b, a)
         }
-        // A first estimate to ~0.1 pixel (1/4-voxel grid and a parabola) is enough to fill
+        // A first estimate to ~0.1 pixel (the integer peak and a parabola) is enough to fill
         // the bad voxels; then the full precision on the filled boxes.
-        let first = try f.upsampledShift(of: b, onto: a, upsampling: min(options.upsampling, 4))
+        let first = try f.upsampledShift(of: b, onto: a, upsampling: options.upsampling, coarse: true)
         // Box sums: the zero frequencies.
         let scale = Double(b.pointer[0]) / max(Double(a.pointer[0]), 1e-30)
         var fb = b, fa = a
@@ -730,7 +840,7 @@ public final class ScanAccumulator {
     /// its values there come from good pixels). Takes the half spectra of the scan's box
     /// and of the reference as they were registered.
     func refillFromReference(boxSpectrum b: FloatStorage, referenceSpectrum a: FloatStorage, boxBad: [Int],
-                             shift: [Double], fourier f: BoxFourier) throws {
+                             shift: [Double], fourier f: BoxFourier, in data: FloatStorage) throws {
         guard var ref = referenceBox else { return }
         let scale = Double(b.pointer[0]) / max(Double(a.pointer[0]), 1e-30)
         var a = a
@@ -748,7 +858,7 @@ public final class ScanAccumulator {
                 let y = c / bx, x = c % bx
                 for z in 0..<boxSize[0] {
                     let v = max(0, q[z * fp + c] * Float(scale))
-                    scan.pointer[((z + boxStart[0]) * rows + y + boxStart[1]) * cols + x + boxStart[2]] = v
+                    data.pointer[((z + boxStart[0]) * rows + y + boxStart[1]) * cols + x + boxStart[2]] = v
                 }
             }
         }
@@ -768,14 +878,18 @@ public final class ScanAccumulator {
 }
 
 /// Detector samples the correction pass converts to Float as it reads them.
-protocol FrameSample { var floatValue: Float { get } }
-extension UInt8: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
-extension Int8: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
-extension UInt16: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
-extension Int16: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
-extension UInt32: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
-extension Int32: FrameSample { @inline(__always) var floatValue: Float { Float(self) } }
-extension Float: FrameSample { @inline(__always) var floatValue: Float { self } }
+protocol FrameSample {
+    var floatValue: Float { get }
+    /// No value of the type is bad (negative, NaN or Inf): unsigned integers.
+    static var alwaysValid: Bool { get }
+}
+extension UInt8: FrameSample { @inline(__always) var floatValue: Float { Float(self) }; static var alwaysValid: Bool { true } }
+extension Int8: FrameSample { @inline(__always) var floatValue: Float { Float(self) }; static var alwaysValid: Bool { false } }
+extension UInt16: FrameSample { @inline(__always) var floatValue: Float { Float(self) }; static var alwaysValid: Bool { true } }
+extension Int16: FrameSample { @inline(__always) var floatValue: Float { Float(self) }; static var alwaysValid: Bool { false } }
+extension UInt32: FrameSample { @inline(__always) var floatValue: Float { Float(self) }; static var alwaysValid: Bool { true } }
+extension Int32: FrameSample { @inline(__always) var floatValue: Float { Float(self) }; static var alwaysValid: Bool { false } }
+extension Float: FrameSample { @inline(__always) var floatValue: Float { self }; static var alwaysValid: Bool { false } }
 
 /// A value handed to the reading thread (the pipeline guarantees exclusive use).
 struct Unchecked<T>: @unchecked Sendable {
@@ -786,6 +900,8 @@ struct Unchecked<T>: @unchecked Sendable {
 /// The outcome of loading the next scan on the reading thread.
 final class ResultBox: @unchecked Sendable {
     var result: Result<ScanAccumulator.LoadedScan, Error>?
+    /// When the reading thread finished (uptime nanoseconds; 0: not yet).
+    var finished: UInt64 = 0
     private let lock = NSLock()
     private var _cancelled = false
     /// Set when processing failed: the reading thread stops at its next block.

@@ -120,9 +120,11 @@ struct BenchPrepare: ParsableCommand {
                          tr / tp, Parallel.threads, rssMiB))
             if profile, let r = last {
                 print("  " + "open files, monitors".padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", openSeconds))
-                let staged = r.stageSeconds.reduce(0) { $0 + $1.seconds }
+                let staged = r.stageSeconds.reduce(0) { $0 + $1.seconds }   // stages overlap (reading thread)
                 print("  " + "unstaged".padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", prepareSeconds - staged))
-                for (stage, t) in r.stageSeconds { print("  " + stage.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", t)) }
+                for (stage, t, c) in r.stageSeconds {
+                    print("  " + stage.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s (its thread's CPU %.3f s)", t, c))
+                }
                 print("  " + "CXI output".padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%7.3f s", writeSeconds))
             }
             if let r = last {

@@ -113,11 +113,12 @@ struct PrepareCommand: ParsableCommand {
     @Option(name: .customLong("rocking-step"), help: "Rocking step (degrees), overriding the file's.")
     var rockingStep: Double?
 
-    /// gzip level of the output by default: level 1 compresses the sparse counts nearly as
-    /// well as level 4 in a fraction of the time (see bench/README.md).
-    static let defaultCompression = 1
+    /// gzip level of the output by default: none. Deflating a 160×256×250 float pattern
+    /// takes about as long as preparing it (level 1 ≈ 1.3 s, level 4 ≈ 2 s for 23 MB instead
+    /// of 51 MB; see bench/README.md), so it is left to --compression.
+    static let defaultCompression = 0
 
-    @Option(help: "gzip level of the output datasets (0: uncompressed, 1 fast … 9 small).")
+    @Option(help: "gzip level of the output datasets (0: uncompressed, the default; 1 fast … 9 small).")
     var compression: Int = PrepareCommand.defaultCompression
 
     @Flag(help: "Replace an existing output file.")
@@ -199,6 +200,7 @@ struct PrepareCommand: ParsableCommand {
                          r.included ? "" : " — LEFT OUT", r.source))
         }
         let masked = result.mask.sum() / Double(result.mask.count)
+        let counts = result.pattern.sum()
         print(String(format: "pattern %@ (crop %@ at %@, bin %@), Bragg peak at (%@) in the sum, (%@) in the pattern; %.2f%% of voxels masked; %.4g counts → %@",
                      result.pattern.shape.map(String.init).joined(separator: "×"),
                      result.cropSize.map(String.init).joined(separator: "×"),
@@ -206,7 +208,7 @@ struct PrepareCommand: ParsableCommand {
                      result.binning.map(String.init).joined(separator: "×"),
                      result.peak.map { String(format: "%.2f", $0) }.joined(separator: ", "),
                      result.peakInPattern.map { String(format: "%.2f", $0) }.joined(separator: ", "),
-                     masked * 100, result.pattern.sum(), out))
+                     masked * 100, counts, out))
 
         // Geometry: the first scan's NeXus metadata, overridden by the options.
         var g = (stacks[0] as? HDF5FrameStack).map { NeXusGeometry.read(from: $0.file) } ?? CXIGeometry()
@@ -239,7 +241,7 @@ struct PrepareCommand: ParsableCommand {
         arrays["scan_shifts"] = NDArray(result.scans.flatMap { $0.shift }, shape: [result.scans.count, 3])
         arrays["scan_correlations"] = NDArray(result.scans.map { $0.correlation })
         arrays["scan_included"] = NDArray(result.scans.map { $0.included ? 1 : 0 } as [Int])
-        let metrics: [String: Double] = ["masked_fraction": masked, "total_counts": result.pattern.sum(),
+        let metrics: [String: Double] = ["masked_fraction": masked, "total_counts": counts,
                                          "scans_summed": Double(included.count)]
         let cxi = CXIResults(pattern: result.pattern, mask: result.mask, parameters: params, metrics: metrics,
                              arrays: arrays, geometry: g, programName: "BraggKit \(Bragg.version) prepare")
