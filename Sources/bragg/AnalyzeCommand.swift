@@ -15,9 +15,13 @@ struct AnalyzeCommand: ParsableCommand {
             `bragg phase`, or complex .npy / FILE:DATASET), with --labels. Command-line \
             geometry and analysis options override the experiment file.
 
-            Every state is brought onto the reference (the first unless --reference): object or \
-            twin by amplitude correlation, sub-voxel registration, phase ramp removal, zero \
-            median phase in the core, common support, missing density filled. Then Δφ against \
+            Each state's support is where its amplitude exceeds half its interior level \
+            (--support-fraction). Every state is brought onto the reference (the first unless \
+            --reference): phase ramp removed, object or twin by the larger complex overlap with \
+            the reference after sub-voxel registration (table columns overlap_object, \
+            overlap_twin), sub-voxel registration of the amplitudes, zero median phase in the \
+            core, common support, missing density filled. The reference itself may be the twin \
+            of the true object: the whole series then has every Δφ with its sign changed. Then Δφ against \
             the reference, u = φ/|Q|, strain along Q from the complex field, resolution, and the \
             PCA of the Δφ (Eqs. 2–4 of Serban et al. 2024).
 
