@@ -55,9 +55,9 @@ func phasingChunks(_ count: Int, threads: Int, _ body: (Int, Range<Int>) -> Void
 /// Kept free of allocation and branches so that they vectorise.
 public enum PhasingKernels {
     /// P_M fused with the inverse FFT's 1/N: F ← F · (√I / |F|) / N where `amp` = √I ≥ 0 is
-    /// measured. Masked pixels hold −(1 + b): the model is kept, F ← F / N, when its modulus
-    /// is at most b (b = +∞, `amp` = −∞, leaves them entirely free); above b it is clipped
-    /// to b (an optional bound while a run starts, see `PhasingOptions.maskedBound`).
+    /// measured; masked pixels (`amp` < 0) are free: the model is kept, F ← F / N. One square
+    /// root and one division per pixel (vectorised, 8 pixels a time): this pass is bound by
+    /// them rather than by memory at 128³.
     @inlinable
     public static func projectModulus(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
                                       range: Range<Int>, scale: Float) {
@@ -65,7 +65,7 @@ public enum PhasingKernels {
             let re = f[2 &* i], im = f[2 &* i &+ 1]
             let a = amp[i]
             let m = (re * re + im * im + 1e-30).squareRoot()
-            let g = (a >= 0 ? a / m : min(1, (-1 - a) / m)) * scale
+            let g = (a >= 0 ? a / m : 1) * scale
             f[2 &* i] = re * g
             f[2 &* i &+ 1] = im * g
         }
@@ -91,7 +91,7 @@ public enum PhasingKernels {
                 sAF += ap * m
                 sFF += measured ? m2 : 0
                 sAA += ap * ap
-                let g = (measured ? a / m : min(1, (-1 - a) / m)) * scale
+                let g = (measured ? a / m : 1) * scale
                 f[2 &* i] = re * g
                 f[2 &* i &+ 1] = im * g
             }
@@ -133,7 +133,7 @@ public final class PhasingEngine: @unchecked Sendable {
     let work: FloatStorage
     /// The support S in FFT order, one byte per voxel (1 inside).
     let support: UnsafeMutablePointer<UInt8>
-    /// √I with −∞ on masked pixels and on this run's free pixels (−(1+b) while bounded).
+    /// √I with −∞ on masked pixels and on this run's free pixels.
     let amp: FloatStorage
     /// Amplitudes for the random start (masked pixels interpolated).
     let startAmp: FloatStorage
@@ -216,29 +216,6 @@ public final class PhasingEngine: @unchecked Sendable {
             }
         }
         iteration = 0; chi2History = []
-    }
-
-    /// Bounds the modulus of masked (not free) pixels to `factor` × their interpolated
-    /// amplitude (factor nil: leaves them free again, the P_M of DESIGN.md).
-    public func boundMaskedPixels(factor: Double?) {
-        let a = amp.pointer, st = startAmp.pointer
-        var isFree = [Bool](repeating: false, count: 0)
-        if !freeIndex.isEmpty {
-            isFree = [Bool](repeating: false, count: count)
-            for i in freeIndex { isFree[i] = true }
-        }
-        for i in 0..<count where a[i] < 0 {
-            if !isFree.isEmpty && isFree[i] { continue }
-            a[i] = factor.map { -1 - Float($0) * st[i] } ?? -.infinity
-        }
-    }
-
-    /// Pins masked (not free) pixels to their interpolated amplitude, as if measured.
-    func pinMaskedPixels() {
-        let a = amp.pointer, st = startAmp.pointer
-        var isFree = [Bool](repeating: false, count: count)
-        for i in freeIndex { isFree[i] = true }
-        for i in 0..<count where a[i] < 0 && !isFree[i] { a[i] = st[i] }
     }
 
     /// Starts from a given object (FFT order, interleaved complex), e.g. for tests.
