@@ -1,0 +1,88 @@
+import CFFTW
+import Foundation
+
+/// A batch of equal complex-to-complex transforms (FFTW's "many" interface), in place:
+/// `howmany` transforms of `shape`, elements `stride` complex values apart within one
+/// transform, consecutive transforms `distance` apart. Executed at any base pointer whose
+/// address is 64-byte aligned modulo the planning alignment (callers offset by multiples of
+/// 8 complex values). Lets a caller split a 3D transform into plane and column passes and do
+/// its own elementwise work while a plane or a slab is still in cache (the Phasing engine).
+/// Unnormalised, as FFTW. Single-threaded: run several on disjoint data concurrently.
+public final class FFTBatchPlan: @unchecked Sendable {
+    public let shape: [Int]
+    public let howmany: Int
+    public let stride: Int
+    public let distance: Int
+    public let direction: FFTDirection
+    let plan: fftwf_plan
+    /// Complex elements from the first to one past the last touched.
+    public let span: Int
+
+    init(shape: [Int], howmany: Int, stride: Int, distance: Int, direction: FFTDirection, effort: FFTEffort) throws {
+        guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }), howmany > 0, stride > 0, distance >= 0 else {
+            throw NumericsError.invalidArgument("cannot plan a batch of \(howmany) FFTs of shape \(shape), stride \(stride), distance \(distance)")
+        }
+        self.shape = shape; self.howmany = howmany; self.stride = stride; self.distance = distance
+        self.direction = direction
+        let inner = shape.reduce(1, *)
+        span = (inner - 1) * stride + (howmany - 1) * distance + 1
+        // Planning with MEASURE overwrites its array: plan on scratch memory.
+        let scratch = FloatStorage(count: 2 * span)
+        var dims = shape.map { Int32($0) }
+        // Row-major embedding: a transform of rank r with unit element step `stride`.
+        var embed = dims
+        FFTPlanner.lock.lock()
+        defer { FFTPlanner.lock.unlock() }
+        FFTPlanner.initThreadsOnce()
+        fftwf_plan_with_nthreads(1)
+        let p = scratch.pointer.withMemoryRebound(to: fftwf_complex.self, capacity: span) { a in
+            fftwf_plan_many_dft(Int32(shape.count), &dims, Int32(howmany), a, &embed, Int32(stride), Int32(distance),
+                                a, &embed, Int32(stride), Int32(distance), direction.sign, effort.flags)
+        }
+        guard let p else {
+            throw NumericsError.invalidArgument("FFTW could not plan a batch of \(howmany) FFTs of shape \(shape)")
+        }
+        plan = p
+        FFTPlanner.planned(effort: effort)
+    }
+
+    deinit {
+        FFTPlanner.lock.lock()
+        fftwf_destroy_plan(plan)
+        FFTPlanner.lock.unlock()
+    }
+
+    /// Transforms the batch starting at `base` in place.
+    @inlinable
+    public func execute(_ base: UnsafeMutablePointer<Float>) { executeUnchecked(base) }
+
+    @usableFromInline
+    func executeUnchecked(_ base: UnsafeMutablePointer<Float>) {
+        base.withMemoryRebound(to: fftwf_complex.self, capacity: span) { c in fftwf_execute_dft(plan, c, c) }
+    }
+}
+
+extension FFTPlanner {
+    nonisolated(unsafe) static var batchCache: [BatchKey: FFTBatchPlan] = [:]
+
+    struct BatchKey: Hashable {
+        let shape: [Int]; let howmany: Int; let stride: Int; let distance: Int; let forward: Bool; let effort: FFTEffort
+    }
+
+    /// A batch plan from the cache, made on first use (see `FFTBatchPlan`).
+    public static func batchPlan(shape: [Int], howmany: Int, stride: Int, distance: Int, direction: FFTDirection,
+                                 effort: FFTEffort? = nil) throws -> FFTBatchPlan {
+        let key = BatchKey(shape: shape, howmany: howmany, stride: stride, distance: distance,
+                           forward: direction == .forward, effort: effort ?? defaultEffort)
+        cacheLock.lock()
+        if let p = batchCache[key] { cacheLock.unlock(); return p }
+        cacheLock.unlock()
+        let p = try FFTBatchPlan(shape: shape, howmany: howmany, stride: stride, distance: distance,
+                                 direction: direction, effort: key.effort)
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let existing = batchCache[key] { return existing }
+        batchCache[key] = p
+        return p
+    }
+}
