@@ -12,6 +12,9 @@ final class ProgressBar: @unchecked Sendable {
     private var lastDraw = Date.distantPast
     private var lastStage = ""
     private var stageStart = Date()
+    /// `done` of the stage's first report: work resumed part-way (a checkpoint) does not
+    /// count towards the rate.
+    private var stageFirstDone = 0
     private var drewLine = false
 
     init(quiet: Bool = false, unit: String = "it") {
@@ -26,13 +29,13 @@ final class ProgressBar: @unchecked Sendable {
         guard !quiet else { return }
         lock.lock(); defer { lock.unlock() }
         let now = Date()
-        if r.stage != lastStage { lastStage = r.stage; stageStart = now }
+        if r.stage != lastStage { lastStage = r.stage; stageStart = now; stageFirstDone = max(0, r.done - 1) }
         let finished = r.total > 0 && r.done >= r.total
         let interval = isTerminal ? 0.1 : 5.0
         guard finished || now.timeIntervalSince(lastDraw) >= interval || r.done == 0 else { return }
         lastDraw = now
         let elapsed = now.timeIntervalSince(stageStart)
-        let rate = elapsed > 0 ? Double(r.done) / elapsed : 0
+        let rate = elapsed > 0 ? Double(r.done - stageFirstDone) / elapsed : 0
         var parts: [String] = [r.stage]
         if r.total > 0 {
             let frac = min(1, Double(r.done) / Double(r.total))
