@@ -47,14 +47,6 @@ public struct Mesh: Sendable {
     }
 }
 
-@inline(__always) func cross(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
-    SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
-}
-
-@inline(__always) func cross(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> SIMD3<Float> {
-    SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
-}
-
 /// Isosurface extraction by marching tetrahedra: every cube of the grid is cut into the
 /// six tetrahedra of the Kuhn triangulation around its main diagonal, which neighbouring
 /// cubes share face by face. Unlike the 256-case marching cubes, no case is ambiguous, so

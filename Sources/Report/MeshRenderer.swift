@@ -1,4 +1,5 @@
 import Foundation
+import Numerics
 
 /// A mesh to draw, with its colour (when the mesh has no vertex colours) and opacity.
 public struct MeshLayer: Sendable {
