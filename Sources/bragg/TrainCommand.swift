@@ -101,6 +101,9 @@ struct TrainCommand: ParsableCommand {
         let trainer = resume ? try Trainer.resume(from: out, options: o) : try Trainer(options: o)
         let bar = ProgressBar(quiet: common.quiet, unit: "pairs")
         bar.message("training \(trainer.net.architecture), \(trainer.net.parameterCount) parameters, \(samples) pairs × \(epochs) epochs, batch \(batch), \(Parallel.threads) thread(s)" + (resume ? ", resuming after epoch \(trainer.epochsDone)" + (trainer.pairsDone > 0 ? " and \(trainer.pairsDone) pair(s)" : "") : ""))
+        if resume, let t = try SafetensorsFile.read(from: out).metadata["train_threads"].flatMap(Int.init), t != Parallel.threads {
+            bar.message("bragg: note: the checkpoint was trained with \(t) thread(s) and this run uses \(Parallel.threads): the model will differ, in rounding, from an uninterrupted run with either")
+        }
         let command = CommandLine.arguments.joined(separator: " ")
         var lastCheckpoint = Date()
         func save() throws {
