@@ -137,6 +137,8 @@ public final class Trainer {
     public private(set) var history: [(epoch: Int, train: Double, validation: Double, chi2: Double)] = []
     /// Loss history of the run this one resumed ("epoch:train/validation,…").
     var previousHistory = ""
+    /// The model this run started from (`initialised(from:options:)`), for the metadata.
+    var initRecord: String?
     /// Wall seconds of training, including earlier runs that this one resumed.
     public var wallSeconds = 0.0
 
@@ -165,7 +167,21 @@ public final class Trainer {
             throw NeuralError.modelFile(path: path, problem: "its checkpoint is \(t.pairsDone) pairs into an epoch, but --samples is \(options.samples)")
         }
         t.previousHistory = file.metadata["loss_history"] ?? ""
+        t.initRecord = file.metadata["train_init"]
         t.wallSeconds = file.metadata["train_wall_seconds"].flatMap(Double.init) ?? 0
+        return t
+    }
+
+    /// Starts from the weights of a trained model with a fresh optimiser and schedule
+    /// (fine-tuning); the model's own training record goes into this run's metadata.
+    public static func initialised(from path: String, options: TrainingOptions) throws -> Trainer {
+        let (net, file) = try PhaseNet.load(from: path, expected: options.architecture)
+        let t = try Trainer(options: options, net: net)
+        let m = file.metadata
+        var record = "\((path as NSString).lastPathComponent): seed \(m["train_seed"] ?? "?"), \(m["train_samples"] ?? "?") pairs × \(m["train_epochs"] ?? "?") epochs, \(m["epochs_done"] ?? "0") done + \(m["epoch_pairs_done"] ?? "0") pairs"
+        if let w = m["train_wall_seconds"] { record += ", \(w) s" }
+        if let earlier = m["train_init"] { record += "; it started from " + earlier }
+        t.initRecord = record
         return t
     }
 
@@ -281,6 +297,7 @@ public final class Trainer {
         meta["loss_history"] = ([previousHistory].filter { !$0.isEmpty } + h).joined(separator: ",")
         meta["train_wall_seconds"] = String(format: "%.1f", wallSeconds)
         meta["train_threads"] = String(Parallel.threads)
+        if let r = initRecord { meta["train_init"] = r }
         try net.save(to: path, metadata: meta, optimizer: optimizer)
     }
 }

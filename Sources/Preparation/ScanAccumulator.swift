@@ -26,12 +26,12 @@ public final class ScanAccumulator {
     var spectrumSum: FloatStorage?
     /// Half spectra of the scans being added and read (by index parity when there are two).
     var spectrumBuffers: [FloatStorage] = []
-    /// Mean wall time of one forward FFT of a scan (0 before the first).
-    var _fftSeconds = 0.0
-    var fftSeconds: Double {
-        stageLock.lock(); defer { stageLock.unlock() }
-        return _fftSeconds
-    }
+    /// The adding thread's loops that the reading thread joins once it has read its scan
+    /// (set while `add(_:)` pipelines).
+    var shared: SharedLoops?
+    /// Whether the forward FFT of a shifted scan runs as frame and column passes (tests
+    /// turn it off to compare with one 3D plan).
+    nonisolated(unsafe) static var splitTransform = true
 
     /// Makes sure `n` half-spectrum buffers exist (called before any thread uses them).
     func ensureSpectrumBuffers(_ n: Int) {
@@ -180,49 +180,43 @@ public final class ScanAccumulator {
         spare = second
         let buffers = [scan, second]
         let reader = DispatchQueue(label: "BraggKit.Preparation.reader")
-        ensureSpectrumBuffers(2)
         pipelining = true
         defer { pipelining = false }
         let me = Unchecked(self), items = Unchecked(scans), onProgress = Unchecked(progress)
         var current = try load(scans[0], index: firstIndex, into: buffers[0]) { progress?(firstIndex, $0) }
         // The reading thread has less to do per scan than the adding one (whose forward FFT is
-        // the largest single cost): the time it waits is banked, and when the bank holds an
-        // FFT's worth, it transforms the next scan itself (into the half-spectrum buffer of
-        // that scan's parity) and the adding thread only applies the phase ramp.
-        var bank = 0.0
+        // the largest single cost): once it has read the next scan, it joins the adding
+        // thread's loops (frame FFTs, column FFTs with the phase ramp) until that step ends.
+        let share = SharedLoops()
+        shared = share
+        defer { shared = nil }
         for j in 0..<scans.count {
             let next = ResultBox()
             let group = DispatchGroup()
+            share.beginStep()
             if j + 1 < scans.count {
                 let buffer = Unchecked(buffers[(j + 1) % 2]), k = firstIndex + j + 1
-                let fft = fftSeconds
-                let transform = fft > 0 && bank >= fft
-                if transform { bank -= fft }
                 reader.async(group: group) {
                     next.result = Result {
-                        var l = try me.value.load(items.value[j + 1], index: k, into: buffer.value,
-                                                  progress: { onProgress.value?(k, $0) }, cancelled: { next.cancelled })
-                        if transform, let r = l.report, r.included, !r.shift.allSatisfy({ abs($0) < 1e-9 }) {
-                            l.spectrum = try me.value.forwardSpectrum(of: l)
-                        }
-                        next.finished = DispatchTime.now().uptimeNanoseconds
-                        return l
+                        try me.value.load(items.value[j + 1], index: k, into: buffer.value,
+                                          progress: { onProgress.value?(k, $0) }, cancelled: { next.cancelled })
+                    }
+                    if case .success = next.result {
+                        me.value.timed("reader helps") { _ = share.help() }
                     }
                 }
             }
             do {
                 let r = try process(current)
+                share.endStep()
                 report?(r)
             } catch {
                 next.cancelled = true
+                share.endStep()
                 group.wait()
                 throw error
             }
-            let processed = DispatchTime.now().uptimeNanoseconds
             group.wait()
-            if next.finished > 0 {
-                bank = min(bank + (Double(processed) - Double(next.finished)) * 1e-9, 4 * fftSeconds)
-            }
             if let n = next.result { current = try n.get() }
         }
         scan = buffers[0]
@@ -239,8 +233,6 @@ public final class ScanAccumulator {
         var total = 0.0
         /// Registration and inclusion.
         var report: ScanReport?
-        /// The half spectrum, when the reading thread transformed the scan itself.
-        var spectrum: FloatStorage?
     }
 
     /// Checks, reads and corrects one scan into `data` (frames × rows × columns), a block of
@@ -331,13 +323,10 @@ public final class ScanAccumulator {
         for i in badList { for f in 0..<frames { total += Double(data.pointer[f * pix + i]) } }
         stats.badList = badList
         (stats.hot, stats.dead, stats.other, stats.total) = (hot, dead, other, total)
-        try Interruption.check()
-        stats.report = try registerScan(stats)
         return stats
     }
 
-    /// Masks, registers and adds a loaded scan.
-    /// Registers a loaded scan to the first one (on the reading thread, in scan order: the
+    /// Registers a loaded scan to the first one (on the adding thread, in scan order: the
     /// reference is the aligned sum of the boxes of the scans before), refills its bad
     /// voxels near the peak, grows the reference, and says whether the scan is included.
     func registerScan(_ loaded: LoadedScan) throws -> ScanReport {
@@ -404,7 +393,13 @@ public final class ScanAccumulator {
     /// Adds a loaded and registered scan to the sum: shifted by the Fourier shift theorem
     /// (one real-to-complex FFT, a phase ramp, added to the half-spectrum sum), or as it is
     /// when its shift is zero.
-    func process(_ loaded: LoadedScan) throws -> ScanReport {
+    func process(_ loadedScan: LoadedScan) throws -> ScanReport {
+        // Registration runs here, on the adding thread, not on the reading one: with
+        // compressed files reading is the slower side, and the adding side's loops are
+        // shared with the reading thread when it is the faster one.
+        var loaded = loadedScan
+        try Interruption.check()
+        loaded.report = try registerScan(loaded)
         scan = loaded.data
         let report = loaded.report!
         guard report.included else {
@@ -691,26 +686,23 @@ public final class ScanAccumulator {
         }
     }
 
-    /// The half spectrum of a loaded scan, in the spectrum buffer of its index's parity
-    /// (one per thread at a time: the scan being added and the one being read alternate).
-    /// Runs on either thread; the mean FFT time feeds the balance between them.
-    func forwardSpectrum(of loaded: LoadedScan) throws -> FloatStorage {
-        let forward = try RealFFTPlan.plan(shape: stackShape, direction: .forward, threads: loopThreads)
-        if spectrumBuffers.isEmpty { ensureSpectrumBuffers(1) }   // one scan at a time: this thread only
-        let spec = spectrumBuffers[loaded.index % spectrumBuffers.count]
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        timed("forward FFT") { forward.execute(real: loaded.data.pointer, spectrum: spec.pointer) }
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        stageLock.lock()
-        _fftSeconds = _fftSeconds == 0 ? dt : 0.8 * _fftSeconds + 0.2 * dt
-        stageLock.unlock()
-        return spec
+    /// Runs `body(i)` for i in 0..<count: shared with the reading thread while pipelining
+    /// on two cores, spread over the loop threads otherwise.
+    func chunkLoop(_ count: Int, _ body: @escaping (Int) -> Void) {
+        if let s = shared, loopThreads == 1 { s.run(count, body) } else { Parallel.forEach(count, threads: loopThreads, body) }
     }
 
-    /// Adds a scan, translated by `shift` (Fourier shift theorem), to the half-spectrum
-    /// sum.
+    /// Adds a scan, translated by `shift` (Fourier shift theorem), to the half-spectrum sum:
+    /// sum += FFT(scan) · exp(−2πi q·s).
+    ///
+    /// The 3D real-to-complex FFT is done as its two passes, each a loop of independent
+    /// chunks that the reading thread can join: 2D r2c FFTs of the frames into the
+    /// half-spectrum buffer, then 1D FFTs along the frame axis in blocks of columns, each
+    /// block phase-ramped and added to the sum while it is still in cache. (A frame shape
+    /// whose planes would break FFTW's alignment falls back to one 3D plan.)
     func addShifted(_ loaded: LoadedScan, by shift: [Double]) throws {
-        let spec = try loaded.spectrum ?? forwardSpectrum(of: loaded)
+        ensureSpectrumBuffers(1)
+        let spec = spectrumBuffers[0]
         let half = RealFFTPlan.halfShape(of: stackShape)
         if spectrumSum == nil { spectrumSum = FloatStorage(count: 2 * half.reduce(1, *)) }
         let acc = spectrumSum!
@@ -729,27 +721,71 @@ public final class ScanAccumulator {
             return out
         }
         let g0 = factors(0, half[0]), g1 = factors(1, half[1]), g2 = factors(2, half[2])
-        let n1 = half[1], n2 = half[2]
+        let hc = half[2], plane = rows * hc      // complex values per frame of the half spectrum
+        // The in-frame factor of every column (row k1, column k2): g1[k1] · g2[k2].
+        let inFrame = FloatStorage(count: 2 * plane)
+        for k1 in 0..<rows {
+            let br = g1[2 * k1], bi = g1[2 * k1 + 1]
+            for k2 in 0..<hc {
+                let cr = g2[2 * k2], ci = g2[2 * k2 + 1], c = 2 * (k1 * hc + k2)
+                inFrame.pointer[c] = br * cr - bi * ci
+                inFrame.pointer[c + 1] = br * ci + bi * cr
+            }
+        }
         let sp = SendablePointer(spec.pointer), ap = SendablePointer(acc.pointer)
-        timed("phase ramp + add") { g2.withUnsafeBufferPointer { g2p in
-            let g2b = g2p.baseAddress!
-            Parallel.forEachChunk(half[0] * n1, minChunk: max(1, 16384 / n2), threads: loopThreads) { rowsRange in
-                for row in rowsRange {
-                    let k0 = row / n1, k1 = row % n1
-                    let ar = g0[2 * k0], ai = g0[2 * k0 + 1], br = g1[2 * k1], bi = g1[2 * k1 + 1]
-                    let rr = ar * br - ai * bi, ri = ar * bi + ai * br
-                    let base = 2 * row * n2
-                    let s = sp.pointer + base, d = ap.pointer + base
-                    for k in 0..<n2 {
-                        let fr = rr * g2b[2 * k] - ri * g2b[2 * k + 1]
-                        let fi = rr * g2b[2 * k + 1] + ri * g2b[2 * k]
-                        let xr = s[2 * k], xi = s[2 * k + 1]
-                        d[2 * k] += xr * fr - xi * fi
-                        d[2 * k + 1] += xr * fi + xi * fr
+        let hp = SendablePointer(inFrame.pointer), data = SendablePointer(loaded.data.pointer)
+        let frameCount = frames, pixels = pix
+        // Ramp and add for `m` columns from column c0, frames 0..<frames.
+        let rampAndAdd: @Sendable (Int, Int) -> Void = { c0, m in
+            g0.withUnsafeBufferPointer { g in
+                for k0 in 0..<frameCount {
+                    let ar = g[2 * k0], ai = g[2 * k0 + 1]
+                    let base = 2 * (k0 * plane + c0)
+                    let s = sp.pointer + base, d = ap.pointer + base, h = hp.pointer + 2 * c0
+                    for c in 0..<m {
+                        let hr = h[2 * c], hi = h[2 * c + 1]
+                        let fr = ar * hr - ai * hi, fi = ar * hi + ai * hr
+                        let xr = s[2 * c], xi = s[2 * c + 1]
+                        d[2 * c] += xr * fr - xi * fi
+                        d[2 * c + 1] += xr * fi + xi * fr
                     }
                 }
             }
-        } }
+        }
+        // FFTW executes a plan on other arrays only at the alignment it was planned for:
+        // frames and half-spectrum planes must start on 64-byte boundaries.
+        guard ScanAccumulator.splitTransform && pix % 16 == 0 && plane % 8 == 0 else {
+            let forward = try RealFFTPlan.plan(shape: stackShape, direction: .forward, threads: loopThreads)
+            timed("forward FFT") { forward.execute(real: loaded.data.pointer, spectrum: spec.pointer) }
+            let block = 256
+            timed("phase ramp + add") {
+                chunkLoop((plane + block - 1) / block) { j in rampAndAdd(j * block, min(block, plane - j * block)) }
+            }
+            return
+        }
+        let framePlan = try RealFFTPlan.plan(shape: [rows, cols], direction: .forward, threads: 1)
+        let block = 256                                  // columns per chunk (a multiple of 8)
+        let columnPlan = try FFTPlanner.batchPlan(shape: [frames], howmany: min(block, plane), stride: plane, distance: 1,
+                                                  direction: .forward)
+        let tail = plane % block
+        let tailPlan = plane > block && tail > 0
+            ? try FFTPlanner.batchPlan(shape: [frames], howmany: tail, stride: plane, distance: 1, direction: .forward)
+            : columnPlan
+        let framesPerChunk = 4
+        timed("FFT of frames") {
+            chunkLoop((frameCount + framesPerChunk - 1) / framesPerChunk) { j in
+                for f in (j * framesPerChunk)..<min(frameCount, (j + 1) * framesPerChunk) {
+                    framePlan.execute(real: data.pointer + f * pixels, spectrum: sp.pointer + 2 * f * plane)
+                }
+            }
+        }
+        timed("FFT of columns + ramp") {
+            chunkLoop((plane + block - 1) / block) { j in
+                let c0 = j * block, m = min(block, plane - c0)
+                (m == columnPlan.howmany ? columnPlan : tailPlan).execute(sp.pointer + 2 * c0)
+                rampAndAdd(c0, m)
+            }
+        }
     }
 
     /// Marks the scan's bad pixels at their shifted positions (both neighbouring pixels
@@ -900,8 +936,6 @@ struct Unchecked<T>: @unchecked Sendable {
 /// The outcome of loading the next scan on the reading thread.
 final class ResultBox: @unchecked Sendable {
     var result: Result<ScanAccumulator.LoadedScan, Error>?
-    /// When the reading thread finished (uptime nanoseconds; 0: not yet).
-    var finished: UInt64 = 0
     private let lock = NSLock()
     private var _cancelled = false
     /// Set when processing failed: the reading thread stops at its next block.

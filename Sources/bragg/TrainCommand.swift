@@ -42,6 +42,12 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue from the checkpoint in --out.")
     var resume = false
 
+    @Option(name: .customLong("init"), help: ArgumentHelp(
+        "Start from the weights of this model (same architecture) with a fresh optimiser and learning-rate schedule.",
+        discussion: "Fine-tuning: e.g. a short run with a decaying rate after a long run at its peak rate. Use another --seed than the model's so the pairs are new.",
+        valueName: "model"))
+    var initModel: String?
+
     @Flag(help: "Overwrite an existing --out without --resume.")
     var force = false
 
@@ -98,9 +104,17 @@ struct TrainCommand: ParsableCommand {
             throw UsageError("\(out) exists: pass --resume to continue training it or --force to start again")
         }
         if resume && !exists { throw UsageError("--resume: no checkpoint at \(out)") }
-        let trainer = resume ? try Trainer.resume(from: out, options: o) : try Trainer(options: o)
+        if resume && initModel != nil { throw UsageError("--init and --resume exclude each other: a resumed run continues from its own checkpoint") }
+        let trainer: Trainer
+        if resume {
+            trainer = try Trainer.resume(from: out, options: o)
+        } else if let m = initModel {
+            trainer = try Trainer.initialised(from: m, options: o)
+        } else {
+            trainer = try Trainer(options: o)
+        }
         let bar = ProgressBar(quiet: common.quiet, unit: "pairs")
-        bar.message("training \(trainer.net.architecture), \(trainer.net.parameterCount) parameters, \(samples) pairs × \(epochs) epochs, batch \(batch), \(Parallel.threads) thread(s)" + (resume ? ", resuming after epoch \(trainer.epochsDone)" + (trainer.pairsDone > 0 ? " and \(trainer.pairsDone) pair(s)" : "") : ""))
+        bar.message("training \(trainer.net.architecture), \(trainer.net.parameterCount) parameters, \(samples) pairs × \(epochs) epochs, batch \(batch), \(Parallel.threads) thread(s)" + (initModel.map { ", starting from the weights of \($0)" } ?? "") + (resume ? ", resuming after epoch \(trainer.epochsDone)" + (trainer.pairsDone > 0 ? " and \(trainer.pairsDone) pair(s)" : "") : ""))
         if resume, let t = try SafetensorsFile.read(from: out).metadata["train_threads"].flatMap(Int.init), t != Parallel.threads {
             bar.message("bragg: note: the checkpoint was trained with \(t) thread(s) and this run uses \(Parallel.threads): the model will differ, in rounding, from an uninterrupted run with either")
         }

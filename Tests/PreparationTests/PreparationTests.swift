@@ -214,6 +214,25 @@ final class PreparationTests: XCTestCase {
         for s in size { XCTAssertTrue(FFT.isFastSize(s, primes: [2, 3, 5])) }
     }
 
+    /// The forward FFT of each shifted scan in frame and column passes (shared with the
+    /// reading thread) gives the sum that one 3D plan gives.
+    func testSplitScanTransformMatchesWholeScanPlan() throws {
+        let sim = SimulatedScans(scans: 4)
+        let split = try Preparation.prepare(scans: sim.scans)
+        ScanAccumulator.splitTransform = false
+        defer { ScanAccumulator.splitTransform = true }
+        let whole = try Preparation.prepare(scans: sim.scans)
+        XCTAssertEqual(split.pattern.shape, whole.pattern.shape)
+        XCTAssertEqual(split.mask, whole.mask)
+        XCTAssertTrue(split.scans.dropFirst().allSatisfy { r in r.shift.contains { abs($0) > 0.05 } }, "scans are shifted")
+        var diff = 0.0, norm = 0.0
+        split.pattern.withUnsafeFloats { a in whole.pattern.withUnsafeFloats { b in
+            for i in 0..<a.count { diff += Double(a[i] - b[i]) * Double(a[i] - b[i]); norm += Double(b[i]) * Double(b[i]) }
+        } }
+        XCTAssertGreaterThan(norm, 0)
+        XCTAssertLessThan((diff / norm).squareRoot(), 1e-5)
+    }
+
     /// The Simulation module's rocking scans (drift by a phase ramp on the object, beam
     /// fluctuating between scans and recorded as the monitor, Poisson noise, hot pixels and
     /// module gaps) prepare to the drift-free sum within Poisson noise.
