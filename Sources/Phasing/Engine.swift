@@ -135,6 +135,10 @@ public final class PhasingEngine: @unchecked Sendable {
     let support: UnsafeMutablePointer<UInt8>
     /// √I with −∞ on masked pixels and on this run's free pixels.
     let amp: FloatStorage
+    /// `amp` in slab order, (y, z, x), for the blocked iteration's P_M: there a y-slab's
+    /// rows lie a plane apart in FFT order, 2·n_x-byte pieces the prefetcher follows badly;
+    /// in slab order the slab's amplitudes are one contiguous stream.
+    let ampSlab: FloatStorage?
     /// Amplitudes for the random start (masked pixels interpolated).
     let startAmp: FloatStorage
     /// Free (withheld) pixels: indices in FFT order and their measured intensities.
@@ -181,6 +185,16 @@ public final class PhasingEngine: @unchecked Sendable {
         } else {
             planeForward = nil; planeBackward = nil; columnForward = nil; columnBackward = nil
         }
+        if planeForward != nil {
+            let (nz, ny, nx) = (shape[0], shape[1], shape[2])
+            let slab = FloatStorage(count: count), a = amp.pointer
+            for y in 0..<ny { for z in 0..<nz {
+                (slab.pointer + (y * nz + z) * nx).update(from: a + (z * ny + y) * nx, count: nx)
+            } }
+            ampSlab = slab
+        } else {
+            ampSlab = nil
+        }
         gaussFactors = [Float](repeating: 0, count: shape.reduce(0, +))
         maxChunks = self.threads * 8
         partials = .allocate(capacity: 4 * maxChunks)
@@ -209,6 +223,10 @@ public final class PhasingEngine: @unchecked Sendable {
         for i in 0..<count where a[i] >= 0 {
             if (rng.next() >> 11) < limit {
                 freeIndex.append(i); freeIntensity.append(a[i] * a[i]); a[i] = -.infinity
+                if let slab = ampSlab {
+                    let (ny, nx) = (shape[1], shape[2]), x = i % nx, zy = i / nx
+                    slab.pointer[((zy % ny) * shape[0] + zy / ny) * nx + x] = -.infinity
+                }
             }
         }
     }
@@ -296,7 +314,7 @@ public final class PhasingEngine: @unchecked Sendable {
             blockChunks(nz) { _, zs in for z in zs { pf.execute(w.pointer + 2 * z * plane) } }
         }
         // Per y: column FFTs along z, P_M (with χ² sums when asked), inverse column FFTs.
-        let a = amp.pointer, scale = 1 / Float(count)
+        let a = ampSlab!.pointer, scale = 1 / Float(count)
         let part = SendablePointer(partials)
         for k in 0..<(3 * maxChunks) { partials[k] = 0 }
         blockChunks(ny) { k, ys in
@@ -305,12 +323,12 @@ public final class PhasingEngine: @unchecked Sendable {
                 let slab = w.pointer + 2 * y * nx
                 cf.execute(slab)
                 for z in 0..<nz {
-                    let lo = (z * ny + y) * nx
+                    let row = w.pointer + 2 * (z * ny + y) * nx, ar = a + (y * nz + z) * nx
                     if computeError {
-                        let s = PhasingKernels.projectModulusWithSums(w.pointer, amp: a, range: lo..<(lo + nx), scale: scale)
+                        let s = PhasingKernels.projectModulusWithSums(row, amp: ar, range: 0..<nx, scale: scale)
                         aF += s.aF; ff += s.ff; aa += s.aa
                     } else {
-                        PhasingKernels.projectModulus(w.pointer, amp: a, range: lo..<(lo + nx), scale: scale)
+                        PhasingKernels.projectModulus(row, amp: ar, range: 0..<nx, scale: scale)
                     }
                 }
                 cb.execute(slab)

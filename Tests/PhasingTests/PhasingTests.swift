@@ -113,8 +113,8 @@ final class ProjectionTests: XCTestCase {
     }
 
     /// The blocked iteration (plane and column transforms, passes in cache) gives the same
-    /// iterates and χ² as the one with 3D transforms, for every algorithm, with masked pixels,
-    /// on one and two threads, and across a shrink-wrap.
+    /// iterates and χ² as the one with 3D transforms, for every algorithm, with masked and
+    /// withheld pixels, on one and two threads, and across a shrink-wrap.
     func testBlockedIterationMatchesThe3DOne() throws {
         let sh = [8, 6, 16], n = 8 * 6 * 16
         var rng = PhasingRNG(seed: 5)
@@ -128,6 +128,11 @@ final class ProjectionTests: XCTestCase {
             let e3 = try PhasingEngine(data: data, supportFFTOrder: support, threads: threads, blocked: false)
             let eb = try PhasingEngine(data: data, supportFFTOrder: support, threads: threads, blocked: true)
             XCTAssertNil(e3.planeForward); XCTAssertNotNil(eb.planeForward)
+            // Withheld (free) pixels are free in both, including the blocked pass's slab-order
+            // copy of the amplitudes.
+            var f1 = PhasingRNG(seed: 3), f2 = PhasingRNG(seed: 3)
+            e3.withholdFreePixels(fraction: 0.1, rng: &f1); eb.withholdFreePixels(fraction: 0.1, rng: &f2)
+            XCTAssertGreaterThan(eb.freeIndex.count, n / 20)
             var r1 = PhasingRNG(seed: 9), r2 = PhasingRNG(seed: 9)
             e3.randomStart(rng: &r1); eb.randomStart(rng: &r2)
             for (k, alg) in [PhasingAlgorithm.hio, .hio, .raar, .er, .hio].enumerated() {
