@@ -149,6 +149,39 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// `--init`: a run starts from another model's weights with a fresh optimiser and
+    /// schedule, records where it started, and keeps that record when resumed; a model of
+    /// another architecture is refused.
+    func testInitialisedTrainingStartsFromTheModelsWeights() throws {
+        var o = TrainingOptions()
+        o.samples = 2; o.epochs = 1; o.batch = 1; o.validationSamples = 0
+        o.architecture = NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2)
+        let base = try Trainer(options: o)
+        try base.train()
+        let p = path("base.safetensors")
+        try base.checkpoint(to: p)
+        var fine = o
+        fine.seed = 5; fine.learningRate = 1e-4
+        let t = try Trainer.initialised(from: p, options: fine)
+        XCTAssertEqual(t.epochsDone, 0)
+        XCTAssertEqual(t.optimizer.step, 0)
+        for (x, y) in zip(base.net.parameters, t.net.parameters) { XCTAssertEqual(x.values, y.values, x.name) }
+        let fresh = try Trainer(options: fine)
+        XCTAssertNotEqual(fresh.net.parameters[0].values, t.net.parameters[0].values)
+        try t.train(untilEpoch: 1, afterStep: { false })
+        XCTAssertNotEqual(base.net.parameters[0].values, t.net.parameters[0].values, "training moved the weights")
+        let q = path("fine.safetensors")
+        try t.checkpoint(to: q)
+        let record = try SafetensorsFile.read(from: q).metadata["train_init"] ?? ""
+        XCTAssertTrue(record.hasPrefix("base.safetensors: seed 1"), record)
+        let resumed = try Trainer.resume(from: q, options: fine)
+        try resumed.checkpoint(to: q)
+        XCTAssertEqual(try SafetensorsFile.read(from: q).metadata["train_init"], record)
+        var other = fine
+        other.architecture = NetworkArchitecture(width: 4, inputSize: 16, channelsPerGroup: 2)
+        XCTAssertThrowsError(try Trainer.initialised(from: p, options: other))
+    }
+
     /// `bragg train` twice in fresh processes, same seed and threads: the same weights and
     /// optimiser state byte for byte and the same loss history (within one process the plan
     /// cache would hide a plan chosen differently by timing, hence separate processes).
