@@ -124,22 +124,30 @@ extension Registration {
         var shift3 = [Double](repeating: 0, count: 3)
         for ax in 0..<3 {
             guard counts[ax] > 1 else { continue }
-            // Parabola through the fine peak and its neighbours, for the last fraction.
-            var frac = 0.0
-            let j = jb[ax]
-            if j > 0 && j < counts[ax] - 1 {
-                var lo = jb, hi = jb
-                lo[ax] -= 1; hi[ax] += 1
-                let f0 = fine[best]
-                let fm = fine[(lo[0] * m1 + lo[1]) * m2 + lo[2]], fp = fine[(hi[0] * m1 + hi[1]) * m2 + hi[2]]
-                let d = fm - 2 * f0 + fp
-                if d < 0 { frac = max(-0.5, min(0.5, 0.5 * (fm - fp) / d)) }
-            }
-            var s = coarse[ax] + (Double(j - h) + frac) / u
-            let len = Double(sh3[ax])
-            if s > len / 2 { s -= len } else if s <= -len / 2 { s += len }
-            shift3[ax] = s
+            let frac = Registration.parabolicPeakOffset(fine, counts: counts, peak: jb, axis: ax)
+            shift3[ax] = Registration.wrapped(coarse[ax] + (Double(jb[ax] - h) + frac) / u, period: sh3[ax])
         }
         return (Array(shift3[(3 - r)...]), norm > 0 ? fine[best] / norm : 0)
+    }
+
+    /// The peak's offset from grid point `peak` along `axis`, in grid steps within ±0.5:
+    /// the vertex of the parabola through the peak and its two neighbours on a 3D grid of
+    /// `counts` values (row-major). 0 at the grid's edge or where the three do not curve
+    /// down. The last fraction of an upsampled cross-correlation peak.
+    public static func parabolicPeakOffset(_ values: [Double], counts: [Int], peak: [Int], axis: Int) -> Double {
+        let j = peak[axis]
+        guard j > 0 && j < counts[axis] - 1 else { return 0 }
+        func value(_ p: [Int]) -> Double { values[(p[0] * counts[1] + p[1]) * counts[2] + p[2]] }
+        var lo = peak, hi = peak
+        lo[axis] -= 1; hi[axis] += 1
+        let f0 = value(peak), fm = value(lo), fp = value(hi)
+        let d = fm - 2 * f0 + fp
+        return d < 0 ? max(-0.5, min(0.5, 0.5 * (fm - fp) / d)) : 0
+    }
+
+    /// A shift on a periodic axis of `period` samples, brought into (−period/2, period/2].
+    public static func wrapped(_ s: Double, period: Int) -> Double {
+        let len = Double(period)
+        return s > len / 2 ? s - len : (s <= -len / 2 ? s + len : s)
     }
 }

@@ -112,23 +112,9 @@ enum BoxRegistration {
         let ms = hs.map { 2 * $0 + 1 }
         let best = argmax(fine)
         let jb = gridIndex(best, h: hs)
-        var shift = [0.0, 0.0, 0.0]
-        for ax in 0..<3 {
-            // Parabola through the fine peak and its neighbours, for the last fraction.
-            var frac = 0.0
-            let j = jb[ax]
-            if j > 0 && j < ms[ax] - 1 {
-                var lo = jb, hi = jb
-                lo[ax] -= 1; hi[ax] += 1
-                let f0 = fine[best]
-                let fm = fine[(lo[0] * ms[1] + lo[1]) * ms[2] + lo[2]], fp = fine[(hi[0] * ms[1] + hi[1]) * ms[2] + hi[2]]
-                let d = fm - 2 * f0 + fp
-                if d < 0 { frac = max(-0.5, min(0.5, 0.5 * (fm - fp) / d)) }
-            }
-            var s = centre[ax] + (Double(j - hs[ax]) + frac) * step
-            let len = Double(sh[ax])
-            if s > len / 2 { s -= len } else if s <= -len / 2 { s += len }
-            shift[ax] = s
+        let shift = (0..<3).map { ax in
+            let frac = Registration.parabolicPeakOffset(fine, counts: ms, peak: jb, axis: ax)
+            return Registration.wrapped(centre[ax] + (Double(jb[ax] - hs[ax]) + frac) * step, period: sh[ax])
         }
         return (shift, norm > 0 ? fine[best] / n / norm : 0)
     }
