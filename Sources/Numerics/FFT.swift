@@ -60,11 +60,7 @@ public final class FFTPlan: @unchecked Sendable {
         FFTPlanner.planned(effort: effort)
     }
 
-    deinit {
-        FFTPlanner.lock.lock()
-        fftwf_destroy_plan(plan)
-        FFTPlanner.lock.unlock()
-    }
+    deinit { FFTPlanner.destroy(plan) }
 
     /// Transforms `count` complex values (interleaved Floats) from `input` to `output`.
     /// Both must be 64-byte aligned (all `Volume` storage is); `input == output` exactly
@@ -99,6 +95,14 @@ public final class FFTPlan: @unchecked Sendable {
 /// The shared plan cache, FFTW thread set-up and wisdom files.
 public enum FFTPlanner {
     static let lock = NSLock()
+
+    /// Destroys a plan under the planner lock (FFTW's planner is not thread-safe, and
+    /// destroying a plan touches it); every plan class's deinit.
+    static func destroy(_ plan: fftwf_plan) {
+        lock.lock()
+        fftwf_destroy_plan(plan)
+        lock.unlock()
+    }
     nonisolated(unsafe) static var threadsReady = false
     nonisolated(unsafe) static var cache: [Key: FFTPlan] = [:]
     nonisolated(unsafe) static var plannedWithEffort = false

@@ -46,11 +46,7 @@ public final class FFTBatchPlan: @unchecked Sendable {
         FFTPlanner.planned(effort: effort)
     }
 
-    deinit {
-        FFTPlanner.lock.lock()
-        fftwf_destroy_plan(plan)
-        FFTPlanner.lock.unlock()
-    }
+    deinit { FFTPlanner.destroy(plan) }
 
     /// Transforms the batch starting at `base` in place.
     @inlinable

@@ -51,11 +51,7 @@ public final class RealFFTPlan: @unchecked Sendable {
         FFTPlanner.planned(effort: effort)
     }
 
-    deinit {
-        FFTPlanner.lock.lock()
-        fftwf_destroy_plan(plan)
-        FFTPlanner.lock.unlock()
-    }
+    deinit { FFTPlanner.destroy(plan) }
 
     /// Forward: `real` (count Floats) → `spectrum` (2 × halfCount Floats).
     /// Backward: `spectrum` → `real` (the spectrum is overwritten).

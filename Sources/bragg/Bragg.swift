@@ -96,7 +96,7 @@ func braggMain() -> Never {
         if code == .success { Bragg.exit(withError: error) }  // --help, --version
         // Argument-parser errors carry their own message (with usage); ours describe themselves.
         let message: String
-        if error is CustomStringConvertible && !(String(reflecting: type(of: error)).contains("ArgumentParser")) {
+        if !(String(reflecting: type(of: error)).contains("ArgumentParser")) {
             message = "bragg: error: " + String(describing: error)
         } else {
             message = Bragg.fullMessage(for: error)
