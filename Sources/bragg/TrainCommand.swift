@@ -104,7 +104,6 @@ struct TrainCommand: ParsableCommand {
             throw UsageError("\(out) exists: pass --resume to continue training it or --force to start again")
         }
         if resume && !exists { throw UsageError("--resume: no checkpoint at \(out)") }
-        if resume && initModel != nil { throw UsageError("--init and --resume exclude each other: a resumed run continues from its own checkpoint") }
         let trainer: Trainer
         if resume {
             trainer = try Trainer.resume(from: out, options: o)
@@ -114,7 +113,10 @@ struct TrainCommand: ParsableCommand {
             trainer = try Trainer(options: o)
         }
         let bar = ProgressBar(quiet: common.quiet, unit: "pairs")
-        bar.message("training \(trainer.net.architecture), \(trainer.net.parameterCount) parameters, \(samples) pairs × \(epochs) epochs, batch \(batch), \(Parallel.threads) thread(s)" + (initModel.map { ", starting from the weights of \($0)" } ?? "") + (resume ? ", resuming after epoch \(trainer.epochsDone)" + (trainer.pairsDone > 0 ? " and \(trainer.pairsDone) pair(s)" : "") : ""))
+        bar.message("training \(trainer.net.architecture), \(trainer.net.parameterCount) parameters, \(samples) pairs × \(epochs) epochs, batch \(batch), \(Parallel.threads) thread(s)" + (resume ? "" : initModel.map { ", starting from the weights of \($0)" } ?? "") + (resume ? ", resuming after epoch \(trainer.epochsDone)" + (trainer.pairsDone > 0 ? " and \(trainer.pairsDone) pair(s)" : "") : ""))
+        if resume && initModel != nil {
+            bar.message("bragg: note: resuming: the weights come from the checkpoint in \(out), not from --init (which it records)")
+        }
         if resume, let t = try SafetensorsFile.read(from: out).metadata["train_threads"].flatMap(Int.init), t != Parallel.threads {
             bar.message("bragg: note: the checkpoint was trained with \(t) thread(s) and this run uses \(Parallel.threads): the model will differ, in rounding, from an uninterrupted run with either")
         }
