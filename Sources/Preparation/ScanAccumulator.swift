@@ -24,7 +24,7 @@ public final class ScanAccumulator {
     let realSum: FloatStorage
     var hasRealSum = false
     var spectrumSum: FloatStorage?
-    /// Half spectra of the scans being added and read (by index parity when there are two).
+    /// The half spectrum of the scan being added (the forward FFT's output).
     var spectrumBuffers: [FloatStorage] = []
     /// The adding thread's loops that the reading thread joins once it has read its scan
     /// (set while `add(_:)` pipelines).

@@ -111,13 +111,19 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(p.values[2], 3 * (1 - 0.001), accuracy: 1e-5)
     }
 
+    /// Training options for a network small enough to train in a test (16³, width 2, batch 1).
+    func tinyTraining(samples: Int, epochs: Int, validation: Int) -> TrainingOptions {
+        var o = TrainingOptions()
+        o.samples = samples; o.epochs = epochs; o.batch = 1; o.validationSamples = validation
+        o.architecture = NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2)
+        return o
+    }
+
     /// A checkpoint restores weights, optimiser moments, step and the position within an
     /// epoch: training resumed after an epoch, or after a stop in the middle of one, equals
     /// uninterrupted training.
     func testCheckpointResumeIsExact() throws {
-        var o = TrainingOptions()
-        o.samples = 4; o.epochs = 2; o.batch = 1; o.validationSamples = 1
-        o.architecture = NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2)
+        let o = tinyTraining(samples: 4, epochs: 2, validation: 1)
         let full = try Trainer(options: o)
         try full.train()
         // stopped at an epoch's end
@@ -153,9 +159,7 @@ final class ModelTests: XCTestCase {
     /// schedule, records where it started, and keeps that record when resumed; a model of
     /// another architecture is refused.
     func testInitialisedTrainingStartsFromTheModelsWeights() throws {
-        var o = TrainingOptions()
-        o.samples = 2; o.epochs = 1; o.batch = 1; o.validationSamples = 0
-        o.architecture = NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2)
+        let o = tinyTraining(samples: 2, epochs: 1, validation: 0)
         let base = try Trainer(options: o)
         try base.train()
         let p = path("base.safetensors")
