@@ -316,6 +316,36 @@ public final class HDF5File {
 
     // MARK: - Reading
 
+    /// An open dataset of a numeric type, valid inside `withNumericDataset`.
+    private struct NumericDataset {
+        let name: String
+        let id: hid_t
+        let space: hid_t
+        let type: hid_t
+        let info: TypeInfo
+        let dtype: DType
+        let shape: [Int]
+
+        /// The memory type HDF5 converts this dataset to as it reads (its own dtype);
+        /// `owned`: the caller closes it.
+        func memoryType() -> (id: hid_t, owned: Bool) {
+            HDF5File.memoryType(dtype, memberNames: info.memberNames.isEmpty ? ["r", "i"] : info.memberNames, fileType: type)
+        }
+    }
+
+    /// Opens `dpath`, checks that its type is a numeric one, runs `body` on it and closes
+    /// the dataset, its file space and type whatever `body` does.
+    private func withNumericDataset<R>(_ dpath: String, _ body: (NumericDataset) throws -> R) throws -> R {
+        let p = HDF5File.normalise(dpath)
+        let d = try openDataset(p)
+        defer { H5Dclose(d) }
+        let s = H5Dget_space(d); defer { H5Sclose(s) }
+        let t = H5Dget_type(d); defer { H5Tclose(t) }
+        let info = HDF5File.typeInfo(t)
+        guard let dt = info.dtype else { throw FormatError.unknownDType(path: "\(path):\(p)", dtype: info.name) }
+        return try body(NumericDataset(name: p, id: d, space: s, type: t, info: info, dtype: dt, shape: HDF5File.shape(ofSpace: s)))
+    }
+
     /// Reads the whole dataset into `buffer` with memory type `mem`.
     private func read(_ d: hid_t, mem: hid_t, into buffer: UnsafeMutableRawPointer?, dpath: String) throws {
         guard H5Dread(d, mem, bk_h5s_all(), bk_h5s_all(), HDF5File.P, buffer) >= 0 else {
@@ -325,76 +355,59 @@ public final class HDF5File {
 
     /// Reads a numeric dataset keeping its dtype (float16 is widened to float32).
     public func readArray(_ dpath: String) throws -> NDArray {
-        let p = HDF5File.normalise(dpath)
-        let d = try openDataset(p)
-        defer { H5Dclose(d) }
-        let s = H5Dget_space(d); defer { H5Sclose(s) }
-        let ft = H5Dget_type(d); defer { H5Tclose(ft) }
-        let info = HDF5File.typeInfo(ft)
-        guard let dt = info.dtype else { throw FormatError.unknownDType(path: "\(path):\(p)", dtype: info.name) }
-        let shape = HDF5File.shape(ofSpace: s)
-        var a = NDArray(dtype: dt, shape: shape)
-        let (mem, owned) = HDF5File.memoryType(dt, memberNames: info.memberNames.isEmpty ? ["r", "i"] : info.memberNames,
-                                               fileType: ft)
-        defer { if owned { H5Tclose(mem) } }
-        if a.count > 0 {
-            try a.data.withUnsafeMutableBytes { try read(d, mem: mem, into: $0.baseAddress, dpath: p) }
+        try withNumericDataset(dpath) { ds in
+            var a = NDArray(dtype: ds.dtype, shape: ds.shape)
+            let (mem, owned) = ds.memoryType()
+            defer { if owned { H5Tclose(mem) } }
+            if a.count > 0 {
+                try a.data.withUnsafeMutableBytes { try read(ds.id, mem: mem, into: $0.baseAddress, dpath: ds.name) }
+            }
+            return a
         }
-        return a
     }
 
     /// Reads a real dataset into a float32 volume, HDF5 converting the type as it reads
     /// straight into the volume's storage (the dataset is held once).
     public func readReal(_ dpath: String) throws -> RealVolume {
-        let p = HDF5File.normalise(dpath)
-        let d = try openDataset(p)
-        defer { H5Dclose(d) }
-        let s = H5Dget_space(d); defer { H5Sclose(s) }
-        let ft = H5Dget_type(d); defer { H5Tclose(ft) }
-        let info = HDF5File.typeInfo(ft)
-        guard let dt = info.dtype else { throw FormatError.unknownDType(path: "\(path):\(p)", dtype: info.name) }
-        if dt.isComplex {
-            throw FormatError.wrongShape(path: path, dataset: p, reason: "is complex (\(dt)); a real array was expected (take its modulus or phase first)")
+        try withNumericDataset(dpath) { ds in
+            let (p, dt, shape) = (ds.name, ds.dtype, ds.shape)
+            if dt.isComplex {
+                throw FormatError.wrongShape(path: path, dataset: p, reason: "is complex (\(dt)); a real array was expected (take its modulus or phase first)")
+            }
+            if dt == .bool { return try readArray(p).realVolume(source: path, dataset: p) }
+            let storage = FloatStorage(count: shape.reduce(1, *))
+            if storage.count > 0 { try read(ds.id, mem: bk_h5t_native_float(), into: storage.pointer, dpath: p) }
+            return try RealVolume(shape: shape.isEmpty ? [1] : shape, storage: storage)
         }
-        if dt == .bool { return try readArray(p).realVolume(source: path, dataset: p) }
-        let shape = HDF5File.shape(ofSpace: s)
-        let storage = FloatStorage(count: shape.reduce(1, *))
-        if storage.count > 0 { try read(d, mem: bk_h5t_native_float(), into: storage.pointer, dpath: p) }
-        return try RealVolume(shape: shape.isEmpty ? [1] : shape, storage: storage)
     }
 
     /// Reads a dataset as a complex64 volume: an (r, i) compound directly; a real dataset
     /// whose last axis has length 2 as (re, im) pairs; any other real dataset with zero
     /// imaginary part (read in place, then spread out, so it too is held once).
     public func readComplex(_ dpath: String) throws -> ComplexVolume {
-        let p = HDF5File.normalise(dpath)
-        let d = try openDataset(p)
-        defer { H5Dclose(d) }
-        let s = H5Dget_space(d); defer { H5Sclose(s) }
-        let ft = H5Dget_type(d); defer { H5Tclose(ft) }
-        let info = HDF5File.typeInfo(ft)
-        guard let dt = info.dtype else { throw FormatError.unknownDType(path: "\(path):\(p)", dtype: info.name) }
-        let shape = HDF5File.shape(ofSpace: s)
-        let n = shape.reduce(1, *)
-        if dt == .bool { return try readArray(p).complexVolume(source: path, dataset: p) }
-        if dt.isComplex {
+        try withNumericDataset(dpath) { ds in
+            let (p, dt, shape, info) = (ds.name, ds.dtype, ds.shape, ds.info)
+            let n = shape.reduce(1, *)
+            if dt == .bool { return try readArray(p).complexVolume(source: path, dataset: p) }
+            if dt.isComplex {
+                let storage = FloatStorage(count: 2 * n)
+                let (mem, _) = HDF5File.memoryType(.complex64, memberNames: info.memberNames)
+                defer { H5Tclose(mem) }
+                if n > 0 { try read(ds.id, mem: mem, into: storage.pointer, dpath: ds.name) }
+                return try ComplexVolume(shape: shape.isEmpty ? [1] : shape, storage: storage)
+            }
+            if shape.count >= 2 && shape.last == 2 {
+                let storage = FloatStorage(count: n)
+                if n > 0 { try read(ds.id, mem: bk_h5t_native_float(), into: storage.pointer, dpath: ds.name) }
+                return try ComplexVolume(shape: Array(shape.dropLast()), storage: storage)
+            }
             let storage = FloatStorage(count: 2 * n)
-            let (mem, _) = HDF5File.memoryType(.complex64, memberNames: info.memberNames)
-            defer { H5Tclose(mem) }
-            if n > 0 { try read(d, mem: mem, into: storage.pointer, dpath: p) }
+            if n > 0 { try read(ds.id, mem: bk_h5t_native_float(), into: storage.pointer, dpath: ds.name) }
+            let q = storage.pointer
+            var i = n - 1
+            while i >= 0 { q[2 &* i] = q[i]; q[2 &* i &+ 1] = 0; i -= 1 }   // backwards: never overwrites unread values
             return try ComplexVolume(shape: shape.isEmpty ? [1] : shape, storage: storage)
         }
-        if shape.count >= 2 && shape.last == 2 {
-            let storage = FloatStorage(count: n)
-            if n > 0 { try read(d, mem: bk_h5t_native_float(), into: storage.pointer, dpath: p) }
-            return try ComplexVolume(shape: Array(shape.dropLast()), storage: storage)
-        }
-        let storage = FloatStorage(count: 2 * n)
-        if n > 0 { try read(d, mem: bk_h5t_native_float(), into: storage.pointer, dpath: p) }
-        let q = storage.pointer
-        var i = n - 1
-        while i >= 0 { q[2 &* i] = q[i]; q[2 &* i &+ 1] = 0; i -= 1 }   // backwards: never overwrites unread values
-        return try ComplexVolume(shape: shape.isEmpty ? [1] : shape, storage: storage)
     }
 
     /// A dataset's values as Doubles (small datasets: parameters, curves, geometry).
@@ -454,45 +467,40 @@ public final class HDF5File {
     /// Statistics of a dataset, read in slabs of at most ~16 MiB along the first axis with
     /// HDF5 converting to the dataset's own native type, so a large file is never held whole.
     public func statistics(_ dpath: String, slabBytes: Int = 16 << 20) throws -> ArrayStatistics {
-        let p = HDF5File.normalise(dpath)
-        let d = try openDataset(p)
-        defer { H5Dclose(d) }
-        let fs = H5Dget_space(d); defer { H5Sclose(fs) }
-        let ft = H5Dget_type(d); defer { H5Tclose(ft) }
-        let info = HDF5File.typeInfo(ft)
-        guard let dt = info.dtype else { throw FormatError.unknownDType(path: "\(path):\(p)", dtype: info.name) }
-        let shape = HDF5File.shape(ofSpace: fs)
-        let n = shape.reduce(1, *)
-        var stats = ArrayStatistics(dtype: dt)
-        guard n > 0 else { return stats }
-        let (mem, owned) = HDF5File.memoryType(dt, memberNames: info.memberNames.isEmpty ? ["r", "i"] : info.memberNames, fileType: ft)
-        defer { if owned { H5Tclose(mem) } }
-        let rowBytes = (shape.isEmpty ? 1 : n / max(shape[0], 1)) * dt.itemSize
-        let rowsPerSlab = shape.isEmpty ? 1 : max(1, min(shape[0], slabBytes / max(rowBytes, 1)))
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(rowsPerSlab * rowBytes, dt.itemSize), alignment: 64)
-        defer { buffer.deallocate() }
-        if shape.isEmpty || rowsPerSlab >= shape[0] {
-            try read(d, mem: mem, into: buffer, dpath: p)
-            stats.accumulate(buffer, count: n)
+        try withNumericDataset(dpath) { ds in
+            let (p, d, fs, dt, shape) = (ds.name, ds.id, ds.space, ds.dtype, ds.shape)
+            let n = shape.reduce(1, *)
+            var stats = ArrayStatistics(dtype: dt)
+            guard n > 0 else { return stats }
+            let (mem, owned) = ds.memoryType()
+            defer { if owned { H5Tclose(mem) } }
+            let rowBytes = (shape.isEmpty ? 1 : n / max(shape[0], 1)) * dt.itemSize
+            let rowsPerSlab = shape.isEmpty ? 1 : max(1, min(shape[0], slabBytes / max(rowBytes, 1)))
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(rowsPerSlab * rowBytes, dt.itemSize), alignment: 64)
+            defer { buffer.deallocate() }
+            if shape.isEmpty || rowsPerSlab >= shape[0] {
+                try read(d, mem: mem, into: buffer, dpath: p)
+                stats.accumulate(buffer, count: n)
+                return stats
+            }
+            var start = 0
+            while start < shape[0] {
+                try Interruption.check()
+                let rows = min(rowsPerSlab, shape[0] - start)
+                var offset = [hsize_t](repeating: 0, count: shape.count)
+                var count = shape.map { hsize_t($0) }
+                offset[0] = hsize_t(start); count[0] = hsize_t(rows)
+                H5Sselect_hyperslab(fs, H5S_SELECT_SET, offset, nil, count, nil)
+                let ms = H5Screate_simple(Int32(shape.count), count, nil)
+                defer { H5Sclose(ms) }
+                guard H5Dread(d, mem, ms, fs, HDF5File.P, buffer) >= 0 else {
+                    throw FormatError.hdf5(path: path, reason: "reading rows \(start)..<\(start + rows) of dataset \(p) failed")
+                }
+                stats.accumulate(buffer, count: rows * rowBytes / dt.itemSize)
+                start += rows
+            }
             return stats
         }
-        var start = 0
-        while start < shape[0] {
-            try Interruption.check()
-            let rows = min(rowsPerSlab, shape[0] - start)
-            var offset = [hsize_t](repeating: 0, count: shape.count)
-            var count = shape.map { hsize_t($0) }
-            offset[0] = hsize_t(start); count[0] = hsize_t(rows)
-            H5Sselect_hyperslab(fs, H5S_SELECT_SET, offset, nil, count, nil)
-            let ms = H5Screate_simple(Int32(shape.count), count, nil)
-            defer { H5Sclose(ms) }
-            guard H5Dread(d, mem, ms, fs, HDF5File.P, buffer) >= 0 else {
-                throw FormatError.hdf5(path: path, reason: "reading rows \(start)..<\(start + rows) of dataset \(p) failed")
-            }
-            stats.accumulate(buffer, count: rows * rowBytes / dt.itemSize)
-            start += rows
-        }
-        return stats
     }
 
     // MARK: - Attributes
@@ -654,7 +662,7 @@ public final class HDF5File {
     public func write(string: String, at dpath: String) throws {
         let t = HDF5File.stringType(); defer { H5Tclose(t) }
         let c = strdup(string); defer { free(c) }
-        var ptrs: [UnsafeMutablePointer<CChar>?] = [c]
+        let ptrs: [UnsafeMutablePointer<CChar>?] = [c]
         try ptrs.withUnsafeBytes { b in
             try writeRaw(b.baseAddress, shape: [], itemSize: 8, mem: t, fileType: t, at: dpath, compression: nil)
         }
