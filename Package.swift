@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Numerics"], swiftSettings: mode),
         .testTarget(name: "PreparationTests", dependencies: ["Preparation", "Formats", "Simulation", "Numerics"], swiftSettings: mode),
         .testTarget(name: "PhasingTests", dependencies: ["Phasing", "Simulation", "Numerics"], swiftSettings: mode),
-        .testTarget(name: "NeuralTests", dependencies: ["Neural", "Simulation", "Numerics"], swiftSettings: mode),
+        .testTarget(name: "NeuralTests", dependencies: ["Neural", "Simulation", "Formats", "Numerics"], swiftSettings: mode),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Simulation", "Phasing", "Numerics"], swiftSettings: mode),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Formats", "Numerics"], swiftSettings: mode),
     ]

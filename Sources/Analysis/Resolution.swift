@@ -22,7 +22,6 @@ public enum Resolution {
     public static func edgeProfile(amplitude: RealVolume, support: [UInt8], voxelSize: Double,
                                    maxProfiles: Int = 1500) throws -> EdgeFit {
         let s = amplitude.shape
-        let n = amplitude.count
         let smooth = try amplitude.gaussianFiltered(sigma: 1.0).floats
         let raw = amplitude.floats
         let st = [s[1] * s[2], s[2], 1]

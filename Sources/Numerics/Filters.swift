@@ -133,6 +133,47 @@ extension Volume where Element == Complex32 {
         return c
     }
 
+    /// The linear phase ramp of an object, as the centre of mass of |F|² in frequency
+    /// (cycles per voxel, per axis, in (−1/2, 1/2]): a ramp exp(2πi g·r) moves the Bragg
+    /// peak by g. Removing it puts the object in the frame every BCDI result is reported
+    /// in, where the peak's centre of mass is at zero frequency.
+    public func braggPeakRamp() throws -> [Double] {
+        var f = self
+        try FFT.forward(&f)
+        let i = f.intensity()
+        let sh = i.shape, st = i.strides
+        var num = [Double](repeating: 0, count: sh.count), den = 0.0
+        i.withUnsafeFloats { p in
+            for a in 0..<sh.count {
+                var line = [Double](repeating: 0, count: sh[a])
+                for j in 0..<p.count { line[(j / st[a]) % sh[a]] += Double(p[j]) }
+                if a == 0 { den = line.reduce(0, +) }
+                for k in 0..<sh[a] { num[a] += line[k] * FFT.frequency(k, sh[a]) }
+            }
+        }
+        return den > 0 ? num.map { $0 / den } : num.map { _ in 0 }
+    }
+
+    /// ρ · exp(−2πi g·(r − n/2)): removes a ramp `g` (cycles per voxel) keeping the phase
+    /// at the box centre.
+    public func removingPhaseRamp(_ g: [Double]) -> ComplexVolume {
+        var out = self
+        let sh = shape, r = rank
+        out.withUnsafeMutableFloats { p in
+            for i in 0..<count {
+                var rem = i, phi = 0.0
+                for a in stride(from: r - 1, through: 0, by: -1) {
+                    let k = rem % sh[a]; rem /= sh[a]
+                    phi -= 2 * Double.pi * g[a] * Double(k - sh[a] / 2)
+                }
+                let c = Float(cos(phi)), s = Float(sin(phi))
+                let re = p[2 * i], im = p[2 * i + 1]
+                p[2 * i] = re * c - im * s; p[2 * i + 1] = re * s + im * c
+            }
+        }
+        return out
+    }
+
     /// Circular convolution (a ⊛ b)(x) = Σ_y a(y) b(x − y), through the FFT.
     public func convolved(with other: ComplexVolume) throws -> ComplexVolume {
         guard other.shape == shape else { throw NumericsError.shapeMismatch("convolve \(shape) with \(other.shape)") }

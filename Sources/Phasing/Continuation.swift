@@ -28,11 +28,11 @@ extension Phaser {
         let metrics = engine.finalMetrics()
         run.metrics = metrics
         run.chi2History = engine.chi2History
-        let centred = try PhasingPost.centred(object: engine.object, support: engine.supportVolume)
-        let ramp = try PhasingPost.phaseRamp(of: centred.object)
-        run.ramp = ramp; run.roll = centred.roll
-        run.object = PhasingPost.zeroingGlobalPhase(PhasingPost.removingRamp(centred.object, ramp: ramp))
-        run.support = centred.support
+        let framed = try PhasingPost.reportingFrame(object: engine.object, support: engine.supportVolume)
+        let ramp = framed.ramp
+        run.ramp = ramp; run.roll = framed.roll
+        run.object = framed.object
+        run.support = framed.support
         run.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         tracker.finished(run: 0, result: run)
         var opts = options

@@ -206,12 +206,11 @@ public enum Phaser {
             }()
             result.metrics = m
             result.chi2History = history
-            let centred = try PhasingPost.centred(object: object, support: supportVolume)
-            let ramp = try PhasingPost.phaseRamp(of: centred.object)
-            result.ramp = ramp
-            result.roll = centred.roll
-            result.object = PhasingPost.zeroingGlobalPhase(PhasingPost.removingRamp(centred.object, ramp: ramp))
-            result.support = centred.support
+            let framed = try PhasingPost.reportingFrame(object: object, support: supportVolume)
+            result.ramp = framed.ramp
+            result.roll = framed.roll
+            result.object = framed.object
+            result.support = framed.support
         } catch let e as PhasingError {
             result.failure = e.description
         } catch {

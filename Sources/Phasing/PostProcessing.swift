@@ -40,44 +40,26 @@ public enum PhasingPost {
         return (try object.rolled(by: roll), try support.rolled(by: roll), roll)
     }
 
-    /// The linear phase ramp of an object, as the centre of mass of |F|² in frequency
-    /// (cycles per voxel, per axis, in (−1/2, 1/2]): a ramp exp(2πi g·r) moves the Bragg
-    /// peak by g.
-    public static func phaseRamp(of object: ComplexVolume) throws -> [Double] {
-        var f = object
-        try FFT.forward(&f)
-        let i = f.intensity()
-        let sh = i.shape, st = i.strides
-        var num = [Double](repeating: 0, count: sh.count), den = 0.0
-        i.withUnsafeFloats { p in
-            for a in 0..<sh.count {
-                var line = [Double](repeating: 0, count: sh[a])
-                for j in 0..<p.count { line[(j / st[a]) % sh[a]] += Double(p[j]) }
-                if a == 0 { den = line.reduce(0, +) }
-                for k in 0..<sh[a] { num[a] += line[k] * FFT.frequency(k, sh[a]) }
-            }
-        }
-        return den > 0 ? num.map { $0 / den } : num.map { _ in 0 }
+    /// Puts a reconstruction in the frame every result is reported in: centred on its
+    /// support, its linear phase ramp removed (the Bragg peak's centre of mass at zero
+    /// frequency) and its global phase zeroed. Returns the ramp and the roll it applied.
+    public static func reportingFrame(object: ComplexVolume, support: RealVolume) throws
+        -> (object: ComplexVolume, support: RealVolume, ramp: [Double], roll: [Int]) {
+        let centred = try centred(object: object, support: support)
+        let ramp = try phaseRamp(of: centred.object)
+        return (zeroingGlobalPhase(removingRamp(centred.object, ramp: ramp)), centred.support, ramp, centred.roll)
     }
 
-    /// ρ · exp(−2πi g·(r − n/2)): removes a ramp `g` (cycles per voxel) keeping the phase
-    /// at the box centre.
+    /// The linear phase ramp of an object (cycles per voxel per axis): the centre of mass
+    /// of |F|² in frequency (`ComplexVolume.braggPeakRamp`).
+    public static func phaseRamp(of object: ComplexVolume) throws -> [Double] {
+        try object.braggPeakRamp()
+    }
+
+    /// ρ · exp(−2πi g·(r − n/2)): removes a ramp `g` keeping the phase at the box centre
+    /// (`ComplexVolume.removingPhaseRamp`).
     public static func removingRamp(_ object: ComplexVolume, ramp g: [Double]) -> ComplexVolume {
-        var out = object
-        let sh = object.shape, r = object.rank
-        out.withUnsafeMutableFloats { p in
-            for i in 0..<object.count {
-                var rem = i, phi = 0.0
-                for a in stride(from: r - 1, through: 0, by: -1) {
-                    let k = rem % sh[a]; rem /= sh[a]
-                    phi -= 2 * Double.pi * g[a] * Double(k - sh[a] / 2)
-                }
-                let c = Float(cos(phi)), s = Float(sin(phi))
-                let re = p[2 * i], im = p[2 * i + 1]
-                p[2 * i] = re * c - im * s; p[2 * i + 1] = re * s + im * c
-            }
-        }
-        return out
+        object.removingPhaseRamp(g)
     }
 
     /// Rotates the global phase so that Σρ over the object is real and positive.

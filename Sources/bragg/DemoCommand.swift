@@ -142,9 +142,11 @@ struct DemoCommand: ParsableCommand {
                     let r = try NeuralPhaser.reconstruct(pattern: s.pattern, model: net, refineSteps: refineSteps, progress: bar.handler)
                     bar.finish()
                     let path = "\(out)/reconstructions/neural/\(names[i]).cxi"
-                    let res = CXIResults(object: r.object, support: r.support, pattern: s.pattern,
+                    let framed = try PhasingPost.reportingFrame(object: r.object, support: r.support)
+                    let res = CXIResults(object: framed.object, support: framed.support, pattern: s.pattern,
                                          parameters: ["algorithm": .string("neural phase retrieval (BraggKit Neural)"),
-                                                      "model": .string(modelPath), "refine_steps": .int(refineSteps)],
+                                                      "model": .string(modelPath), "refine_steps": .int(refineSteps),
+                                                      "phase_ramp_removed_cycles_per_voxel": .doubles(framed.ramp)],
                                          metrics: ["chi2": r.chi2, "loss": r.lossCurve.min() ?? .nan], curves: ["loss": r.lossCurve])
                     try res.write(to: path, overwrite: true)
                     alternatives[s.label] = path

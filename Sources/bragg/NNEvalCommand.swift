@@ -15,9 +15,11 @@ struct BenchNNEval: ParsableCommand {
             Crystal i is Simulation.TrainingPair.make(size: n, seed: 0xE7A1_0000_0000 + i) — the \
             training distribution, with seeds no training or validation pair uses. For each, the \
             normalised complex error min ‖γρ′ − ρ*‖/‖ρ*‖ (twin, sub-voxel shift, global phase and \
-            scale removed) of: the prediction alone; the prediction handed to the iterative engine \
+            scale removed, and each object's linear phase ramp, which only says where the Bragg \
+            peak sits in the box) of the outputs as bragg phase writes them: the prediction \
+            alone; the prediction handed to the iterative engine \
             for --then (default ER:50); the iterative default recipe from a random start \
-            (--iterative); the prediction after --refine-steps K of fine-tuning (K > 0). The \
+            (--iterative; --iterative-recipe R for another recipe); the prediction after --refine-steps K of fine-tuning (K > 0). The \
             'flat phase' column is the error of the true amplitude with zero phase: what a \
             prediction that gets the shape right and learns no phase would score. Prints one line \
             per crystal and the medians.
@@ -42,8 +44,14 @@ struct BenchNNEval: ParsableCommand {
     @Option(help: "Iterative recipe started from the prediction (\"none\" to skip).")
     var then: String = "ER:50"
 
-    @Flag(inversion: .prefixedNo, help: "Also run the iterative default recipe from a random start.")
+    @Flag(inversion: .prefixedNo, help: "Also run the iterative recipe from a random start.")
     var iterative = true
+
+    @Option(name: .customLong("iterative-recipe"), help: "The recipe run from a random start (default: bragg phase's default recipe).")
+    var iterativeRecipe: String?
+
+    @Flag(name: .customLong("keep-ramps"), help: "Compare without removing each object's linear phase ramp (twin, shift and global phase only).")
+    var keepRamps = false
 
     @OptionGroup var common: CommonOptions
 
@@ -54,6 +62,9 @@ struct BenchNNEval: ParsableCommand {
         if then != "none" {
             do { _ = try Recipe.parse(then) } catch { throw ValidationError("--then: \(error)") }
         }
+        if let r = iterativeRecipe {
+            do { _ = try Recipe.parse(r) } catch { throw ValidationError("--iterative-recipe: \(error)") }
+        }
     }
 
     func run() throws {
@@ -62,8 +73,15 @@ struct BenchNNEval: ParsableCommand {
             throw UsageError("no model given and models/default-c8-64.safetensors not found: pass --model FILE.safetensors")
         }
         let thenRecipe = then == "none" ? nil : try Recipe.parse(then)
+        let randomStartRecipe = try iterativeRecipe.map(Recipe.parse) ?? PhasingOptions().recipe
         let (net0, _) = try PhaseNet.load(from: modelPath)
         let n = net0.architecture.inputSize
+        // every output in the frame bragg phase writes it in; the metric removes both ramps
+        // unless --keep-ramps
+        let removingRamps = !keepRamps
+        func error(_ estimate: ComplexVolume, truth: ComplexVolume) throws -> Double {
+            try ReconstructionError.normalised(estimate, truth: truth, removingRamps: removingRamps)
+        }
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
         func median(_ x: [Double]) -> Double {
             let s = x.filter { !$0.isNaN }.sorted()
@@ -71,7 +89,7 @@ struct BenchNNEval: ParsableCommand {
             return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
         }
         func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
-        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s)")
+        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), phase ramps \(keepRamps ? "kept" : "removed")")
         print("crystal  flat phase  predict         predict+\(then)  iterative default  refine \(refineSteps)")
         var rows: [[Double]] = []
         for i in first..<(first + crystals) {
@@ -79,13 +97,13 @@ struct BenchNNEval: ParsableCommand {
             let seed = TrainingOptions.evaluationSeed(i)
             let pair = try TrainingPair.make(size: n, seed: seed)
             let truth = try pair.object.centred(in: [n, n, n])
-            let flat = try ReconstructionError.normalised(ComplexVolume(modulus: truth.modulus(), phase: RealVolume(shape: truth.shape)), truth: truth)
+            let flat = try error(ComplexVolume(modulus: truth.modulus(), phase: RealVolume(shape: truth.shape)), truth: truth)
             // the prediction alone (a fresh copy of the model for every crystal)
             var t0 = now()
             let (net, _) = try PhaseNet.load(from: modelPath)
             let p = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0)
             let tPredict = now() - t0
-            let ePredict = try ReconstructionError.normalised(p.object, truth: truth)
+            let ePredict = try error(try PhasingPost.reportingFrame(object: p.object, support: p.support).object, truth: truth)
             let data = try PhasingData(intensity: pair.intensity)
             // the prediction handed to the iterative engine
             var eThen = Double.nan, tThen = 0.0
@@ -93,16 +111,16 @@ struct BenchNNEval: ParsableCommand {
                 t0 = now()
                 var o = PhasingOptions(); o.recipe = recipe; o.runs = 1; o.keep = 1; o.freeFraction = 0
                 let r = try Phaser.refine(data, from: p.object, support: p.support, options: o)
-                eThen = try ReconstructionError.normalised(r.object, truth: truth)
+                eThen = try error(r.object, truth: truth)
                 tThen = now() - t0 + tPredict
             }
             // the iterative default recipe from a random start
             var eIter = Double.nan, tIter = 0.0
             if iterative {
                 t0 = now()
-                var o = PhasingOptions(); o.seed = seed
+                var o = PhasingOptions(); o.seed = seed; o.recipe = randomStartRecipe
                 let r = try Phaser.phase(data, options: o)
-                eIter = try ReconstructionError.normalised(r.object, truth: truth)
+                eIter = try error(r.object, truth: truth)
                 tIter = now() - t0
             }
             // refinement of a fresh copy of the model on this pattern
@@ -112,7 +130,7 @@ struct BenchNNEval: ParsableCommand {
                 let (net2, _) = try PhaseNet.load(from: modelPath)
                 var o = NeuralPhaser.Options(); o.learningRate = refineLearningRate
                 let r = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net2, refineSteps: refineSteps, options: o)
-                eRefine = try ReconstructionError.normalised(r.object, truth: truth)
+                eRefine = try error(try PhasingPost.reportingFrame(object: r.object, support: r.support).object, truth: truth)
                 tRefine = now() - t0
             }
             rows.append([flat, ePredict, eThen, eIter, eRefine])
@@ -120,12 +138,12 @@ struct BenchNNEval: ParsableCommand {
             fflush(stdout)
         }
         let med = (0..<5).map { c in median(rows.map { $0[c] }) }
-        let iterations = PhasingOptions().recipe.totalIterations
-        print(String(format: "median of %d: flat phase %.3f, predict %.3f, predict+%@ %.3f, iterative default (%d iterations) %.3f, refine %d %.3f",
+        let iterations = randomStartRecipe.totalIterations
+        print(String(format: "median of %d: flat phase %.3f, predict %.3f, predict+%@ %.3f, iterative from random (%d iterations) %.3f, refine %d %.3f",
                      rows.count, med[0], med[1], then, med[2], iterations, med[3], refineSteps, med[4]))
         let wins = rows.filter { !$0[2].isNaN && !$0[3].isNaN && $0[2] <= $0[3] }.count
         if thenRecipe != nil && iterative {
-            print("predict+\(then) at least as good as the iterative default on \(wins) of \(rows.count) crystals")
+            print("predict+\(then) (\(thenRecipe!.totalIterations) iterations) at least as good as the iterative recipe (\(iterations)) on \(wins) of \(rows.count) crystals")
         }
     }
 }

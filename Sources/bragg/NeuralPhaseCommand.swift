@@ -93,8 +93,10 @@ struct NeuralPhaseRun {
             }
             return
         }
+        // the same frame as the iterative method's results: centred, ramp and global phase removed
+        let framed = try PhasingPost.reportingFrame(object: r.object, support: r.support)
         if ext == "npy" {
-            try ArrayIO.write(r.object, to: out, overwrite: force)
+            try ArrayIO.write(framed.object, to: out, overwrite: force)
         } else {
             var params: [String: HDF5Attribute] = [
                 "algorithm": .string("neural phase retrieval (BraggKit Neural: encoder-decoder CNN + physics-loss refinement)"),
@@ -106,6 +108,7 @@ struct NeuralPhaseRun {
                 "best_step": .int(bestStep),
                 "support_threshold": .double(Double(options.supportThreshold)),
                 "source": .string(pattern),
+                "phase_ramp_removed_cycles_per_voxel": .doubles(framed.ramp),
             ]
             if let m = maskSource { params["mask_source"] = .string(m) }
             if let s = file.metadata["train_samples"] { params["model_train_samples"] = .string(s) }
@@ -113,7 +116,7 @@ struct NeuralPhaseRun {
                 "chi2": r.chi2, "loss": r.lossCurve.min() ?? .nan, "prediction_loss": r.lossCurve.first ?? .nan,
                 "support_voxels": r.support.sum(), "seconds": seconds,
             ]
-            let res = CXIResults(object: r.object, support: r.support, pattern: intensity, mask: maskVolume,
+            let res = CXIResults(object: framed.object, support: framed.support, pattern: intensity, mask: maskVolume,
                                  parameters: params, metrics: metrics, curves: ["loss": r.lossCurve])
             try res.write(to: out, overwrite: force)
         }

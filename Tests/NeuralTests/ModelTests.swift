@@ -240,11 +240,15 @@ final class ModelTests: XCTestCase {
         XCTAssertGreaterThan(objectDiff / a.squaredNorm(), 0.05, "the twin should differ from the object")
     }
 
-    /// The error metric removes twin, shift and global phase/scale, and nothing else.
+    /// The error metric removes twin, shift, global phase/scale and (by default) the linear
+    /// phase ramp, and nothing else.
     func testReconstructionErrorInvariances() throws {
         // a smooth object (a sub-voxel Fourier shift of a sharp one loses its Nyquist content)
-        let truth = ComplexVolume(shape: [16, 16, 16]) { i in
-            let z = Double(i / 256) - 8, y = Double((i / 16) % 16) - 8, x = Double(i % 16) - 8
+        // that vanishes at the box's faces, shifted or not, like a crystal in its box (a ramp
+        // that is not a whole number of cycles per box is discontinuous there)
+        let n = 24, h = Double(n / 2)
+        let truth = ComplexVolume(shape: [n, n, n]) { i in
+            let z = Double(i / (n * n)) - h, y = Double((i / n) % n) - h, x = Double(i % n) - h
             let a = exp(-(z * z + 1.5 * y * y + 0.7 * x * x) / 8)
             return Complex32(modulus: Float(a), phase: Float(0.6 * sin(x / 3) + 0.3 * z / 4))
         }
@@ -252,8 +256,20 @@ final class ModelTests: XCTestCase {
         moved.rotatePhase(by: 0.7)
         moved.scale(by: 0.8)
         XCTAssertLessThan(try ReconstructionError.normalised(moved, truth: truth), 1e-3)
+        XCTAssertLessThan(try ReconstructionError.normalised(moved, truth: truth, removingRamps: false), 1e-3)
         let twin = try moved.flipped().rolled(by: [1, 1, 1]).conjugated()
         XCTAssertLessThan(try ReconstructionError.normalised(twin, truth: truth), 1e-3)
+        XCTAssertLessThan(try ReconstructionError.normalised(twin, truth: truth, removingRamps: false), 1e-3)
+        // a phase ramp (the Bragg peak one voxel off in x): nothing by default, a large error
+        // when ramps are kept; the truth's own ramp (0.3 z / 4) is kept out of both
+        let ramped = ComplexVolume(shape: truth.shape) { i in
+            truth[flat: i] * Complex32(modulus: 1, phase: Float(2 * Double.pi * Double(i % n) / Double(n)))
+        }
+        XCTAssertLessThan(try ReconstructionError.normalised(ramped, truth: truth), 1e-3)
+        XCTAssertGreaterThan(try ReconstructionError.normalised(ramped, truth: truth, removingRamps: false), 0.3)
+        let deramped = truth.removingPhaseRamp(try truth.braggPeakRamp())
+        XCTAssertLessThan(try ReconstructionError.normalised(deramped, truth: truth), 1e-3)
+        XCTAssertGreaterThan(try ReconstructionError.normalised(deramped, truth: truth, removingRamps: false), 0.05)
         // a blurred estimate has a proportionate error
         let blurred = try ComplexVolume(real: truth.real().gaussianFiltered(sigma: 1), imaginary: truth.imaginary().gaussianFiltered(sigma: 1))
         let eb = try ReconstructionError.normalised(blurred, truth: truth)
