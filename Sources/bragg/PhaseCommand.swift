@@ -20,7 +20,9 @@ struct PhaseCommand: ParsableCommand {
             ρ' = P_M ρ. Options: beta, sw (shrink-wrap every sw iterations, 0 = off), \
             threshold (shrink-wrap fraction of the blurred modulus' maximum, or of its RMS over \
             the support with ref=rms, as in the default recipe; ref=max|rms overrides \
-            --threshold-reference for that step).
+            --threshold-reference for that step). Two recipes have names: "default" (800 \
+            iterations) and "short" (HIO:100, RAAR:50, ER:50: a quarter of them, for a start \
+            near the answer, as with --method neural --then short).
 
             With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
             ranked by --rank-by, and the --keep best are aligned (twin, sub-voxel shift, global \
@@ -51,7 +53,7 @@ struct PhaseCommand: ParsableCommand {
     @Option(name: .customLong("refine-learning-rate"), help: "Neural method: Adam learning rate of the refinement.")
     var refineLearningRate: Double = 1e-4
 
-    @Option(name: .customLong("then"), help: "Neural method: hand the prediction (object and support) to the iterative engine with this recipe, e.g. \"ER:50\".")
+    @Option(name: .customLong("then"), help: "Neural method: hand the prediction (object and support) to the iterative engine with this recipe, e.g. \"ER:50\" or \"short\" (HIO:100, RAAR:50, ER:50).")
     var then: String?
 
     @Flag(name: .customLong("any-size"), help: "Neural method: run on a cubic pattern of another edge (multiple of 8) than the model's.")

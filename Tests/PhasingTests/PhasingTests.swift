@@ -18,6 +18,12 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(Recipe.standard.totalIterations, 800)
         XCTAssertEqual(try Recipe.parse(Recipe.standard.description), Recipe.standard)
         XCTAssertTrue(Recipe.standard.steps.allSatisfy { $0.reference == .rms })
+        // named recipes: the default, and a quarter of it for a start near the answer
+        XCTAssertEqual(try Recipe.parse(" Default"), Recipe.standard)
+        let short = try Recipe.parse("short")
+        XCTAssertEqual(short.steps.map(\.algorithm), [.hio, .raar, .er])
+        XCTAssertEqual(short.totalIterations * 4, Recipe.standard.totalIterations)
+        XCTAssertTrue(short.steps.allSatisfy { $0.reference == .rms && $0.shrinkWrapEvery == 20 })
     }
 
     func testHelpfulErrors() {
