@@ -7,6 +7,8 @@ SWIFT      ?= swift
 SWIFTFLAGS ?= -c release -Xswiftc -enable-testing
 BIN        := $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)/bragg
 DEBS       := libfftw3-dev libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev libtiff-dev pkg-config
+# The tests cross-check files with numpy, h5py and the VTK reader (Debian's python3).
+TEST_DEBS  := python3-numpy python3-h5py python3-vtk9
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test demo bench clean check-report
@@ -15,7 +17,7 @@ all: build
 
 # Debian packages, installed only when one is missing (quick the second time).
 deps:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEBS) $(EXTRA_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -27,6 +29,7 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFTFLAGS) --product bragg
 
+test: EXTRA_DEBS = $(TEST_DEBS)
 test: deps
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build --disable-swift-testing
