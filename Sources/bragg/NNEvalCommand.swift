@@ -90,7 +90,7 @@ struct BenchNNEval: ParsableCommand {
         }
         func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
         print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), phase ramps \(keepRamps ? "kept" : "removed")")
-        print("crystal  flat phase  predict         predict+\(then)  iterative default  refine \(refineSteps)")
+        print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)")
         var rows: [[Double]] = []
         for i in first..<(first + crystals) {
             try Interruption.check()
