@@ -139,8 +139,12 @@ struct BenchNNEval: ParsableCommand {
         }
         let med = (0..<5).map { c in median(rows.map { $0[c] }) }
         let iterations = randomStartRecipe.totalIterations
-        print(String(format: "median of %d: flat phase %.3f, predict %.3f, predict+%@ %.3f, iterative from random (%d iterations) %.3f, refine %d %.3f",
-                     rows.count, med[0], med[1], then, med[2], iterations, med[3], refineSteps, med[4]))
+        // only the columns that were run: a skipped one would print as "nan"
+        var parts = [String(format: "flat phase %.3f", med[0]), String(format: "predict %.3f", med[1])]
+        if thenRecipe != nil { parts.append(String(format: "predict+%@ %.3f", then, med[2])) }
+        if iterative { parts.append(String(format: "iterative from random (%d iterations) %.3f", iterations, med[3])) }
+        if refineSteps > 0 { parts.append(String(format: "refine %d %.3f", refineSteps, med[4])) }
+        print("median of \(rows.count): " + parts.joined(separator: ", "))
         let wins = rows.filter { !$0[2].isNaN && !$0[3].isNaN && $0[2] <= $0[3] }.count
         if thenRecipe != nil && iterative {
             print("predict+\(then) (\(thenRecipe!.totalIterations) iterations) at least as good as the iterative recipe (\(iterations)) on \(wins) of \(rows.count) crystals")
