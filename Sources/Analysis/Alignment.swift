@@ -18,41 +18,12 @@ public enum Alignment {
     /// (2·⌊N/2⌋ − i) mod N on each axis, so the centre voxel N/2 stays put for even and
     /// odd sizes alike (a plain flip would move an even-sized object by one voxel).
     public static func twin(_ v: ComplexVolume) -> ComplexVolume {
-        flippedAboutCentre(v, conjugate: true)
+        v.reflectedAboutCentre().conjugated()
     }
 
     /// The support (or any real field) under the same point reflection.
     public static func twin(_ v: RealVolume) -> RealVolume {
-        flippedAboutCentre(v, conjugate: false)
-    }
-
-    static func flippedAboutCentre<E>(_ v: Volume<E>, conjugate: Bool) -> Volume<E> {
-        let s = v.shape
-        precondition(s.count == 3)
-        var out = Volume<E>(shape: s)
-        let c = E.components
-        let map = (0..<3).map { a in (0..<s[a]).map { i in (2 * (s[a] / 2) - i + s[a]) % s[a] } }
-        let (n1, n2) = (s[1], s[2])
-        v.withUnsafeFloats { src in
-            out.withUnsafeMutableFloats { dst in
-                let sp = src.baseAddress!, dp = SendablePointer(dst.baseAddress!)
-                Parallel.forEachChunk(s[0], minChunk: 1) { r in
-                    for i in r {
-                        let si = map[0][i]
-                        for j in 0..<n1 {
-                            let sj = map[1][j]
-                            let dbase = (i &* n1 &+ j) &* n2, sbase = (si &* n1 &+ sj) &* n2
-                            for k in 0..<n2 {
-                                let d = (dbase &+ k) &* c, q = (sbase &+ map[2][k]) &* c
-                                dp.pointer[d] = sp[q]
-                                if c == 2 { dp.pointer[d &+ 1] = conjugate ? -sp[q &+ 1] : sp[q &+ 1] }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return out
+        v.reflectedAboutCentre()
     }
 
     /// Sub-voxel registration of two real volumes (amplitudes): the shift s with

@@ -13,7 +13,38 @@ public enum NeuralPhaser {
         public var supportThreshold: Float = 0.2
         /// Run on a cubic pattern of another edge than the model's (multiple of 8).
         public var allowOtherSize = false
+        /// Symmetries of the cube under which the network is run, keeping the prediction of
+        /// lowest loss (`.none`: one pass).
+        public var symmetries: PredictionSymmetries = .none
         public init() {}
+    }
+
+    /// Test-time choice over the symmetries of the cubic grid. Reflecting a centred pattern
+    /// about its centre, or permuting its axes, does the same to the object, and the training
+    /// distribution (randomly rotated crystals) is invariant under both, yet the network's
+    /// prediction is not: so it is run on each transformed pattern, each prediction is
+    /// transformed back, and the one whose diffraction pattern matches the measured one best
+    /// (the physics loss) is kept, as the refinement keeps its best step and iterative phasing
+    /// ranks its runs by χ². (The complex mean of the aligned predictions was tried as well:
+    /// no better than the plain prediction, see models/README.md.)
+    public enum PredictionSymmetries: String, CaseIterable, Sendable {
+        /// The pattern as it is (one network pass).
+        case none
+        /// The 8 reflections about the centre along any subset of the axes.
+        case reflections
+        /// The 48 symmetries of the cube: the reflections times the 6 axis permutations.
+        case cube
+
+        /// Each transform as (axis permutation, axes reflected after permuting).
+        public var transforms: [(permutation: [Int], reflected: [Int])] {
+            let reflections: [[Int]] = (0..<8).map { m in (0..<3).filter { m >> $0 & 1 == 1 } }
+            let permutations: [[Int]] = self == .cube
+                ? [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] : [[0, 1, 2]]
+            switch self {
+            case .none: return [([0, 1, 2], [])]
+            case .reflections, .cube: return permutations.flatMap { p in reflections.map { (p, $0) } }
+            }
+        }
     }
 
     /// Checks that `pattern` (and `mask`) suit `model`; throws a one-sentence error if not.
@@ -37,7 +68,8 @@ public enum NeuralPhaser {
     /// Predicts an object for `pattern` (centred intensity, mask nonzero = bad), refines the
     /// model on it for `refineSteps` Adam steps (the model's weights change), and returns
     /// the best object by loss, centred in the pattern's box, its support (amplitude above
-    /// the threshold), the loss curve (entry 0: the plain prediction) and its χ².
+    /// the threshold), the loss curve (entry 0: the prediction, averaged over
+    /// `options.symmetries` when they are set) and its χ².
     public static func reconstruct(pattern: RealVolume, mask: RealVolume? = nil, model: PhaseNet, refineSteps: Int = 0,
                                    options: Options = Options(), progress: ProgressHandler? = nil) throws
         -> (object: ComplexVolume, support: RealVolume, lossCurve: [Double], chi2: Double) {
@@ -51,12 +83,25 @@ public enum NeuralPhaser {
         let opt = AdamW(parameters: model.parameters, schedule: .constant(options.learningRate), clipNorm: 1.0)
         var curve: [Double] = []
         var best = (loss: Double.infinity, chi2: Double.nan, amplitude: Tensor(shape: [1] + half), phase: Tensor(shape: [1] + half))
-        for step in 0...refineSteps {
+        if options.symmetries != .none {
+            // the symmetric predictions compete by loss; the winner is entry 0 of the curve and
+            // stands for the prediction: the plain pass of step 0 below only starts the refinement
+            let grid = try FourierPhysics(box: box, objectShape: half.map { $0 + 1 }, loss: options.loss)
+            try grid.setTarget(intensity: pattern, mask: mask)
+            for c in try symmetricPredictions(pattern: pattern, mask: mask, model: model, symmetries: options.symmetries, progress: progress) {
+                let l = grid.forward(amplitude: c.amplitude, phase: c.phase)
+                if l < best.loss { best = (l, grid.chi2, c.amplitude, c.phase) }
+            }
+            curve.append(best.loss)
+            progress?(ProgressReport(stage: "predict", done: 0, total: refineSteps, metrics: [("loss", best.loss), ("best", best.loss)]))
+        }
+        for step in 0...refineSteps where refineSteps > 0 || options.symmetries == .none {
             try Interruption.check()
             let out = model.forward(input)
             let l = physics.forward(amplitude: out.amplitude, phase: out.phase)
-            curve.append(l)
-            if l < best.loss {
+            let counts = step > 0 || options.symmetries == .none
+            if counts { curve.append(l) }
+            if counts && l < best.loss {
                 best = (l, physics.chi2, out.amplitude.copy(), out.phase.copy())
             }
             progress?(ProgressReport(stage: step == 0 ? "predict" : "refine", done: step, total: refineSteps,
@@ -72,5 +117,28 @@ public enum NeuralPhaser {
         let t = amp.maximum() * options.supportThreshold
         let support = amp.thresholded(above: t)
         return (object, support, curve, best.chi2)
+    }
+
+    /// The network's predictions for the pattern under each of `symmetries` (see
+    /// `PredictionSymmetries`), each transformed back, the untransformed pattern's first:
+    /// amplitude and phase tensors one voxel larger per axis than the network's output. That
+    /// odd grid, centred in the box like the output (both start at n/2 − ⌊m/2⌋), is closed
+    /// under reflection about the box's centre voxel, where the output's even grid is not.
+    static func symmetricPredictions(pattern: RealVolume, mask: RealVolume?, model: PhaseNet,
+                                     symmetries: PredictionSymmetries, progress: ProgressHandler? = nil) throws -> [(amplitude: Tensor, phase: Tensor)] {
+        let transforms = symmetries.transforms
+        return try transforms.enumerated().map { k, t in
+            try Interruption.check()
+            progress?(ProgressReport(stage: "predict", done: k, total: transforms.count, metrics: []))
+            let p = pattern.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected)
+            let m = mask.map { $0.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected) }
+            let out = model.forward(Tensor(FourierPhysics.normalisedAmplitude(intensity: p, mask: m)))
+            let inverse = (0..<3).map { a in t.permutation.firstIndex(of: a)! }
+            func back(_ v: RealVolume) throws -> Tensor {
+                let odd = try v.embedded(in: v.shape.map { $0 + 1 }, at: [0, 0, 0])
+                return Tensor(odd.reflectedAboutCentre(axes: t.reflected).permutedAxes(inverse))
+            }
+            return (try back(out.amplitude.volume()), try back(out.phase.volume()))
+        }
     }
 }

@@ -196,3 +196,56 @@ extension Volume {
         return out
     }
 }
+
+// The symmetries of a cubic grid that the discrete Fourier transform carries over from a
+// centred pattern to its centred object: reflections about the centre voxel and axis
+// permutations (rank 3).
+extension Volume {
+    /// The reflection about the centre voxel ⌊N/2⌋ along `axes` (default: all three):
+    /// index i ↦ (2⌊N/2⌋ − i) mod N. The centre voxel stays put for even and odd sizes
+    /// alike (numpy.flip would move an even-sized centred array by one voxel), so the
+    /// reflection of a centred pattern is the pattern of the reflected centred object.
+    public func reflectedAboutCentre(axes: [Int]? = nil) -> Volume {
+        precondition(rank == 3, "reflectedAboutCentre needs a 3D volume, got shape \(shape)")
+        let ax = Set(axes ?? [0, 1, 2])
+        let st = strides
+        let offsets: [[Int]] = (0..<3).map { (a: Int) -> [Int] in
+            let n = shape[a], c = 2 * (shape[a] / 2), reflect = ax.contains(a)
+            return (0..<n).map { (i: Int) -> Int in (reflect ? (c - i + n) % n : i) * st[a] }
+        }
+        return gathered(shape: shape, offsets: offsets)
+    }
+
+    /// The axes permuted as numpy.transpose(v, p): output axis a is input axis p[a].
+    public func permutedAxes(_ p: [Int]) -> Volume {
+        precondition(rank == 3 && p.sorted() == [0, 1, 2], "permutedAxes needs a 3D volume and a permutation of 0, 1, 2; got \(shape), \(p)")
+        let st = strides
+        let outShape = p.map { shape[$0] }
+        let offsets: [[Int]] = (0..<3).map { (a: Int) -> [Int] in (0..<outShape[a]).map { (i: Int) -> Int in i * st[p[a]] } }
+        return gathered(shape: outShape, offsets: offsets)
+    }
+
+    /// out[i, j, k] = self[element offset offsets[0][i] + offsets[1][j] + offsets[2][k]].
+    func gathered(shape outShape: [Int], offsets: [[Int]]) -> Volume {
+        var out = Volume(shape: outShape)
+        let c = Element.components
+        let (n1, n2) = (outShape[1], outShape[2])
+        withUnsafeFloats { src in
+            out.withUnsafeMutableFloats { dst in
+                let sp = src.baseAddress!, dp = SendablePointer(dst.baseAddress!)
+                Parallel.forEachChunk(outShape[0], minChunk: 1) { r in
+                    for i in r {
+                        for j in 0..<n1 {
+                            let sbase = offsets[0][i] &+ offsets[1][j], dbase = (i &* n1 &+ j) &* n2
+                            for k in 0..<n2 {
+                                let q = (sbase &+ offsets[2][k]) &* c, d = (dbase &+ k) &* c
+                                for m in 0..<c { dp.pointer[d &+ m] = sp[q &+ m] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -17,7 +17,9 @@ struct BenchNNEval: ParsableCommand {
             normalised complex error min ‖γρ′ − ρ*‖/‖ρ*‖ (twin, sub-voxel shift, global phase and \
             scale removed, and each object's linear phase ramp, which only says where the Bragg \
             peak sits in the box) of the outputs as bragg phase writes them: the prediction \
-            alone; the prediction handed to the iterative engine \
+            alone (with --symmetries, the best by loss of the predictions for the pattern's \
+            reflections and axis permutations; --split-error also scores its amplitude and its \
+            phase separately); the prediction handed to the iterative engine \
             for --then (default ER:50); the iterative default recipe from a random start \
             (--iterative; --iterative-recipe R for another recipe); the prediction after --refine-steps K of fine-tuning (K > 0). The \
             'flat phase' column is the error of the true amplitude with zero phase: what a \
@@ -37,6 +39,12 @@ struct BenchNNEval: ParsableCommand {
 
     @Option(name: .customLong("refine-steps"), help: "Refinement steps (0: skip refinement).")
     var refineSteps: Int = 0
+
+    @Option(help: "Run the network on the pattern under these symmetries of the cube and keep the prediction of lowest loss: none, reflections (8 passes) or cube (48).")
+    var symmetries: NeuralPhaser.PredictionSymmetries = .none
+
+    @Flag(name: .customLong("split-error"), help: "Also score the predicted amplitude with the true phase, and the true amplitude with the predicted phase: which half of the prediction is off.")
+    var splitError = false
 
     @Option(name: .customLong("refine-learning-rate"), help: "Learning rate of the refinement.")
     var refineLearningRate: Double = 1e-4
@@ -89,9 +97,10 @@ struct BenchNNEval: ParsableCommand {
             return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
         }
         func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
-        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), phase ramps \(keepRamps ? "kept" : "removed")")
+        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction chosen by loss from \(symmetries.transforms.count) symmetric pass\(symmetries == .none ? "" : "es"), phase ramps \(keepRamps ? "kept" : "removed")")
         print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)")
         var rows: [[Double]] = []
+        var split: [(amplitude: Double, phase: Double)] = []
         for i in first..<(first + crystals) {
             try Interruption.check()
             let seed = TrainingOptions.evaluationSeed(i)
@@ -101,9 +110,23 @@ struct BenchNNEval: ParsableCommand {
             // the prediction alone (a fresh copy of the model for every crystal)
             var t0 = now()
             let (net, _) = try PhaseNet.load(from: modelPath)
-            let p = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0)
+            var po = NeuralPhaser.Options(); po.symmetries = symmetries
+            let p = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0, options: po)
             let tPredict = now() - t0
             let ePredict = try error(try PhasingPost.reportingFrame(object: p.object, support: p.support).object, truth: truth)
+            if splitError {
+                // the prediction brought onto the truth (twin, integer shift), then its modulus
+                // and its phase each paired with the truth's other half
+                let est = try PhasingPost.reportingFrame(object: p.object, support: p.support).object
+                let twin = est.reflectedAboutCentre().conjugated()
+                let direct = try Registration.shift(of: est, onto: truth), mirrored = try Registration.shift(of: twin, onto: truth)
+                let (o, sh) = mirrored.correlation > direct.correlation ? (twin, mirrored.shift) : (est, direct.shift)
+                let e = try o.rolled(by: sh.map { Int($0.rounded()) })
+                let ampTruePhase = try error(ComplexVolume(modulus: e.modulus(), phase: truth.phase()), truth: truth)
+                let trueAmpPhase = try error(ComplexVolume(modulus: truth.modulus(), phase: e.phase()), truth: truth)
+                split.append((ampTruePhase, trueAmpPhase))
+                print(String(format: "         predicted amplitude + true phase %.3f, true amplitude + predicted phase %.3f", ampTruePhase, trueAmpPhase))
+            }
             let data = try PhasingData(intensity: pair.intensity)
             // the prediction handed to the iterative engine
             var eThen = Double.nan, tThen = 0.0
@@ -145,9 +168,15 @@ struct BenchNNEval: ParsableCommand {
         if iterative { parts.append(String(format: "iterative from random (%d iterations) %.3f", iterations, med[3])) }
         if refineSteps > 0 { parts.append(String(format: "refine %d %.3f", refineSteps, med[4])) }
         print("median of \(rows.count): " + parts.joined(separator: ", "))
+        if splitError {
+            print(String(format: "median of %d: predicted amplitude + true phase %.3f, true amplitude + predicted phase %.3f",
+                         split.count, median(split.map(\.amplitude)), median(split.map(\.phase))))
+        }
         let wins = rows.filter { !$0[2].isNaN && !$0[3].isNaN && $0[2] <= $0[3] }.count
         if thenRecipe != nil && iterative {
             print("predict+\(then) (\(thenRecipe!.totalIterations) iterations) at least as good as the iterative recipe (\(iterations)) on \(wins) of \(rows.count) crystals")
         }
     }
 }
+
+extension NeuralPhaser.PredictionSymmetries: ExpressibleByArgument {}

@@ -20,6 +20,8 @@ struct NeuralPhaseRun {
     var quiet: Bool
     /// Iterative recipe run from the prediction (`--then`), if any.
     var then: Recipe? = nil
+    /// Symmetries of the cube the prediction is chosen over (`--symmetries`).
+    var symmetries: NeuralPhaser.PredictionSymmetries = .none
 
     /// The default model: $BRAGG_MODEL, else models/default-c8-64.safetensors beside the
     /// executable's repository or in the working directory.
@@ -54,6 +56,7 @@ struct NeuralPhaseRun {
         var options = NeuralPhaser.Options()
         options.learningRate = learningRate
         options.allowOtherSize = anySize
+        options.symmetries = symmetries
         do {
             try NeuralPhaser.check(pattern: intensity, mask: maskVolume, model: net, allowOtherSize: anySize)
         } catch let e as NeuralError {
@@ -87,6 +90,7 @@ struct NeuralPhaseRun {
                 file.parameters["algorithm"] = .string("neural phase retrieval, then iterative (BraggKit Neural + Phasing)")
                 file.parameters["model"] = .string(modelPath)
                 file.parameters["refine_steps"] = .int(refineSteps)
+                file.parameters["prediction_symmetries"] = .string(symmetries.rawValue)
                 file.metrics["neural_chi2"] = r.chi2
                 file.curves["loss"] = r.lossCurve
                 try file.write(to: out, overwrite: force)
@@ -103,6 +107,7 @@ struct NeuralPhaseRun {
                 "model": .string(modelPath),
                 "model_architecture": .string(net.architecture.description),
                 "refine_steps": .int(refineSteps),
+                "prediction_symmetries": .string(symmetries.rawValue),
                 "refine_learning_rate": .double(learningRate),
                 "refine_loss": .string(options.loss.rawValue),
                 "best_step": .int(bestStep),

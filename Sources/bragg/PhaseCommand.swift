@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Numerics
 import Formats
+import Neural
 import Phasing
 
 struct PhaseCommand: ParsableCommand {
@@ -55,6 +56,9 @@ struct PhaseCommand: ParsableCommand {
 
     @Option(name: .customLong("then"), help: "Neural method: hand the prediction (object and support) to the iterative engine with this recipe, e.g. \"ER:50\" or \"short\" (HIO:100, RAAR:50, ER:50).")
     var then: String?
+
+    @Option(help: "Neural method: run the network on the pattern under symmetries of the cube, none, reflections (8 passes) or cube (48), each pass on the pattern reflected about its centre and/or with its axes permuted; the predictions are transformed back and the one of lowest loss is kept.")
+    var symmetries: NeuralPhaser.PredictionSymmetries = .none
 
     @Flag(name: .customLong("any-size"), help: "Neural method: run on a cubic pattern of another edge (multiple of 8) than the model's.")
     var anySize = false
@@ -110,7 +114,7 @@ struct PhaseCommand: ParsableCommand {
         if method == "neural" {
             try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
                                learningRate: refineLearningRate, anySize: anySize, out: out, force: force,
-                               quiet: common.quiet, then: try then.map { try Recipe.parse($0) }).run()
+                               quiet: common.quiet, then: try then.map { try Recipe.parse($0) }, symmetries: symmetries).run()
             common.saveWisdom()
             return
         }

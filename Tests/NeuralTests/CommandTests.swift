@@ -1,6 +1,7 @@
 import XCTest
 import Formats
 import Numerics
+import Simulation
 @testable import Neural
 
 /// `bragg phase --method neural` as a user runs it: the results file, and bad models.
@@ -72,6 +73,32 @@ final class NeuralCommandTests: XCTestCase {
         written.withUnsafeFloats { p in for i in 0..<(p.count / 2) { re += Double(p[2 * i]); im += Double(p[2 * i + 1]) } }
         XCTAssertGreaterThan(re, 0)
         XCTAssertEqual(im / re, 0, accuracy: 1e-3)
+    }
+
+    /// `--symmetries cube` reaches the library: the file holds the chosen prediction's loss
+    /// (the lowest of the 48 passes, so no higher than the plain prediction's) and says so.
+    func testSymmetriesOptionChoosesTheBestPass() throws {
+        let net = try PhaseNet(architecture: NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2), seed: 5)
+        let model = path("tiny-sym.safetensors")
+        try net.save(to: model)
+        let (pattern, _) = try TrainingPair.make(size: 16, seed: 9)
+        let input = path("pattern-sym.npy")
+        try ArrayIO.write(pattern, to: input, overwrite: false)
+        var losses: [String: Double] = [:]
+        for s in ["none", "cube"] {
+            let out = path("neural-\(s).cxi")
+            let (status, text) = try bragg(["phase", input, "--method", "neural", "--model", model, "--symmetries", s,
+                                            "--threads", "1", "--out", out, "-q"])
+            XCTAssertEqual(status, 0, text)
+            let res = try CXIResults.read(from: out)
+            XCTAssertEqual(res.parameters["prediction_symmetries"], .string(s))
+            losses[s] = try XCTUnwrap(res.curves["loss"]?.first)
+        }
+        XCTAssertLessThan(losses["cube"]!, losses["none"]!)
+        let (status, text) = try bragg(["phase", input, "--method", "neural", "--model", model, "--symmetries", "octahedral",
+                                        "--out", path("never.cxi"), "-q"])
+        XCTAssertEqual(status, 2, text)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("never.cxi")))
     }
 
     /// A truncated model, a model of another architecture and a pattern of another size

@@ -1,5 +1,6 @@
 import XCTest
 import Numerics
+import Simulation
 @testable import Neural
 
 /// Model files, optimiser, schedules, refinement.
@@ -285,6 +286,66 @@ final class ModelTests: XCTestCase {
         var rng = SeededGenerator(seed: 3)
         let noise = ComplexVolume(shape: truth.shape) { _ in Complex32(Float(rng.normal()), Float(rng.normal())) }
         XCTAssertGreaterThan(try ReconstructionError.normalised(noise, truth: truth), 0.9)
+    }
+
+    /// The symmetry sets: 1, 8 and 48 distinct transforms, each undone by its inverse.
+    func testPredictionSymmetries() throws {
+        var rng = SeededGenerator(seed: 11)
+        let v = ComplexVolume(shape: [6, 6, 6]) { _ in Complex32(Float(rng.normal()), Float(rng.normal())) }
+        for (s, count) in [(NeuralPhaser.PredictionSymmetries.none, 1), (.reflections, 8), (.cube, 48)] {
+            let ts = s.transforms
+            XCTAssertEqual(ts.count, count)
+            XCTAssertEqual(ts[0].permutation, [0, 1, 2]); XCTAssertEqual(ts[0].reflected, [])
+            var seen: [[Float]] = []
+            for t in ts {
+                let moved = v.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected)
+                let inverse = (0..<3).map { a in t.permutation.firstIndex(of: a)! }
+                XCTAssertEqual(moved.reflectedAboutCentre(axes: t.reflected).permutedAxes(inverse), v)
+                XCTAssertFalse(seen.contains(moved.floats), "\(s): transform \(t) repeats another")
+                seen.append(moved.floats)
+            }
+        }
+    }
+
+    /// The prediction chosen over symmetries: the candidate of lowest loss (never worse than
+    /// the plain prediction, which is one of them), one curve entry for it and one per
+    /// refinement step; and equivariant: for a crystal that has no symmetry, the choice for
+    /// the reflected or axis-permuted pattern is the same transform of the choice for the
+    /// pattern (which fails if a transform is undone wrongly).
+    func testPredictionChosenOverSymmetries() throws {
+        let n = 16
+        let (pattern, _) = try TrainingPair.make(size: n, seed: 5, options: {
+            var o = TrainingPairOptions(); o.poissonNoise = false; return o }())
+        let arch = try NetworkArchitecture(width: 2, inputSize: n, channelsPerGroup: 2)
+        let net = try PhaseNet(architecture: arch, seed: 4)
+        let plain = try NeuralPhaser.reconstruct(pattern: pattern, model: net)
+        var o = NeuralPhaser.Options(); o.symmetries = .cube
+        let chosen = try NeuralPhaser.reconstruct(pattern: pattern, model: net, options: o)
+        XCTAssertEqual(chosen.lossCurve.count, 1)
+        XCTAssertLessThan(chosen.lossCurve[0], plain.lossCurve[0], "a random network should do better on some transformed pattern")
+        let physics = try FourierPhysics(box: [n, n, n], objectShape: [n / 2 + 1, n / 2 + 1, n / 2 + 1], loss: .l1)
+        try physics.setTarget(intensity: pattern, mask: nil)
+        let losses = try NeuralPhaser.symmetricPredictions(pattern: pattern, mask: nil, model: net, symmetries: .cube)
+            .map { physics.forward(amplitude: $0.amplitude, phase: $0.phase) }
+        XCTAssertEqual(losses.count, 48)
+        XCTAssertEqual(losses[0], plain.lossCurve[0], accuracy: 1e-9)
+        XCTAssertEqual(chosen.lossCurve[0], losses.min()!, accuracy: 1e-9)
+        XCTAssertTrue(chosen.chi2.isFinite)
+        XCTAssertEqual(chosen.object[3, 8, 8].modulus, 0)
+        XCTAssertEqual(chosen.object[13, 8, 8].modulus, 0)
+        // the candidates' grid: one voxel more than the output, closed under the reflections
+        func core(_ v: ComplexVolume) throws -> ComplexVolume { try v.cropped(start: [n / 4, n / 4, n / 4], size: [n / 2 + 1, n / 2 + 1, n / 2 + 1]) }
+        for (p, r) in [([0, 1, 2], [0, 2]), ([2, 0, 1], []), ([1, 0, 2], [1])] {
+            let moved = try NeuralPhaser.reconstruct(pattern: pattern.permutedAxes(p).reflectedAboutCentre(axes: r), model: net, options: o)
+            let expected = try core(chosen.object).permutedAxes(p).reflectedAboutCentre(axes: r)
+            XCTAssertLessThan((try core(moved.object) - expected).squaredNorm(), 1e-10 * expected.squaredNorm(), "\(p) \(r)")
+            XCTAssertEqual(moved.lossCurve[0], chosen.lossCurve[0], accuracy: 1e-5 * chosen.lossCurve[0])
+        }
+        o.learningRate = 3e-3
+        let refined = try NeuralPhaser.reconstruct(pattern: pattern, model: try PhaseNet(architecture: arch, seed: 4), refineSteps: 5, options: o)
+        XCTAssertEqual(refined.lossCurve.count, 6)
+        XCTAssertEqual(refined.lossCurve[0], chosen.lossCurve[0], accuracy: 1e-9)
+        XCTAssertLessThanOrEqual(refined.lossCurve.min()!, chosen.lossCurve[0])
     }
 
     /// Refinement fine-tunes on the pattern: the kept loss falls below the prediction's,

@@ -191,6 +191,41 @@ final class VolumeTests: XCTestCase {
         XCTAssertEqual(try ramp([2, 3]).summed(axis: 0).elements, [3, 5, 7])
     }
 
+    /// Reflection about the centre voxel and axis permutation, by index (numpy: the
+    /// reflection is np.roll(np.flip(v, a), 1 - n % 2, a); the permutation np.transpose), and
+    /// both carried by the centred DFT from an object to its transform, on even and odd sizes.
+    func testCentreReflectionAndAxisPermutationCommuteWithTheCentredFFT() throws {
+        XCTAssertEqual(ramp([4, 1, 1]).reflectedAboutCentre().elements, [0, 3, 2, 1])
+        XCTAssertEqual(ramp([5, 1, 1]).reflectedAboutCentre().elements, [4, 3, 2, 1, 0])
+        XCTAssertEqual(ramp([1, 2, 4]).reflectedAboutCentre(axes: [2]).elements, [0, 3, 2, 1, 4, 7, 6, 5])
+        let r = ramp([2, 3, 4])
+        let t = r.permutedAxes([2, 0, 1])
+        XCTAssertEqual(t.shape, [4, 2, 3])
+        for i in 0..<2 { for j in 0..<3 { for k in 0..<4 { XCTAssertEqual(t[k, i, j], r[i, j, k]) } } }
+        XCTAssertEqual(t.permutedAxes([1, 2, 0]), r)
+        var seed: UInt64 = 7
+        func uniform() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(seed >> 40) / Float(1 << 24) - 0.5
+        }
+        func transform(_ v: ComplexVolume) throws -> ComplexVolume { try FFT.forward(v.ifftshifted()).fftshifted() }
+        func relativeDifference(_ a: ComplexVolume, _ b: ComplexVolume) throws -> Double {
+            (try a - b).squaredNorm().squareRoot() / b.squaredNorm().squareRoot()
+        }
+        for shape in [[6, 6, 6], [5, 7, 4]] {
+            let o = ComplexVolume(shape: shape) { _ in Complex32(uniform(), uniform()) }
+            let f = try transform(o)
+            for axes in [[0], [1, 2], [0, 1, 2]] {
+                XCTAssertLessThan(try relativeDifference(try transform(o.reflectedAboutCentre(axes: axes)), f.reflectedAboutCentre(axes: axes)), 1e-5, "\(shape) \(axes)")
+            }
+            for p in [[0, 2, 1], [2, 0, 1], [1, 2, 0]] {
+                XCTAssertLessThan(try relativeDifference(try transform(o.permutedAxes(p)), f.permutedAxes(p)), 1e-5, "\(shape) \(p)")
+            }
+            // the twin conj ρ(−r) has the conjugate transform, so the same intensity
+            XCTAssertLessThan(try relativeDifference(try transform(o.reflectedAboutCentre().conjugated()), f.conjugated()), 1e-5)
+        }
+    }
+
     func testComplexComponents() throws {
         let a = RealVolume(shape: [3]) { Float($0 + 1) }
         let f = RealVolume(shape: [3]) { Float($0) * 0.5 }
