@@ -68,8 +68,8 @@ public enum NeuralPhaser {
     /// Predicts an object for `pattern` (centred intensity, mask nonzero = bad), refines the
     /// model on it for `refineSteps` Adam steps (the model's weights change), and returns
     /// the best object by loss, centred in the pattern's box, its support (amplitude above
-    /// the threshold), the loss curve (entry 0: the prediction, averaged over
-    /// `options.symmetries` when they are set) and its χ².
+    /// the threshold), the loss curve (entry 0: the prediction; with `options.symmetries`,
+    /// the best pass, in whose frame the refinement then runs) and its χ².
     public static func reconstruct(pattern: RealVolume, mask: RealVolume? = nil, model: PhaseNet, refineSteps: Int = 0,
                                    options: Options = Options(), progress: ProgressHandler? = nil) throws
         -> (object: ComplexVolume, support: RealVolume, lossCurve: [Double], chi2: Double) {
@@ -77,32 +77,42 @@ public enum NeuralPhaser {
         guard refineSteps >= 0 else { throw NeuralError.invalidInput("refine steps must be ≥ 0 (got \(refineSteps))") }
         let box = pattern.shape
         let half = box.map { $0 / 2 }
-        let physics = try FourierPhysics(box: box, objectShape: half, loss: options.loss)
-        try physics.setTarget(intensity: pattern, mask: mask)
-        let input = Tensor(FourierPhysics.normalisedAmplitude(intensity: pattern, mask: mask))
         let opt = AdamW(parameters: model.parameters, schedule: .constant(options.learningRate), clipNorm: 1.0)
         var curve: [Double] = []
         var best = (loss: Double.infinity, chi2: Double.nan, amplitude: Tensor(shape: [1] + half), phase: Tensor(shape: [1] + half))
+        let transforms = options.symmetries.transforms
+        var frame = transforms[0]
         if options.symmetries != .none {
             // the symmetric predictions compete by loss; the winner is entry 0 of the curve and
-            // stands for the prediction: the plain pass of step 0 below only starts the refinement
+            // stands for the prediction
             let grid = try FourierPhysics(box: box, objectShape: half.map { $0 + 1 }, loss: options.loss)
             try grid.setTarget(intensity: pattern, mask: mask)
-            for c in try symmetricPredictions(pattern: pattern, mask: mask, model: model, symmetries: options.symmetries, progress: progress) {
+            let candidates = try symmetricPredictions(pattern: pattern, mask: mask, model: model, symmetries: options.symmetries, progress: progress)
+            for (k, c) in candidates.enumerated() {
                 let l = grid.forward(amplitude: c.amplitude, phase: c.phase)
-                if l < best.loss { best = (l, grid.chi2, c.amplitude, c.phase) }
+                if l < best.loss { best = (l, grid.chi2, c.amplitude, c.phase); frame = transforms[k] }
             }
             curve.append(best.loss)
             progress?(ProgressReport(stage: "predict", done: 0, total: refineSteps, metrics: [("loss", best.loss), ("best", best.loss)]))
+            if refineSteps == 0 { return finish(best, curve: curve, box: box, options: options) }
         }
-        for step in 0...refineSteps where refineSteps > 0 || options.symmetries == .none {
+        // the refinement sees the pattern in the frame of the chosen pass (as it is, without
+        // symmetries); its step 0 is then that pass again, already in the curve
+        let framed = transformed(pattern, frame)
+        let framedMask = mask.map { transformed($0, frame) }
+        let physics = try FourierPhysics(box: box, objectShape: half, loss: options.loss)
+        try physics.setTarget(intensity: framed, mask: framedMask)
+        let input = Tensor(FourierPhysics.normalisedAmplitude(intensity: framed, mask: framedMask))
+        for step in 0...refineSteps {
             try Interruption.check()
             let out = model.forward(input)
             let l = physics.forward(amplitude: out.amplitude, phase: out.phase)
             let counts = step > 0 || options.symmetries == .none
             if counts { curve.append(l) }
             if counts && l < best.loss {
-                best = (l, physics.chi2, out.amplitude.copy(), out.phase.copy())
+                best = options.symmetries == .none
+                    ? (l, physics.chi2, out.amplitude.copy(), out.phase.copy())
+                    : (l, physics.chi2, try transformedBack(out.amplitude, frame), try transformedBack(out.phase, frame))
             }
             progress?(ProgressReport(stage: step == 0 ? "predict" : "refine", done: step, total: refineSteps,
                                      metrics: [("loss", l), ("best", best.loss)]))
@@ -112,6 +122,12 @@ public enum NeuralPhaser {
             model.backward(amplitude: g.amplitude, phase: g.phase)
             opt.update()
         }
+        return finish(best, curve: curve, box: box, options: options)
+    }
+
+    /// The object of the kept amplitude and phase, centred in the box, and its support.
+    static func finish(_ best: (loss: Double, chi2: Double, amplitude: Tensor, phase: Tensor), curve: [Double], box: [Int],
+                       options: Options) -> (object: ComplexVolume, support: RealVolume, lossCurve: [Double], chi2: Double) {
         let object = FourierPhysics.object(amplitude: best.amplitude, phase: best.phase, box: box)
         let amp = object.modulus()
         let t = amp.maximum() * options.supportThreshold
@@ -119,26 +135,34 @@ public enum NeuralPhaser {
         return (object, support, curve, best.chi2)
     }
 
+    /// A pattern (or mask) under one symmetry: axes permuted, then reflected about the centre.
+    static func transformed(_ v: RealVolume, _ t: (permutation: [Int], reflected: [Int])) -> RealVolume {
+        v.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected)
+    }
+
+    /// A network output (amplitude or phase) made in the frame of `t`, brought back to the
+    /// pattern's frame on a grid one voxel larger per axis than the output. That odd grid,
+    /// centred in the box like the output (both start at n/2 − ⌊m/2⌋), is closed under
+    /// reflection about the box's centre voxel, where the output's even grid is not.
+    static func transformedBack(_ x: Tensor, _ t: (permutation: [Int], reflected: [Int])) throws -> Tensor {
+        let v = x.volume()
+        let odd = try v.embedded(in: v.shape.map { $0 + 1 }, at: [0, 0, 0])
+        let inverse = (0..<3).map { a in t.permutation.firstIndex(of: a)! }
+        return Tensor(odd.reflectedAboutCentre(axes: t.reflected).permutedAxes(inverse))
+    }
+
     /// The network's predictions for the pattern under each of `symmetries` (see
-    /// `PredictionSymmetries`), each transformed back, the untransformed pattern's first:
-    /// amplitude and phase tensors one voxel larger per axis than the network's output. That
-    /// odd grid, centred in the box like the output (both start at n/2 − ⌊m/2⌋), is closed
-    /// under reflection about the box's centre voxel, where the output's even grid is not.
+    /// `PredictionSymmetries`), each brought back to the pattern's frame (`transformedBack`),
+    /// the untransformed pattern's first.
     static func symmetricPredictions(pattern: RealVolume, mask: RealVolume?, model: PhaseNet,
                                      symmetries: PredictionSymmetries, progress: ProgressHandler? = nil) throws -> [(amplitude: Tensor, phase: Tensor)] {
         let transforms = symmetries.transforms
         return try transforms.enumerated().map { k, t in
             try Interruption.check()
             progress?(ProgressReport(stage: "predict", done: k, total: transforms.count, metrics: []))
-            let p = pattern.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected)
-            let m = mask.map { $0.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected) }
-            let out = model.forward(Tensor(FourierPhysics.normalisedAmplitude(intensity: p, mask: m)))
-            let inverse = (0..<3).map { a in t.permutation.firstIndex(of: a)! }
-            func back(_ v: RealVolume) throws -> Tensor {
-                let odd = try v.embedded(in: v.shape.map { $0 + 1 }, at: [0, 0, 0])
-                return Tensor(odd.reflectedAboutCentre(axes: t.reflected).permutedAxes(inverse))
-            }
-            return (try back(out.amplitude.volume()), try back(out.phase.volume()))
+            let out = model.forward(Tensor(FourierPhysics.normalisedAmplitude(intensity: transformed(pattern, t),
+                                                                               mask: mask.map { transformed($0, t) })))
+            return (try transformedBack(out.amplitude, t), try transformedBack(out.phase, t))
         }
     }
 }
