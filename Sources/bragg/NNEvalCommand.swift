@@ -97,7 +97,7 @@ struct BenchNNEval: ParsableCommand {
             return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
         }
         func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
-        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction chosen by loss from \(symmetries.transforms.count) symmetric pass\(symmetries == .none ? "" : "es"), phase ramps \(keepRamps ? "kept" : "removed")")
+        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction \(symmetries == .none ? "from one pass" : "best by loss of \(symmetries.transforms.count) symmetric passes"), phase ramps \(keepRamps ? "kept" : "removed")")
         print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)")
         var rows: [[Double]] = []
         var split: [(amplitude: Double, phase: Double)] = []
@@ -113,11 +113,11 @@ struct BenchNNEval: ParsableCommand {
             var po = NeuralPhaser.Options(); po.symmetries = symmetries
             let p = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0, options: po)
             let tPredict = now() - t0
-            let ePredict = try error(try PhasingPost.reportingFrame(object: p.object, support: p.support).object, truth: truth)
+            let est = try PhasingPost.reportingFrame(object: p.object, support: p.support).object
+            let ePredict = try error(est, truth: truth)
             if splitError {
                 // the prediction brought onto the truth (twin, integer shift), then its modulus
                 // and its phase each paired with the truth's other half
-                let est = try PhasingPost.reportingFrame(object: p.object, support: p.support).object
                 let twin = est.reflectedAboutCentre().conjugated()
                 let direct = try Registration.shift(of: est, onto: truth), mirrored = try Registration.shift(of: twin, onto: truth)
                 let (o, sh) = mirrored.correlation > direct.correlation ? (twin, mirrored.shift) : (est, direct.shift)
