@@ -106,10 +106,43 @@ struct PhaseCommand: ParsableCommand {
         }
     }
 
+    /// The neural-only options given a value other than their default.
+    func neuralOnlyOptionsGiven() -> [String] {
+        var given: [String] = []
+        if model != nil { given.append("--model") }
+        if refineSteps != 0 { given.append("--refine-steps") }
+        if refineLearningRate != 1e-4 { given.append("--refine-learning-rate") }
+        if then != nil { given.append("--then") }
+        if symmetries != .none { given.append("--symmetries") }
+        if anySize { given.append("--any-size") }
+        return given
+    }
+
+    /// The iterative-only options given a value other than their default (the neural
+    /// method's hand-off to the iterative engine takes its recipe from --then).
+    func iterativeOnlyOptionsGiven() -> [String] {
+        var given: [String] = []
+        if recipe != Recipe.defaultString { given.append("--recipe") }
+        if runs != 1 { given.append("--runs") }
+        if keep != 1 { given.append("--keep") }
+        if seed != 1 { given.append("--seed") }
+        if support != "auto" { given.append("--support") }
+        if sigma != "2,1" { given.append("--sigma") }
+        if thresholdReference != "max" { given.append("--threshold-reference") }
+        if freeFraction != 0.04 { given.append("--free-fraction") }
+        if rankBy != "llk" { given.append("--rank-by") }
+        return given
+    }
+
     func run() throws {
         common.apply()
         guard method == "iterative" || method == "neural" else {
             throw UsageError("--method must be iterative or neural (got '\(method)')")
+        }
+        // An option of the other method would be silently ignored: say so instead.
+        let foreign = method == "neural" ? iterativeOnlyOptionsGiven() : neuralOnlyOptionsGiven()
+        if !foreign.isEmpty {
+            throw UsageError("\(foreign.joined(separator: ", ")) \(foreign.count == 1 ? "applies" : "apply") only to --method \(method == "neural" ? "iterative" : "neural")")
         }
         if method == "neural" {
             try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
