@@ -21,7 +21,9 @@ struct BenchNNEval: ParsableCommand {
             reflections and axis permutations; --split-error also scores its amplitude and its \
             phase separately); the prediction handed to the iterative engine \
             for --then (default ER:50); the iterative default recipe from a random start \
-            (--iterative; --iterative-recipe R for another recipe); the prediction after --refine-steps K of fine-tuning (K > 0). The \
+            (--iterative; --iterative-recipe R for another recipe); the prediction after --refine-steps K of fine-tuning (K > 0; \
+            with --symmetries, from the chosen pass, as bragg phase runs it), and that refined \
+            prediction handed to the --then recipe. The \
             'flat phase' column is the error of the true amplitude with zero phase: what a \
             prediction that gets the shape right and learns no phase would score. Prints one line \
             per crystal and the medians.
@@ -98,7 +100,8 @@ struct BenchNNEval: ParsableCommand {
         }
         func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
         print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction \(symmetries == .none ? "from one pass" : "best by loss of \(symmetries.transforms.count) symmetric passes"), phase ramps \(keepRamps ? "kept" : "removed")")
-        print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)")
+        print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)"
+              + (refineSteps > 0 && thenRecipe != nil ? "  refine \(refineSteps)+\(then)" : ""))
         var rows: [[Double]] = []
         var split: [(amplitude: Double, phase: Double)] = []
         for i in first..<(first + crystals) {
@@ -147,26 +150,37 @@ struct BenchNNEval: ParsableCommand {
                 tIter = now() - t0
             }
             // refinement of a fresh copy of the model on this pattern
-            var eRefine = Double.nan, tRefine = 0.0
+            var eRefine = Double.nan, tRefine = 0.0, eRefineThen = Double.nan, tRefineThen = 0.0
             if refineSteps > 0 {
                 t0 = now()
                 let (net2, _) = try PhaseNet.load(from: modelPath)
-                var o = NeuralPhaser.Options(); o.learningRate = refineLearningRate
+                var o = NeuralPhaser.Options(); o.learningRate = refineLearningRate; o.symmetries = symmetries
                 let r = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net2, refineSteps: refineSteps, options: o)
                 eRefine = try error(try PhasingPost.reportingFrame(object: r.object, support: r.support).object, truth: truth)
                 tRefine = now() - t0
+                // the refined prediction handed to the iterative engine, as --refine-steps K --then R does
+                if let recipe = thenRecipe {
+                    t0 = now()
+                    var io = PhasingOptions(); io.recipe = recipe; io.runs = 1; io.keep = 1; io.freeFraction = 0
+                    let ri = try Phaser.refine(data, from: r.object, support: r.support, options: io)
+                    eRefineThen = try error(ri.object, truth: truth)
+                    tRefineThen = now() - t0 + tRefine
+                }
             }
-            rows.append([flat, ePredict, eThen, eIter, eRefine])
-            print(String(format: "%7d  %.3f       ", i, flat) + [cell(ePredict, tPredict), cell(eThen, tThen), cell(eIter, tIter), cell(eRefine, tRefine)].joined(separator: "  "))
+            rows.append([flat, ePredict, eThen, eIter, eRefine, eRefineThen])
+            var cells = [cell(ePredict, tPredict), cell(eThen, tThen), cell(eIter, tIter), cell(eRefine, tRefine)]
+            if refineSteps > 0 && thenRecipe != nil { cells.append(cell(eRefineThen, tRefineThen)) }
+            print(String(format: "%7d  %.3f       ", i, flat) + cells.joined(separator: "  "))
             fflush(stdout)
         }
-        let med = (0..<5).map { c in median(rows.map { $0[c] }) }
+        let med = (0..<6).map { c in median(rows.map { $0[c] }) }
         let iterations = randomStartRecipe.totalIterations
         // only the columns that were run: a skipped one would print as "nan"
         var parts = [String(format: "flat phase %.3f", med[0]), String(format: "predict %.3f", med[1])]
         if thenRecipe != nil { parts.append(String(format: "predict+%@ %.3f", then, med[2])) }
         if iterative { parts.append(String(format: "iterative from random (%d iterations) %.3f", iterations, med[3])) }
         if refineSteps > 0 { parts.append(String(format: "refine %d %.3f", refineSteps, med[4])) }
+        if refineSteps > 0 && thenRecipe != nil { parts.append(String(format: "refine %d+%@ %.3f", refineSteps, then, med[5])) }
         print("median of \(rows.count): " + parts.joined(separator: ", "))
         if splitError {
             print(String(format: "median of %d: predicted amplitude + true phase %.3f, true amplitude + predicted phase %.3f",
