@@ -131,13 +131,16 @@ struct BenchNNEval: ParsableCommand {
                 print(String(format: "         predicted amplitude + true phase %.3f, true amplitude + predicted phase %.3f", ampTruePhase, trueAmpPhase))
             }
             let data = try PhasingData(intensity: pair.intensity)
+            // an object and support handed to the iterative engine for --then, scored
+            func handedOn(_ object: ComplexVolume, support: RealVolume, recipe: Recipe) throws -> Double {
+                var o = PhasingOptions(); o.recipe = recipe; o.runs = 1; o.keep = 1; o.freeFraction = 0
+                return try error(try Phaser.refine(data, from: object, support: support, options: o).object, truth: truth)
+            }
             // the prediction handed to the iterative engine
             var eThen = Double.nan, tThen = 0.0
             if let recipe = thenRecipe {
                 t0 = now()
-                var o = PhasingOptions(); o.recipe = recipe; o.runs = 1; o.keep = 1; o.freeFraction = 0
-                let r = try Phaser.refine(data, from: p.object, support: p.support, options: o)
-                eThen = try error(r.object, truth: truth)
+                eThen = try handedOn(p.object, support: p.support, recipe: recipe)
                 tThen = now() - t0 + tPredict
             }
             // the iterative default recipe from a random start
@@ -161,9 +164,7 @@ struct BenchNNEval: ParsableCommand {
                 // the refined prediction handed to the iterative engine, as --refine-steps K --then R does
                 if let recipe = thenRecipe {
                     t0 = now()
-                    var io = PhasingOptions(); io.recipe = recipe; io.runs = 1; io.keep = 1; io.freeFraction = 0
-                    let ri = try Phaser.refine(data, from: r.object, support: r.support, options: io)
-                    eRefineThen = try error(ri.object, truth: truth)
+                    eRefineThen = try handedOn(r.object, support: r.support, recipe: recipe)
                     tRefineThen = now() - t0 + tRefine
                 }
             }
