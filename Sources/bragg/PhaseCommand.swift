@@ -106,32 +106,29 @@ struct PhaseCommand: ParsableCommand {
         }
     }
 
+    /// The command as parsed with nothing but its required arguments: the defaults the
+    /// method checks below compare against, declared once, on the options themselves.
+    private static let defaults = try! PhaseCommand.parse(["pattern", "--out", "out"])
+
     /// The neural-only options given a value other than their default.
     func neuralOnlyOptionsGiven() -> [String] {
-        var given: [String] = []
-        if model != nil { given.append("--model") }
-        if refineSteps != 0 { given.append("--refine-steps") }
-        if refineLearningRate != 1e-4 { given.append("--refine-learning-rate") }
-        if then != nil { given.append("--then") }
-        if symmetries != .none { given.append("--symmetries") }
-        if anySize { given.append("--any-size") }
-        return given
+        let d = Self.defaults
+        return [("--model", model != d.model), ("--refine-steps", refineSteps != d.refineSteps),
+                ("--refine-learning-rate", refineLearningRate != d.refineLearningRate), ("--then", then != d.then),
+                ("--symmetries", symmetries != d.symmetries), ("--any-size", anySize != d.anySize)]
+            .filter(\.1).map(\.0)
     }
 
     /// The iterative-only options given a value other than their default (the neural
-    /// method's hand-off to the iterative engine takes its recipe from --then).
+    /// method's hand-off to the iterative engine takes its recipe from --then and the
+    /// engine's defaults for the rest).
     func iterativeOnlyOptionsGiven() -> [String] {
-        var given: [String] = []
-        if recipe != Recipe.defaultString { given.append("--recipe") }
-        if runs != 1 { given.append("--runs") }
-        if keep != 1 { given.append("--keep") }
-        if seed != 1 { given.append("--seed") }
-        if support != "auto" { given.append("--support") }
-        if sigma != "2,1" { given.append("--sigma") }
-        if thresholdReference != "max" { given.append("--threshold-reference") }
-        if freeFraction != 0.04 { given.append("--free-fraction") }
-        if rankBy != "llk" { given.append("--rank-by") }
-        return given
+        let d = Self.defaults
+        return [("--recipe", recipe != d.recipe), ("--runs", runs != d.runs), ("--keep", keep != d.keep),
+                ("--seed", seed != d.seed), ("--support", support != d.support), ("--sigma", sigma != d.sigma),
+                ("--threshold-reference", thresholdReference != d.thresholdReference),
+                ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy)]
+            .filter(\.1).map(\.0)
     }
 
     func run() throws {
