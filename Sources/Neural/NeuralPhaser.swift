@@ -16,6 +16,10 @@ public enum NeuralPhaser {
         /// Symmetries of the cube under which the network is run, keeping the prediction of
         /// lowest loss (`.none`: one pass).
         public var symmetries: PredictionSymmetries = .none
+        /// With `symmetries`, also run each symmetric pass on the pattern shifted by 1…`shifts`
+        /// voxels, forward and back, along each axis in turn (1 + 6·shifts offsets per
+        /// symmetry); 0: the pattern in place only.
+        public var shifts: Int = 0
         public init() {}
     }
 
@@ -47,6 +51,24 @@ public enum NeuralPhaser {
         }
     }
 
+    /// One candidate pass: the pattern's axes permuted, then reflected about the centre, then
+    /// rolled by `offset` voxels. Rolling the centred intensity by s multiplies the object by
+    /// the phase ramp e^{+2πi s·r/n} (forward FFT of sign −1) and changes nothing else, and
+    /// a Bragg peak a voxel off the box's centre is as likely an input as a centred one (the
+    /// training crystals' long-wavelength strain puts it there), so the shifted passes are
+    /// further equally likely views of the same measurement.
+    public typealias PatternTransform = (permutation: [Int], reflected: [Int], offset: [Int])
+
+    /// The passes of `symmetries` × the offsets of `shifts` (see `Options.shifts`), the
+    /// untransformed pattern first.
+    public static func candidateTransforms(symmetries: PredictionSymmetries, shifts: Int) -> [PatternTransform] {
+        var offsets: [[Int]] = [[0, 0, 0]]
+        for k in stride(from: 1, through: max(shifts, 0), by: 1) {
+            for a in 0..<3 { for sign in [1, -1] { var o = [0, 0, 0]; o[a] = sign * k; offsets.append(o) } }
+        }
+        return symmetries.transforms.flatMap { t in offsets.map { (t.permutation, t.reflected, $0) } }
+    }
+
     /// Checks that `pattern` (and `mask`) suit `model`; throws a one-sentence error if not.
     public static func check(pattern: RealVolume, mask: RealVolume?, model: PhaseNet, allowOtherSize: Bool) throws {
         let s = pattern.shape
@@ -75,19 +97,26 @@ public enum NeuralPhaser {
         -> (object: ComplexVolume, support: RealVolume, lossCurve: [Double], chi2: Double) {
         try check(pattern: pattern, mask: mask, model: model, allowOtherSize: options.allowOtherSize)
         guard refineSteps >= 0 else { throw NeuralError.invalidInput("refine steps must be ≥ 0 (got \(refineSteps))") }
+        guard options.shifts >= 0, options.shifts < pattern.shape[0] / 4 else {
+            throw NeuralError.invalidInput("prediction shifts must lie in 0..<\(pattern.shape[0] / 4) voxels (got \(options.shifts))")
+        }
+        guard options.shifts == 0 || options.symmetries != .none else {
+            throw NeuralError.invalidInput("prediction shifts need a set of symmetries (reflections or cube) to add to")
+        }
         let box = pattern.shape
         let half = box.map { $0 / 2 }
         let opt = AdamW(parameters: model.parameters, schedule: .constant(options.learningRate), clipNorm: 1.0)
         var curve: [Double] = []
         var best = (loss: Double.infinity, chi2: Double.nan, amplitude: Tensor(shape: [1] + half), phase: Tensor(shape: [1] + half))
-        let transforms = options.symmetries.transforms
+        let transforms = candidateTransforms(symmetries: options.symmetries, shifts: options.shifts)
         var frame = transforms[0]
         if options.symmetries != .none {
             // the symmetric predictions compete by loss; the winner is entry 0 of the curve and
             // stands for the prediction
             let grid = try FourierPhysics(box: box, objectShape: half.map { $0 + 1 }, loss: options.loss)
             try grid.setTarget(intensity: pattern, mask: mask)
-            let candidates = try symmetricPredictions(pattern: pattern, mask: mask, model: model, symmetries: options.symmetries, progress: progress)
+            let candidates = try symmetricPredictions(pattern: pattern, mask: mask, model: model, symmetries: options.symmetries,
+                                                      shifts: options.shifts, progress: progress)
             for (k, c) in candidates.enumerated() {
                 let l = grid.forward(amplitude: c.amplitude, phase: c.phase)
                 if l < best.loss { best = (l, grid.chi2, c.amplitude, c.phase); frame = transforms[k] }
@@ -110,9 +139,12 @@ public enum NeuralPhaser {
             let counts = step > 0 || options.symmetries == .none
             if counts { curve.append(l) }
             if counts && l < best.loss {
-                best = options.symmetries == .none
-                    ? (l, physics.chi2, out.amplitude.copy(), out.phase.copy())
-                    : (l, physics.chi2, try transformedBack(out.amplitude, frame), try transformedBack(out.phase, frame))
+                if options.symmetries == .none {
+                    best = (l, physics.chi2, out.amplitude.copy(), out.phase.copy())
+                } else {
+                    let b = try transformedBack(amplitude: out.amplitude, phase: out.phase, frame, box: box)
+                    best = (l, physics.chi2, b.amplitude, b.phase)
+                }
             }
             progress?(ProgressReport(stage: step == 0 ? "predict" : "refine", done: step, total: refineSteps,
                                      metrics: [("loss", l), ("best", best.loss)]))
@@ -135,34 +167,54 @@ public enum NeuralPhaser {
         return (object, support, curve, best.chi2)
     }
 
-    /// A pattern (or mask) under one symmetry: axes permuted, then reflected about the centre.
-    static func transformed(_ v: RealVolume, _ t: (permutation: [Int], reflected: [Int])) -> RealVolume {
-        v.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected)
+    /// A pattern (or mask) under one candidate transform: axes permuted, reflected about the
+    /// centre, rolled.
+    static func transformed(_ v: RealVolume, _ t: PatternTransform) -> RealVolume {
+        let moved = v.permutedAxes(t.permutation).reflectedAboutCentre(axes: t.reflected)
+        return t.offset.allSatisfy { $0 == 0 } ? moved : try! moved.rolled(by: t.offset)
     }
 
-    /// A network output (amplitude or phase) made in the frame of `t`, brought back to the
-    /// pattern's frame on a grid one voxel larger per axis than the output. That odd grid,
-    /// centred in the box like the output (both start at n/2 − ⌊m/2⌋), is closed under
-    /// reflection about the box's centre voxel, where the output's even grid is not.
-    static func transformedBack(_ x: Tensor, _ t: (permutation: [Int], reflected: [Int])) throws -> Tensor {
-        let v = x.volume()
-        let odd = try v.embedded(in: v.shape.map { $0 + 1 }, at: [0, 0, 0])
+    /// A network output (amplitude and phase) made in the frame of `t`, brought back to the
+    /// pattern's frame: the roll's phase ramp taken off, then the symmetry undone on a grid
+    /// one voxel larger per axis than the output. That odd grid, centred in the box like the
+    /// output (both start at n/2 − ⌊m/2⌋), is closed under reflection about the box's centre
+    /// voxel, where the output's even grid is not.
+    static func transformedBack(amplitude: Tensor, phase: Tensor, _ t: PatternTransform, box: [Int]) throws
+        -> (amplitude: Tensor, phase: Tensor) {
         let inverse = (0..<3).map { a in t.permutation.firstIndex(of: a)! }
-        return Tensor(odd.reflectedAboutCentre(axes: t.reflected).permutedAxes(inverse))
+        func back(_ v: RealVolume) throws -> Tensor {
+            let odd = try v.embedded(in: v.shape.map { $0 + 1 }, at: [0, 0, 0])
+            return Tensor(odd.reflectedAboutCentre(axes: t.reflected).permutedAxes(inverse))
+        }
+        var ph = phase.volume()
+        if t.offset.contains(where: { $0 != 0 }) {
+            // e^{+2πi s·r/n} off, r measured from the box's centre (a global phase aside, the
+            // origin does not matter)
+            let m = ph.shape
+            let k = (0..<3).map { a in -2 * Float.pi * Float(t.offset[a]) / Float(box[a]) }
+            ph.withUnsafeMutableFloats { p in
+                var i = 0
+                for z in 0..<m[0] { for y in 0..<m[1] { for x in 0..<m[2] {
+                    p[i] += k[0] * Float(z - m[0] / 2) + k[1] * Float(y - m[1] / 2) + k[2] * Float(x - m[2] / 2)
+                    i += 1
+                } } }
+            }
+        }
+        return (try back(amplitude.volume()), try back(ph))
     }
 
-    /// The network's predictions for the pattern under each of `symmetries` (see
-    /// `PredictionSymmetries`), each brought back to the pattern's frame (`transformedBack`),
-    /// the untransformed pattern's first.
-    static func symmetricPredictions(pattern: RealVolume, mask: RealVolume?, model: PhaseNet,
-                                     symmetries: PredictionSymmetries, progress: ProgressHandler? = nil) throws -> [(amplitude: Tensor, phase: Tensor)] {
-        let transforms = symmetries.transforms
+    /// The network's predictions for the pattern under each of `symmetries` × the offsets of
+    /// `shifts` (see `candidateTransforms`), each brought back to the pattern's frame
+    /// (`transformedBack`), the untransformed pattern's first.
+    static func symmetricPredictions(pattern: RealVolume, mask: RealVolume?, model: PhaseNet, symmetries: PredictionSymmetries,
+                                     shifts: Int = 0, progress: ProgressHandler? = nil) throws -> [(amplitude: Tensor, phase: Tensor)] {
+        let transforms = candidateTransforms(symmetries: symmetries, shifts: shifts)
         return try transforms.enumerated().map { k, t in
             try Interruption.check()
             progress?(ProgressReport(stage: "predict", done: k, total: transforms.count, metrics: []))
             let out = model.forward(Tensor(FourierPhysics.normalisedAmplitude(intensity: transformed(pattern, t),
                                                                                mask: mask.map { transformed($0, t) })))
-            return (try transformedBack(out.amplitude, t), try transformedBack(out.phase, t))
+            return try transformedBack(amplitude: out.amplitude, phase: out.phase, t, box: pattern.shape)
         }
     }
 }

@@ -45,6 +45,9 @@ struct BenchNNEval: ParsableCommand {
     @Option(help: "Run the network on the pattern under these symmetries of the cube and keep the prediction of lowest loss: none, reflections (8 passes) or cube (48).")
     var symmetries: NeuralPhaser.PredictionSymmetries = .none
 
+    @Option(help: "With --symmetries, also run each pass on the pattern shifted by 1…N voxels forward and back along each axis (1 + 6N offsets per symmetry).")
+    var shifts: Int = 0
+
     @Flag(name: .customLong("split-error"), help: "Also score the predicted amplitude with the true phase, and the true amplitude with the predicted phase: which half of the prediction is off.")
     var splitError = false
 
@@ -99,7 +102,7 @@ struct BenchNNEval: ParsableCommand {
             return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
         }
         func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
-        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction \(symmetries == .none ? "from one pass" : "best by loss of \(symmetries.transforms.count) symmetric passes"), phase ramps \(keepRamps ? "kept" : "removed")")
+        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction \(symmetries == .none ? "from one pass" : "best by loss of \(NeuralPhaser.candidateTransforms(symmetries: symmetries, shifts: shifts).count) symmetric passes"), phase ramps \(keepRamps ? "kept" : "removed")")
         print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)"
               + (refineSteps > 0 && thenRecipe != nil ? "  refine \(refineSteps)+\(then)" : ""))
         var rows: [[Double]] = []
@@ -113,7 +116,7 @@ struct BenchNNEval: ParsableCommand {
             // the prediction alone (a fresh copy of the model for every crystal)
             var t0 = now()
             let (net, _) = try PhaseNet.load(from: modelPath)
-            var po = NeuralPhaser.Options(); po.symmetries = symmetries
+            var po = NeuralPhaser.Options(); po.symmetries = symmetries; po.shifts = shifts
             let p = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0, options: po)
             let tPredict = now() - t0
             let est = try PhasingPost.reportingFrame(object: p.object, support: p.support).object
@@ -157,7 +160,7 @@ struct BenchNNEval: ParsableCommand {
             if refineSteps > 0 {
                 t0 = now()
                 let (net2, _) = try PhaseNet.load(from: modelPath)
-                var o = NeuralPhaser.Options(); o.learningRate = refineLearningRate; o.symmetries = symmetries
+                var o = NeuralPhaser.Options(); o.learningRate = refineLearningRate; o.symmetries = symmetries; o.shifts = shifts
                 let r = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net2, refineSteps: refineSteps, options: o)
                 eRefine = try error(try PhasingPost.reportingFrame(object: r.object, support: r.support).object, truth: truth)
                 tRefine = now() - t0

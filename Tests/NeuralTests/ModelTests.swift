@@ -307,6 +307,38 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// A pass on the pattern rolled by a voxel is brought back by taking off the phase ramp
+    /// the roll put on the object: its loss on the pattern as measured equals the loss of the
+    /// raw output on the rolled pattern (a ramp of the wrong sign or size moves the computed
+    /// pattern two voxels or none, and the losses part).
+    func testShiftedPassesAreBroughtBackByTheirPhaseRamp() throws {
+        let n = 16
+        let (pattern, _) = try TrainingPair.make(size: n, seed: 7, options: {
+            var o = TrainingPairOptions(); o.poissonNoise = false; return o }())
+        let arch = try NetworkArchitecture(width: 2, inputSize: n, channelsPerGroup: 2)
+        let net = try PhaseNet(architecture: arch, seed: 4)
+        let ts = NeuralPhaser.candidateTransforms(symmetries: .reflections, shifts: 1)
+        XCTAssertEqual(ts.count, 8 * 7)
+        let back = try NeuralPhaser.symmetricPredictions(pattern: pattern, mask: nil, model: net, symmetries: .reflections, shifts: 1)
+        let measured = try FourierPhysics(box: [n, n, n], objectShape: [n / 2 + 1, n / 2 + 1, n / 2 + 1], loss: .l1)
+        try measured.setTarget(intensity: pattern, mask: nil)
+        for k in [1, 2, 5, 10] {
+            let t = ts[k]
+            XCTAssertTrue(t.offset.contains { $0 != 0 })
+            let moved = NeuralPhaser.transformed(pattern, t)
+            let out = net.forward(Tensor(FourierPhysics.normalisedAmplitude(intensity: moved, mask: nil)))
+            let inFrame = try FourierPhysics(box: [n, n, n], objectShape: [n / 2, n / 2, n / 2], loss: .l1)
+            try inFrame.setTarget(intensity: moved, mask: nil)
+            let expected = inFrame.forward(amplitude: out.amplitude, phase: out.phase)
+            XCTAssertEqual(measured.forward(amplitude: back[k].amplitude, phase: back[k].phase), expected,
+                           accuracy: 1e-4 * expected, "transform \(t)")
+        }
+        var o = NeuralPhaser.Options(); o.shifts = 1
+        XCTAssertThrowsError(try NeuralPhaser.reconstruct(pattern: pattern, model: net, options: o), "shifts without symmetries")
+        o.symmetries = .reflections; o.shifts = n / 4
+        XCTAssertThrowsError(try NeuralPhaser.reconstruct(pattern: pattern, model: net, options: o), "shifts of a quarter box")
+    }
+
     /// The prediction chosen over symmetries: the candidate of lowest loss (never worse than
     /// the plain prediction, which is one of them), one curve entry for it and one per
     /// refinement step; and equivariant: for a crystal that has no symmetry, the choice for
