@@ -108,18 +108,13 @@ public enum NeuralPhaser {
         let opt = AdamW(parameters: model.parameters, schedule: .constant(options.learningRate), clipNorm: 1.0)
         var curve: [Double] = []
         var best = (loss: Double.infinity, chi2: Double.nan, amplitude: Tensor(shape: [1] + half), phase: Tensor(shape: [1] + half))
-        let transforms = candidateTransforms(symmetries: options.symmetries, shifts: options.shifts)
-        var frame = transforms[0]
+        var frame = candidateTransforms(symmetries: options.symmetries, shifts: options.shifts)[0]
         if options.symmetries != .none {
             // the symmetric predictions compete by loss; the winner is entry 0 of the curve and
             // stands for the prediction
-            let grid = try FourierPhysics(box: box, objectShape: half.map { $0 + 1 }, loss: options.loss)
-            try grid.setTarget(intensity: pattern, mask: mask)
-            let candidates = try symmetricPredictions(pattern: pattern, mask: mask, model: model, symmetries: options.symmetries,
-                                                      shifts: options.shifts, progress: progress)
-            for (k, c) in candidates.enumerated() {
-                let l = grid.forward(amplitude: c.amplitude, phase: c.phase)
-                if l < best.loss { best = (l, grid.chi2, c.amplitude, c.phase); frame = transforms[k] }
+            for c in try scoredCandidates(pattern: pattern, mask: mask, model: model, options: options, progress: progress)
+            where c.loss < best.loss {
+                best = (c.loss, c.chi2, c.amplitude, c.phase); frame = c.transform
             }
             curve.append(best.loss)
             progress?(ProgressReport(stage: "predict", done: 0, total: refineSteps, metrics: [("loss", best.loss), ("best", best.loss)]))
@@ -201,6 +196,35 @@ public enum NeuralPhaser {
             }
         }
         return (try back(amplitude.volume()), try back(ph))
+    }
+
+    /// What the prediction with `options.symmetries` (and `shifts`) chooses from: every
+    /// candidate pass, brought back to the pattern's frame (object `half + 1` per axis, room
+    /// for the odd-edge reflection), with its physics loss (`options.loss`) and χ² against the
+    /// measured pattern, in the order of `candidateTransforms`. `object(amplitude:phase:box:options:)`
+    /// makes each one's object and support as the prediction would.
+    public static func scoredCandidates(pattern: RealVolume, mask: RealVolume? = nil, model: PhaseNet, options: Options,
+                                        progress: ProgressHandler? = nil) throws
+        -> [(transform: PatternTransform, loss: Double, chi2: Double, amplitude: Tensor, phase: Tensor)] {
+        try check(pattern: pattern, mask: mask, model: model, allowOtherSize: options.allowOtherSize)
+        let box = pattern.shape
+        let grid = try FourierPhysics(box: box, objectShape: box.map { $0 / 2 + 1 }, loss: options.loss)
+        try grid.setTarget(intensity: pattern, mask: mask)
+        let transforms = candidateTransforms(symmetries: options.symmetries, shifts: options.shifts)
+        let candidates = try symmetricPredictions(pattern: pattern, mask: mask, model: model, symmetries: options.symmetries,
+                                                  shifts: options.shifts, progress: progress)
+        return zip(transforms, candidates).map { t, c in
+            let l = grid.forward(amplitude: c.amplitude, phase: c.phase)
+            return (t, l, grid.chi2, c.amplitude, c.phase)
+        }
+    }
+
+    /// The object of a predicted amplitude and phase, centred in `box`, and its support (the
+    /// amplitude above `options.supportThreshold` of its maximum), as a prediction is returned.
+    public static func object(amplitude: Tensor, phase: Tensor, box: [Int], options: Options = Options())
+        -> (object: ComplexVolume, support: RealVolume) {
+        let r = finish((0, 0, amplitude, phase), curve: [], box: box, options: options)
+        return (r.object, r.support)
     }
 
     /// The network's predictions for the pattern under each of `symmetries` × the offsets of

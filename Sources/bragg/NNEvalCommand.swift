@@ -48,6 +48,9 @@ struct BenchNNEval: ParsableCommand {
     @Option(help: "With --symmetries, also run each pass on the pattern shifted by 1…N voxels forward and back along each axis (1 + 6N offsets per symmetry).")
     var shifts: Int = 0
 
+    @Option(help: ArgumentHelp("With --symmetries, write every candidate pass of every crystal to this CSV file: its transform, its physics losses (L1, L2) and χ² on the pattern, and its error: how well choosing by loss does against the best pass.", valueName: "FILE.csv"))
+    var candidates: String?
+
     @Flag(name: .customLong("split-error"), help: "Also score the predicted amplitude with the true phase, and the true amplitude with the predicted phase: which half of the prediction is off.")
     var splitError = false
 
@@ -74,6 +77,9 @@ struct BenchNNEval: ParsableCommand {
         guard refineSteps >= 0 else { throw ValidationError("--refine-steps must be ≥ 0 (got \(refineSteps))") }
         if then != "none" {
             do { _ = try Recipe.parse(then) } catch { throw ValidationError("--then: \(error)") }
+        }
+        if candidates != nil && symmetries == .none {
+            throw ValidationError("--candidates needs --symmetries reflections or cube: with one pass there is nothing to choose from")
         }
         if let r = iterativeRecipe {
             do { _ = try Recipe.parse(r) } catch { throw ValidationError("--iterative-recipe: \(error)") }
@@ -105,6 +111,10 @@ struct BenchNNEval: ParsableCommand {
         print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction \(symmetries == .none ? "from one pass" : "best by loss of \(NeuralPhaser.candidateTransforms(symmetries: symmetries, shifts: shifts).count) symmetric passes"), phase ramps \(keepRamps ? "kept" : "removed")")
         print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)"
               + (refineSteps > 0 && thenRecipe != nil ? "  refine \(refineSteps)+\(then)" : ""))
+        // --candidates: written to a temporary file beside the target, moved into place at the
+        // end, so an interrupted run leaves any earlier file as it was
+        var candidateLines = ["crystal,pass,permutation,reflected,offset,loss_l1,loss_l2,chi2,error,chosen"]
+        var oracle: [Double] = []
         var rows: [[Double]] = []
         var split: [(amplitude: Double, phase: Double)] = []
         for i in first..<(first + crystals) {
@@ -121,6 +131,27 @@ struct BenchNNEval: ParsableCommand {
             let tPredict = now() - t0
             let est = try PhasingPost.reportingFrame(object: p.object, support: p.support).object
             let ePredict = try error(est, truth: truth)
+            if candidates != nil {
+                let scored = try NeuralPhaser.scoredCandidates(pattern: pair.intensity, model: net, options: po)
+                let l2 = try FourierPhysics(box: [n, n, n], objectShape: [n / 2 + 1, n / 2 + 1, n / 2 + 1], loss: .l2)
+                try l2.setTarget(intensity: pair.intensity)
+                let chosen = scored.indices.min { scored[$0].loss < scored[$1].loss }!
+                var errors: [Double] = []
+                for (k, c) in scored.enumerated() {
+                    let o = NeuralPhaser.object(amplitude: c.amplitude, phase: c.phase, box: [n, n, n], options: po)
+                    let e = try error(try PhasingPost.reportingFrame(object: o.object, support: o.support).object, truth: truth)
+                    errors.append(e)
+                    let t = c.transform
+                    let fields = [String(i), String(k), t.permutation.map(String.init).joined(separator: " "),
+                                  t.reflected.map(String.init).joined(separator: " "), t.offset.map(String.init).joined(separator: " "),
+                                  String(format: "%.6g", c.loss), String(format: "%.6g", l2.forward(amplitude: c.amplitude, phase: c.phase)),
+                                  String(format: "%.6g", c.chi2), String(format: "%.5f", e), k == chosen ? "1" : "0"]
+                    candidateLines.append(fields.joined(separator: ","))
+                }
+                oracle.append(errors.min()!)
+                print(String(format: "         %d candidates: chosen by loss %.3f, best %.3f, median %.3f, worst %.3f",
+                             errors.count, errors[chosen], errors.min()!, median(errors), errors.max()!))
+            }
             if splitError {
                 // the prediction brought onto the truth (twin, integer shift), then its modulus
                 // and its phase each paired with the truth's other half
@@ -186,6 +217,18 @@ struct BenchNNEval: ParsableCommand {
         if refineSteps > 0 { parts.append(String(format: "refine %d %.3f", refineSteps, med[4])) }
         if refineSteps > 0 && thenRecipe != nil { parts.append(String(format: "refine %d+%@ %.3f", refineSteps, then, med[5])) }
         print("median of \(rows.count): " + parts.joined(separator: ", "))
+        if let path = candidates {
+            print(String(format: "median of %d: best candidate pass (knowing the truth) %.3f", oracle.count, median(oracle)))
+            let tmp = path + ".partial"
+            do {
+                try (candidateLines.joined(separator: "\n") + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
+                if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+                try FileManager.default.moveItem(atPath: tmp, toPath: path)
+            } catch {
+                throw UsageError("cannot write the candidates file \(path): \(error.localizedDescription)")
+            }
+            print("wrote \(candidateLines.count - 1) candidate passes to \(path)")
+        }
         if splitError {
             print(String(format: "median of %d: predicted amplitude + true phase %.3f, true amplitude + predicted phase %.3f",
                          split.count, median(split.map(\.amplitude)), median(split.map(\.phase))))

@@ -363,6 +363,16 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(losses[0], plain.lossCurve[0], accuracy: 1e-9)
         XCTAssertEqual(chosen.lossCurve[0], losses.min()!, accuracy: 1e-9)
         XCTAssertTrue(chosen.chi2.isFinite)
+        // what the choice is made from, as --candidates lists it: the same losses, in the same
+        // order, and the chosen object is the lowest one's
+        let scored = try NeuralPhaser.scoredCandidates(pattern: pattern, model: net, options: o)
+        XCTAssertEqual(scored.count, 48)
+        for (c, l) in zip(scored, losses) { XCTAssertEqual(c.loss, l, accuracy: 1e-12) }
+        let k = losses.indices.min { losses[$0] < losses[$1] }!
+        XCTAssertEqual(scored[k].chi2, chosen.chi2, accuracy: 1e-12)
+        let kept = NeuralPhaser.object(amplitude: scored[k].amplitude, phase: scored[k].phase, box: [n, n, n], options: o)
+        XCTAssertEqual(try (kept.object - chosen.object).squaredNorm(), 0)
+        XCTAssertEqual(kept.support.sum(), chosen.support.sum())
         XCTAssertEqual(chosen.object[3, 8, 8].modulus, 0)
         XCTAssertEqual(chosen.object[13, 8, 8].modulus, 0)
         // the candidates' grid: one voxel more than the output, closed under the reflections
