@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Formats
 import Neural
 import Numerics
 import Phasing
@@ -78,8 +79,16 @@ struct BenchNNEval: ParsableCommand {
         if then != "none" {
             do { _ = try Recipe.parse(then) } catch { throw ValidationError("--then: \(error)") }
         }
-        if candidates != nil && symmetries == .none {
-            throw ValidationError("--candidates needs --symmetries reflections or cube: with one pass there is nothing to choose from")
+        if let path = candidates {
+            if symmetries == .none {
+                throw ValidationError("--candidates needs --symmetries reflections or cube: with one pass there is nothing to choose from")
+            }
+            // checked now, not after the whole run
+            var isDir: ObjCBool = false
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
+                throw ValidationError("--candidates \(path): folder \(dir) does not exist")
+            }
         }
         if let r = iterativeRecipe {
             do { _ = try Recipe.parse(r) } catch { throw ValidationError("--iterative-recipe: \(error)") }
@@ -111,8 +120,8 @@ struct BenchNNEval: ParsableCommand {
         print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction \(symmetries == .none ? "from one pass" : "best by loss of \(NeuralPhaser.candidateTransforms(symmetries: symmetries, shifts: shifts).count) symmetric passes"), phase ramps \(keepRamps ? "kept" : "removed")")
         print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)"
               + (refineSteps > 0 && thenRecipe != nil ? "  refine \(refineSteps)+\(then)" : ""))
-        // --candidates: written to a temporary file beside the target, moved into place at the
-        // end, so an interrupted run leaves any earlier file as it was
+        // --candidates: written at the end (SafeOutput), so an interrupted run leaves any
+        // earlier file as it was
         var candidateLines = ["crystal,pass,permutation,reflected,offset,loss_l1,loss_l2,chi2,error,chosen"]
         var oracle: [Double] = []
         var rows: [[Double]] = []
@@ -127,15 +136,19 @@ struct BenchNNEval: ParsableCommand {
             var t0 = now()
             let (net, _) = try PhaseNet.load(from: modelPath)
             var po = NeuralPhaser.Options(); po.symmetries = symmetries; po.shifts = shifts
-            let p = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0, options: po)
+            // with --candidates, the prediction is the lowest-loss candidate (as reconstruct
+            // chooses it, testPredictionChosenOverSymmetries), so the passes run once
+            let scored = candidates == nil ? [] : try NeuralPhaser.scoredCandidates(pattern: pair.intensity, model: net, options: po)
+            let chosen = scored.indices.min { scored[$0].loss < scored[$1].loss }
+            let p = try chosen.map { NeuralPhaser.object(amplitude: scored[$0].amplitude, phase: scored[$0].phase, box: [n, n, n], options: po) }
+                ?? { let r = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0, options: po)
+                     return (r.object, r.support) }()
             let tPredict = now() - t0
             let est = try PhasingPost.reportingFrame(object: p.object, support: p.support).object
             let ePredict = try error(est, truth: truth)
-            if candidates != nil {
-                let scored = try NeuralPhaser.scoredCandidates(pattern: pair.intensity, model: net, options: po)
+            if let chosen {
                 let l2 = try FourierPhysics(box: [n, n, n], objectShape: [n / 2 + 1, n / 2 + 1, n / 2 + 1], loss: .l2)
                 try l2.setTarget(intensity: pair.intensity)
-                let chosen = scored.indices.min { scored[$0].loss < scored[$1].loss }!
                 var errors: [Double] = []
                 for (k, c) in scored.enumerated() {
                     let o = NeuralPhaser.object(amplitude: c.amplitude, phase: c.phase, box: [n, n, n], options: po)
@@ -219,13 +232,8 @@ struct BenchNNEval: ParsableCommand {
         print("median of \(rows.count): " + parts.joined(separator: ", "))
         if let path = candidates {
             print(String(format: "median of %d: best candidate pass (knowing the truth) %.3f", oracle.count, median(oracle)))
-            let tmp = path + ".partial"
-            do {
-                try (candidateLines.joined(separator: "\n") + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
-                if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-                try FileManager.default.moveItem(atPath: tmp, toPath: path)
-            } catch {
-                throw UsageError("cannot write the candidates file \(path): \(error.localizedDescription)")
+            try SafeOutput.write(to: path, overwrite: true) {
+                try (candidateLines.joined(separator: "\n") + "\n").write(toFile: $0, atomically: false, encoding: .utf8)
             }
             print("wrote \(candidateLines.count - 1) candidate passes to \(path)")
         }
