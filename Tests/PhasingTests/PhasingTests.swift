@@ -211,6 +211,42 @@ final class PostProcessingTests: XCTestCase {
         XCTAssertLessThan(abs(ph[16, 16, 22] - ph[16, 16, 16]) + abs(ph[20, 12, 16] - ph[16, 16, 16]), 0.05)
     }
 
+    /// A sharp-edged crystal has a broad spectrum: its tails wrap past ±1/2 and the
+    /// arithmetic centroid of |F|² read 0.12 as 0.113 and −0.3 as −0.279 here, and a
+    /// ramp-free box as −0.0012…−0.0017 (the Nyquist bin). The circular centre of mass is exact.
+    func testRampOfSharpCrystalIsExact() throws {
+        let n = 32
+        func box(_ g: [Double]) -> ComplexVolume {
+            ComplexVolume(shape: [n, n, n]) { f in
+                let z = Double(f / (n * n) - 16), y = Double((f / n) % n - 16), x = Double(f % n - 16)
+                guard abs(z) < 6 && abs(y) < 5 && abs(x) < 7 else { return Complex32(0, 0) }
+                let phi = 2 * Double.pi * (g[0] * z + g[1] * y + g[2] * x)
+                return Complex32(Float(cos(phi)), Float(sin(phi)))
+            }
+        }
+        for g in [[0.12, -0.3, 0.05], [0, 0, 0], [0.45, -0.5 + 1.0 / 64, 0.2]] {
+            let v = box(g)
+            let ramp = try PhasingPost.phaseRamp(of: v)
+            for a in 0..<3 { XCTAssertEqual(ramp[a], g[a], accuracy: 1e-6, "axis \(a) of ramp \(g)") }
+            // The real-space sum is the circular first moment of |F|² (Wiener–Khinchin).
+            var f = v
+            try FFT.forward(&f)
+            let i = f.intensity()
+            for a in 0..<3 {
+                var re = 0.0, im = 0.0
+                for k in 0..<i.count {
+                    let ka = (k / i.strides[a]) % n
+                    re += Double(i[flat: k]) * cos(2 * Double.pi * Double(ka) / Double(n))
+                    im += Double(i[flat: k]) * sin(2 * Double.pi * Double(ka) / Double(n))
+                }
+                XCTAssertEqual(atan2(im, re) / (2 * Double.pi), ramp[a], accuracy: 1e-6, "axis \(a), moment of |F|²")
+            }
+            // Removing it leaves a flat phase over the crystal.
+            let ph = PhasingPost.removingRamp(v, ramp: ramp).phase()
+            XCTAssertLessThan(abs(ph[20, 19, 21] - ph[12, 13, 11]), 1e-4, "ramp \(g)")
+        }
+    }
+
     func testCentringUsesCircularCentre() throws {
         // A support wrapped around the box edge is centred correctly.
         var s = RealVolume(shape: [16, 16, 16])
