@@ -19,7 +19,10 @@ final class MemoryTests: XCTestCase {
     /// exec, the child's status shows this test process's memory. A run too short to be
     /// sampled after its exec is repeated, up to five times.)
     func peakRSS(_ exe: String, _ args: [String]) throws -> (status: Int32, peak: Double) {
-        let target = URL(fileURLWithPath: exe).resolvingSymlinksInPath().path
+        // The program's file by device and inode: /proc/PID/exe names it by its canonical path.
+        var st = stat()
+        guard stat(exe, &st) == 0 else { throw XCTSkip("cannot stat \(exe)") }
+        let target = (st.st_dev, st.st_ino)
         for _ in 0..<5 {
             let run = try sampledRun(exe, args, target: target)
             if run.samples > 0 { return (run.status, run.peak) }
@@ -28,7 +31,7 @@ final class MemoryTests: XCTestCase {
         throw Unsampled(description: "\(exe) exited before its memory could be sampled, five times")
     }
 
-    private func sampledRun(_ exe: String, _ args: [String], target: String) throws
+    private func sampledRun(_ exe: String, _ args: [String], target: (dev_t, ino_t)) throws
         -> (status: Int32, peak: Double, samples: Int) {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
@@ -43,7 +46,8 @@ final class MemoryTests: XCTestCase {
         var peak = 0.0
         var samples = 0
         while true {
-            if (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) == target,
+            var now = stat()
+            if stat("/proc/\(pid)/exe", &now) == 0, now.st_dev == target.0, now.st_ino == target.1,
                let hwm = MemoryTests.statusValue("VmHWM", file: "/proc/\(pid)/status") {
                 peak = max(peak, hwm)
                 samples += 1
