@@ -135,8 +135,15 @@ public final class Trainer {
     /// Sum of the physics loss over those pairs (for the epoch's mean).
     var epochLossSum = 0.0
     public private(set) var history: [(epoch: Int, train: Double, validation: Double, chi2: Double)] = []
-    /// Loss history of the run this one resumed ("epoch:train/validation,…").
+    /// Loss history this run continues ("epoch:train/validation,…"): of the run it resumed,
+    /// or of the model it started from (`--init`), epochs numbered along that lineage.
     var previousHistory = ""
+    /// Epochs of the models before this run (`--init`), so this run's epochs follow theirs
+    /// in the history instead of restarting at 1.
+    var lineageEpochs = 0
+    /// The lineage epoch at which each run began (1 for a run from scratch; a fine-tuning
+    /// run adds the epoch after its model's last).
+    public private(set) var runStarts = [1]
     /// The model this run started from (`initialised(from:options:)`), for the metadata.
     var initRecord: String?
     /// Wall seconds of training, including earlier runs that this one resumed.
@@ -167,6 +174,8 @@ public final class Trainer {
             throw NeuralError.modelFile(path: path, problem: "its checkpoint is \(t.pairsDone) pairs into an epoch, but --samples is \(options.samples)")
         }
         t.previousHistory = file.metadata["loss_history"] ?? ""
+        t.lineageEpochs = file.metadata["loss_history_lineage_epochs"].flatMap(Int.init) ?? 0
+        t.runStarts = Trainer.runStarts(file.metadata) ?? [t.lineageEpochs + 1]
         t.initRecord = file.metadata["train_init"]
         t.wallSeconds = file.metadata["train_wall_seconds"].flatMap(Double.init) ?? 0
         return t
@@ -182,6 +191,10 @@ public final class Trainer {
         if let w = m["train_wall_seconds"] { record += ", \(w) s" }
         if let earlier = m["train_init"] { record += "; it started from " + earlier }
         t.initRecord = record
+        // The model's loss history goes first; this run's epochs follow it.
+        t.previousHistory = m["loss_history"] ?? ""
+        t.lineageEpochs = t.previousHistory.split(separator: ",").count
+        t.runStarts = (t.lineageEpochs > 0 ? Trainer.runStarts(m) ?? [1] : []) + [t.lineageEpochs + 1]
         return t
     }
 
@@ -282,6 +295,13 @@ public final class Trainer {
         }
     }
 
+    /// The run starts recorded in a model's metadata ("1,4,6"), if any.
+    static func runStarts(_ metadata: [String: String]) -> [Int]? {
+        guard let v = metadata["loss_history_run_starts"] else { return nil }
+        let starts = v.split(separator: ",").compactMap { Int($0) }
+        return starts.isEmpty ? nil : starts
+    }
+
     /// Saves the model with optimiser state and training metadata (a resumable checkpoint).
     public func checkpoint(to path: String, extra: [String: String] = [:]) throws {
         var meta = options.metadata.merging(extra) { $1 }
@@ -293,8 +313,10 @@ public final class Trainer {
             meta["last_validation_loss"] = String(format: "%.6g", h.validation)
             meta["last_validation_chi2"] = String(format: "%.6g", h.chi2)
         }
-        let h = history.map { String(format: "%d:%.5g/%.5g", $0.epoch, $0.train, $0.validation) }
+        let h = history.map { String(format: "%d:%.5g/%.5g", $0.epoch + lineageEpochs, $0.train, $0.validation) }
         meta["loss_history"] = ([previousHistory].filter { !$0.isEmpty } + h).joined(separator: ",")
+        meta["loss_history_lineage_epochs"] = String(lineageEpochs)
+        meta["loss_history_run_starts"] = runStarts.map(String.init).joined(separator: ",")
         meta["train_wall_seconds"] = String(format: "%.1f", wallSeconds)
         meta["train_threads"] = String(Parallel.threads)
         if let r = initRecord { meta["train_init"] = r }

@@ -20,15 +20,19 @@ public struct Provenance: Codable, Sendable {
     public var trainingLoss: [Double]
     /// Validation loss per epoch of that model, when known.
     public var validationLoss: [Double]?
+    /// The epoch at which each of the model's training runs began (fine-tuning runs
+    /// continue the epochs of the model they started from), when known.
+    public var trainingRunStarts: [Int]?
     public var notes: [String]
 
     public init(braggkitVersion: String, commands: [String] = [], seeds: [String: UInt64] = [:], inputs: [String] = [],
                 reconstructions: [String: String] = [:], alternatives: [String: String] = [:],
                 groundTruth: [String: [String: Double]] = [:], trainingLoss: [Double] = [], validationLoss: [Double]? = nil,
-                notes: [String] = []) {
+                trainingRunStarts: [Int]? = nil, notes: [String] = []) {
         self.braggkitVersion = braggkitVersion; self.commands = commands; self.seeds = seeds; self.inputs = inputs
         self.reconstructions = reconstructions; self.alternatives = alternatives; self.groundTruth = groundTruth
-        self.trainingLoss = trainingLoss; self.validationLoss = validationLoss; self.notes = notes
+        self.trainingLoss = trainingLoss; self.validationLoss = validationLoss; self.trainingRunStarts = trainingRunStarts
+        self.notes = notes
     }
 }
 
@@ -294,12 +298,15 @@ public enum SeriesReportBuilder {
                                       path: try saveText(SVGPlot(title: "χ² per iteration", xTitle: "iteration", yTitle: "χ²",
                                                                  series: iterSeries, logY: true).svg(), "chi2_per_iteration.svg")))
         }
-        if let loss = provenance?.trainingLoss, !loss.isEmpty {
+        // A curve needs two epochs; the provenance notes say how the model was trained.
+        if let loss = provenance?.trainingLoss, loss.count >= 2 {
             var series = [PlotSeries(name: "training", x: loss.indices.map { Double($0 + 1) }, y: loss)]
             if let v = provenance?.validationLoss, !v.isEmpty {
                 series.append(PlotSeries(name: "validation", x: v.indices.map { Double($0 + 1) }, y: v, colour: SVGPlot.palette[1]))
             }
-            figsF.append(ReportFigure(caption: "Training and validation loss of the neural model per epoch (Fourier-amplitude loss). As the seed's Fig. 5b.",
+            let starts = provenance?.trainingRunStarts ?? []
+            let runs = starts.count > 1 ? " Its \(starts.count) training runs (each after the first fine-tuning the model the one before left) began at epochs \(starts.map(String.init).joined(separator: ", "))." : ""
+            figsF.append(ReportFigure(caption: "Training and validation loss of the neural model per epoch (Fourier-amplitude loss). As the seed's Fig. 5b.\(runs)",
                                       path: try saveText(SVGPlot(title: "training loss", xTitle: "epoch", yTitle: "loss",
                                                                  series: series, logY: true).svg(), "training_loss.svg")))
         }

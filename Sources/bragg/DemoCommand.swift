@@ -113,7 +113,8 @@ struct DemoCommand: ParsableCommand {
         var phasing = PhasingOptions()
         phasing.recipe = parsedRecipe; phasing.runs = runs; phasing.keep = keep; phasing.seed = seed
         var reconstructions: [String: String] = [:], alternatives: [String: String] = [:]
-        var trainingLoss: [Double] = [], validationLoss: [Double] = []
+        var trainingLoss: [Double] = [], validationLoss: [Double] = [], trainingRunStarts: [Int] = []
+        var modelNote: String?
         var stateInputs: [StateInput] = []
         var commands = ["bragg demo --out \(out) --size \(size) --seed \(seed) --photons \(photons) --runs \(runs) --keep \(keep)"]
         for (i, s) in states.enumerated() {
@@ -136,6 +137,16 @@ struct DemoCommand: ParsableCommand {
                 let parts = entry.split(separator: ":").last?.split(separator: "/") ?? []
                 if parts.count == 2, let t = Double(parts[0]), let v = Double(parts[1]) { trainingLoss.append(t); validationLoss.append(v) }
             }
+            trainingRunStarts = (file.metadata["loss_history_run_starts"] ?? "").split(separator: ",").compactMap { Int($0) }
+            // The record of how the model was trained, for the report's provenance: a history
+            // of one epoch (a fine-tuning run from a model that kept none) draws no curve.
+            var record = "neural model \((modelPath as NSString).lastPathComponent): \(trainingLoss.count) epoch(s) of loss history"
+            if let t = trainingLoss.last, let v = validationLoss.last {
+                record += String(format: " (last: training %.4g, validation %.4g)", t, v)
+            }
+            if trainingLoss.count < 2 { record += ", too few for a curve" }
+            if let initial = file.metadata["train_init"] { record += "; fine-tuned from " + initial }
+            modelNote = record
             if net.architecture.inputSize == size {
                 for (i, s) in states.enumerated() {
                     bar.message("2/4 neural phasing \(s.label) with \((modelPath as NSString).lastPathComponent), \(refineSteps) refinement steps")
@@ -183,7 +194,8 @@ struct DemoCommand: ParsableCommand {
                                     seeds: ["simulation": seed, "phasing": seed], inputs: inputs,
                                     reconstructions: reconstructions, alternatives: alternatives, groundTruth: groundTruth,
                                     trainingLoss: trainingLoss, validationLoss: validationLoss.isEmpty ? nil : validationLoss,
-                                    notes: ["simulated series: the ground-truth objects are image_1 of simulated/*.h5; the ground truth in the report is their analysis under the same conventions",
+                                    trainingRunStarts: trainingRunStarts.isEmpty ? nil : trainingRunStarts,
+                                    notes: (modelNote.map { [$0] } ?? []) + ["simulated series: the ground-truth objects are image_1 of simulated/*.h5; the ground truth in the report is their analysis under the same conventions",
                                             comparison.twinNote,
                                             String(format: "largest |recovered − true Δφ_mean| %.2f°; states ordered by Ω %@ as in the truth; reference edge FWHM %.0f nm recovered, %.0f nm true",
                                                    comparison.maxDeltaPhiError * 180 / .pi, comparison.omegaOrderMatches ? "exactly" : "NOT",

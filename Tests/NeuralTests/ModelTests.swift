@@ -185,6 +185,27 @@ final class ModelTests: XCTestCase {
         var other = fine
         other.architecture = NetworkArchitecture(width: 4, inputSize: 16, channelsPerGroup: 2)
         XCTAssertThrowsError(try Trainer.initialised(from: p, options: other))
+
+        // The loss history runs along the lineage: the fine-tuning run's epoch follows the
+        // base model's, through a resume in the middle of it, and a third run follows both.
+        func history(_ file: String) throws -> (epochs: [String], starts: String?) {
+            let m = try SafetensorsFile.read(from: file).metadata
+            return ((m["loss_history"] ?? "").split(separator: ",").map { String($0.split(separator: ":")[0]) },
+                    m["loss_history_run_starts"])
+        }
+        XCTAssertEqual(try history(p).epochs, ["1"])
+        XCTAssertEqual(try history(p).starts, "1")
+        try resumed.train()
+        try resumed.checkpoint(to: q)
+        XCTAssertEqual(try history(q).epochs, ["1", "2"])
+        XCTAssertEqual(try history(q).starts, "1,2")
+        let third = try Trainer.initialised(from: q, options: fine)
+        try third.train()
+        let r = path("third.safetensors")
+        try third.checkpoint(to: r)
+        XCTAssertEqual(try history(r).epochs, ["1", "2", "3"])
+        XCTAssertEqual(try history(r).starts, "1,2,3")
+        XCTAssertEqual(third.runStarts, [1, 2, 3])
     }
 
     /// `bragg train` twice in fresh processes, same seed and threads: the same weights and

@@ -243,6 +243,24 @@ final class SeriesReportBuilderTests: XCTestCase {
         XCTAssertEqual(out.states.map(\.label), ["2.5 V", "3.0 V"])
     }
 
+    /// The training-loss figure draws the model's history along its lineage of runs; a
+    /// history of one epoch (a single dot) draws none.
+    func testTrainingLossFigureNeedsTwoEpochs() throws {
+        let dir = try makeFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let curve = Provenance(braggkitVersion: "test", trainingLoss: [3e-3, 2.5e-3, 2.2e-3], validationLoss: [2.9e-3, 2.4e-3, 2.1e-3],
+                               trainingRunStarts: [1, 3])
+        var html = try String(contentsOfFile: try SeriesReportBuilder.build(directory: dir, provenance: curve).html, encoding: .utf8)
+        XCTAssertTrue(HTMLReport.referencedImages(in: html).contains { $0.hasSuffix("training_loss.svg") })
+        XCTAssertTrue(html.contains("began at epochs 1, 3"))
+        let svg = try String(contentsOfFile: dir + "/figures/training_loss.svg", encoding: .utf8)
+        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 6, "three epochs, training and validation")
+        try FileManager.default.removeItem(atPath: dir + "/figures/training_loss.svg")
+        let dot = Provenance(braggkitVersion: "test", trainingLoss: [2.2e-3], validationLoss: [2.1e-3])
+        html = try String(contentsOfFile: try SeriesReportBuilder.build(directory: dir, provenance: dot).html, encoding: .utf8)
+        XCTAssertFalse(html.contains("training_loss.svg"))
+    }
+
     func testMissingAnalysisIsAClearError() {
         XCTAssertThrowsError(try SeriesReportBuilder.build(directory: "/nonexistent/folder")) { e in
             XCTAssertTrue("\(e)".contains("table.json is missing"), "\(e)")
