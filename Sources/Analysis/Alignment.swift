@@ -129,28 +129,7 @@ public enum Alignment {
     /// field as arg Σ ρ*(x) ρ(x + e_a) over neighbouring pairs inside the support, so wraps
     /// do not bias it. A linear phase ramp is a displaced Bragg peak (or a uniform strain).
     public static func phaseRamp(_ v: ComplexVolume, support: [UInt8]) -> [Double] {
-        let s = v.shape
-        let st = [s[1] * s[2], s[2], 1]
-        return v.withUnsafeFloats { buf -> [Double] in
-            let p = buf.baseAddress!
-            return (0..<3).map { a -> Double in
-                guard s[a] > 1 else { return 0 }
-                let d = st[a]
-                let e = [a == 0 ? 1 : 0, a == 1 ? 1 : 0, a == 2 ? 1 : 0]
-                var re = 0.0, im = 0.0
-                for i in 0..<(s[0] - e[0]) { for j in 0..<(s[1] - e[1]) {
-                    let base = (i &* s[1] &+ j) &* s[2]
-                    for k in 0..<(s[2] - e[2]) {
-                        let f = base &+ k
-                        guard support[f] != 0, support[f &+ d] != 0 else { continue }
-                        let ar = Double(p[2 &* f]), ai = Double(p[2 &* f &+ 1])
-                        let br = Double(p[2 &* (f &+ d)]), bi = Double(p[2 &* (f &+ d) &+ 1])
-                        re += ar * br + ai * bi; im += ar * bi - ai * br
-                    }
-                } }
-                return re == 0 && im == 0 ? 0 : atan2(im, re)
-            }
-        }
+        v.meanPhaseStep(inside: support)
     }
 
     /// Multiplies by exp(−i Σ_a g_a (n_a − N_a/2)): removes a linear phase ramp g (rad/voxel)

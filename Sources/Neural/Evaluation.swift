@@ -9,7 +9,7 @@ public enum ReconstructionError {
     /// 0 is perfect; an object uncorrelated with the truth gives ≈ 1.
     ///
     /// With `removingRamps` (the default) both are first put in the frame BCDI results are
-    /// reported in, each with its own linear phase ramp removed (the centre of mass of its
+    /// reported in, each with its own linear phase ramp removed (the circular centre of mass of its
     /// |F|² moved to zero frequency, as `bragg phase` does to every iterative result). The
     /// ramp only says where the Bragg peak sits in the detector box; without this step an
     /// output whose ramp was removed is charged for the truth's ramp, which for the

@@ -147,6 +147,19 @@ extension Volume where Element == Complex32 {
     /// strained crystal it is the mean phase step between neighbours, weighted by the
     /// product of their moduli.
     public func braggPeakRamp() throws -> [Double] {
+        meanPhaseStep().map { g in
+            let c = g / (2 * Double.pi)
+            return c == -0.5 ? 0.5 : c
+        }
+    }
+
+    /// The mean phase step between neighbours along each axis, arg Σ ρ*(r) ρ(r + e_a) in
+    /// (−π, π] radians per voxel: from the complex field, so phase wraps do not bias it, and
+    /// weighted by the product of the neighbours' moduli. Over the whole box circularly
+    /// (the Bragg peak's circular centre of mass, `braggPeakRamp`), or over the pairs whose
+    /// two voxels are both inside `support` (nonzero), not across the box's edge.
+    public func meanPhaseStep(inside support: [UInt8]? = nil) -> [Double] {
+        precondition(support == nil || support!.count == count, "support of \(support!.count) voxels for \(shape)")
         let sh = shape, st = strides
         return withUnsafeFloats { p -> [Double] in
             (0..<sh.count).map { a -> Double in
@@ -157,18 +170,19 @@ extension Volume where Element == Complex32 {
                 // (t + 1)·s + u, circularly.
                 for block in stride(from: 0, to: count, by: n * s) {
                     for t in 0..<n {
+                        if t == n - 1 && support != nil { break }
                         let row = block + t * s, next = t == n - 1 ? block : row + s
                         for u in 0..<s {
-                            let ar = Double(p[2 * (row + u)]), ai = Double(p[2 * (row + u) + 1])
-                            let br = Double(p[2 * (next + u)]), bi = Double(p[2 * (next + u) + 1])
+                            let f = row + u, g = next + u
+                            if let m = support, m[f] == 0 || m[g] == 0 { continue }
+                            let ar = Double(p[2 * f]), ai = Double(p[2 * f + 1])
+                            let br = Double(p[2 * g]), bi = Double(p[2 * g + 1])
                             re += ar * br + ai * bi          // conj(a)·b
                             im += ar * bi - ai * br
                         }
                     }
                 }
-                guard re != 0 || im != 0 else { return 0 }
-                let g = atan2(im, re) / (2 * Double.pi)
-                return g == -0.5 ? 0.5 : g
+                return re == 0 && im == 0 ? 0 : atan2(im, re)
             }
         }
     }

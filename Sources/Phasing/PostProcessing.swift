@@ -41,7 +41,7 @@ public enum PhasingPost {
     }
 
     /// Puts a reconstruction in the frame every result is reported in: centred on its
-    /// support, its linear phase ramp removed (the Bragg peak's centre of mass at zero
+    /// support, its linear phase ramp removed (the Bragg peak's circular centre of mass at zero
     /// frequency) and its global phase zeroed. Returns the ramp and the roll it applied.
     public static func reportingFrame(object: ComplexVolume, support: RealVolume) throws
         -> (object: ComplexVolume, support: RealVolume, ramp: [Double], roll: [Int]) {
@@ -50,7 +50,7 @@ public enum PhasingPost {
         return (zeroingGlobalPhase(removingRamp(centred.object, ramp: ramp)), centred.support, ramp, centred.roll)
     }
 
-    /// The linear phase ramp of an object (cycles per voxel per axis): the centre of mass
+    /// The linear phase ramp of an object (cycles per voxel per axis): the circular centre of mass
     /// of |F|² in frequency (`ComplexVolume.braggPeakRamp`).
     public static func phaseRamp(of object: ComplexVolume) throws -> [Double] {
         try object.braggPeakRamp()
