@@ -67,8 +67,58 @@ public final class HDF5File {
         _ = try InputFile(path)   // existence and readability, with the usual messages
         guard H5Fis_hdf5(path) > 0 else { throw FormatError.notHDF5(path: path) }
         let fid = H5Fopen(path, bk_h5f_acc_rdonly(), HDF5File.P)
-        guard fid >= 0 else { throw FormatError.hdf5(path: path, reason: "the file cannot be opened") }
+        guard fid >= 0 else {
+            // The usual cause: a copy cut short. Say so, with the sizes, when the superblock shows it.
+            if let end = HDF5File.declaredEnd(of: path), let size = HDF5File.fileSize(path), size < end {
+                throw FormatError.truncated(path: path, reason: "its HDF5 superblock declares \(end) bytes but the file has \(size)")
+            }
+            throw FormatError.hdf5(path: path, reason: "the file cannot be opened")
+        }
         self.path = path; id = fid; writable = false
+    }
+
+    static func fileSize(_ path: String) -> UInt64? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value
+    }
+
+    /// Where the file should end: its superblock's base address plus end-of-file address,
+    /// read without the library (which refuses a truncated file whole). The superblock is at
+    /// 0, 512, 1024, 2048, … (after a user block); versions 0–1 and 2–3 place the address
+    /// differently. Nil when no superblock is found or it cannot be read.
+    static func declaredEnd(of path: String) -> UInt64? {
+        guard let h = FileHandle(forReadingAtPath: path), let size = fileSize(path) else { return nil }
+        defer { try? h.close() }
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        var at: UInt64 = 0
+        while at + 64 <= size {
+            guard (try? h.seek(toOffset: at)) != nil, let d = try? h.read(upToCount: 128) else { return nil }
+            let b = [UInt8](d)
+            if b.count >= 16 && Array(b[0..<8]) == signature {
+                func address(_ o: Int, _ width: Int) -> UInt64? {
+                    guard [2, 4, 8].contains(width), o + width <= b.count else { return nil }
+                    return (0..<width).reduce(UInt64(0)) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) }
+                }
+                let version = b[8]
+                let base: UInt64?, eof: UInt64?
+                switch version {
+                case 0, 1:
+                    // signature 8, versions 4, reserved 1, sizes 2, reserved 1, K 4, flags 4, (v1: 4)
+                    let width = Int(b[13]), first = version == 0 ? 24 : 28
+                    base = address(first, width); eof = address(first + 2 * width, width)
+                case 2, 3:
+                    // signature 8, version 1, sizes 2, flags 1, then base, extension, end of file
+                    let width = Int(b[9])
+                    base = address(12, width); eof = address(12 + 2 * width, width)
+                default:
+                    return nil
+                }
+                guard let base, let eof else { return nil }
+                let (end, overflow) = base.addingReportingOverflow(eof)
+                return overflow ? nil : end
+            }
+            at = at == 0 ? 512 : at * 2
+        }
+        return nil
     }
 
     /// Creates (truncates) `file`; messages name `shownAs`.

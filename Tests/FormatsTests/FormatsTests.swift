@@ -528,6 +528,33 @@ final class CommandLineTests: XCTestCase {
         try expectBadInput(["info", fixture("not_hdf5.h5")], mentions: [fixture("not_hdf5.h5"), "is not an HDF5 file"])
     }
 
+    /// An HDF5 file cut short: the library only says it cannot open it; the message says it
+    /// is truncated, with the size its superblock declares (version 0 here, as h5py and our
+    /// writer make; version 2 after a user block below).
+    func testTruncatedHDF5IsNamedTruncated() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/scan.h5"
+        let v = RealVolume(shape: [16, 16, 16], repeating: 1)
+        try HDF5File.create(path, overwrite: false) { f in try f.write(v, at: "/entry/data", compression: nil) }
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! NSNumber
+        XCTAssertEqual(HDF5File.declaredEnd(of: path), size.uint64Value)
+        let h = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+        try h.truncate(atOffset: size.uint64Value / 2)
+        try h.close()
+        try expectBadInput(["info", path + ":/entry/data"],
+                           mentions: [path, "is truncated", "declares \(size) bytes but the file has \(size.uint64Value / 2)"])
+
+        // Version 2 superblock after a 512-byte user block: base 512, end of file 3000.
+        var bytes = [UInt8](repeating: 0, count: 512) + [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A, 2, 8, 8, 0]
+        for value in [UInt64(512), .max, 3000, 600] { bytes += (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+        bytes += [0, 0, 0, 0] + [UInt8](repeating: 0, count: 400)
+        let v2 = dir + "/v2.h5"
+        try Data(bytes).write(to: URL(fileURLWithPath: v2))
+        XCTAssertEqual(HDF5File.declaredEnd(of: v2), 3512)
+        XCTAssertNil(HDF5File.declaredEnd(of: fixture("not_hdf5.h5")))
+    }
+
     func testInfoAndConvertThroughEveryFormat() throws {
         let bragg = try braggPath()
         let dir = try tempDir()
