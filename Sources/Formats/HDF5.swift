@@ -90,7 +90,7 @@ public final class HDF5File {
         defer { try? h.close() }
         let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
         var at: UInt64 = 0
-        while at + 64 <= size {
+        while at + 16 <= size {   // a superblock needs 16 bytes before its addresses; address() checks the rest
             guard (try? h.seek(toOffset: at)) != nil, let d = try? h.read(upToCount: 128) else { return nil }
             let b = [UInt8](d)
             if b.count >= 16 && Array(b[0..<8]) == signature {

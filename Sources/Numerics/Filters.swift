@@ -143,9 +143,9 @@ extension Volume where Element == Complex32 {
     /// for a ramp on any object that does not wrap around the box, whatever its shape; the
     /// arithmetic centroid over (−1/2, 1/2] it replaces was pulled toward zero by the tails
     /// of a broad spectrum that wrap past ±1/2 (0.12 read as 0.113 on a sharp-edged 32³
-    /// box) and by the Nyquist bin's lack of a sign (a ramp-free box read as −0.0012…−0.0017). For a
-    /// strained crystal it is the mean phase step between neighbours, weighted by the
-    /// product of their moduli.
+    /// box) and by the Nyquist bin's lack of a sign (a ramp-free box read as −0.0012 to
+    /// −0.0017). For a strained crystal it is the mean phase step between neighbours,
+    /// weighted by the product of their moduli.
     public func braggPeakRamp() throws -> [Double] {
         meanPhaseStep().map { g in
             let c = g / (2 * Double.pi)
