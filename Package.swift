@@ -15,8 +15,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "bragg", targets: ["bragg"]),
-        .library(name: "BraggKit", targets: ["Numerics", "Formats", "Simulation", "Preparation",
-                                             "Phasing", "Neural", "Analysis", "Report"]),
+        .library(name: "BraggKit", targets: ["BraggKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,9 +41,12 @@ let package = Package(
         .target(name: "Neural", dependencies: ["Numerics", "Simulation", "COpenBLAS"], swiftSettings: mode + fastMath),
         .target(name: "Analysis", dependencies: ["Numerics"], swiftSettings: mode + fastMath),
         .target(name: "Report", dependencies: ["Numerics", "Formats"], swiftSettings: mode + fastMath),
+        // The umbrella: re-exports the stages and holds the glue between them.
+        .target(name: "BraggKit", dependencies: ["Numerics", "Formats", "Simulation", "Preparation", "Phasing",
+                                                 "Neural", "Analysis", "Report"], swiftSettings: mode + fastMath),
         .executableTarget(
             name: "bragg",
-            dependencies: ["Numerics", "Formats", "Simulation", "Preparation", "Phasing", "Neural",
+            dependencies: ["BraggKit", "Numerics", "Formats", "Simulation", "Preparation", "Phasing", "Neural",
                            "Analysis", "Report",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: mode + fastMath),
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "PhasingTests", dependencies: ["Phasing", "Simulation", "Numerics"], swiftSettings: mode),
         .testTarget(name: "NeuralTests", dependencies: ["Neural", "Simulation", "Formats", "Numerics"], swiftSettings: mode),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Simulation", "Phasing", "Numerics"], swiftSettings: mode),
+        .testTarget(name: "BraggKitTests", dependencies: ["BraggKit"], swiftSettings: mode),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Formats", "Numerics"], swiftSettings: mode),
     ]
 )

@@ -24,8 +24,10 @@ public enum ObjectFigures {
     static let planes: [(axis: Int, name: String)] = [(0, "z"), (1, "y"), (2, "x")]
 
     /// A 2-row montage: amplitude (grey) and phase (cyclic, masked by the support) through
-    /// the support's centre, perpendicular to each axis. `voxelSize` in nm per axis (z, y, x).
-    public static func slices(object: ComplexVolume, support: RealVolume, voxelSize: [Double], title: String = "") throws -> RGBImage {
+    /// the support's centre, perpendicular to each axis. `voxelSize` in nm per axis (z, y, x),
+    /// or in `lengthUnit` (e.g. 1 "voxels" when the voxel size is unknown).
+    public static func slices(object: ComplexVolume, support: RealVolume, voxelSize: [Double], title: String = "",
+                              lengthUnit: String = "nm") throws -> RGBImage {
         try validate(object, name: title.isEmpty ? "object" : title)
         guard support.shape == object.shape else {
             throw ReportError.invalid("support \(support.shape) does not match object \(object.shape)")
@@ -40,9 +42,11 @@ public enum ObjectFigures {
             let s = try support.slice(axis: axis, index: k)
             var px = voxelSize; px.remove(at: axis)
             ampRow.append(try SliceFigure.render(SlicePanel(title: "amplitude, \(name) = \(k)", values: a, map: .grey,
-                                                            range: (0, aMax), unit: "a.u.", pixelSize: (px[0], px[1]))))
+                                                            range: (0, aMax), unit: "a.u.", pixelSize: (px[0], px[1]),
+                                                            lengthUnit: lengthUnit)))
             phRow.append(try SliceFigure.render(SlicePanel(title: "phase, \(name) = \(k)", values: f, support: s, map: .phase,
-                                                           range: (-.pi, .pi), unit: "rad", pixelSize: (px[0], px[1]))))
+                                                           range: (-.pi, .pi), unit: "rad", pixelSize: (px[0], px[1]),
+                                                           lengthUnit: lengthUnit)))
         }
         return SliceFigure.montage([ampRow, phRow])
     }

@@ -14,13 +14,17 @@ public struct SlicePanel: Sendable {
     public var range: (lo: Double, hi: Double)
     /// Unit label printed beside the colour bar ("rad", "‰", "Å", "a.u.").
     public var unit: String
-    /// Pixel size in nm along rows and columns (0 hides the scale bar).
+    /// Pixel size in `lengthUnit` along rows and columns (0 hides the scale bar).
     public var pixelSize: (rows: Double, columns: Double)
+    /// "nm" (the bar then reads nm or µm), or another unit written as is ("voxels" where the
+    /// voxel size is unknown).
+    public var lengthUnit: String
 
     public init(title: String, values: RealVolume, support: RealVolume? = nil, map: ColourMap,
-                range: (lo: Double, hi: Double), unit: String, pixelSize: (rows: Double, columns: Double)) {
+                range: (lo: Double, hi: Double), unit: String, pixelSize: (rows: Double, columns: Double),
+                lengthUnit: String = "nm") {
         self.title = title; self.values = values; self.support = support; self.map = map
-        self.range = range; self.unit = unit; self.pixelSize = pixelSize
+        self.range = range; self.unit = unit; self.pixelSize = pixelSize; self.lengthUnit = lengthUnit
     }
 }
 
@@ -81,7 +85,8 @@ public enum SliceFigure {
             let px = Int((len / p.pixelSize.columns * Double(f)).rounded())
             let y0 = titleH + body.height + 8
             img.fill(x: pad, y: y0, width: px, height: 4, .black)
-            img.text(len >= 1000 ? "\(tick(len / 1000)) µm" : "\(tick(len)) nm", x: pad + px + 6, y: y0 - 2)
+            let label = p.lengthUnit != "nm" ? "\(tick(len)) \(p.lengthUnit)" : (len >= 1000 ? "\(tick(len / 1000)) µm" : "\(tick(len)) nm")
+            img.text(label, x: pad + px + 6, y: y0 - 2)
         }
         // Colour bar.
         let bx = pad + body.width + pad, by = titleH, bh = body.height

@@ -93,6 +93,7 @@ struct NeuralPhaseRun {
                 file.parameters["prediction_symmetries"] = .string(symmetries.rawValue)
                 file.metrics["neural_chi2"] = r.chi2
                 file.curves["loss"] = r.lossCurve
+                try carryPatternGeometry(&file, pattern: pattern, patternShape: intensity.shape)
                 try file.write(to: out, overwrite: force)
             }
             return
@@ -121,8 +122,9 @@ struct NeuralPhaseRun {
                 "chi2": r.chi2, "loss": r.lossCurve.min() ?? .nan, "prediction_loss": r.lossCurve.first ?? .nan,
                 "support_voxels": r.support.sum(), "seconds": seconds,
             ]
-            let res = CXIResults(object: framed.object, support: framed.support, pattern: intensity, mask: maskVolume,
+            var res = CXIResults(object: framed.object, support: framed.support, pattern: intensity, mask: maskVolume,
                                  parameters: params, metrics: metrics, curves: ["loss": r.lossCurve])
+            try carryPatternGeometry(&res, pattern: pattern, patternShape: intensity.shape)
             try res.write(to: out, overwrite: force)
         }
     }

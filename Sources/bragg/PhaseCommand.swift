@@ -199,8 +199,9 @@ struct PhaseCommand: ParsableCommand {
         if ext == "npy" {
             try ArrayIO.write(result.object, to: out, overwrite: force)
         } else {
-            let res = iterativeResultsFile(result, options: options, intensity: intensity, mask: maskVolume,
+            var res = iterativeResultsFile(result, options: options, intensity: intensity, mask: maskVolume,
                                            source: pattern, maskSource: maskSource, supportDescription: support)
+            try carryPatternGeometry(&res, pattern: pattern, patternShape: intensity.shape)
             try res.write(to: out, overwrite: force)
         }
     }

@@ -1,9 +1,6 @@
 import ArgumentParser
+import BraggKit
 import Foundation
-import Numerics
-import Formats
-import Preparation
-import Simulation
 
 /// Parses "A,B,C" (or one value for all three axes) into three integers.
 func parseTriple(_ s: String, name: String) throws -> [Int] {
@@ -47,11 +44,34 @@ struct PrepareCommand: ParsableCommand {
             (nonzero = bad), geometry under /entry_1/instrument_1 (from the first scan's NeXus \
             metadata, or the options), and each scan's shift and correlation under \
             /entry_1/image_1/process_1.
+
+            Beamlines (--beamline, or detected): with --spec FILE --scan N the scan is APS 34-ID-C's \
+            (--beamline 34idc): SCAN is the folder of the scan's TIFF frames, and the SPEC file gives \
+            everything else: the rocked circle and its step (the #S command), every circle angle \
+            (#O/#P: Delta, Theta, Chi, Phi, Gamma), the energy (the Energy motor, keV), the distance \
+            (camdist, mm), the detector and its pixel size (#UIMDET), the region of interest of the \
+            frames on the detector (#UIMR5) and the monitor (the Monitor column). The folder must hold \
+            one frame per point of the scan. Full-detector --dark and --flat files are cut to the region \
+            of interest. At 34-ID-C --dark is the detector's bad-pixel map, not a background: pixels \
+            where it exceeds 1 are masked (nothing is subtracted); --flat is the white field: pixels \
+            under 100 counts in it are masked and the frames are divided by it scaled to mean 1. The \
+            geometry (Q from the circles at the pattern's centre, the detector pixel of the centre) \
+            goes into the CXI file; --energy, --distance, --pixel-size, --two-theta and \
+            --rocking-step override it, and say so.
             """
     )
 
     @Argument(help: "The scans of one state (files or TIFF folders).")
     var scans: [String]
+
+    @Option(help: "Beamline of the scan: 34idc (APS 34-ID-C: TIFF folder + --spec). Detected from --spec.")
+    var beamline: String?
+
+    @Option(help: "The beamline's SPEC file (34-ID-C), giving the geometry of scan --scan.")
+    var spec: String?
+
+    @Option(help: "Scan number (#S) in the SPEC file.")
+    var scan: Int?
 
     @Option(name: .shortAndLong, help: "Output CXI file (.cxi or .h5).")
     var out: String
@@ -134,6 +154,14 @@ struct PrepareCommand: ParsableCommand {
         guard registrationBox >= 4 else { throw ValidationError("--registration-box must be at least 4 (got \(registrationBox))") }
         guard (0...9).contains(compression) else { throw ValidationError("--compression must be 0…9 (got \(compression))") }
         guard upsampling >= 1 && upsampling <= 1000 else { throw ValidationError("--upsampling must be in 1…1000 (got \(upsampling))") }
+        if let b = beamline, b != Beamline.aps34IDC.rawValue {
+            throw ValidationError("--beamline \(b): the beamlines read here are \(Beamline.aps34IDC.rawValue) (APS 34-ID-C: a TIFF folder with --spec and --scan)")
+        }
+        if (spec != nil || beamline != nil) && scan == nil { throw ValidationError("--spec needs --scan N (the scan's #S number)") }
+        if beamline != nil && spec == nil { throw ValidationError("--beamline 34idc needs --spec FILE and --scan N") }
+        if spec == nil && scan != nil { throw ValidationError("--scan needs --spec FILE (the SPEC file holding the scan)") }
+        if spec != nil && scans.count != 1 { throw ValidationError("--spec reads one scan: give one TIFF folder (got \(scans.count))") }
+        if spec != nil && monitor != nil { throw ValidationError("--monitor names an HDF5 dataset; with --spec the monitor is the SPEC file's Monitor column") }
     }
 
     func run() throws {
@@ -157,13 +185,38 @@ struct PrepareCommand: ParsableCommand {
             options.size = try parseTriple(s, name: "--size")
             guard options.size!.allSatisfy({ $0 >= 1 }) else { throw UsageError("--size must be positive (got '\(s)')") }
         }
-        options.dark = try dark.map { try readCalibration($0, what: "dark") }
-        options.flat = try flat.map { try readCalibration($0, what: "flat field") }
-        options.detectorMask = try detectorMask.map { try readCalibration($0, what: "detector mask") }
+        // A beamline scan: frames, monitor, region of interest and geometry from its files.
+        var beamlineScan: BeamlineScan? = nil
+        if let specPath = spec, let n = scan {
+            do {
+                beamlineScan = try APS34IDC.read(folder: scans[0], specPath: specPath, scan: n)
+            } catch let e as SPECError { throw UsageError(e.description) }
+            catch let e as PreparationError { throw UsageError(e.description) }
+            catch let e as FormatError { throw UsageError(e.description) }
+        }
+        do {
+            if let b = beamlineScan {
+                // 34-ID-C's dark file is a bad-pixel map; its flat field is a white field in counts.
+                var badPixels = try dark.map { APS34IDC.badPixelMask(try b.cutToROI(try readCalibration($0, what: "dark"), what: "dark \($0)")) }
+                if let m = detectorMask {
+                    let cut = try b.cutToROI(try readCalibration(m, what: "detector mask"), what: "detector mask \(m)")
+                    badPixels = try badPixels.map { bp in
+                        try RealVolume(shape: bp.shape, elements: zip(bp.floats, cut.floats).map { $0 != 0 || $1 != 0 ? 1 : 0 })
+                    } ?? cut
+                }
+                options.detectorMask = badPixels
+                options.flat = try flat.map { try APS34IDC.relativeEfficiency(try b.cutToROI(try readCalibration($0, what: "flat field"), what: "flat field \($0)")) }
+            } else {
+                options.dark = try dark.map { try readCalibration($0, what: "dark") }
+                options.flat = try flat.map { try readCalibration($0, what: "flat field") }
+                options.detectorMask = try detectorMask.map { try readCalibration($0, what: "detector mask") }
+            }
+        } catch let e as PreparationError { throw UsageError(e.description) }
 
         // Open every scan (metadata only) and check shapes before reading any frame.
         var stacks: [FrameStack] = []
-        for (k, s) in scans.enumerated() {
+        if let b = beamlineScan { stacks = [b.frames] }
+        for (k, s) in scans.enumerated() where beamlineScan == nil {
             do {
                 stacks.append(try FrameStacks.open(s, dataset: dataset))
             } catch let e as PreparationError {
@@ -175,7 +228,7 @@ struct PrepareCommand: ParsableCommand {
         try Preparation.validate(stacks)
         var inputs: [Scan] = []
         for (k, st) in stacks.enumerated() {
-            var m: [Double]?
+            var m: [Double]? = beamlineScan?.monitor
             if let mp = monitor {
                 guard let h = st as? HDF5FrameStack else {
                     throw UsageError("scan \(k + 1) (\(st.source)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file")
@@ -183,6 +236,14 @@ struct PrepareCommand: ParsableCommand {
                 do { m = try h.perFrame(mp) } catch { throw UsageError("scan \(k + 1) (\(st.source)): monitor: \(error)") }
             }
             inputs.append(Scan(frames: st, monitor: m))
+        }
+        if let b = beamlineScan {
+            let a = b.angles.sorted { $0.key < $1.key }.map { String(format: "%@ %.4f°", $0.key, $0.value) }.joined(separator: ", ")
+            print(String(format: "%@: %@, %d points, %@ step %.5f°; E = %.4g keV, distance %.4g m, %@ (%.0f µm pixels), region of interest from row %d, column %d; %@%@",
+                         b.scanName, b.notes["spec_command"] ?? "", b.frames.shape[0], b.rockingMotor ?? "?", b.rockingStep ?? .nan,
+                         (b.energy ?? .nan) / 1000, b.distance ?? .nan, b.notes["detector"] ?? "detector",
+                         (b.pixelSize?.column ?? .nan) * 1e6, b.roiOrigin.row, b.roiOrigin.column, a,
+                         b.monitor == nil ? "" : "; monitor: the Monitor column"))
         }
 
         let bar = ProgressBar(quiet: common.quiet, unit: "frames")
@@ -210,15 +271,46 @@ struct PrepareCommand: ParsableCommand {
                      result.peakInPattern.map { String(format: "%.2f", $0) }.joined(separator: ", "),
                      masked * 100, counts, out))
 
-        // Geometry: the first scan's NeXus metadata, overridden by the options.
-        var g = (stacks[0] as? HDF5FrameStack).map { NeXusGeometry.read(from: $0.file) } ?? CXIGeometry()
-        if let e = energy { g.energy = e }
-        if let d = distance { g.detectorDistance = d }
-        if let p = pixelSize { g.pixelSize = p }
-        if let t = twoTheta { g.twoTheta = t * .pi / 180 }
-        if let r = rockingStep { g.rockingStep = r * .pi / 180 }
-        if let s = g.rockingStep { g.rockingStep = s * Double(result.binning[0]) }
-        if let p = g.pixelSize, result.binning[1] == result.binning[2] { g.pixelSize = p * Double(result.binning[1]) }
+        // Geometry: the beamline's files (or the first scan's NeXus metadata), for the
+        // pattern's pixels and frames (binned), overridden by the options.
+        var g: CXIGeometry
+        var source: String
+        if let b = beamlineScan {
+            do { g = try ScanGeometry.record(scan: b, prepared: result) }
+            catch let e as PipelineError { throw UsageError(e.description) }
+            catch let e as NumericsError { throw UsageError("\(b.scanName): \(e)") }
+            source = b.scanName
+        } else {
+            g = (stacks[0] as? HDF5FrameStack).map { NeXusGeometry.read(from: $0.file) } ?? CXIGeometry()
+            if let s = g.rockingStep { g.rockingStep = s * Double(result.binning[0]) }
+            if let p = g.pixelSize, result.binning[1] == result.binning[2] { g.pixelSize = p * Double(result.binning[1]) }
+            if !g.isEmpty { g.shape = result.pattern.shape }
+            source = stacks[0].source
+        }
+        var overrides: [GeometryOverride] = []
+        if let e = energy { overrides.append(GeometryOverride(option: "--energy", quantity: .energy, value: e)) }
+        if let d = distance { overrides.append(GeometryOverride(option: "--distance", quantity: .distance, value: d)) }
+        if let p = pixelSize {
+            overrides.append(GeometryOverride(option: "--pixel-size", quantity: .pixelSize, value: p * Double(result.binning[2])))
+        }
+        if let t = twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: t * .pi / 180)) }
+        if let r = rockingStep {
+            overrides.append(GeometryOverride(option: "--rocking-step", quantity: .rockingStep, value: r * .pi / 180 * Double(result.binning[0])))
+        }
+        do {
+            let (merged, note) = try GeometryMerge.apply(overrides, to: g, source: source)
+            g = merged
+            if let n = note { print(n) }
+        } catch let e as PipelineError { throw UsageError(e.description) }
+        if let bg = try? g.braggGeometry() {
+            let v = bg.voxelSizes(shape: result.pattern.shape)
+            print(String(format: "geometry: 2θ = %.3f°, out of plane %.3f°, |Q| = %.5g Å⁻¹ (d = %.4f Å), Q̂ = (%.3f, %.3f, %.3f); pattern centre at detector pixel (%@); voxel %.1f × %.1f × %.1f nm",
+                         bg.twoTheta * 180 / .pi, bg.outOfPlane * 180 / .pi, bg.qMagnitude * 1e-10, bg.dSpacing * 1e10,
+                         bg.qHat.x, bg.qHat.y, bg.qHat.z, (g.peakPixel ?? []).map { String(format: "%.1f", $0) }.joined(separator: ", "),
+                         v[0] * 1e9, v[1] * 1e9, v[2] * 1e9))
+        } else if beamlineScan != nil {
+            print("geometry: incomplete (give the missing values with --energy, --distance, --pixel-size, --rocking-step)")
+        }
 
         let included = result.scans.filter { $0.included }
         let params: [String: HDF5Attribute] = [

@@ -1,9 +1,5 @@
-import Analysis
+import BraggKit
 import Foundation
-import Formats
-import Numerics
-import Phasing
-import Simulation
 
 /// The CXI results file of an iterative reconstruction (DESIGN.md layout): object, support,
 /// pattern and mask, the recipe and every option as process parameters, the metrics, and
@@ -78,23 +74,23 @@ func writeAnalysisOutputs(_ result: SeriesResult, to out: String, force: Bool) t
     return vtis
 }
 
-/// Reads the pattern (and mask) to phase. A CXI/HDF5 file named without a dataset gives
-/// its pattern at /entry_1/data_1/data (what `bragg prepare` and `bragg simulate` write),
-/// and, when no --mask is given, its mask at /entry_1/data_1/mask if it has one.
+/// Reads the pattern (and mask) to phase (BraggKit's `PatternInput.read`): a CXI/HDF5 file
+/// named without a dataset gives its pattern at /entry_1/data_1/data (what `bragg prepare`
+/// and `bragg simulate` write), and, when no --mask is given, its mask at
+/// /entry_1/data_1/mask if it has one.
 func readPatternInput(_ spec: String, mask: String?) throws -> (pattern: RealVolume, mask: RealVolume?, maskSource: String?) {
+    let p = try PatternInput.read(spec, mask: mask)
+    return (p.pattern, p.mask, p.maskSource)
+}
+
+/// Carries the geometry of the phased pattern's file (if it records one) into `results`,
+/// with the real-space voxel of the object written; the pattern's shape as phased.
+func carryPatternGeometry(_ results: inout CXIResults, pattern spec: String, patternShape: [Int]) throws {
     let s = ArraySpec(spec)
-    if s.dataset == nil, (try? s.format()) == .hdf5 {
-        let f = try HDF5File(reading: s.path)
-        if f.exists(CXIResults.patternPath) {
-            let pattern = try f.readReal(CXIResults.patternPath)
-            if let m = mask { return (pattern, try ArrayIO.readReal(m), m) }
-            if f.exists(CXIResults.maskPath) {
-                return (pattern, try f.readReal(CXIResults.maskPath), s.path + ":" + CXIResults.maskPath)
-            }
-            return (pattern, nil, nil)
-        }
-    }
-    return (try ArrayIO.readReal(spec), try mask.map { try ArrayIO.readReal($0) }, mask)
+    guard s.dataset == nil, (try? s.format()) == .hdf5 else { return }
+    do {
+        try results.carryGeometry(try CXIResults.readGeometry(from: s.path), patternShape: patternShape)
+    } catch let e as PipelineError { throw UsageError("\(s.path): \(e)") }
 }
 
 /// Ground truth of a simulated series under `bragg analyze`'s conventions (the analysis of the

@@ -1,8 +1,6 @@
 import ArgumentParser
+import BraggKit
 import Foundation
-import Formats
-import Numerics
-import Report
 
 struct ViewCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +13,11 @@ struct ViewCommand: ParsableCommand {
             centre in three planes, with colour and scale bars), isosurface.png (two views), and the \
             mesh as isosurface.ply and isosurface.obj. A results file without a support, or an \
             object holding NaN, is refused with a message.
+
+            Scale bars and mesh coordinates are in nm when the voxel size is known: --voxel-size, \
+            else the results file's geometry (the real-space voxel `bragg phase` records from the \
+            pattern's geometry, or one computed from its energy, 2θ, distance, pixels and rocking \
+            step); otherwise they count voxels, and say so.
             """
     )
 
@@ -24,7 +27,7 @@ struct ViewCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Folder for the pictures (created if missing).")
     var out: String = "view"
 
-    @Option(help: "Voxel size in nm: one value, or three for z,y,x (default: from the file's geometry, else 1).")
+    @Option(help: "Voxel size in nm: one value, or three for z,y,x (default: from the file's geometry, else scale bars in voxels).")
     var voxelSize: String?
 
     @Option(help: "Isosurface at the level enclosing this fraction of the amplitude.")
@@ -48,7 +51,8 @@ struct ViewCommand: ParsableCommand {
         let spec = ArraySpec(file)
         var object: ComplexVolume
         var support: RealVolume
-        var voxel = [1.0, 1.0, 1.0]
+        var voxel: [Double]? = nil
+        var voxelSource = ""
         if try spec.format() == .hdf5 && spec.dataset == nil {
             let r = try CXIResults.read(from: spec.path)
             guard let o = r.object else { throw UsageError("\(spec.path) holds no object at \(CXIResults.objectPath)") }
@@ -56,7 +60,11 @@ struct ViewCommand: ParsableCommand {
                 throw UsageError("\(spec.path) holds no support at \(CXIResults.supportPath): cannot tell the crystal from its surroundings")
             }
             object = o; support = s
-            if let v = r.arrays["voxel_size_nm"]?.doubles(), v.count == 3 { voxel = v }
+            if let v = ResultsGeometry.voxelSizeNanometres(r.geometry.isEmpty ? nil : r.geometry, objectShape: o.shape) {
+                voxel = v; voxelSource = "the file's geometry"
+            } else if let v = r.arrays["voxel_size_nm"]?.doubles(), v.count == 3 {
+                voxel = v; voxelSource = "the file's voxel_size_nm"
+            }
         } else {
             object = try ArrayIO.readComplex(file)
             let amp = object.modulus()
@@ -67,7 +75,18 @@ struct ViewCommand: ParsableCommand {
             guard (parts.count == 1 || parts.count == 3), parts.allSatisfy({ $0 > 0 && $0.isFinite }) else {
                 throw UsageError("--voxel-size takes one positive number or three separated by commas (got '\(v)')")
             }
-            voxel = parts.count == 1 ? [parts[0], parts[0], parts[0]] : parts
+            let given = parts.count == 1 ? [parts[0], parts[0], parts[0]] : parts
+            if let v = voxel {
+                print(String(format: "--voxel-size %@ nm overrides %@ (%.2f × %.2f × %.2f nm)",
+                             given.map { String(format: "%g", $0) }.joined(separator: ","), voxelSource, v[0], v[1], v[2]))
+            }
+            voxel = given; voxelSource = "--voxel-size"
+        }
+        let unit = voxel == nil ? "voxels" : "nm"
+        if let v = voxel {
+            print(String(format: "voxel %.2f × %.2f × %.2f nm (z, y, x) from %@", v[0], v[1], v[2], voxelSource))
+        } else {
+            print("voxel size unknown (no geometry in \(file); --voxel-size gives it): scale bars and mesh in voxels")
         }
         do {
             try ObjectFigures.validate(object, name: file)
@@ -78,8 +97,9 @@ struct ViewCommand: ParsableCommand {
         if !force, let existing = names.first(where: { FileManager.default.fileExists(atPath: $0) }) {
             throw UsageError("\(existing) exists; pass --force to replace it")
         }
-        try ObjectFigures.slices(object: object, support: support, voxelSize: voxel, title: file).writePNG(to: names[0])
-        let mesh = try ObjectFigures.isosurface(object: object, fraction: fraction, voxelSize: voxel)
+        let steps = voxel ?? [1, 1, 1]
+        try ObjectFigures.slices(object: object, support: support, voxelSize: steps, title: file, lengthUnit: unit).writePNG(to: names[0])
+        let mesh = try ObjectFigures.isosurface(object: object, fraction: fraction, voxelSize: steps)
         try ObjectFigures.views([MeshLayer(mesh: mesh)]).writePNG(to: names[1])
         try SafeOutput.write(to: names[2], overwrite: true) { try mesh.plyText().write(toFile: $0, atomically: false, encoding: .utf8) }
         try SafeOutput.write(to: names[3], overwrite: true) { try mesh.objText().write(toFile: $0, atomically: false, encoding: .utf8) }

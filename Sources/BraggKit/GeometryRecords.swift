@@ -1,0 +1,282 @@
+import Foundation
+import Numerics
+import Formats
+import Preparation
+
+/// Why the geometry glue could not do what was asked: one sentence.
+public enum PipelineError: Error, CustomStringConvertible, Equatable {
+    case geometry(String)
+    case input(String)
+    public var description: String {
+        switch self {
+        case .geometry(let s): return s
+        case .input(let s): return s
+        }
+    }
+}
+
+// MARK: - From a beamline scan to the geometry record of a prepared pattern
+
+public enum ScanGeometry {
+    /// Where the centre voxel (n/2 per axis) of a prepared pattern lies in the scan: the
+    /// frame (fractional) and the full-detector pixel (row, column). A binned voxel n/2
+    /// covers raw voxels b·(n/2) … b·(n/2) + b − 1 of the crop, so its centre is
+    /// cropStart + b·(n/2) + (b − 1)/2.
+    public static func centre(of prepared: PreparedPattern, roiOrigin: (row: Int, column: Int))
+        -> (frame: Double, row: Double, column: Double) {
+        let c = (0..<3).map { a -> Double in
+            let b = prepared.binning[a], n = prepared.cropSize[a] / b
+            return Double(prepared.cropStart[a] + b * (n / 2)) + Double(b - 1) / 2
+        }
+        return (c[0], c[1] + Double(roiOrigin.row), c[2] + Double(roiOrigin.column))
+    }
+
+    /// The diffraction geometry of a prepared pattern of `scan` (the pattern's pixels and
+    /// frames: binned pixel size and rocking step), from the beamline's circle angles at the
+    /// pattern's centre.
+    public static func braggGeometry(scan: BeamlineScan, prepared: PreparedPattern) throws -> BraggGeometry {
+        let record = try self.record(scan: scan, prepared: prepared)
+        guard let g = try record.braggGeometry() else {
+            throw PipelineError.geometry("\(scan.scanName): the geometry is incomplete")
+        }
+        return g
+    }
+
+    /// The geometry record `bragg prepare` writes into its CXI file: energy, distance,
+    /// pixel sizes and rocking step of the pattern (binned), every circle angle at the
+    /// pattern's centre, the beamline, the rocking circle, the region of interest, the
+    /// pattern centre's detector pixel, Q and the diffractometer's named scalars.
+    public static func record(scan: BeamlineScan, prepared: PreparedPattern) throws -> CXIGeometry {
+        var g = CXIGeometry()
+        g.beamline = scan.beamline.rawValue
+        g.energy = scan.energy
+        g.detectorDistance = scan.distance
+        let bin = prepared.binning
+        if let p = scan.pixelSize {
+            g.pixelSize = p.column * Double(bin[2])
+            if p.row * Double(bin[1]) != g.pixelSize { g.rowPixelSize = p.row * Double(bin[1]) }
+        }
+        let c = centre(of: prepared, roiOrigin: scan.roiOrigin)
+        var angles = scan.angles
+        if let m = scan.rockingMotor, let s = scan.rockingStep, let a0 = angles[m] {
+            angles[m] = a0 + s * c.frame
+            g.rockingStep = s * Double(bin[0]) * .pi / 180
+        }
+        g.angles = angles
+        g.rockingCircle = scan.rockingMotor
+        g.roiOrigin = [scan.roiOrigin.row, scan.roiOrigin.column]
+        if let d = scan.detectorShape { g.detectorShape = [d.rows, d.columns] }
+        g.peakPixel = [c.row, c.column]
+        if let d = scan.directBeam { g.directBeam = [d.row, d.column] }
+        g.shape = prepared.pattern.shape
+        g.notes = scan.notes
+        g.notes["scan"] = scan.scanName
+        if bin != [1, 1, 1] { g.notes["binning"] = bin.map(String.init).joined(separator: ",") }
+        // The diffractometer: detector and sample circles to Q and the rocking axis.
+        switch scan.beamline {
+        case .aps34IDC:
+            guard let delta = angles["Delta"], let gamma = angles["Gamma"] else {
+                throw PipelineError.geometry("\(scan.scanName): the Delta and Gamma circles are needed for the geometry")
+            }
+            let d = delta * .pi / 180, gm = gamma * .pi / 180
+            // Delta turns the detector in the horizontal plane (about y), Gamma lifts it out of
+            // it (about −x): k_f ∝ (cos γ sin δ, sin γ, cos γ cos δ), so cos 2θ = cos δ cos γ.
+            g.twoTheta = acos(cos(d) * cos(gm))
+            g.outOfPlane = gm
+            // Theta (and Phi at Chi = 90°) turn about the vertical: the rocking axis is y.
+            guard scan.rockingMotor == "Theta" || scan.rockingMotor == nil else {
+                throw PipelineError.geometry("\(scan.scanName) rocks \(scan.rockingMotor!); only Theta scans of 34-ID-C are modelled")
+            }
+            g.rockingAxis = [0, 1, 0]
+        default:
+            throw PipelineError.geometry("\(scan.scanName): no diffractometer model for beamline \(scan.beamline.rawValue)")
+        }
+        if let bg = try g.braggGeometry() {
+            try bg.validate()
+            g.qVector = [bg.q.x, bg.q.y, bg.q.z]
+            g.model = bg.namedScalars
+        }
+        return g
+    }
+}
+
+// MARK: - Between the record and the diffraction geometry
+
+extension BraggGeometry {
+    /// The geometry as named scalars (vectors by component; SI units, radians), for files.
+    public var namedScalars: [String: Double] {
+        var m: [String: Double] = [
+            "energy_eV": energy, "two_theta_rad": twoTheta, "out_of_plane_rad": outOfPlane, "distance_m": distance,
+            "pixel_size_m": pixelSize, "rocking_step_rad": rockingStep, "q_magnitude_per_m": qMagnitude,
+        ]
+        for (name, v) in [("rocking_axis", axis), ("q", q), ("k_in", incidentWavevector), ("k_out", exitWavevector),
+                          ("detector_row", rowDirection), ("detector_column", columnDirection)] {
+            m[name + "_x"] = v.x; m[name + "_y"] = v.y; m[name + "_z"] = v.z
+        }
+        return m
+    }
+}
+
+extension CXIGeometry {
+    /// The diffraction geometry this record describes, or nil when a number is missing
+    /// (energy, 2θ, distance, pixel size, rocking step). Throws when the numbers are there
+    /// but describe no reflection.
+    public func braggGeometry() throws -> BraggGeometry? {
+        guard let e = energy, let t = twoTheta, let d = detectorDistance, let p = pixelSize, let r = rockingStep else {
+            return nil
+        }
+        if let rp = rowPixelSize, abs(rp - p) > 1e-9 * p {
+            throw PipelineError.geometry("the detector's pixels are \(rp * 1e6) µm × \(p * 1e6) µm (rows × columns); the geometry model takes square pixels")
+        }
+        var axis = Vector3(0, 1, 0)
+        if let a = rockingAxis, a.count == 3 { axis = Vector3(a[0], a[1], a[2]) }
+        let g = BraggGeometry(energy: e, twoTheta: t, outOfPlane: outOfPlane ?? extra["out_of_plane"] ?? 0, distance: d,
+                              pixelSize: p, rockingStep: r, rockingAxis: axis)
+        if let problem = g.problem { throw PipelineError.geometry("invalid geometry: \(problem)") }
+        return g
+    }
+
+    /// The record of a geometry given whole (experiment file, command line).
+    public init(_ g: BraggGeometry) {
+        self.init(energy: g.energy, twoTheta: g.twoTheta, detectorDistance: g.distance, pixelSize: g.pixelSize,
+                  rockingStep: g.rockingStep, qVector: [g.q.x, g.q.y, g.q.z])
+        outOfPlane = g.outOfPlane
+        rockingAxis = [g.axis.x, g.axis.y, g.axis.z]
+        model = g.namedScalars
+    }
+
+    /// What `table.json` and reports show of the record (units in the names).
+    public var summary: [String: Any] {
+        var d: [String: Any] = [:]
+        if let v = beamline { d["beamline"] = v }
+        if let v = energy { d["energy_eV"] = v }
+        if let v = detectorDistance { d["distance_m"] = v }
+        if let v = pixelSize { d["pixel_size_column_m"] = v }
+        if let v = pixelSizeRow { d["pixel_size_row_m"] = v }
+        if let v = twoTheta { d["two_theta_deg"] = v * 180 / .pi }
+        if let v = outOfPlane { d["out_of_plane_deg"] = v * 180 / .pi }
+        if let v = rockingStep { d["rocking_step_deg"] = v * 180 / .pi }
+        if let v = rockingCircle { d["rocking_circle"] = v }
+        if let v = rockingAxis { d["rocking_axis_xyz"] = v }
+        if !angles.isEmpty { d["angles_deg"] = angles }
+        if let v = qVector {
+            d["q_vector_xyz_per_m"] = v
+            d["q_magnitude_per_m"] = (v.map { $0 * $0 }.reduce(0, +)).squareRoot()
+        }
+        if let v = roiOrigin { d["roi_origin_row_column"] = v }
+        if let v = detectorShape { d["detector_shape_rows_columns"] = v }
+        if let v = peakPixel { d["peak_pixel_row_column"] = v }
+        if let v = directBeam { d["direct_beam_row_column"] = v }
+        if let v = shape { d["grid_shape_zyx"] = v }
+        if let v = voxelSize { d["voxel_size_nm"] = v.map { $0 * 1e9 } }
+        if let v = realSpaceBasis { d["real_space_basis_nm"] = v.map { $0.map { $0 * 1e9 } } }
+        if !notes.isEmpty { d["notes"] = notes }
+        if !model.isEmpty { d["model"] = model }
+        return d
+    }
+}
+
+// MARK: - Into results: the geometry with the real-space grid of the object
+
+public enum ResultsGeometry {
+    /// The record of the pattern `patternShape` carried into the results of an object of
+    /// `objectShape`: when the object is smaller (the pattern was binned before phasing by
+    /// patternShape/objectShape per axis), the reciprocal steps grow by that factor; the
+    /// real-space basis and voxel sizes are those of the object's grid. Without a complete
+    /// geometry the record is returned as it is (no voxel size: figures then say "voxels").
+    public static func carry(_ record: CXIGeometry, patternShape: [Int], objectShape: [Int]) throws -> CXIGeometry {
+        var g = record
+        guard objectShape.count == 3, patternShape.count == 3 else { return g }
+        let factor = (0..<3).map { Double(patternShape[$0]) / Double(objectShape[$0]) }
+        if factor != [1, 1, 1] {
+            if let s = g.rockingStep { g.rockingStep = s * factor[0] }
+            if let p = g.pixelSize { g.pixelSize = p * factor[2] }
+            if let r = g.rowPixelSize { g.rowPixelSize = r * factor[1] }
+            else if factor[1] != factor[2], let p = record.pixelSize { g.rowPixelSize = p * factor[1] }
+            g.notes["binning_before_phasing"] = factor.map { String(format: "%g", $0) }.joined(separator: ",")
+        }
+        g.shape = objectShape
+        guard let bg = try g.braggGeometry() else {
+            g.voxelSize = nil; g.realSpaceBasis = nil
+            return g
+        }
+        let basis = bg.realSpaceBasis(shape: objectShape)
+        g.realSpaceBasis = (0..<3).map { let c = basis.column($0); return [c.x, c.y, c.z] }
+        g.voxelSize = bg.voxelSizes(shape: objectShape)
+        if g.qVector == nil { g.qVector = [bg.q.x, bg.q.y, bg.q.z] }
+        if g.model.isEmpty || factor != [1, 1, 1] { g.model = bg.namedScalars }
+        return g
+    }
+
+    /// The voxel edge along each array axis (nm) to draw scale bars with, or nil when the
+    /// record cannot tell (figures then count voxels).
+    public static func voxelSizeNanometres(_ g: CXIGeometry?, objectShape: [Int]) -> [Double]? {
+        guard let g else { return nil }
+        if let v = g.voxelSize, v.count == 3, g.shape == nil || g.shape! == objectShape { return v.map { $0 * 1e9 } }
+        guard objectShape.count == 3, let bg = try? g.braggGeometry() else { return nil }
+        return bg.voxelSizes(shape: objectShape).map { $0 * 1e9 }
+    }
+}
+
+// MARK: - Merging geometry sources
+
+/// One command-line value that replaces the geometry's.
+public struct GeometryOverride: Sendable {
+    public enum Quantity: Sendable { case energy, twoTheta, outOfPlane, distance, pixelSize, rockingStep, rockingAxis }
+    public var option: String
+    public var quantity: Quantity
+    /// SI value (eV, rad, m); for the rocking axis, unused (see `axis`).
+    public var value: Double
+    public var axis: [Double]?
+
+    public init(option: String, quantity: Quantity, value: Double, axis: [Double]? = nil) {
+        self.option = option; self.quantity = quantity; self.value = value; self.axis = axis
+    }
+
+    func text(_ v: Double?) -> String {
+        guard let v else { return "none" }
+        switch quantity {
+        case .energy: return String(format: "%g keV", v / 1000)
+        case .twoTheta, .outOfPlane, .rockingStep: return String(format: "%g°", v * 180 / .pi)
+        case .distance: return String(format: "%g m", v)
+        case .pixelSize: return String(format: "%g µm", v * 1e6)
+        case .rockingAxis: return "(" + (axis ?? []).map { String(format: "%g", $0) }.joined(separator: ", ") + ")"
+        }
+    }
+}
+
+public enum GeometryMerge {
+    /// Applies `overrides` over `record` (read from `source`). Returns the merged record and
+    /// one line naming every value replaced and what it replaced (nil when nothing was
+    /// overridden). Values derived from the replaced ones (Q, the model's scalars, the voxel
+    /// sizes) are recomputed or dropped.
+    public static func apply(_ overrides: [GeometryOverride], to record: CXIGeometry, source: String) throws
+        -> (CXIGeometry, String?) {
+        guard !overrides.isEmpty else { return (record, nil) }
+        var g = record
+        var parts: [String] = []
+        for o in overrides {
+            let old: Double?
+            switch o.quantity {
+            case .energy: old = g.energy; g.energy = o.value
+            case .twoTheta: old = g.twoTheta; g.twoTheta = o.value
+            case .outOfPlane: old = g.outOfPlane ?? g.extra["out_of_plane"]; g.outOfPlane = o.value
+            case .distance: old = g.detectorDistance; g.detectorDistance = o.value
+            case .pixelSize: old = g.pixelSize; g.pixelSize = o.value; g.rowPixelSize = nil
+            case .rockingStep: old = g.rockingStep; g.rockingStep = o.value
+            case .rockingAxis:
+                let was = g.rockingAxis.map { a in "(" + a.map { String(format: "%g", $0) }.joined(separator: ", ") + ")" } ?? "none"
+                g.rockingAxis = o.axis
+                parts.append("\(o.option) \(o.text(nil)) replaces \(was)")
+                continue
+            }
+            parts.append("\(o.option) \(o.text(o.value)) replaces \(old == nil ? "none" : o.text(old))")
+        }
+        g.model = [:]; g.qVector = nil; g.voxelSize = nil; g.realSpaceBasis = nil
+        if let bg = try g.braggGeometry() {
+            g.qVector = [bg.q.x, bg.q.y, bg.q.z]
+            g.model = bg.namedScalars
+        }
+        return (g, "geometry from \(source), overridden on the command line: " + parts.joined(separator: "; "))
+    }
+}
