@@ -1,8 +1,6 @@
 import ArgumentParser
+import BraggKit
 import Foundation
-import Numerics
-import Formats
-import Analysis
 
 struct AnalyzeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,10 +8,14 @@ struct AnalyzeCommand: ParsableCommand {
         abstract: "Analyse an operando series: align the states, lab frame, displacement, strain, the seed's Table 1 and PCA.",
         discussion: """
             INPUTS is either one experiment file (.toml: [geometry], [analysis] and one [[state]] \
-            per state with label, condition or voltage, file and optional runs; see the Analysis \
-            module's Experiment type) or the reconstructions in order (CXI results of \
-            `bragg phase`, or complex .npy / FILE:DATASET), with --labels. Command-line \
-            geometry and analysis options override the experiment file.
+            per state with label, condition or voltage, file and optional runs; see \
+            docs/experiment-file.md) or the reconstructions in order (CXI results of \
+            `bragg phase`, or complex .npy / FILE:DATASET), with --labels; one results file is a \
+            series of one state. Geometry: the experiment file's [geometry], else the one the \
+            reference state's results file carries (what `bragg prepare` read from the beamline); \
+            command-line values override either, and the override is printed. States of different \
+            shapes are brought to the reference's shape (their Fourier transforms cropped or \
+            padded, so they share its voxel), with a message.
 
             Each state's support is where its amplitude exceeds half its interior level \
             (--support-fraction). Every state is brought onto the reference (the first unless \
@@ -26,7 +28,8 @@ struct AnalyzeCommand: ParsableCommand {
             PCA of the Δφ (Eqs. 2–4 of Serban et al. 2024).
 
             Displacement convention: u = φ/|Q|. The seed's Table 1 prints 2φ/|Q|; table.csv \
-            gives both columns. Outputs in --out: table.csv, table.json, pca.json and one .vti \
+            gives both columns. Outputs in --out: table.csv, table.json (with the geometry, \
+            its source, |Q| and the crystal's lab-frame extents), pca.json and one .vti \
             per state (lab frame: amplitude, phase, delta_phase, displacement, strain, support, \
             inverse_pca, pca_region), for ParaView.
             """
@@ -146,32 +149,45 @@ struct AnalyzeCommand: ParsableCommand {
         }
 
         // 3. Geometry: command line over experiment file over the reference's results file.
-        var g = geometry
-        if g == nil, let c = storedGeometry, let e = c.energy, let t = c.twoTheta, let d = c.detectorDistance,
-           let p = c.pixelSize, let r = c.rockingStep {
-            g = BraggGeometry(energy: e, twoTheta: t, outOfPlane: c.extra["out_of_plane"] ?? 0, distance: d, pixelSize: p, rockingStep: r)
-        }
-        if g == nil {
-            guard let e = energyKeV, let t = twoTheta, let d = distance, let p = pixelMicrons, let r = rockingStep else {
-                throw UsageError("no geometry: give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
-            }
-            g = BraggGeometry(energy: e * 1000, twoTheta: t * .pi / 180, distance: d, pixelSize: p * 1e-6, rockingStep: r * .pi / 180)
-        }
-        var geo = g!
-        if let v = energyKeV { geo.energy = v * 1000 }
-        if let v = twoTheta { geo.twoTheta = v * .pi / 180 }
-        if let v = outOfPlane { geo.outOfPlane = v * .pi / 180 }
-        if let v = distance { geo.distance = v }
-        if let v = pixelMicrons { geo.pixelSize = v * 1e-6 }
-        if let v = rockingStep { geo.rockingStep = v * .pi / 180 }
+        var record: CXIGeometry? = nil
+        var source = ""
+        if let g = geometry { record = CXIGeometry(g); source = "the experiment file \(inputs[0])" }
+        else if let c = storedGeometry { record = c; source = specs[options.reference].file }
+        var overrides: [GeometryOverride] = []
+        if let v = energyKeV { overrides.append(GeometryOverride(option: "--energy-kev", quantity: .energy, value: v * 1000)) }
+        if let v = twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: v * .pi / 180)) }
+        if let v = outOfPlane { overrides.append(GeometryOverride(option: "--out-of-plane", quantity: .outOfPlane, value: v * .pi / 180)) }
+        if let v = distance { overrides.append(GeometryOverride(option: "--distance", quantity: .distance, value: v)) }
+        if let v = pixelMicrons { overrides.append(GeometryOverride(option: "--pixel-um", quantity: .pixelSize, value: v * 1e-6)) }
+        if let v = rockingStep { overrides.append(GeometryOverride(option: "--rocking-step", quantity: .rockingStep, value: v * .pi / 180)) }
         if let a = rockingAxis {
-            switch a {
-            case "x": geo.rockingAxis = Vector3(1, 0, 0)
-            case "y": geo.rockingAxis = Vector3(0, 1, 0)
-            case "z": geo.rockingAxis = Vector3(0, 0, 1)
-            default: throw UsageError("--rocking-axis must be x, y or z (got '\(a)')")
-            }
+            let axes = ["x": [1.0, 0, 0], "y": [0, 1.0, 0], "z": [0, 0, 1.0]]
+            guard let v = axes[a] else { throw UsageError("--rocking-axis must be x, y or z (got '\(a)')") }
+            overrides.append(GeometryOverride(option: "--rocking-axis", quantity: .rockingAxis, value: 0, axis: v))
         }
+        var overrideNote: String? = nil
+        var geo: BraggGeometry
+        do {
+            if var r = record {
+                // Values the command line overrides describe the reconstruction grid anew.
+                if !overrides.isEmpty { r.voxelSize = nil; r.realSpaceBasis = nil }
+                (r, overrideNote) = try GeometryMerge.apply(overrides, to: r, source: source)
+                record = r
+            } else if !overrides.isEmpty {
+                (record, _) = try GeometryMerge.apply(overrides, to: CXIGeometry(), source: "the command line")
+                source = "the command line"
+            }
+            guard let r = record, let g = try r.braggGeometry() else {
+                throw UsageError("no geometry: the results files record none and no [geometry] was given; give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
+            }
+            geo = g
+        } catch let e as PipelineError { throw UsageError(e.description) }
+        if let n = overrideNote { print(n) } else { print("geometry from \(source)") }
+
+        // One shape for the series.
+        do {
+            for m in try SeriesShapes.conform(&states, reference: options.reference) { bar.message(m) }
+        } catch let e as PipelineError { throw UsageError(e.description) }
 
         // 4. Analyse.
         let t0 = Date()
@@ -180,7 +196,13 @@ struct AnalyzeCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(t0)
 
         // 5. Write.
-        let vtis = try writeAnalysisOutputs(result, to: out, force: force)
+        let ref = result.states[options.reference]
+        var table: [String: Any] = ["geometry_source": source, "geometry_record": record?.summary ?? [:],
+                                    "q_magnitude_per_m": geo.qMagnitude,
+                                    "voxel_size_nm": (0..<3).map { norm(result.basis.column($0)) * 1e9 },
+                                    "crystal_extent_lab_um": ["x": ref.extent.x * 1e6, "y": ref.extent.y * 1e6, "z": ref.extent.z * 1e6]]
+        if let n = overrideNote { table["geometry_overrides"] = n }
+        let vtis = try writeAnalysisOutputs(result, to: out, force: force, tableExtras: table)
 
         // 6. Summary: the seed's Table 1.
         print(String(format: "|Q| = %.4g m⁻¹, Q̂ = (%.3f, %.3f, %.3f) (x, y, z); common support %d voxels; %.1f s",

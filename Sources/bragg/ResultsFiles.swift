@@ -46,7 +46,8 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
 
 /// Writes what `bragg analyze` promises into `out`: table.csv, table.json, pca.json and one
 /// lab-frame .vti per state. Returns the .vti names. Shared by `bragg analyze` and `bragg demo`.
-func writeAnalysisOutputs(_ result: SeriesResult, to out: String, force: Bool) throws -> [String] {
+/// `tableExtras` are added to table.json's top level (the geometry record, its source, …).
+func writeAnalysisOutputs(_ result: SeriesResult, to out: String, force: Bool, tableExtras: [String: Any] = [:]) throws -> [String] {
     func writeText(_ name: String, _ data: Data) throws {
         let path = (out as NSString).appendingPathComponent(name)
         try SafeOutput.write(to: path, overwrite: force) { tmp in
@@ -56,7 +57,12 @@ func writeAnalysisOutputs(_ result: SeriesResult, to out: String, force: Bool) t
         }
     }
     try writeText("table.csv", Data(result.tableCSV().utf8))
-    try writeText("table.json", try result.tableJSON())
+    var json = try result.tableJSON()
+    if !tableExtras.isEmpty, var doc = try JSONSerialization.jsonObject(with: json) as? [String: Any] {
+        for (k, v) in tableExtras { doc[k] = v }
+        json = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+    }
+    try writeText("table.json", json)
     try writeText("pca.json", try result.pcaJSON())
     var vtis: [String] = []
     if let grid = result.labGrid {
