@@ -95,3 +95,25 @@ public enum SeriesShapes {
         return g.fftshifted()
     }
 }
+
+/// Detector calibration images (dark, flat field, mask) for `bragg prepare`.
+public enum CalibrationImage {
+    /// Reads FILE or FILE:DATASET: a TIFF (.tif/.tiff, as beamlines write their dark and white
+    /// fields: one page gives a 2D image, several a stack), else any array ArrayIO reads (.npy,
+    /// .npz, HDF5). A 3D array of one frame is returned as 2D.
+    public static func read(_ spec: String) throws -> RealVolume {
+        let lower = spec.lowercased()
+        var v: RealVolume
+        if lower.hasSuffix(".tif") || lower.hasSuffix(".tiff") {
+            let r = try TIFFReader(spec)
+            v = RealVolume(shape: r.shape)
+            try v.withUnsafeMutableFloats { p in
+                for k in 0..<r.pageCount { try r.readPage(k, into: p.baseAddress! + k * r.rows * r.columns) }
+            }
+        } else {
+            v = try ArrayIO.readReal(spec)
+        }
+        if v.rank == 3 && v.shape[0] == 1 { v = try v.reshaped(Array(v.shape.dropFirst())) }
+        return v
+    }
+}

@@ -12,11 +12,10 @@ func parseTriple(_ s: String, name: String) throws -> [Int] {
     return v.map { $0! }
 }
 
-/// Reads a 2D or 3D calibration array (dark, flat, mask) named FILE or FILE:DATASET.
+/// Reads a 2D or 3D calibration array (dark, flat, mask) named FILE or FILE:DATASET
+/// (TIFF, NPY, NPZ or HDF5).
 func readCalibration(_ spec: String, what: String) throws -> RealVolume {
-    let v = try ArrayIO.readReal(spec)
-    if v.rank == 3 && v.shape[0] == 1 { return try v.reshaped(Array(v.shape.dropFirst())) }
-    return v
+    do { return try CalibrationImage.read(spec) } catch let e as FormatError { throw UsageError("\(what): \(e)") }
 }
 
 struct PrepareCommand: ParsableCommand {
@@ -82,10 +81,10 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "HDF5 dataset of the monitor (one value per frame) in every scan file.")
     var monitor: String?
 
-    @Option(help: "Dark/background frame or stack: FILE or FILE:DATASET.")
+    @Option(help: "Dark/background frame or stack: FILE or FILE:DATASET (TIFF, NPY, HDF5). At 34-ID-C: the bad-pixel map (pixels above 1 are masked, nothing is subtracted).")
     var dark: String?
 
-    @Option(help: "Flat field (relative efficiency; frames are divided by it): FILE or FILE:DATASET.")
+    @Option(help: "Flat field (relative efficiency; frames are divided by it): FILE or FILE:DATASET. At 34-ID-C: the white field in counts (under 100 counts masked, scaled to mean 1).")
     var flat: String?
 
     @Option(name: .customLong("detector-mask"), help: "Detector mask (gaps, known bad pixels; nonzero = bad), 2D: FILE or FILE:DATASET.")
