@@ -70,38 +70,71 @@ public struct Matrix3x3: Equatable, Sendable, CustomStringConvertible {
 /// real-space grid conjugate to it.
 ///
 /// Lab frame (right-handed, SI units, the seed study's): z along the incident beam, y
-/// vertical (up), x horizontal (x = y × z). 2θ is the total scattering angle; the detector
-/// is lifted above the horizontal plane by the out-of-plane angle δ, and its in-plane angle
-/// γ obeys cos 2θ = cos γ cos δ: k_f = k (cos δ sin γ, sin δ, cos δ cos γ), Q = k_f − k_i.
-/// With δ = 0, Q̂ = (cos θ, 0, −sin θ): the seed's Q̂ = 0.969 x̂ − 0.249 ẑ at 2θ = 28.8°.
+/// vertical (up), x horizontal (x = y × z). Every diffractometer (`Diffractometer`) is
+/// expressed in this frame.
 ///
-/// A scan (and a reconstruction) is a C-order stack (frame, row, column): the frame index
-/// rocks the sample by `rockingStep` about `rockingAxis` (a rotation +ω of the sample moves
-/// the measured point of reciprocal space by −ω â × Q); columns run horizontally with
-/// increasing γ (ŷ × k̂_f), rows downwards (column × k̂_f), as images are stored.
+/// Two forms describe the detector:
+/// - the angle form (`init(energy:twoTheta:outOfPlane:…)`): 2θ is the total scattering
+///   angle; the detector is lifted above the horizontal plane by the out-of-plane angle δ,
+///   and its in-plane angle γ obeys cos 2θ = cos γ cos δ: k_f = k (cos δ sin γ, sin δ,
+///   cos δ cos γ); square pixels, the detector face normal to k_f, columns horizontal with
+///   increasing γ (ŷ × k̂_f), rows downwards (column × k̂_f), as images are stored. With
+///   δ = 0, Q̂ = (cos θ, 0, −sin θ): the seed's Q̂ = 0.969 x̂ − 0.249 ẑ at 2θ = 28.8°.
+/// - the vector form (`init(energy:exitDirection:rowStep:columnStep:…)`): the exit
+///   direction k̂_f towards the pixel the pattern is centred on, and the lab displacement
+///   from one detector pixel to the next along rows and along columns (any orientation,
+///   non-square pixels, a face not normal to k_f), as a diffractometer model gives them.
+///   2θ, δ and γ are then derived from k̂_f.
+///
+/// Q = k_f − k_i. A scan (and a reconstruction) is a C-order stack (frame, row, column):
+/// the frame index rocks the sample by `rockingStep` about `rockingAxis` (a rotation +ω of
+/// the sample moves the measured point of reciprocal space, in the crystal's frame, by
+/// −ω â × Q).
 public struct BraggGeometry: Equatable, Sendable, CustomStringConvertible {
     /// Photon energy, eV.
     public var energy: Double
-    /// Total scattering angle 2θ, radians.
-    public var twoTheta: Double
-    /// Out-of-plane detector angle δ (elevation), radians.
-    public var outOfPlane: Double
-    /// Sample–detector distance, m.
+    /// Distance from the sample to the detector pixel the pattern is centred on, m (in the
+    /// angle form: the sample–detector distance along k_f).
     public var distance: Double
-    /// Detector pixel size, m (square pixels).
-    public var pixelSize: Double
+    /// Pixel pitch along the detector's rows (the step from one row to the next), m.
+    public var rowPixelSize: Double
+    /// Pixel pitch along the detector's columns, m.
+    public var columnPixelSize: Double
     /// Rocking step between frames, radians.
     public var rockingStep: Double
     /// Rocking axis in the lab frame (normalised by `init` and on use; default vertical,
     /// normal to the horizontal scattering plane).
     public var rockingAxis: SIMD3<Double>
+    /// How the detector is described (see the type's comment).
+    private var detector: Detector
 
+    private enum Detector: Equatable, Sendable {
+        case angles(twoTheta: Double, outOfPlane: Double)
+        /// Unit exit direction, unit row and column directions of the detector (lab).
+        case vectors(exit: SIMD3<Double>, row: SIMD3<Double>, column: SIMD3<Double>)
+    }
+
+    /// The angle form: 2θ and δ (radians), square pixels of `pixelSize` (m).
     public init(energy: Double, twoTheta: Double, outOfPlane: Double = 0, distance: Double, pixelSize: Double,
                 rockingStep: Double, rockingAxis: SIMD3<Double> = SIMD3(0, 1, 0)) {
-        self.energy = energy; self.twoTheta = twoTheta; self.outOfPlane = outOfPlane; self.distance = distance
-        self.pixelSize = pixelSize; self.rockingStep = rockingStep
+        self.energy = energy; self.detector = .angles(twoTheta: twoTheta, outOfPlane: outOfPlane)
+        self.distance = distance; self.rowPixelSize = pixelSize; self.columnPixelSize = pixelSize
+        self.rockingStep = rockingStep
         let l = norm(rockingAxis)
         self.rockingAxis = l > 0 && l.isFinite ? rockingAxis / l : rockingAxis
+    }
+
+    /// The vector form: the exit direction (lab, normalised here) towards the pixel the
+    /// pattern is centred on, at `distance` (m) from the sample; `rowStep` and `columnStep`
+    /// the lab displacements (m) from that pixel to the next row and to the next column;
+    /// the rocking axis (lab, normalised here) and step (radians).
+    public init(energy: Double, exitDirection: SIMD3<Double>, rowStep: SIMD3<Double>, columnStep: SIMD3<Double>,
+                distance: Double, rockingAxis: SIMD3<Double>, rockingStep: Double) {
+        func unit(_ v: SIMD3<Double>) -> SIMD3<Double> { let l = norm(v); return l > 0 && l.isFinite ? v / l : v }
+        self.energy = energy; self.distance = distance
+        self.detector = .vectors(exit: unit(exitDirection), row: unit(rowStep), column: unit(columnStep))
+        self.rowPixelSize = norm(rowStep); self.columnPixelSize = norm(columnStep)
+        self.rockingStep = rockingStep; self.rockingAxis = unit(rockingAxis)
     }
 
     /// The seed study's geometry (I13-1, Diamond): 13.5 keV, 2θ = 28.8°, detector at 2.8 m,
@@ -117,17 +150,94 @@ public struct BraggGeometry: Equatable, Sendable, CustomStringConvertible {
     /// u = φ/|Q| = 0.0709 Å here and 0.142 Å in the seed.
     public static let seedDisplacementFactor = 2.0
 
+    /// Whether the detector is given by explicit vectors (the vector form).
+    public var hasExplicitVectors: Bool { if case .vectors = detector { return true } else { return false } }
+
+    /// Total scattering angle 2θ, radians (derived from k̂_f in the vector form). Setting it
+    /// in the vector form turns the detector (exit direction and pixel directions together)
+    /// by the smallest rotation that gives the new 2θ at the same δ.
+    public var twoTheta: Double {
+        get {
+            switch detector {
+            case .angles(let t, _): return t
+            case .vectors(let e, _, _): return acos(max(-1, min(1, e.z)))
+            }
+        }
+        set {
+            switch detector {
+            case .angles(_, let o): detector = .angles(twoTheta: newValue, outOfPlane: o)
+            case .vectors: reorient(twoTheta: newValue, outOfPlane: outOfPlane)
+            }
+        }
+    }
+
+    /// Out-of-plane detector angle δ (elevation of k_f above the horizontal plane), radians
+    /// (derived in the vector form; setting it there turns the detector as for `twoTheta`).
+    public var outOfPlane: Double {
+        get {
+            switch detector {
+            case .angles(_, let o): return o
+            case .vectors(let e, _, _): return asin(max(-1, min(1, e.y)))
+            }
+        }
+        set {
+            switch detector {
+            case .angles(let t, _): detector = .angles(twoTheta: t, outOfPlane: newValue)
+            case .vectors: reorient(twoTheta: twoTheta, outOfPlane: newValue)
+            }
+        }
+    }
+
+    /// Detector pixel size, m: the pitch of square pixels; for rectangular pixels the
+    /// geometric mean of the two pitches. Setting it makes the pixels square.
+    public var pixelSize: Double {
+        get { rowPixelSize == columnPixelSize ? columnPixelSize : (rowPixelSize * columnPixelSize).squareRoot() }
+        set { rowPixelSize = newValue; columnPixelSize = newValue }
+    }
+
+    /// Turns a vector-form detector so that k̂_f has the angles (2θ, δ), keeping the sign of
+    /// its horizontal component; an impossible pair becomes the angle form, so that
+    /// `problem` names it.
+    private mutating func reorient(twoTheta t: Double, outOfPlane d: Double) {
+        guard case .vectors(let e, let r, let c) = detector else { return }
+        guard t.isFinite, d.isFinite, t > 0, t < .pi, abs(d) <= t, abs(d) < .pi / 2 else {
+            detector = .angles(twoTheta: t, outOfPlane: d); return
+        }
+        let cg = max(-1, min(1, cos(t) / cos(d)))
+        let sg = (1 - cg * cg).squareRoot() * (e.x < 0 ? -1 : 1)
+        let target = SIMD3(cos(d) * sg, sin(d), cos(d) * cg)
+        let axis = cross(e, target), s = norm(axis)
+        guard s > 1e-15 else { detector = .vectors(exit: target, row: r, column: c); return }
+        let turn = Matrix3x3.rotation(axis: axis, angle: atan2(s, dot(e, target)))
+        detector = .vectors(exit: target, row: turn * r, column: turn * c)
+    }
+
     /// Why these numbers do not describe a measurable reflection (one sentence), or nil.
     public var problem: String? {
         guard energy.isFinite, energy > 0 else { return "the energy must be positive (got \(energy) eV)" }
-        guard twoTheta.isFinite, twoTheta > 0, twoTheta < .pi else {
-            return "2θ must lie in (0°, 180°) (got \(twoTheta * 180 / .pi)°)"
-        }
-        guard outOfPlane.isFinite, abs(outOfPlane) <= twoTheta else {
-            return "the detector's out-of-plane angle \(outOfPlane * 180 / .pi)° exceeds 2θ"
+        switch detector {
+        case .angles(let twoTheta, let outOfPlane):
+            guard twoTheta.isFinite, twoTheta > 0, twoTheta < .pi else {
+                return "2θ must lie in (0°, 180°) (got \(twoTheta * 180 / .pi)°)"
+            }
+            guard outOfPlane.isFinite, abs(outOfPlane) <= twoTheta else {
+                return "the detector's out-of-plane angle \(outOfPlane * 180 / .pi)° exceeds 2θ"
+            }
+        case .vectors(let e, let r, let c):
+            guard [e, r, c].allSatisfy({ abs(norm($0) - 1) < 1e-9 }) else {
+                return "the exit direction and the detector's row and column steps must be finite and nonzero"
+            }
+            let t = twoTheta
+            guard t > 1e-9, t < .pi - 1e-9 else { return "2θ must lie in (0°, 180°) (got \(t * 180 / .pi)°)" }
+            guard norm(cross(r, c)) > 1e-6 else { return "the detector's row and column steps must not be parallel" }
+            guard abs(dot(normalized(cross(r, c)), e)) > 1e-3 else {
+                return "the exit direction lies in the detector's plane (the detector is seen edge-on)"
+            }
         }
         guard distance.isFinite, distance > 0 else { return "the detector distance must be positive (got \(distance) m)" }
-        guard pixelSize.isFinite, pixelSize > 0 else { return "the pixel size must be positive (got \(pixelSize) m)" }
+        guard rowPixelSize.isFinite, rowPixelSize > 0, columnPixelSize.isFinite, columnPixelSize > 0 else {
+            return "the pixel size must be positive (got \(rowPixelSize) m × \(columnPixelSize) m)"
+        }
         guard rockingStep.isFinite, rockingStep != 0 else { return "the rocking step must be nonzero" }
         guard norm(rockingAxis) > 0, norm(rockingAxis).isFinite, norm(cross(axis, qHat)) > 1e-3 else {
             return "the rocking axis must not be parallel to Q (rocking would not move through the Bragg peak)"
@@ -150,19 +260,34 @@ public struct BraggGeometry: Equatable, Sendable, CustomStringConvertible {
     public var axis: SIMD3<Double> { normalized(rockingAxis) }
     /// Incident wavevector k_i (lab).
     public var incidentWavevector: SIMD3<Double> { SIMD3(0, 0, wavenumber) }
-    /// In-plane detector angle γ (cos 2θ = cos γ cos δ), radians.
-    public var inPlaneAngle: Double { acos(max(-1, min(1, cos(twoTheta) / cos(outOfPlane)))) }
-    /// Unit vector towards the detector centre (lab).
+    /// In-plane detector angle γ, radians: in the angle form from cos 2θ = cos γ cos δ (γ ≥ 0);
+    /// in the vector form the signed azimuth of k̂_f from the beam towards +x.
+    public var inPlaneAngle: Double {
+        switch detector {
+        case .angles(let twoTheta, let outOfPlane): return acos(max(-1, min(1, cos(twoTheta) / cos(outOfPlane))))
+        case .vectors(let e, _, _): return atan2(e.x, e.z)
+        }
+    }
+    /// Unit vector from the sample towards the pixel the pattern is centred on (lab).
     public var exitDirection: SIMD3<Double> {
-        let g = inPlaneAngle
-        return SIMD3(cos(outOfPlane) * sin(g), sin(outOfPlane), cos(outOfPlane) * cos(g))
+        switch detector {
+        case .angles(_, let outOfPlane):
+            let g = inPlaneAngle
+            return SIMD3(cos(outOfPlane) * sin(g), sin(outOfPlane), cos(outOfPlane) * cos(g))
+        case .vectors(let e, _, _): return e
+        }
     }
     /// Exit wavevector k_f at the detector centre (lab).
     public var exitWavevector: SIMD3<Double> { exitDirection * wavenumber }
     /// Scattering vector Q = k_f − k_i (lab), m⁻¹.
     public var q: SIMD3<Double> { exitWavevector - incidentWavevector }
     /// |Q| = 4π sin θ_B / λ, m⁻¹.
-    public var qMagnitude: Double { 4 * .pi * sin(braggAngle) / wavelength }
+    public var qMagnitude: Double {
+        switch detector {
+        case .angles: return 4 * .pi * sin(braggAngle) / wavelength
+        case .vectors: return norm(q)
+        }
+    }
     /// Unit vector along Q (lab).
     public var qHat: SIMD3<Double> { normalized(q) }
     /// Lattice spacing of the reflection, d = 2π/|Q|, m.
@@ -170,20 +295,48 @@ public struct BraggGeometry: Equatable, Sendable, CustomStringConvertible {
     /// Displacement along Q (m) for a phase φ (rad): u = φ/|Q| (DESIGN.md, φ = Q·u).
     public func displacement(phase: Double) -> Double { phase / qMagnitude }
 
-    /// Detector column direction (horizontal, increasing γ: ŷ × k̂_f normalised), ⊥ k_f.
-    public var columnDirection: SIMD3<Double> { let g = inPlaneAngle; return SIMD3(cos(g), 0, -sin(g)) }
-    /// Detector row direction (downwards: column × k̂_f), ⊥ k_f.
-    public var rowDirection: SIMD3<Double> {
-        let g = inPlaneAngle
-        return SIMD3(sin(outOfPlane) * sin(g), -cos(outOfPlane), sin(outOfPlane) * cos(g))
+    /// Unit direction of the detector's columns (lab): in the angle form horizontal, with
+    /// increasing γ (ŷ × k̂_f normalised), ⊥ k_f.
+    public var columnDirection: SIMD3<Double> {
+        switch detector {
+        case .angles: let g = inPlaneAngle; return SIMD3(cos(g), 0, -sin(g))
+        case .vectors(_, _, let c): return c
+        }
     }
+    /// Unit direction of the detector's rows (lab): in the angle form downwards
+    /// (column × k̂_f), ⊥ k_f.
+    public var rowDirection: SIMD3<Double> {
+        switch detector {
+        case .angles(_, let outOfPlane):
+            let g = inPlaneAngle
+            return SIMD3(sin(outOfPlane) * sin(g), -cos(outOfPlane), sin(outOfPlane) * cos(g))
+        case .vectors(_, let r, _): return r
+        }
+    }
+    /// Lab displacement (m) from one detector pixel to the next row.
+    public var rowStep: SIMD3<Double> { rowDirection * rowPixelSize }
+    /// Lab displacement (m) from one detector pixel to the next column.
+    public var columnStep: SIMD3<Double> { columnDirection * columnPixelSize }
 
     /// Reciprocal-space steps (lab, m⁻¹) of the three array axes (frame, row, column) as the
     /// columns of B: the pattern voxel m sits at q = Q + B·(m − N/2) (small-angle
-    /// linearisation about Q).
+    /// linearisation about Q). A detector step s moves k_f = k P/|P| (P the pixel's
+    /// position, |P| = distance) by k (s − (s·k̂_f) k̂_f)/distance.
     public var reciprocalBasis: Matrix3x3 {
-        let pix = wavenumber * pixelSize / distance
-        return Matrix3x3(columns: [cross(axis, q) * (-rockingStep), rowDirection * pix, columnDirection * pix])
+        let frame = cross(axis, q) * (-rockingStep)
+        switch detector {
+        case .angles:
+            let pix = wavenumber * pixelSize / distance
+            if rowPixelSize == columnPixelSize {
+                return Matrix3x3(columns: [frame, rowDirection * pix, columnDirection * pix])
+            }
+            let f = wavenumber / distance
+            return Matrix3x3(columns: [frame, rowDirection * (f * rowPixelSize), columnDirection * (f * columnPixelSize)])
+        case .vectors(let e, _, _):
+            let f = wavenumber / distance
+            func across(_ s: SIMD3<Double>) -> SIMD3<Double> { (s - e * dot(s, e)) * f }
+            return Matrix3x3(columns: [frame, across(rowStep), across(columnStep)])
+        }
     }
     /// The columns of `reciprocalBasis`: the q moved by one frame, one row and one column.
     public var reciprocalSteps: [SIMD3<Double>] { reciprocalBasis.columns }
@@ -211,8 +364,76 @@ public struct BraggGeometry: Equatable, Sendable, CustomStringConvertible {
     public func voxelSizes(shape: [Int]) -> [Double] { realSpaceSteps(shape: shape).map(norm) }
 
     public var description: String {
-        String(format: "E = %.1f keV, 2θ = %.3f°, δ = %.3f°, D = %.3f m, pixel = %.1f µm, rocking step = %.4f°, |Q| = %.4g m⁻¹",
-               energy / 1000, twoTheta * 180 / .pi, outOfPlane * 180 / .pi, distance, pixelSize * 1e6,
-               rockingStep * 180 / .pi, qMagnitude)
+        let deg = 180 / Double.pi, qv = q
+        let pixels = rowPixelSize == columnPixelSize ? String(format: "%.1f µm", pixelSize * 1e6)
+            : String(format: "%.1f × %.1f µm (rows × columns)", rowPixelSize * 1e6, columnPixelSize * 1e6)
+        return String(format: "E = %.1f keV, 2θ = %.3f°, δ = %.3f°, γ = %.3f°, D = %.3f m, ",
+                      energy / 1000, twoTheta * deg, outOfPlane * deg, inPlaneAngle * deg, distance)
+            + "pixel = " + pixels
+            + String(format: ", rocking step = %.4f°, |Q| = %.4g m⁻¹, Q = (%.4g, %.4g, %.4g) m⁻¹",
+                     rockingStep * deg, qMagnitude, qv.x, qv.y, qv.z)
+    }
+}
+
+// MARK: - The geometry as named scalars (for files)
+
+extension BraggGeometry {
+    /// The keys of `scalars`, all SI (eV, m, rad), vectors in the lab frame (z along the
+    /// beam, y up, x = y × z):
+    /// - `energy_ev`: photon energy;
+    /// - `distance_m`: sample to the pixel the pattern is centred on;
+    /// - `exit_direction_x/_y/_z`: unit k̂_f towards that pixel;
+    /// - `row_step_x/_y/_z`, `column_step_x/_y/_z`: lab displacement (m) to the next row / column pixel;
+    /// - `rocking_axis_x/_y/_z`: unit rocking axis; `rocking_step_rad`: rotation per frame;
+    /// - `two_theta_rad`, `out_of_plane_rad`, `pixel_size_m`: the angle form's numbers (derived
+    ///   in the vector form; read back as the angle form only where they reproduce the vectors).
+    public static let scalarKeys: [String] = ["energy_ev", "distance_m"]
+        + ["exit_direction", "row_step", "column_step", "rocking_axis"].flatMap { p in ["x", "y", "z"].map { "\(p)_\($0)" } }
+        + ["rocking_step_rad", "two_theta_rad", "out_of_plane_rad", "pixel_size_m"]
+
+    /// The full geometry as named scalars (keys: `scalarKeys`).
+    public var scalars: [String: Double] {
+        var d: [String: Double] = ["energy_ev": energy, "distance_m": distance, "rocking_step_rad": rockingStep,
+                                   "two_theta_rad": twoTheta, "out_of_plane_rad": outOfPlane, "pixel_size_m": pixelSize]
+        for (p, v) in [("exit_direction", exitDirection), ("row_step", rowStep), ("column_step", columnStep),
+                       ("rocking_axis", rockingAxis)] {
+            d[p + "_x"] = v.x; d[p + "_y"] = v.y; d[p + "_z"] = v.z
+        }
+        return d
+    }
+
+    /// The geometry from named scalars (`scalarKeys`): the vector form, or the angle form
+    /// where `two_theta_rad`, `out_of_plane_rad` and `pixel_size_m` are given and reproduce
+    /// the stored vectors (to 1e-9 relative), so that an angle-form geometry reads back identical.
+    /// Throws `NumericsError.invalidArgument` naming a missing or non-finite key.
+    public init(scalars d: [String: Double]) throws {
+        func need(_ k: String) throws -> Double {
+            guard let v = d[k] else { throw NumericsError.invalidArgument("the geometry lacks '\(k)'") }
+            guard v.isFinite else { throw NumericsError.invalidArgument("the geometry's '\(k)' is not finite (\(v))") }
+            return v
+        }
+        func vector(_ p: String) throws -> SIMD3<Double> { SIMD3(try need(p + "_x"), try need(p + "_y"), try need(p + "_z")) }
+        let energy = try need("energy_ev"), distance = try need("distance_m"), step = try need("rocking_step_rad")
+        let axis = try vector("rocking_axis")
+        let hasVectors = ["exit_direction", "row_step", "column_step"].allSatisfy { d[$0 + "_x"] != nil }
+        if let t = d["two_theta_rad"], let o = d["out_of_plane_rad"], let p = d["pixel_size_m"] {
+            let g = BraggGeometry(energy: energy, twoTheta: t, outOfPlane: o, distance: distance, pixelSize: p,
+                                  rockingStep: step, rockingAxis: axis)
+            var same = true
+            if hasVectors {
+                for (name, v) in [("exit_direction", g.exitDirection), ("row_step", g.rowStep), ("column_step", g.columnStep)] {
+                    if norm(try vector(name) - v) > 1e-9 * norm(v) { same = false }
+                }
+            }
+            if same { self = g } else {
+                self.init(energy: energy, exitDirection: try vector("exit_direction"), rowStep: try vector("row_step"),
+                          columnStep: try vector("column_step"), distance: distance, rockingAxis: axis, rockingStep: step)
+            }
+        } else {
+            self.init(energy: energy, exitDirection: try vector("exit_direction"), rowStep: try vector("row_step"),
+                      columnStep: try vector("column_step"), distance: distance, rockingAxis: axis, rockingStep: step)
+        }
+        // The stored axis is already unit: keep it as written, so that a geometry reads back identical.
+        if abs(norm(axis) - 1) < 1e-12 { rockingAxis = axis }
     }
 }
