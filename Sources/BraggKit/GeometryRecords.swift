@@ -72,77 +72,74 @@ public enum ScanGeometry {
         g.notes = scan.notes
         g.notes["scan"] = scan.scanName
         if bin != [1, 1, 1] { g.notes["binning"] = bin.map(String.init).joined(separator: ",") }
-        // The diffractometer: detector and sample circles to Q and the rocking axis.
-        switch scan.beamline {
-        case .aps34IDC:
-            guard let delta = angles["Delta"], let gamma = angles["Gamma"] else {
-                throw PipelineError.geometry("\(scan.scanName): the Delta and Gamma circles are needed for the geometry")
-            }
-            let d = delta * .pi / 180, gm = gamma * .pi / 180
-            // Delta turns the detector in the horizontal plane (about y), Gamma lifts it out of
-            // it (about −x): k_f ∝ (cos γ sin δ, sin γ, cos γ cos δ), so cos 2θ = cos δ cos γ.
-            g.twoTheta = acos(cos(d) * cos(gm))
-            g.outOfPlane = gm
-            // Theta (and Phi at Chi = 90°) turn about the vertical: the rocking axis is y.
-            guard scan.rockingMotor == "Theta" || scan.rockingMotor == nil else {
-                throw PipelineError.geometry("\(scan.scanName) rocks \(scan.rockingMotor!); only Theta scans of 34-ID-C are modelled")
-            }
-            g.rockingAxis = [0, 1, 0]
-        default:
+        // The diffractometer: sample and detector circles to Q, the detector's pixel steps and
+        // the rocking axis, at the pattern's centre pixel.
+        guard let diffractometer = Diffractometer.named(scan.beamline.rawValue) else {
             throw PipelineError.geometry("\(scan.scanName): no diffractometer model for beamline \(scan.beamline.rawValue)")
         }
-        if let bg = try g.braggGeometry() {
-            try bg.validate()
-            g.qVector = [bg.q.x, bg.q.y, bg.q.z]
-            g.model = bg.namedScalars
+        guard let energy = scan.energy, let distance = scan.distance, let pixel = scan.pixelSize,
+              let circle = scan.rockingMotor, let step = scan.rockingStep else {
+            return g   // incomplete: the command names what to give
         }
+        let raw: BraggGeometry
+        do {
+            raw = try diffractometer.braggGeometry(energy: energy, angles: angles, rockingCircle: circle, rockingStep: step,
+                                                   distance: distance, pixelSize: pixel, peakPixel: (c.row, c.column),
+                                                   directBeam: scan.directBeam)
+        } catch let e as NumericsError { throw PipelineError.geometry("\(scan.scanName): \(e)") }
+        // The pattern's voxels: binned pixels and frames.
+        let bg = BraggGeometry(energy: raw.energy, exitDirection: raw.exitDirection, rowStep: raw.rowStep * Double(bin[1]),
+                               columnStep: raw.columnStep * Double(bin[2]), distance: raw.distance,
+                               rockingAxis: raw.rockingAxis, rockingStep: raw.rockingStep * Double(bin[0]))
+        g.fill(from: bg)
         return g
     }
 }
 
 // MARK: - Between the record and the diffraction geometry
 
-extension BraggGeometry {
-    /// The geometry as named scalars (vectors by component; SI units, radians), for files.
-    public var namedScalars: [String: Double] {
-        var m: [String: Double] = [
-            "energy_eV": energy, "two_theta_rad": twoTheta, "out_of_plane_rad": outOfPlane, "distance_m": distance,
-            "pixel_size_m": pixelSize, "rocking_step_rad": rockingStep, "q_magnitude_per_m": qMagnitude,
-        ]
-        for (name, v) in [("rocking_axis", axis), ("q", q), ("k_in", incidentWavevector), ("k_out", exitWavevector),
-                          ("detector_row", rowDirection), ("detector_column", columnDirection)] {
-            m[name + "_x"] = v.x; m[name + "_y"] = v.y; m[name + "_z"] = v.z
-        }
-        return m
-    }
-}
-
 extension CXIGeometry {
-    /// The diffraction geometry this record describes, or nil when a number is missing
-    /// (energy, 2θ, distance, pixel size, rocking step). Throws when the numbers are there
-    /// but describe no reflection.
+    /// The diffraction geometry this record describes: the diffractometer model's named
+    /// scalars when the record holds them (the vector form), else the angle form from the
+    /// energy, 2θ, out-of-plane angle, distance, pixel size, rocking step and axis; nil when
+    /// a number is missing. Throws when the numbers are there but describe no reflection.
     public func braggGeometry() throws -> BraggGeometry? {
-        guard let e = energy, let t = twoTheta, let d = detectorDistance, let p = pixelSize, let r = rockingStep else {
-            return nil
-        }
-        if let rp = rowPixelSize, abs(rp - p) > 1e-9 * p {
-            throw PipelineError.geometry("the detector's pixels are \(rp * 1e6) µm × \(p * 1e6) µm (rows × columns); the geometry model takes square pixels")
-        }
-        var axis = Vector3(0, 1, 0)
-        if let a = rockingAxis, a.count == 3 { axis = Vector3(a[0], a[1], a[2]) }
-        let g = BraggGeometry(energy: e, twoTheta: t, outOfPlane: outOfPlane ?? extra["out_of_plane"] ?? 0, distance: d,
+        let g: BraggGeometry
+        if !model.isEmpty {
+            do { g = try BraggGeometry(scalars: model) }
+            catch let e as NumericsError { throw PipelineError.geometry("the recorded geometry is unreadable: \(e)") }
+        } else {
+            guard let e = energy, let t = twoTheta, let d = detectorDistance, let p = pixelSize, let r = rockingStep else {
+                return nil
+            }
+            if let rp = rowPixelSize, abs(rp - p) > 1e-9 * p {
+                throw PipelineError.geometry("the detector's pixels are \(rp * 1e6) µm × \(p * 1e6) µm (rows × columns) but the record holds no detector vectors to describe them")
+            }
+            var axis = Vector3(0, 1, 0)
+            if let a = rockingAxis, a.count == 3 { axis = Vector3(a[0], a[1], a[2]) }
+            g = BraggGeometry(energy: e, twoTheta: t, outOfPlane: outOfPlane ?? extra["out_of_plane"] ?? 0, distance: d,
                               pixelSize: p, rockingStep: r, rockingAxis: axis)
+        }
         if let problem = g.problem { throw PipelineError.geometry("invalid geometry: \(problem)") }
         return g
     }
 
+    /// Sets every number derived from `g`: energy, 2θ, out-of-plane angle, distance, pixel
+    /// sizes, rocking step and axis, Q and the model's named scalars.
+    public mutating func fill(from g: BraggGeometry) {
+        energy = g.energy; twoTheta = g.twoTheta; outOfPlane = g.outOfPlane; detectorDistance = g.distance
+        pixelSize = g.columnPixelSize
+        rowPixelSize = abs(g.rowPixelSize - g.columnPixelSize) > 1e-12 * g.columnPixelSize ? g.rowPixelSize : nil
+        rockingStep = g.rockingStep
+        rockingAxis = [g.axis.x, g.axis.y, g.axis.z]
+        qVector = [g.q.x, g.q.y, g.q.z]
+        model = g.scalars
+    }
+
     /// The record of a geometry given whole (experiment file, command line).
     public init(_ g: BraggGeometry) {
-        self.init(energy: g.energy, twoTheta: g.twoTheta, detectorDistance: g.distance, pixelSize: g.pixelSize,
-                  rockingStep: g.rockingStep, qVector: [g.q.x, g.q.y, g.q.z])
-        outOfPlane = g.outOfPlane
-        rockingAxis = [g.axis.x, g.axis.y, g.axis.z]
-        model = g.namedScalars
+        self.init()
+        fill(from: g)
     }
 
     /// What `table.json` and reports show of the record (units in the names).
@@ -188,23 +185,24 @@ public enum ResultsGeometry {
         var g = record
         guard objectShape.count == 3, patternShape.count == 3 else { return g }
         let factor = (0..<3).map { Double(patternShape[$0]) / Double(objectShape[$0]) }
-        if factor != [1, 1, 1] {
-            if let s = g.rockingStep { g.rockingStep = s * factor[0] }
-            if let p = g.pixelSize { g.pixelSize = p * factor[2] }
-            if let r = g.rowPixelSize { g.rowPixelSize = r * factor[1] }
-            else if factor[1] != factor[2], let p = record.pixelSize { g.rowPixelSize = p * factor[1] }
-            g.notes["binning_before_phasing"] = factor.map { String(format: "%g", $0) }.joined(separator: ",")
-        }
         g.shape = objectShape
-        guard let bg = try g.braggGeometry() else {
+        guard var bg = try g.braggGeometry() else {
             g.voxelSize = nil; g.realSpaceBasis = nil
             return g
+        }
+        if factor != [1, 1, 1] {
+            // Binned before phasing: each object-grid step spans `factor` pattern steps.
+            bg = BraggGeometry(energy: bg.energy, exitDirection: bg.exitDirection, rowStep: bg.rowStep * factor[1],
+                               columnStep: bg.columnStep * factor[2], distance: bg.distance, rockingAxis: bg.rockingAxis,
+                               rockingStep: bg.rockingStep * factor[0])
+            g.fill(from: bg)
+            g.notes["binning_before_phasing"] = factor.map { String(format: "%g", $0) }.joined(separator: ",")
         }
         let basis = bg.realSpaceBasis(shape: objectShape)
         g.realSpaceBasis = (0..<3).map { let c = basis.column($0); return [c.x, c.y, c.z] }
         g.voxelSize = bg.voxelSizes(shape: objectShape)
         if g.qVector == nil { g.qVector = [bg.q.x, bg.q.y, bg.q.z] }
-        if g.model.isEmpty || factor != [1, 1, 1] { g.model = bg.namedScalars }
+        if g.model.isEmpty { g.model = bg.scalars }
         return g
     }
 
@@ -255,27 +253,33 @@ public enum GeometryMerge {
         guard !overrides.isEmpty else { return (record, nil) }
         var g = record
         var parts: [String] = []
+        // The diffraction geometry as recorded (nil when incomplete), changed one value at a time.
+        var bg = try record.braggGeometry()
         for o in overrides {
             let old: Double?
             switch o.quantity {
-            case .energy: old = g.energy; g.energy = o.value
-            case .twoTheta: old = g.twoTheta; g.twoTheta = o.value
-            case .outOfPlane: old = g.outOfPlane ?? g.extra["out_of_plane"]; g.outOfPlane = o.value
-            case .distance: old = g.detectorDistance; g.detectorDistance = o.value
-            case .pixelSize: old = g.pixelSize; g.pixelSize = o.value; g.rowPixelSize = nil
-            case .rockingStep: old = g.rockingStep; g.rockingStep = o.value
+            case .energy: old = g.energy; g.energy = o.value; bg?.energy = o.value
+            case .twoTheta: old = g.twoTheta; g.twoTheta = o.value; bg?.twoTheta = o.value
+            case .outOfPlane: old = g.outOfPlane ?? g.extra["out_of_plane"]; g.outOfPlane = o.value; bg?.outOfPlane = o.value
+            case .distance: old = g.detectorDistance; g.detectorDistance = o.value; bg?.distance = o.value
+            case .pixelSize: old = g.pixelSize; g.pixelSize = o.value; g.rowPixelSize = nil; bg?.pixelSize = o.value
+            case .rockingStep: old = g.rockingStep; g.rockingStep = o.value; bg?.rockingStep = o.value
             case .rockingAxis:
                 let was = g.rockingAxis.map { a in "(" + a.map { String(format: "%g", $0) }.joined(separator: ", ") + ")" } ?? "none"
                 g.rockingAxis = o.axis
+                if let a = o.axis, a.count == 3 { bg?.rockingAxis = Vector3(a[0], a[1], a[2]) }
                 parts.append("\(o.option) \(o.text(nil)) replaces \(was)")
                 continue
             }
             parts.append("\(o.option) \(o.text(o.value)) replaces \(old == nil ? "none" : o.text(old))")
         }
-        g.model = [:]; g.qVector = nil; g.voxelSize = nil; g.realSpaceBasis = nil
-        if let bg = try g.braggGeometry() {
-            g.qVector = [bg.q.x, bg.q.y, bg.q.z]
-            g.model = bg.namedScalars
+        g.voxelSize = nil; g.realSpaceBasis = nil
+        if let b = bg {
+            g.fill(from: b)
+        } else {
+            // Completed (or not) by the command line: the angle form of the values now known.
+            g.model = [:]; g.qVector = nil
+            if let b = try g.braggGeometry() { g.fill(from: b) }
         }
         return (g, "geometry from \(source), overridden on the command line: " + parts.joined(separator: "; "))
     }
