@@ -105,11 +105,15 @@ extension CXIGeometry {
     /// a number is missing. Throws when the numbers are there but describe no reflection.
     public func braggGeometry() throws -> BraggGeometry? {
         let g: BraggGeometry
-        if !model.isEmpty {
-            do { g = try BraggGeometry(scalars: model) }
-            catch let e as NumericsError { throw PipelineError.geometry("the recorded geometry is unreadable: \(e)") }
+        // A model of other keys (written before the diffractometer model) falls back to the angle form.
+        if !model.isEmpty, let m = try? BraggGeometry(scalars: model) {
+            g = m
         } else {
             guard let e = energy, let t = twoTheta, let d = detectorDistance, let p = pixelSize, let r = rockingStep else {
+                if !model.isEmpty {
+                    do { _ = try BraggGeometry(scalars: model) }
+                    catch { throw PipelineError.geometry("the recorded geometry is unreadable: \(error)") }
+                }
                 return nil
             }
             if let rp = rowPixelSize, abs(rp - p) > 1e-9 * p {

@@ -33,8 +33,29 @@ struct ReportCommand: ParsableCommand {
             out = try SeriesReportBuilder.build(directory: directory, provenance: provenance, progress: bar.handler)
         } catch let e as ReportError { throw UsageError(e.description) }
         bar.finish()
+        if let line = geometryLine(directory) { print(line) }
         printReportSummary(out)
     }
+}
+
+/// One line on the geometry the analysis used, from DIR/table.json (what `bragg analyze`
+/// records: the source, the beamline, |Q| and the voxel), or nil for older folders.
+func geometryLine(_ dir: String) -> String? {
+    guard let d = FileManager.default.contents(atPath: dir + "/table.json"),
+          let t = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+          let q = t["q_magnitude_per_m"] as? Double else { return nil }
+    let rec = t["geometry_record"] as? [String: Any] ?? [:]
+    var s = "geometry from \(t["geometry_source"] as? String ?? "the analysis")"
+    if let b = rec["beamline"] as? String { s += " (beamline \(b))" }
+    s += String(format: ": |Q| = %.5g Å⁻¹", q * 1e-10)
+    if let v = t["voxel_size_nm"] as? [Double], v.count == 3 {
+        s += String(format: ", reconstruction voxel %.2f × %.2f × %.2f nm", v[0], v[1], v[2])
+    }
+    if let e = t["crystal_extent_lab_um"] as? [String: Double], let x = e["x"], let y = e["y"], let z = e["z"] {
+        s += String(format: ", crystal %.3f × %.3f × %.3f µm (x, y, z)", x, y, z)
+    }
+    if let o = t["geometry_overrides"] as? String { s += "; " + o }
+    return s
 }
 
 /// Reads DIR/provenance.json when present.
