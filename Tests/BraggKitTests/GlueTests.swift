@@ -59,3 +59,30 @@ final class GlueTests: XCTestCase {
         XCTAssertLessThan(worst, 2e-3, "largest difference from the reference's object")
     }
 }
+
+/// The CXI geometry record: every new field reads back as written, and files of the
+/// earlier layout (the detector elevation among the extras) still read.
+final class CXIGeometryTests: XCTestCase {
+    func testRecordRoundTripAndOldLayout() throws {
+        let p = FileManager.default.temporaryDirectory.appendingPathComponent("bk-geo-\(UUID().uuidString).cxi").path
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        var g = CXIGeometry(BraggGeometry(energy: 9000, twoTheta: 0.6, outOfPlane: 0.22, distance: 0.5, pixelSize: 55e-6,
+                                          rockingStep: 1e-4))
+        g.rowPixelSize = 75e-6
+        g.beamline = "34idc"; g.angles = ["Delta": 32.174, "Gamma": 12.6346, "Theta": 0.21]; g.rockingCircle = "Theta"
+        g.roiOrigin = [0, 256]; g.detectorShape = [512, 512]; g.peakPixel = [127, 384.5]; g.directBeam = [256, 256]
+        g.notes = ["scan": "example.spec #S 54"]; g.shape = [64, 64, 64]; g.voxelSize = [1e-8, 5e-9, 5e-9]
+        g.realSpaceBasis = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+        try CXIResults(pattern: RealVolume(shape: [2, 2, 2]), geometry: g).write(to: p, overwrite: true)
+        XCTAssertEqual(try CXIResults.read(from: p).geometry, g)
+        XCTAssertEqual(try CXIResults.readGeometry(from: p), g)
+
+        var old = CXIGeometry(energy: 9000, twoTheta: 0.6, detectorDistance: 0.5, pixelSize: 55e-6, rockingStep: 1e-4)
+        old.extra = ["out_of_plane": 0.22]
+        try CXIResults(pattern: RealVolume(shape: [2, 2, 2]), geometry: old).write(to: p, overwrite: true)
+        let back = try CXIResults.read(from: p).geometry
+        XCTAssertEqual(back.outOfPlane, 0.22)
+        XCTAssertTrue(back.extra.isEmpty)
+        XCTAssertEqual(try back.braggGeometry()?.outOfPlane, 0.22)
+    }
+}
