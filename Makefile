@@ -7,8 +7,9 @@ SWIFT      ?= swift
 SWIFTFLAGS ?= -c release -Xswiftc -enable-testing
 BIN        := $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)/bragg
 DEBS       := libfftw3-dev libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev libtiff-dev pkg-config
-# The tests cross-check files with numpy, h5py, tifffile and the VTK reader (Debian's python3).
-TEST_DEBS  := python3-numpy python3-h5py python3-vtk9 python3-tifffile
+# The tests cross-check files with numpy, h5py, tifffile and the VTK reader, and the
+# diffractometer geometry with xrayutilities (Debian's python3).
+TEST_DEBS  := python3-numpy python3-h5py python3-vtk9 python3-tifffile python3-xrayutilities
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test demo bench clean check-report
