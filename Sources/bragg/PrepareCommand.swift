@@ -59,6 +59,12 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "HDF5 dataset of the frames in every scan file (default: the NeXus detector paths).")
     var dataset: String?
 
+    @Option(help: "Beamline layout of the scans: id01, p10, i16, nexus, sixs (default: found from the files).")
+    var beamline: String?
+
+    @Option(help: "Scan in a multi-scan file (ID01 BLISS: the number before .1) or a P10 experiment folder.")
+    var scan: String?
+
     @Option(help: "HDF5 dataset of the monitor (one value per frame) in every scan file.")
     var monitor: String?
 
@@ -162,8 +168,12 @@ struct PrepareCommand: ParsableCommand {
         options.detectorMask = try detectorMask.map { try readCalibration($0, what: "detector mask") }
 
         // Open every scan (metadata only) and check shapes before reading any frame.
-        var stacks: [FrameStack] = []
-        for (k, s) in scans.enumerated() {
+        // Beamline scans (ID01, P10, I16, NeXus, SIXS) bring their frames, monitor and geometry.
+        let beamlineScans: [BeamlineScan]?
+        do { beamlineScans = try BeamlineReaders.scans(scans, beamline: beamline, scan: scan) } catch { throw UsageError("\(error)") }
+        if !common.quiet { beamlineScans?.forEach { print($0.summary) } }
+        var stacks: [FrameStack] = beamlineScans?.map { $0.frames } ?? []
+        for (k, s) in scans.enumerated() where beamlineScans == nil {
             do {
                 stacks.append(try FrameStacks.open(s, dataset: dataset))
             } catch let e as PreparationError {
@@ -175,7 +185,7 @@ struct PrepareCommand: ParsableCommand {
         try Preparation.validate(stacks)
         var inputs: [Scan] = []
         for (k, st) in stacks.enumerated() {
-            var m: [Double]?
+            var m: [Double]? = beamlineScans?[k].monitor
             if let mp = monitor {
                 guard let h = st as? HDF5FrameStack else {
                     throw UsageError("scan \(k + 1) (\(st.source)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file")
@@ -211,7 +221,7 @@ struct PrepareCommand: ParsableCommand {
                      masked * 100, counts, out))
 
         // Geometry: the first scan's NeXus metadata, overridden by the options.
-        var g = (stacks[0] as? HDF5FrameStack).map { NeXusGeometry.read(from: $0.file) } ?? CXIGeometry()
+        var g = beamlineScans?.first?.basicGeometry ?? (stacks[0] as? HDF5FrameStack).map { NeXusGeometry.read(from: $0.file) } ?? CXIGeometry()
         if let e = energy { g.energy = e }
         if let d = distance { g.detectorDistance = d }
         if let p = pixelSize { g.pixelSize = p }
