@@ -93,3 +93,57 @@ final class PeerResultsTests: XCTestCase {
         XCTAssertNil(try PeerResults.read(dir + "/object.npy"))
     }
 }
+
+/// The `bragg` commands on peers' results and beamline scans (the hooks in view, analyze,
+/// convert and prepare).
+final class PeerAndBeamlineCommandTests: XCTestCase {
+    func peers() throws -> String { try PeerResultsTests.folder.get() }
+
+    func testViewAnalyzeConvertOpenPeerResults() throws {
+        let bragg = try braggExecutable()
+        let p = try peers()
+        let out = p + "/cli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        var (status, text) = try runProcess(bragg, ["view", p + "/pynx-result.cxi", "--out", out + "/view"])
+        XCTAssertEqual(status, 0, text)
+        XCTAssertTrue(text.contains("the first mode is used"), text)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/view/slices.png"))
+        (status, text) = try runProcess(bragg, ["analyze", p + "/pynx-result.cxi", p + "/cohere/results_phasing/image.npy",
+                                                p + "/S12_avg_obj_prtf.npz", "--labels", "pynx,cohere,bcdi", "--out", out + "/analysis",
+                                                "--energy-kev", "9", "--two-theta", "30", "--distance", "1.2", "--pixel-um", "55",
+                                                "--rocking-step", "0.01"])
+        XCTAssertEqual(status, 0, text)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/analysis/table.json"), text)
+        (status, text) = try runProcess(bragg, ["convert", p + "/pynx-modes.h5", out + "/mode0.npy"])
+        XCTAssertEqual(status, 0, text)
+        let first = try ArrayIO.readComplex(out + "/mode0.npy")
+        let direct = try PeerResults.read(p + "/pynx-modes.h5")!.object
+        XCTAssertEqual(first.shape, [6, 8, 10])
+        XCTAssertEqual(first.floats, direct.floats)
+    }
+
+    func testPrepareReadsAP10ScanWithItsGeometry() throws {
+        let bragg = try braggExecutable()
+        guard let py = python(with: ["h5py"]) else { throw XCTSkip("python3 with numpy and h5py not found") }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = NSTemporaryDirectory() + "braggkit-prepare-beamlines-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (s0, o0) = try runProcess(py, [root.appendingPathComponent("Tests/scripts/make_beamline_scans.py").path, dir])
+        XCTAssertEqual(s0, 0, o0)
+        guard s0 == 0 else { return }
+        let (status, text) = try runProcess(bragg, ["prepare", dir + "/p10/align_00012", "--out", dir + "/p10.cxi",
+                                                    "--registration-box", "8", "-q"])
+        XCTAssertEqual(status, 0, text)
+        let g = try CXIResults.read(from: dir + "/p10.cxi").geometry
+        XCTAssertEqual(g.energy!, 8500, accuracy: 1e-6)
+        XCTAssertEqual(g.detectorDistance!, 1.83, accuracy: 1e-12)
+        XCTAssertEqual(g.pixelSize!, 75e-6, accuracy: 1e-15)
+        XCTAssertEqual(g.rockingStep!, 0.05 * .pi / 180, accuracy: 1e-12)
+        // An unknown layout named as NeXus: one sentence listing what the file holds, status 2.
+        let (s2, t2) = try runProcess(bragg, ["prepare", dir + "/unknown.h5", "--beamline", "nexus", "--out", dir + "/u.cxi"])
+        XCTAssertEqual(s2, 2, t2)
+        XCTAssertEqual(t2.split(separator: "\n").count, 1, t2)
+        XCTAssertTrue(t2.contains("/stuff/frames (4×32×48)"), t2)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/u.cxi"))
+    }
+}
