@@ -100,6 +100,8 @@ final class BeamlineReaderTests: XCTestCase {
         let data1 = try HDF5File(reading: dir + "/e4m/align_00012_data_000001.h5")
         XCTAssertEqual(try data1.filters(of: "/entry/data/data"), [32008])
         XCTAssertTrue(HDF5Plugins.isAvailable(32008))
+        // Debian's plugin folder is on HDF5's search path without HDF5_PLUGIN_PATH.
+        XCTAssertTrue(HDF5Plugins.searchPath().contains { $0.hasSuffix("/hdf5/serial/plugins") }, "\(HDF5Plugins.searchPath())")
         XCTAssertFalse(try HDF5File(reading: master).datasets().isEmpty)
 
         XCTAssertEqual(try BeamlineReaders.detect(path: dir), .petraP10)
