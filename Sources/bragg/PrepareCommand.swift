@@ -170,7 +170,9 @@ struct PrepareCommand: ParsableCommand {
         // Open every scan (metadata only) and check shapes before reading any frame.
         // Beamline scans (ID01, P10, I16, NeXus, SIXS) bring their frames, monitor and geometry.
         let beamlineScans: [BeamlineScan]?
-        do { beamlineScans = try BeamlineReaders.scans(scans, beamline: beamline, scan: scan) } catch { throw UsageError("\(error)") }
+        do {   // --dataset without --beamline: the frames are named, the files read as plain stacks
+            beamlineScans = dataset != nil && beamline == nil ? nil : try BeamlineReaders.scans(scans, beamline: beamline, scan: scan)
+        } catch { throw UsageError("\(error)") }
         if !common.quiet { beamlineScans?.forEach { print($0.summary) } }
         var stacks: [FrameStack] = beamlineScans?.map { $0.frames } ?? []
         for (k, s) in scans.enumerated() where beamlineScans == nil {
