@@ -57,6 +57,7 @@ public final class HDF5File {
     static let setUp: Void = {
         _ = H5open()
         H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
+        _ = HDF5Plugins.appendSystemFolders   // compression plugins (bitshuffle/LZ4) without HDF5_PLUGIN_PATH
     }()
 
     static var P: hid_t { bk_h5p_default() }

@@ -230,6 +230,10 @@ struct AnalyzeCommand: ParsableCommand {
         let path = String(file.split(separator: ":", maxSplits: 1).first ?? Substring(file))
         let ext = (path as NSString).pathExtension.lowercased()
         do {
+            if !file.contains(":"), let p = try PeerResults.read(path) {   // PyNX, cohere, bcdi
+                print(p.note)
+                return (p.object, p.support, nil, nil, p.geometry.isEmpty ? nil : p.geometry)
+            }
             if (ext == "cxi" || ext == "h5" || ext == "hdf5") && !file.contains(":") {
                 let r = try CXIResults.read(from: path)
                 guard let o = r.object else {

@@ -70,7 +70,12 @@ struct ConvertCommand: ParsableCommand {
         }
         // Which arrays: the named one, the only one, or all of them.
         var arrays: [(name: String, array: NDArray)]
-        if src.dataset != nil {
+        if src.dataset == nil, let p = try PeerResults.read(src.path) {
+            // A PyNX, cohere or bcdi result: its 3D object (first mode), and its support.
+            if !quiet { print(p.note) }
+            arrays = [("object", NDArray(p.object))]
+            if let s = p.support, outFormat != .npy { arrays.append(("support", NDArray(s))) }
+        } else if src.dataset != nil {
             arrays = [(baseName(src.dataset!), try ArrayIO.read(src))]
         } else {
             let listed = try ArrayIO.list(src.path)

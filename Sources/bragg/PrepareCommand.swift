@@ -63,14 +63,14 @@ struct PrepareCommand: ParsableCommand {
     @Argument(help: "The scans of one state (files or TIFF folders).")
     var scans: [String]
 
-    @Option(help: "Beamline of the scan: 34idc (APS 34-ID-C: TIFF folder + --spec). Detected from --spec.")
+    @Option(help: "Beamline layout of the scans: 34idc, id01, p10, i16, nexus, sixs (default: found from the files; 34idc with --spec).")
     var beamline: String?
 
     @Option(help: "The beamline's SPEC file (34-ID-C), giving the geometry of scan --scan.")
     var spec: String?
 
-    @Option(help: "Scan number (#S) in the SPEC file.")
-    var scan: Int?
+    @Option(help: "Scan: the #S number in the SPEC file (34-ID-C), the scan in a multi-scan file (ID01 BLISS: the number before .1) or in a P10 experiment folder.")
+    var scan: String?
 
     @Option(name: .shortAndLong, help: "Output CXI file (.cxi or .h5).")
     var out: String
@@ -153,12 +153,16 @@ struct PrepareCommand: ParsableCommand {
         guard registrationBox >= 4 else { throw ValidationError("--registration-box must be at least 4 (got \(registrationBox))") }
         guard (0...9).contains(compression) else { throw ValidationError("--compression must be 0…9 (got \(compression))") }
         guard upsampling >= 1 && upsampling <= 1000 else { throw ValidationError("--upsampling must be in 1…1000 (got \(upsampling))") }
-        if let b = beamline, b != Beamline.aps34IDC.rawValue {
-            throw ValidationError("--beamline \(b): the beamlines read here are \(Beamline.aps34IDC.rawValue) (APS 34-ID-C: a TIFF folder with --spec and --scan)")
+        if let b = beamline, Beamline(rawValue: b.lowercased()) == nil {
+            throw ValidationError("--beamline must be one of \(Beamline.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(b)')")
         }
-        if (spec != nil || beamline != nil) && scan == nil { throw ValidationError("--spec needs --scan N (the scan's #S number)") }
-        if beamline != nil && spec == nil { throw ValidationError("--beamline 34idc needs --spec FILE and --scan N") }
-        if spec == nil && scan != nil { throw ValidationError("--scan needs --spec FILE (the SPEC file holding the scan)") }
+        let is34IDC = spec != nil || beamline?.lowercased() == Beamline.aps34IDC.rawValue
+        if is34IDC && scan == nil { throw ValidationError("--spec needs --scan N (the scan's #S number)") }
+        if is34IDC && spec == nil { throw ValidationError("--beamline 34idc needs --spec FILE and --scan N") }
+        if spec != nil, let b = beamline, b.lowercased() != Beamline.aps34IDC.rawValue {
+            throw ValidationError("--spec is read for --beamline 34idc only (got --beamline \(b))")
+        }
+        if is34IDC, let n = scan, Int(n) == nil { throw ValidationError("--scan must be the SPEC scan number (#S), an integer (got '\(n)')") }
         if spec != nil && scans.count != 1 { throw ValidationError("--spec reads one scan: give one TIFF folder (got \(scans.count))") }
         if spec != nil && monitor != nil { throw ValidationError("--monitor names an HDF5 dataset; with --spec the monitor is the SPEC file's Monitor column") }
     }
@@ -185,16 +189,25 @@ struct PrepareCommand: ParsableCommand {
             guard options.size!.allSatisfy({ $0 >= 1 }) else { throw UsageError("--size must be positive (got '\(s)')") }
         }
         // A beamline scan: frames, monitor, region of interest and geometry from its files.
-        var beamlineScan: BeamlineScan? = nil
-        if let specPath = spec, let n = scan {
+        // 34-ID-C: the TIFF folder and the SPEC scan; other beamlines (ID01, P10, I16, NeXus,
+        // SIXS): their files, named or detected; nil for plain frame files.
+        var beamlineScans: [BeamlineScan]? = nil
+        if let specPath = spec, let n = scan.flatMap({ Int($0) }) {
             do {
-                beamlineScan = try APS34IDC.read(folder: scans[0], specPath: specPath, scan: n)
+                beamlineScans = [try APS34IDC.read(folder: scans[0], specPath: specPath, scan: n)]
             } catch let e as SPECError { throw UsageError(e.description) }
             catch let e as PreparationError { throw UsageError(e.description) }
             catch let e as FormatError { throw UsageError(e.description) }
+        } else {
+            do {   // --dataset without --beamline: the frames are named, the files read as plain stacks
+                beamlineScans = dataset != nil && beamline == nil ? nil : try BeamlineReaders.scans(scans, beamline: beamline, scan: scan)
+            } catch { throw UsageError("\(error)") }
+            if !common.quiet { beamlineScans?.forEach { print($0.summary) } }
         }
+        // The first scan's record describes the state (its geometry, its region of interest).
+        let beamlineScan = beamlineScans?.first
         do {
-            if let b = beamlineScan {
+            if let b = beamlineScan, b.beamline == .aps34IDC {
                 // 34-ID-C's dark file is a bad-pixel map; its flat field is a white field in counts.
                 var badPixels = try dark.map { APS34IDC.badPixelMask(try b.cutToROI(try readCalibration($0, what: "dark"), what: "dark \($0)")) }
                 if let m = detectorMask {
@@ -213,9 +226,8 @@ struct PrepareCommand: ParsableCommand {
         } catch let e as PreparationError { throw UsageError(e.description) }
 
         // Open every scan (metadata only) and check shapes before reading any frame.
-        var stacks: [FrameStack] = []
-        if let b = beamlineScan { stacks = [b.frames] }
-        for (k, s) in scans.enumerated() where beamlineScan == nil {
+        var stacks: [FrameStack] = beamlineScans?.map { $0.frames } ?? []
+        for (k, s) in scans.enumerated() where beamlineScans == nil {
             do {
                 stacks.append(try FrameStacks.open(s, dataset: dataset))
             } catch let e as PreparationError {
@@ -227,7 +239,7 @@ struct PrepareCommand: ParsableCommand {
         try Preparation.validate(stacks)
         var inputs: [Scan] = []
         for (k, st) in stacks.enumerated() {
-            var m: [Double]? = beamlineScan?.monitor
+            var m: [Double]? = beamlineScans?[k].monitor
             if let mp = monitor {
                 guard let h = st as? HDF5FrameStack else {
                     throw UsageError("scan \(k + 1) (\(st.source)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file")
@@ -274,7 +286,18 @@ struct PrepareCommand: ParsableCommand {
         // pattern's pixels and frames (binned), overridden by the options.
         var g: CXIGeometry
         var source: String
-        if let b = beamlineScan {
+        if let b = beamlineScan, Diffractometer.named(b.beamline.rawValue) == nil {
+            // No diffractometer model for this beamline (I16, generic NeXus): the numbers
+            // that need none; 2θ from --two-theta.
+            g = b.basicGeometry
+            if let s = g.rockingStep { g.rockingStep = s * Double(result.binning[0]) }
+            if let p = g.pixelSize, result.binning[1] == result.binning[2] { g.pixelSize = p * Double(result.binning[1]) }
+            g.beamline = b.beamline.rawValue
+            g.angles = b.angles
+            g.rockingCircle = b.rockingMotor
+            if !g.isEmpty { g.shape = result.pattern.shape }
+            source = b.scanName
+        } else if let b = beamlineScan {
             do { g = try ScanGeometry.record(scan: b, prepared: result) }
             catch let e as PipelineError { throw UsageError(e.description) }
             catch let e as NumericsError { throw UsageError("\(b.scanName): \(e)") }

@@ -53,7 +53,14 @@ struct ViewCommand: ParsableCommand {
         var support: RealVolume
         var voxel: [Double]? = nil
         var voxelSource = ""
-        if try spec.format() == .hdf5 && spec.dataset == nil {
+        if spec.dataset == nil, let p = try PeerResults.read(spec.path) {
+            // A PyNX, cohere or bcdi result: its object, and its support or the amplitude threshold.
+            print(p.note)
+            object = p.object
+            let amp = object.modulus()
+            support = p.support ?? amp.thresholded(above: Float(supportThreshold) * amp.maximum())
+            if let v = p.voxelSizeNm { voxel = v; voxelSource = "the file's voxel size" }
+        } else if try spec.format() == .hdf5 && spec.dataset == nil {
             let r = try CXIResults.read(from: spec.path)
             guard let o = r.object else { throw UsageError("\(spec.path) holds no object at \(CXIResults.objectPath)") }
             guard let s = r.support else {
