@@ -208,8 +208,8 @@ public struct Experiment: Sendable {
     public static func parse(_ text: String, baseDirectory: String = "") throws -> Experiment {
         let (root, tables, arrays) = try MiniTOML.parse(text)
         for k in root.keys { throw AnalysisError.experimentFile("key '\(k)' must sit inside [geometry], [analysis] or [[state]]") }
-        for t in tables.keys where t != "geometry" && t != "analysis" {
-            throw AnalysisError.experimentFile("unknown table [\(t)] (expected [geometry], [analysis], [[state]])")
+        for t in tables.keys where t != "geometry" && t != "analysis" && t != "geometry.angles" {
+            throw AnalysisError.experimentFile("unknown table [\(t)] (expected [geometry], [geometry.angles], [analysis], [[state]])")
         }
         for a in arrays.keys where a != "state" { throw AnalysisError.experimentFile("unknown table [[\(a)]] (expected [[state]])") }
         func resolve(_ p: String) -> String {
@@ -233,7 +233,8 @@ public struct Experiment: Sendable {
         }
         guard !states.isEmpty else { throw AnalysisError.experimentFile("no [[state]] entries") }
         var geometry: BraggGeometry? = nil
-        if let g = tables["geometry"] { geometry = try parseGeometry(g) }
+        if let g = tables["geometry"] { geometry = try parseGeometry(g, angles: tables["geometry.angles"]) }
+        else if tables["geometry.angles"] != nil { throw AnalysisError.experimentFile("[geometry.angles] needs a [geometry] table") }
         var options = AnalysisOptions()
         var refLabel: String? = nil
         if let a = tables["analysis"] {
@@ -281,9 +282,22 @@ public struct Experiment: Sendable {
         return Experiment(states: states, geometry: geometry, options: options, referenceLabel: refLabel)
     }
 
-    static func parseGeometry(_ g: MiniTOML.Table) throws -> BraggGeometry {
-        let known = ["energy_kev", "energy_ev", "two_theta_deg", "out_of_plane_deg", "distance_m", "pixel_size_um",
-                     "pixel_size_m", "rocking_step_deg", "rocking_axis"]
+    /// The [geometry] table: either the angle form (two_theta_deg, out_of_plane_deg, rocking_axis)
+    /// or a diffractometer (`diffractometer` = "34idc", "id01", "p10" or "sixs", the motor
+    /// readings in degrees in [geometry.angles], `rocking_circle`, and optionally `peak_pixel`
+    /// and `direct_beam_pixel` as [row, column] of the full detector).
+    static func parseGeometry(_ g: MiniTOML.Table, angles: MiniTOML.Table? = nil) throws -> BraggGeometry {
+        let common = ["energy_kev", "energy_ev", "distance_m", "pixel_size_um", "pixel_size_m", "rocking_step_deg"]
+        let angleForm = ["two_theta_deg", "out_of_plane_deg", "rocking_axis"]
+        let diffractometerForm = ["diffractometer", "rocking_circle", "peak_pixel", "direct_beam_pixel"]
+        if g["diffractometer"] != nil {
+            for k in g.keys where !(common + diffractometerForm).contains(k) {
+                throw AnalysisError.experimentFile("[geometry]: unknown key '\(k)' (with a diffractometer, the angles go in [geometry.angles])")
+            }
+            return try parseDiffractometerGeometry(g, angles: angles ?? [:])
+        }
+        if angles != nil { throw AnalysisError.experimentFile("[geometry.angles] needs 'diffractometer' in [geometry]") }
+        let known = common + angleForm
         for k in g.keys where !known.contains(k) { throw AnalysisError.experimentFile("[geometry]: unknown key '\(k)'") }
         func num(_ k: String) throws -> Double? {
             guard let v = g[k] else { return nil }
@@ -313,6 +327,46 @@ public struct Experiment: Sendable {
         }
         return BraggGeometry(energy: energy, twoTheta: tth, outOfPlane: oop, distance: dist, pixelSize: pix,
                            rockingStep: step, rockingAxis: axis)
+    }
+
+    static func parseDiffractometerGeometry(_ g: MiniTOML.Table, angles: MiniTOML.Table) throws -> BraggGeometry {
+        func fail(_ m: String) -> AnalysisError { .experimentFile("[geometry] " + m) }
+        func num(_ k: String) throws -> Double? {
+            guard let v = g[k] else { return nil }
+            guard let d = v.doubleValue else { throw fail("\(k) must be a number") }
+            return d
+        }
+        func pixel(_ k: String) throws -> (row: Double, column: Double)? {
+            guard let v = g[k] else { return nil }
+            guard case .array(let a) = v, a.count == 2, let r = a[0].doubleValue, let c = a[1].doubleValue else {
+                throw fail("\(k) must be [row, column]")
+            }
+            return (r, c)
+        }
+        guard let name = g["diffractometer"]?.stringValue else { throw fail("diffractometer must be a string") }
+        guard let d = Diffractometer.named(name) else {
+            throw fail("unknown diffractometer '\(name)' (known: \(Diffractometer.presets.keys.sorted().joined(separator: ", ")))")
+        }
+        guard let energy = try num("energy_kev").map({ $0 * 1000 }) ?? num("energy_ev") else { throw fail("needs energy_kev") }
+        guard let dist = try num("distance_m") else { throw fail("needs distance_m") }
+        guard let pix = try num("pixel_size_um").map({ $0 * 1e-6 }) ?? num("pixel_size_m") else { throw fail("needs pixel_size_um") }
+        guard let step = try num("rocking_step_deg") else { throw fail("needs rocking_step_deg") }
+        guard let circle = g["rocking_circle"]?.stringValue else { throw fail("needs rocking_circle (the scanned sample circle)") }
+        var readings: [String: Double] = [:]
+        for (k, v) in angles {
+            guard let a = v.doubleValue else { throw AnalysisError.experimentFile("[geometry.angles] \(k) must be a number (degrees)") }
+            guard (d.sampleCircles + d.detectorCircles).contains(where: { $0.answers(to: k) }) else {
+                throw AnalysisError.experimentFile("[geometry.angles] '\(k)' is not a circle of \(d.name) "
+                    + "(\((d.sampleCircles + d.detectorCircles).map(\.name).joined(separator: ", ")))")
+            }
+            readings[k] = a
+        }
+        let peak = try pixel("peak_pixel") ?? (0, 0)
+        let direct = try pixel("direct_beam_pixel")
+        do {
+            return try d.braggGeometry(energy: energy, angles: readings, rockingCircle: circle, rockingStep: step,
+                                       distance: dist, pixelSize: (pix, pix), peakPixel: peak, directBeam: direct)
+        } catch let e as NumericsError { throw fail("\(e)") }
     }
 
     /// Checks that every state's reconstruction file (and runs) exists.

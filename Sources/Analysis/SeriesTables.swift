@@ -89,6 +89,13 @@ extension SeriesResult {
             "core_voxels": coreVoxels,
             "phase_ramp_removed": options.removeRamp,
         ]
+        if g.hasExplicitVectors, var geo = doc["geometry"] as? [String: Any] {
+            // A diffractometer's detector: the full vectors (lab frame, m), as `BraggGeometry.scalars` names them.
+            let v = g.scalars
+            for p in ["exit_direction", "row_step", "column_step"] { geo[p + "_xyz"] = ["x", "y", "z"].map { v[p + "_" + $0]! } }
+            geo["q_xyz_per_m"] = [g.q.x, g.q.y, g.q.z]
+            doc["geometry"] = geo
+        }
         if let lg = labGrid {
             doc["lab_grid"] = ["shape_zyx": lg.shape, "voxel_nm": lg.voxelSize * 1e9,
                                "origin_xyz_nm": [lg.origin.x * 1e9, lg.origin.y * 1e9, lg.origin.z * 1e9]] as [String: Any]

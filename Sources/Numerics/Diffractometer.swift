@@ -237,9 +237,11 @@ public struct Diffractometer: Equatable, Sendable, CustomStringConvertible {
         let b = beamDirection, z = SIMD3<Double>(0, 0, 1), c = cross(b, z)
         if norm(c) > 1e-15 { toLab = .rotation(axis: c, angle: atan2(norm(c), dot(b, z))) }
         else if dot(b, z) < 0 { toLab = .rotation(axis: SIMD3(0, 1, 0), angle: .pi) }
-        let g = BraggGeometry(energy: energy, exitDirection: toLab * normalized(p), rowStep: toLab * (detector * rowStep0),
+        var g = BraggGeometry(energy: energy, exitDirection: toLab * normalized(p), rowStep: toLab * (detector * rowStep0),
                               columnStep: toLab * (detector * columnStep0), distance: norm(p),
                               rockingAxis: toLab * axis, rockingStep: rockingStep * .pi / 180)
+        // The pitches as given (the norms of the turned steps may differ in the last bit).
+        g.rowPixelSize = pixelSize.row; g.columnPixelSize = pixelSize.column
         try g.validate()
         return g
     }

@@ -365,7 +365,8 @@ public struct BraggGeometry: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         let deg = 180 / Double.pi, qv = q
-        let pixels = rowPixelSize == columnPixelSize ? String(format: "%.1f µm", pixelSize * 1e6)
+        let square = abs(rowPixelSize - columnPixelSize) <= 1e-9 * columnPixelSize
+        let pixels = square ? String(format: "%.1f µm", pixelSize * 1e6)
             : String(format: "%.1f × %.1f µm (rows × columns)", rowPixelSize * 1e6, columnPixelSize * 1e6)
         return String(format: "E = %.1f keV, 2θ = %.3f°, δ = %.3f°, γ = %.3f°, D = %.3f m, ",
                       energy / 1000, twoTheta * deg, outOfPlane * deg, inPlaneAngle * deg, distance)
