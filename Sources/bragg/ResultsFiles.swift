@@ -50,6 +50,16 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
 
 /// Writes what `bragg analyze` promises into `out`: table.csv, table.json, pca.json and one
 /// lab-frame .vti per state. Returns the .vti names. Shared by `bragg analyze` and `bragg demo`.
+/// Checks, before any work, that `bragg analyze` may write its outputs into `out`: the
+/// folder (or the nearest existing parent) is writable, and without `force` none of the
+/// files it writes exists already.
+func checkAnalysisOutput(_ out: String, force: Bool) throws {
+    try OutputCheck.folder(out, overwrite: force)
+    let existing = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? [])
+        .filter { ["table.csv", "table.json", "pca.json"].contains($0) || ($0.hasPrefix("state_") && $0.hasSuffix(".vti")) }
+    try OutputCheck.files(existing.sorted().map { (out as NSString).appendingPathComponent($0) }, overwrite: force)
+}
+
 func writeAnalysisOutputs(_ result: SeriesResult, to out: String, force: Bool) throws -> [String] {
     func writeText(_ name: String, _ data: Data) throws {
         let path = (out as NSString).appendingPathComponent(name)
