@@ -117,10 +117,12 @@ public struct CXIResults: @unchecked Sendable {
             let proc = CXIResults.processPath
             try f.createGroup(proc)
             try f.setAttribute("NX_class", .string("NXprocess"), on: proc)
-            for (k, v) in parameters where k != "NX_class" { try f.setAttribute(k, v, on: proc) }
-            for (k, v) in metrics { try f.write(scalar: v, at: "\(proc)/metrics/\(k)") }
-            for (k, v) in curves { try f.write(doubles: v, at: "\(proc)/curves/\(k)") }
-            for (k, a) in arrays { try f.write(a, at: "\(proc)/arrays/\(k)", compression: compression) }
+            // In sorted order: Swift's dictionaries iterate in a different order in each process,
+            // and the same run must give the same bytes.
+            for (k, v) in parameters.sorted(by: { $0.key < $1.key }) where k != "NX_class" { try f.setAttribute(k, v, on: proc) }
+            for (k, v) in metrics.sorted(by: { $0.key < $1.key }) { try f.write(scalar: v, at: "\(proc)/metrics/\(k)") }
+            for (k, v) in curves.sorted(by: { $0.key < $1.key }) { try f.write(doubles: v, at: "\(proc)/curves/\(k)") }
+            for (k, a) in arrays.sorted(by: { $0.key < $1.key }) { try f.write(a, at: "\(proc)/arrays/\(k)", compression: compression) }
 
             let g = geometry
             guard !g.isEmpty else { return }
@@ -142,7 +144,7 @@ public struct CXIResults: @unchecked Sendable {
                 try f.write(doubles: q, at: "\(ins)/q_vector")
                 try f.setAttribute("units", .string("1/m"), on: "\(ins)/q_vector")
             }
-            for (k, v) in g.extra { try f.write(scalar: v, at: "\(ins)/\(k)") }
+            for (k, v) in g.extra.sorted(by: { $0.key < $1.key }) { try f.write(scalar: v, at: "\(ins)/\(k)") }
         }
     }
 
