@@ -85,7 +85,7 @@ public final class HDF5File {
     /// read without the library (which refuses a truncated file whole). The superblock is at
     /// 0, 512, 1024, 2048, … (after a user block); versions 0–1 and 2–3 place the address
     /// differently. Nil when no superblock is found or it cannot be read.
-    static func declaredEnd(of path: String) -> UInt64? {
+    public static func declaredEnd(of path: String) -> UInt64? {
         guard let h = FileHandle(forReadingAtPath: path), let size = fileSize(path) else { return nil }
         defer { try? h.close() }
         let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
