@@ -4,6 +4,7 @@
 # (an input taking over 10 s) or out-of-memory (over 2 GB); the input that did it is
 # kept as .build-fuzz/findings/<target>/crash-… (or timeout-…, oom-…).
 #   FUZZ_SECONDS=600 Fuzz/run.sh npy      # one target, ten minutes
+#   FUZZ_SEED=1 (CI) fixes libFuzzer's random seed; 0 (default) draws one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-30}
@@ -17,7 +18,7 @@ for t in $targets; do
   work=.build-fuzz/corpus/$t findings=.build-fuzz/findings/$t
   mkdir -p "$work" "$findings"
   log=.build-fuzz/fuzz-$t.log
-  if "$bin/fuzz-$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
+  if "$bin/fuzz-$t" -max_total_time="$secs" -seed="${FUZZ_SEED:-0}" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
        -artifact_prefix="$findings/" "$work" "Fuzz/$t/corpus" >"$log" 2>&1; then
     echo "fuzz-$t: $(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}') executions in ${secs} s, no finding"
   else

@@ -46,6 +46,10 @@ final class InputFile {
     }
 
     func read(count: Int, at offset: Int, what: String = "data") throws -> Data {
+        // A header can declare any size: refuse one the file cannot hold before allocating it.
+        guard count == 0 || (count > 0 && offset >= 0 && (ElementCount.sum(offset, count) ?? Int.max) <= size) else {
+            throw FormatError.truncated(path: path, reason: "\(what) needs \(count) bytes at offset \(offset) but the file has \(size) bytes")
+        }
         var d = Data(count: count)
         try d.withUnsafeMutableBytes { b in
             if count > 0 { try read(into: b.baseAddress!, count: count, at: offset, what: what) }
