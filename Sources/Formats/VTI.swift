@@ -212,7 +212,8 @@ public enum VTI {
             }
         }
         var arrays = [(String, DType, Int)]()
-        if let pd = xml.range(of: "<PointData"), let pdEnd = xml.range(of: "</PointData>") {
+        // the closing tag searched after the opening one (found by fuzzing: one before it trapped)
+        if let pd = xml.range(of: "<PointData"), let pdEnd = xml[pd.upperBound...].range(of: "</PointData>") {
             var rest = xml[pd.upperBound..<pdEnd.lowerBound]
             while let t = rest.range(of: "<DataArray") {
                 let tag = rest[t.lowerBound...].prefix(while: { $0 != ">" })

@@ -133,6 +133,13 @@ final class HardeningTests: XCTestCase {
         try Data(xml.replacingOccurrences(of: "WholeExtent=\"0 3037000499", with: "WholeExtent=\"-9223372036854775807 9223372036854775807").utf8)
             .write(to: URL(fileURLWithPath: vti))
         assertRefused(try bragg(["info", vti]), naming: vti, saying: "WholeExtent")
+        // found by fuzz-vti: a closing </PointData> before the opening tag trapped (a range
+        // with its bounds reversed); now the file reads as holding no arrays
+        let swapped = path("swapped.vti")
+        try Data(xml.replacingOccurrences(of: "3037000499", with: "1").replacingOccurrences(of: "<PointData>", with: "</PointData><PointData>").utf8)
+            .write(to: URL(fileURLWithPath: swapped))
+        let r = try bragg(["info", swapped])
+        XCTAssertTrue([0, 2].contains(r.status), r.output)
 
         let model = path("huge.safetensors")
         let header = #"{"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 0]}}"#
