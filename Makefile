@@ -15,7 +15,7 @@ DEBS       := libfftw3-dev libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev lib
 TEST_DEBS  := python3-numpy python3-h5py python3-vtk9 python3-tifffile python3-xrayutilities
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo bench clean check-report
+.PHONY: all deps build test demo bench clean check-report fuzz
 
 all: build
 
@@ -50,5 +50,10 @@ check-report: demo
 bench: build
 	bash bench/run.sh
 
+# libFuzzer targets, one per parser (Fuzz/, #22): built with --sanitize=fuzzer in .build-fuzz,
+# each run for FUZZ_SECONDS (default 30) from its seed corpus; fails on a crash, hang or OOM.
+fuzz: deps
+	bash Fuzz/run.sh
+
 clean:
-	rm -rf .build demo-out
+	rm -rf .build .build-fuzz demo-out

@@ -63,3 +63,16 @@ let package = Package(
         .testTarget(name: "ReportTests", dependencies: ["Report", "Formats", "Numerics"], swiftSettings: mode),
     ]
 )
+
+// libFuzzer targets, one per parser (#22), only when BRAGG_FUZZ is set, so ordinary builds
+// and tests never see them: `make fuzz` builds them with `--sanitize=fuzzer` in .build-fuzz.
+if Context.environment["BRAGG_FUZZ"] != nil {
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("npy", ["Formats"]), ("npz", ["Formats"]), ("vti", ["Formats"]), ("tiff", ["Formats"]),
+        ("safetensors", ["Neural"]), ("experiment", ["Analysis"]), ("hdf5", ["Formats"]),
+    ]
+    for (name, deps) in fuzzers {
+        package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: deps, path: "Fuzz/\(name)",
+                                                 exclude: ["corpus"], swiftSettings: mode))
+    }
+}

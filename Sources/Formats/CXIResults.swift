@@ -169,10 +169,12 @@ public struct CXIResults: @unchecked Sendable {
             let proc = CXIResults.processPath
             try f.createGroup(proc)
             try f.setAttribute("NX_class", .string("NXprocess"), on: proc)
-            for (k, v) in parameters where k != "NX_class" { try f.setAttribute(k, v, on: proc) }
-            for (k, v) in metrics { try f.write(scalar: v, at: "\(proc)/metrics/\(k)") }
-            for (k, v) in curves { try f.write(doubles: v, at: "\(proc)/curves/\(k)") }
-            for (k, a) in arrays { try f.write(a, at: "\(proc)/arrays/\(k)", compression: compression) }
+            // In sorted order: Swift's dictionaries iterate in a different order in each process,
+            // and the same run must give the same bytes.
+            for (k, v) in parameters.sorted(by: { $0.key < $1.key }) where k != "NX_class" { try f.setAttribute(k, v, on: proc) }
+            for (k, v) in metrics.sorted(by: { $0.key < $1.key }) { try f.write(scalar: v, at: "\(proc)/metrics/\(k)") }
+            for (k, v) in curves.sorted(by: { $0.key < $1.key }) { try f.write(doubles: v, at: "\(proc)/curves/\(k)") }
+            for (k, a) in arrays.sorted(by: { $0.key < $1.key }) { try f.write(a, at: "\(proc)/arrays/\(k)", compression: compression) }
 
             let g = geometry
             guard !g.isEmpty else { return }
@@ -194,19 +196,19 @@ public struct CXIResults: @unchecked Sendable {
                 try f.write(doubles: q, at: "\(ins)/q_vector")
                 try f.setAttribute("units", .string("1/m"), on: "\(ins)/q_vector")
             }
-            for (k, v) in g.extra { try f.write(scalar: v, at: "\(ins)/\(k)") }
+            for (k, v) in g.extra.sorted(by: { $0.key < $1.key }) { try f.write(scalar: v, at: "\(ins)/\(k)") }
             if let r = g.rowPixelSize { try put(r, "\(ins)/detector_1/y_pixel_size", "m") }
             try put(g.outOfPlane, "\(ins)/out_of_plane", "rad")
             if let b = g.beamline { try f.write(string: b, at: "\(ins)/name") }
-            for (k, v) in g.angles { try put(v, "\(ins)/angles/\(k)", "deg") }
+            for (k, v) in g.angles.sorted(by: { $0.key < $1.key }) { try put(v, "\(ins)/angles/\(k)", "deg") }
             if let c = g.rockingCircle { try f.write(string: c, at: "\(ins)/rocking_circle") }
             if let a = g.rockingAxis { try f.write(doubles: a, at: "\(ins)/rocking_axis") }
             if let o = g.roiOrigin { try f.write(NDArray(o), at: "\(ins)/detector_1/roi_origin", compression: nil) }
             if let d = g.detectorShape { try f.write(NDArray(d), at: "\(ins)/detector_1/detector_shape", compression: nil) }
             if let p = g.peakPixel { try f.write(doubles: p, at: "\(ins)/detector_1/peak_pixel") }
             if let p = g.directBeam { try f.write(doubles: p, at: "\(ins)/detector_1/direct_beam") }
-            for (k, v) in g.model { try f.write(scalar: v, at: "\(ins)/geometry/\(k)") }
-            for (k, v) in g.notes { try f.write(string: v, at: "\(ins)/notes/\(k)") }
+            for (k, v) in g.model.sorted(by: { $0.key < $1.key }) { try f.write(scalar: v, at: "\(ins)/geometry/\(k)") }
+            for (k, v) in g.notes.sorted(by: { $0.key < $1.key }) { try f.write(string: v, at: "\(ins)/notes/\(k)") }
             if let s = g.shape { try f.write(NDArray(s), at: "\(ins)/grid_shape", compression: nil) }
             if let v = g.voxelSize {
                 try f.write(doubles: v, at: "\(ins)/voxel_size")

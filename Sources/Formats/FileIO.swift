@@ -1,4 +1,5 @@
 import Foundation
+import Numerics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,6 +46,10 @@ final class InputFile {
     }
 
     func read(count: Int, at offset: Int, what: String = "data") throws -> Data {
+        // A header can declare any size: refuse one the file cannot hold before allocating it.
+        guard count == 0 || (count > 0 && offset >= 0 && (ElementCount.sum(offset, count) ?? Int.max) <= size) else {
+            throw FormatError.truncated(path: path, reason: "\(what) needs \(count) bytes at offset \(offset) but the file has \(size) bytes")
+        }
         var d = Data(count: count)
         try d.withUnsafeMutableBytes { b in
             if count > 0 { try read(into: b.baseAddress!, count: count, at: offset, what: what) }
@@ -78,7 +83,8 @@ public enum SafeOutput {
         if !fm.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
             throw FormatError.writeFailed(path: path, reason: "folder \(dir) does not exist")
         }
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        TemporaryFiles.removeStale(for: path)
+        let tmp = TemporaryFiles.path(for: path)
         do {
             try body(tmp)
             guard rename(tmp, path) == 0 else {
@@ -132,5 +138,69 @@ final class OutputFile {
         guard let f = file else { return }
         file = nil
         if fclose(f) != 0 { throw FormatError.writeFailed(path: shownPath, reason: String(cString: strerror(errno))) }
+    }
+}
+
+/// Checks made on an output path before any work starts, so a long run never ends by
+/// refusing to write: the folder exists and can be written (a probe file is created and
+/// removed, which also catches read-only file systems and root-squashed shares), and an
+/// existing output is refused unless overwriting is allowed.
+public enum OutputCheck {
+    /// `path` will be written as one file (through SafeOutput).
+    public static func file(_ path: String, overwrite: Bool) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: path, isDirectory: &isDir) {
+            if isDir.boolValue { throw FormatError.writeFailed(path: path, reason: "it is a directory") }
+            if !overwrite { throw FormatError.outputExists(path: path) }
+        }
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw FormatError.writeFailed(path: path, reason: "folder \(dir) does not exist")
+        }
+        try probe(dir, for: path)
+    }
+
+    /// `path` is a folder the command fills (created with its parents when missing). An
+    /// existing folder is refused when `refuseExisting` and not `overwrite`.
+    public static func folder(_ path: String, overwrite: Bool, refuseExisting: Bool = false) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw FormatError.writeFailed(path: path, reason: "it is a file, not a folder") }
+            if refuseExisting && !overwrite { throw FormatError.outputExists(path: path) }
+            try probe(path, for: path)
+            return
+        }
+        // The nearest existing ancestor is where the folder will be made.
+        var url = URL(fileURLWithPath: path).standardizedFileURL
+        while !fm.fileExists(atPath: url.path, isDirectory: &isDir) && url.path != "/" {
+            url = url.deletingLastPathComponent()
+        }
+        guard isDir.boolValue else {
+            throw FormatError.writeFailed(path: path, reason: "\(url.path) is a file, not a folder")
+        }
+        try probe(url.path, for: path)
+    }
+
+    /// Files that will be written inside an output folder: each existing one is refused
+    /// unless `overwrite` (the folder itself is checked with `folder`).
+    public static func files(_ paths: [String], overwrite: Bool) throws {
+        guard !overwrite else { return }
+        for p in paths where FileManager.default.fileExists(atPath: p) { throw FormatError.outputExists(path: p) }
+    }
+
+    /// Creates and removes a temporary file in `dir` (named as SafeOutput names them).
+    static func probe(_ dir: String, for path: String) throws {
+        let tmp = TemporaryFiles.path(for: dir + "/probe")
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            let reason = errno == EACCES || errno == EPERM ? "folder \(dir) is not writable (permission denied)"
+                : errno == EROFS ? "folder \(dir) is on a read-only file system"
+                : "folder \(dir) cannot be written (\(String(cString: strerror(errno))))"
+            throw FormatError.writeFailed(path: path, reason: reason)
+        }
+        close(fd)
+        unlink(tmp)
     }
 }

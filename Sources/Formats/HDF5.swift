@@ -86,7 +86,7 @@ public final class HDF5File {
     /// read without the library (which refuses a truncated file whole). The superblock is at
     /// 0, 512, 1024, 2048, … (after a user block); versions 0–1 and 2–3 place the address
     /// differently. Nil when no superblock is found or it cannot be read.
-    static func declaredEnd(of path: String) -> UInt64? {
+    public static func declaredEnd(of path: String) -> UInt64? {
         guard let h = FileHandle(forReadingAtPath: path), let size = fileSize(path) else { return nil }
         defer { try? h.close() }
         let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
@@ -125,7 +125,9 @@ public final class HDF5File {
     /// Creates (truncates) `file`; messages name `shownAs`.
     init(creating file: String, shownAs: String) throws {
         _ = HDF5File.setUp
-        let fid = H5Fcreate(file, bk_h5f_acc_trunc(), HDF5File.P, HDF5File.P)
+        let fcpl = H5Pcreate(bk_h5p_file_create()); defer { H5Pclose(fcpl) }
+        H5Pset_obj_track_times(fcpl, false)   // the root group without creation times
+        let fid = H5Fcreate(file, bk_h5f_acc_trunc(), fcpl, HDF5File.P)
         guard fid >= 0 else { throw FormatError.writeFailed(path: shownAs, reason: "HDF5 could not create the file") }
         path = shownAs; id = fid; writable = true
     }
@@ -183,6 +185,9 @@ public final class HDF5File {
         defer { H5Gclose(g) }
         var info = H5G_info_t()
         guard H5Gget_info(g, &info) >= 0 else { throw FormatError.hdf5(path: path, reason: "cannot list group \(group)") }
+        guard info.nlinks <= hsize_t(HDF5File.maxWalkLinks) else {
+            throw FormatError.badHeader(path: path, reason: "group \(group) declares \(info.nlinks) links (corrupt, or not a data file)")
+        }
         var names = [String]()
         for i in 0..<info.nlinks {
             let n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, HDF5File.P)
@@ -194,15 +199,42 @@ public final class HDF5File {
         return names
     }
 
-    /// Every dataset in the file (visiting groups), with shape and dtype.
+    /// Bounds of a walk through the file's groups: legal HDF5 can link a group into itself
+    /// (hard or soft links), and a corrupt file can declare any number of links.
+    static let maxWalkDepth = 64
+    static let maxWalkLinks = 1_000_000
+
+    /// The file and header address of the object at `opath` (nil when it cannot be opened).
+    private func identity(_ opath: String) -> [UInt64]? {
+        let o = H5Oopen(id, HDF5File.normalise(opath), HDF5File.P)
+        guard o >= 0 else { return nil }
+        defer { H5Oclose(o) }
+        var fileno: UInt = 0
+        var key: UInt64 = 0
+        guard bk_h5o_identity(o, &fileno, &key) >= 0 else { return nil }
+        return [UInt64(fileno), key]
+    }
+
+    /// Every dataset in the file (visiting groups), with shape and dtype. Each group is entered
+    /// once, whatever links lead to it, so a link cycle ends the walk instead of looping (a
+    /// dataset linked from two groups is still listed under both paths).
     public func datasets() throws -> [ArrayInfo] {
         var out = [ArrayInfo]()
+        var seen = Set<[UInt64]>()
+        var links = 0
+        if let root = identity("/") { seen.insert(root) }
         func visit(_ group: String, depth: Int) throws {
-            guard depth < 64 else { return }
+            guard depth < HDF5File.maxWalkDepth else { return }
             for name in try members(of: group) {
+                links += 1
+                guard links <= HDF5File.maxWalkLinks else {
+                    throw FormatError.badHeader(path: path, reason: "its groups hold more than \(HDF5File.maxWalkLinks) links (corrupt, or not a data file)")
+                }
                 let child = group == "/" ? "/" + name : group + "/" + name
                 switch objectType(child) {
-                case H5I_GROUP?: try visit(child, depth: depth + 1)
+                case H5I_GROUP?:
+                    guard let key = identity(child), seen.insert(key).inserted else { continue }
+                    try visit(child, depth: depth + 1)
                 case H5I_DATASET?:
                     let (shape, t) = try describe(child)
                     out.append(ArrayInfo(name: child, shape: shape, dtype: t.name))
@@ -342,12 +374,18 @@ public final class HDF5File {
         return d
     }
 
-    private static func shape(ofSpace s: hid_t) -> [Int] {
+    /// The extents of a dataspace, checked: a corrupt file can declare extents whose product
+    /// (in bytes of the widest element) does not fit in an Int, and is refused here.
+    static func shape(ofSpace s: hid_t, path: String, dataset: String) throws -> [Int] {
         let r = Int(H5Sget_simple_extent_ndims(s))
         guard r > 0 else { return [] }
         var dims = [hsize_t](repeating: 0, count: r)
         H5Sget_simple_extent_dims(s, &dims, nil)
-        return dims.map { Int($0) }
+        let shape = dims.compactMap { Int(exactly: $0) }
+        guard shape.count == r, ElementCount.of(shape, itemSize: 16) != nil else {
+            throw FormatError.badHeader(path: path, reason: "dataset \(dataset) declares extents \(dims) whose element count does not fit in memory addresses")
+        }
+        return shape
     }
 
     /// Shape and type of a dataset.
@@ -356,7 +394,7 @@ public final class HDF5File {
         defer { H5Dclose(d) }
         let s = H5Dget_space(d); defer { H5Sclose(s) }
         let t = H5Dget_type(d); defer { H5Tclose(t) }
-        return (HDF5File.shape(ofSpace: s), HDF5File.typeInfo(t))
+        return (try HDF5File.shape(ofSpace: s, path: path, dataset: HDF5File.normalise(dpath)), HDF5File.typeInfo(t))
     }
 
     /// Shape of a dataset (empty for a scalar).
@@ -394,7 +432,7 @@ public final class HDF5File {
         let t = H5Dget_type(d); defer { H5Tclose(t) }
         let info = HDF5File.typeInfo(t)
         guard let dt = info.dtype else { throw FormatError.unknownDType(path: "\(path):\(p)", dtype: info.name) }
-        return try body(NumericDataset(name: p, id: d, space: s, type: t, info: info, dtype: dt, shape: HDF5File.shape(ofSpace: s)))
+        return try body(NumericDataset(name: p, id: d, space: s, type: t, info: info, dtype: dt, shape: try HDF5File.shape(ofSpace: s, path: path, dataset: p)))
     }
 
     /// Reads the whole dataset into `buffer` with memory type `mem`.
@@ -630,10 +668,18 @@ public final class HDF5File {
         try requireWritable()
         let p = HDF5File.normalise(gpath)
         if p == "/" || isGroup(p) { return }
-        let l = linkCreationList(); defer { H5Pclose(l) }
-        let g = H5Gcreate2(id, p, l, HDF5File.P, HDF5File.P)
-        guard g >= 0 else { throw FormatError.writeFailed(path: path, reason: "cannot create group \(p)") }
-        H5Gclose(g)
+        // Each missing level is made here, with object times off: HDF5's own intermediate
+        // groups would carry creation times, and the same run must give the same bytes.
+        let gcpl = H5Pcreate(bk_h5p_group_create()); defer { H5Pclose(gcpl) }
+        H5Pset_obj_track_times(gcpl, false)
+        var prefix = ""
+        for part in p.split(separator: "/") {
+            prefix += "/" + part
+            if isGroup(prefix) { continue }
+            let g = H5Gcreate2(id, prefix, HDF5File.P, gcpl, HDF5File.P)
+            guard g >= 0 else { throw FormatError.writeFailed(path: path, reason: "cannot create group \(prefix)") }
+            H5Gclose(g)
+        }
     }
 
     /// Chunk shape of about `target` bytes: halve the longest axis until it fits.
@@ -653,10 +699,12 @@ public final class HDF5File {
         try requireWritable()
         let p = HDF5File.normalise(dpath)
         if exists(p) { H5Ldelete(id, p, HDF5File.P) }
+        try createGroup(String(p[..<(p.lastIndex(of: "/") ?? p.startIndex)]))
         let dims = shape.map { hsize_t($0) }
         let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(shape.count), dims, nil)
         defer { H5Sclose(space) }
         let dcpl = H5Pcreate(bk_h5p_dataset_create()); defer { H5Pclose(dcpl) }
+        H5Pset_obj_track_times(dcpl, false)   // no creation times: same inputs, same bytes
         let n = shape.reduce(1, *)
         if let level = compression, !shape.isEmpty, n * itemSize >= 4096, H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 {
             let chunks = HDF5File.chunkShape(shape, itemSize: itemSize).map { hsize_t($0) }

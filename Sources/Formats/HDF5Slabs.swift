@@ -47,8 +47,10 @@ public final class HDF5SlabReader {
             H5Sclose(s); H5Dclose(d)
             throw FormatError.wrongShape(path: file.path, dataset: p, reason: "is a scalar; a stack of frames was expected")
         }
+        let checked: [Int]
+        do { checked = try HDF5File.shape(ofSpace: s, path: file.path, dataset: p) } catch { H5Sclose(s); H5Dclose(d); throw error }
         self.file = file; dataset = p; id = d; space = s; dtype = dt
-        shape = dims.map { Int($0) }
+        shape = checked
         let dcpl = H5Dget_create_plist(d)
         if H5Pget_layout(dcpl) == H5D_CHUNKED {
             var c = [hsize_t](repeating: 0, count: r)

@@ -65,6 +65,11 @@ public enum NPY {
             guard let n = Int(t), n >= 0 else { throw FormatError.badHeader(path: path, reason: "shape \(shapeText) is not a tuple of sizes") }
             shape.append(n)
         }
+        // The shape is untrusted: its byte count (and the end of the data) must fit in an Int.
+        guard let bytes = ElementCount.of(shape, itemSize: dtype.itemSize),
+              ElementCount.sum(start + headerLen, bytes) != nil else {
+            throw FormatError.badHeader(path: path, reason: "shape \(shapeText) of \(dtype) declares more elements than any file can hold")
+        }
         return Header(dtype: dtype, bigEndian: big, fortranOrder: fortran == "True", shape: shape,
                       dataOffset: start + headerLen)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Numerics
 import CPNG   // zlib comes with libpng's wrapper
 
 /// numpy's .npz: a zip archive of .npy members, stored or deflated (np.savez /
@@ -43,7 +44,12 @@ public enum NPZ {
             guard u32(rec, 0) == 0x0606_4B50 else { throw FormatError.badHeader(path: f.path, reason: "zip64 end record missing") }
             count = u64(rec, 32); cdSize = u64(rec, 40); cdOffset = u64(rec, 48)
         }
-        guard cdOffset + cdSize <= f.size else {
+        // Zip64 fields are 8 bytes read into an Int: a hostile archive can make them negative
+        // or make their sum overflow, so both are checked before use.
+        guard count >= 0, cdSize >= 0, cdOffset >= 0 else {
+            throw FormatError.badHeader(path: f.path, reason: "the zip directory declares a negative size or offset")
+        }
+        guard let cdEnd = ElementCount.sum(cdOffset, cdSize), cdEnd <= f.size else {
             throw FormatError.truncated(path: f.path, reason: "the zip directory lies beyond the end of the file")
         }
         let cd = [UInt8](try f.read(count: cdSize, at: cdOffset, what: "zip directory"))
@@ -71,6 +77,15 @@ public enum NPZ {
                 }
                 x += 4 + len
             }
+            guard e.size >= 0, (0...f.size).contains(e.compressedSize), (0..<f.size).contains(e.localHeaderOffset) else {
+                throw FormatError.badHeader(path: f.path, reason: "member \(e.name) declares a size or offset outside the file")
+            }
+            // Deflate expands at most ~1032:1; a larger declared size is corrupt (and would be
+            // allocated before inflating).
+            if (e.method == 0 && e.size != e.compressedSize) ||
+               (e.method == 8 && e.size > e.compressedSize.multipliedReportingOverflow(by: 1032).partialValue + 1024) {
+                throw FormatError.badHeader(path: f.path, reason: "member \(e.name) declares \(e.size) bytes from \(e.compressedSize) compressed bytes, which is impossible")
+            }
             out.append(e)
             p += 46 + nlen + elen + clen
         }
@@ -89,7 +104,7 @@ public enum NPZ {
             throw FormatError.badHeader(path: f.path, reason: "member \(e.name) has no local header")
         }
         let start = e.localHeaderOffset + 30 + u16(lh, 26) + u16(lh, 28)
-        guard start + e.compressedSize <= f.size else {
+        guard let end = ElementCount.sum(start, e.compressedSize), end <= f.size else {
             throw FormatError.truncated(path: f.path, reason: "member \(e.name) needs \(e.compressedSize) bytes but the file ends first")
         }
         let raw = try f.read(count: e.compressedSize, at: start)

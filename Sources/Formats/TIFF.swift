@@ -87,6 +87,10 @@ public final class TIFFReader {
             throw FormatError.badHeader(path: path, reason: "page 1 has no image size")
         }
         rows = Int(h); columns = Int(w)
+        guard ElementCount.of([pageCount, rows, columns], itemSize: 8) != nil else {
+            // every property is set: deinit closes the file
+            throw FormatError.badHeader(path: path, reason: "\(pageCount) pages of \(columns) × \(rows) pixels are more than any memory can hold")
+        }
     }
 
     deinit { TIFFClose(tif) }

@@ -194,24 +194,34 @@ public enum VTI {
         }
         let e = extentText.split(separator: " ").compactMap { Int($0) }
         guard e.count == 6 else { throw FormatError.badHeader(path: f.path, reason: "WholeExtent '\(extentText)' is not six integers") }
-        let dims = [e[1] - e[0] + 1, e[3] - e[2] + 1, e[5] - e[4] + 1]
+        // The extent is untrusted: each length and their product must fit in an Int.
+        let dims = stride(from: 0, to: 6, by: 2).map { k -> Int? in
+            let (d, o1) = e[k + 1].subtractingReportingOverflow(e[k])
+            let (n, o2) = d.addingReportingOverflow(1)
+            return o1 || o2 || n < 0 ? nil : n
+        }.compactMap { $0 }
+        guard dims.count == 3, let points = ElementCount.of(dims), ElementCount.of([points, 16]) != nil else {
+            throw FormatError.badHeader(path: f.path, reason: "WholeExtent '\(extentText)' declares more points than any file can hold")
+        }
         var shape = Array(dims.reversed())
         if let r = xml.range(of: "Name=\"numpy_shape\"") {
             let after = xml[r.upperBound...]
             if let gt = after.firstIndex(of: ">"), let lt = after[gt...].firstIndex(of: "<") {
                 let s = after[after.index(after: gt)..<lt].split(separator: " ").compactMap { Int($0) }
-                if !s.isEmpty && s.reduce(1, *) == dims.reduce(1, *) { shape = s }
+                if !s.isEmpty && ElementCount.of(s) == points { shape = s }
             }
         }
         var arrays = [(String, DType, Int)]()
-        if let pd = xml.range(of: "<PointData"), let pdEnd = xml.range(of: "</PointData>") {
+        // the closing tag searched after the opening one (found by fuzzing: one before it trapped)
+        if let pd = xml.range(of: "<PointData"), let pdEnd = xml[pd.upperBound...].range(of: "</PointData>") {
             var rest = xml[pd.upperBound..<pdEnd.lowerBound]
             while let t = rest.range(of: "<DataArray") {
                 let tag = rest[t.lowerBound...].prefix(while: { $0 != ">" })
                 let type = attribute(tag, "type") ?? ""
                 let name = attribute(tag, "Name") ?? "array\(arrays.count)"
                 let comps = Int(attribute(tag, "NumberOfComponents") ?? "1") ?? 1
-                guard attribute(tag, "format") == "appended", let off = Int(attribute(tag, "offset") ?? "") else {
+                guard attribute(tag, "format") == "appended", let off = Int(attribute(tag, "offset") ?? ""),
+                      (0...f.size).contains(off) else {
                     throw FormatError.unsupported(path: f.path, reason: "array \(name) is not stored as appended data")
                 }
                 guard let d = dtype(vtk: type, components: comps) else {
@@ -252,7 +262,7 @@ public enum VTI {
         let h = [UInt8](try f.read(count: sizeBytes, at: at, what: "array \(entry.name) size"))
         var n = 0
         for k in 0..<sizeBytes { n |= Int(h[k]) << (8 * k) }
-        let expected = p.shape.reduce(1, *) * entry.dtype.itemSize
+        let expected = ElementCount.of(p.shape, itemSize: entry.dtype.itemSize) ?? -1   // checked in parse
         guard n == expected else {
             throw FormatError.badHeader(path: path, reason: "array \(entry.name) has \(n) bytes where its shape \(p.shape) needs \(expected)")
         }

@@ -54,7 +54,8 @@ public struct SafetensorsFile {
     /// Writes atomically (temporary name, then rename).
     public func write(to path: String) throws {
         let data = try encoded()
-        let tmp = path + ".tmp\(getpid())"
+        TemporaryFiles.removeStale(for: path)
+        let tmp = TemporaryFiles.path(for: path)
         do {
             try data.write(to: URL(fileURLWithPath: tmp))
         } catch {
@@ -102,8 +103,11 @@ public struct SafetensorsFile {
                 throw bad("has a malformed entry for tensor \(name)")
             }
             guard dtype == "F32" else { throw bad("tensor \(name) has dtype \(dtype); only F32 is supported") }
-            let count = shape.reduce(1, *)
-            guard offs[0] >= 0, offs[1] - offs[0] == 4 * count else {
+            // Shape and offsets are untrusted: products and differences are checked, not trapped on.
+            guard let count = ElementCount.of(shape), let byteCount = ElementCount.of(shape, itemSize: 4) else {
+                throw bad("tensor \(name) has shape \(shape), more elements than any file can hold")
+            }
+            guard offs[0] >= 0, offs[1] >= offs[0], offs[1] - offs[0] == byteCount else {
                 throw bad("tensor \(name) has offsets \(offs) that do not match its shape \(shape)")
             }
             guard offs[1] <= available else {
@@ -112,7 +116,8 @@ public struct SafetensorsFile {
             var values = [Float](repeating: 0, count: count)
             for i in 0..<count {
                 let b = dataStart + offs[0] + 4 * i
-                let u = UInt32(bytes[b]) | UInt32(bytes[b + 1]) << 8 | UInt32(bytes[b + 2]) << 16 | UInt32(bytes[b + 3]) << 24
+                let lo: UInt32 = UInt32(bytes[b]) | UInt32(bytes[b + 1]) << 8
+                let u: UInt32 = lo | UInt32(bytes[b + 2]) << 16 | UInt32(bytes[b + 3]) << 24
                 values[i] = Float(bitPattern: u)
             }
             file.tensors[name] = (shape, values)

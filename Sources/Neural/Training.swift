@@ -146,7 +146,7 @@ public final class Trainer {
     public private(set) var runStarts = [1]
     /// The model this run started from (`initialised(from:options:)`), for the metadata.
     var initRecord: String?
-    /// Wall seconds of training, including earlier runs that this one resumed.
+    /// Wall seconds of training in this process (not saved: checkpoints hold no clock time).
     public var wallSeconds = 0.0
 
     public init(options: TrainingOptions, net: PhaseNet? = nil) throws {
@@ -177,7 +177,6 @@ public final class Trainer {
         t.lineageEpochs = file.metadata["loss_history_lineage_epochs"].flatMap(Int.init) ?? 0
         t.runStarts = Trainer.runStarts(file.metadata) ?? [t.lineageEpochs + 1]
         t.initRecord = file.metadata["train_init"]
-        t.wallSeconds = file.metadata["train_wall_seconds"].flatMap(Double.init) ?? 0
         return t
     }
 
@@ -317,7 +316,8 @@ public final class Trainer {
         meta["loss_history"] = ([previousHistory].filter { !$0.isEmpty } + h).joined(separator: ",")
         meta["loss_history_lineage_epochs"] = String(lineageEpochs)
         meta["loss_history_run_starts"] = runStarts.map(String.init).joined(separator: ",")
-        meta["train_wall_seconds"] = String(format: "%.1f", wallSeconds)
+        // No wall-clock time here: the same seed and threads must give the same file, byte
+        // for byte (the command prints the training time instead).
         meta["train_threads"] = String(Parallel.threads)
         if let r = initRecord { meta["train_init"] = r }
         try net.save(to: path, metadata: meta, optimizer: optimizer)

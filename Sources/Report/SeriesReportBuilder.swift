@@ -89,6 +89,14 @@ public enum SeriesReportBuilder {
         let geometry = table["geometry"] as? [String: Any] ?? [:]
         let labGrid = table["lab_grid"] as? [String: Any]
         let voxelNm = number(labGrid?["voxel_nm"]) ?? 1
+        // Every state listed in table.json needs its .vti (when the analysis wrote any):
+        // a missing one would otherwise drop that state from every figure without a word.
+        let stateFiles = (try FileManager.default.contentsOfDirectory(atPath: dir)).filter { $0.hasPrefix("state_") && $0.hasSuffix(".vti") }
+        if labGrid != nil || !stateFiles.isEmpty {
+            for (i, s) in states.enumerated() where !stateFiles.contains(where: { $0.hasPrefix(String(format: "state_%02d_", i)) }) {
+                throw ReportError.invalid("\(dir) has no state_\(String(format: "%02d", i))_*.vti for state '\(s.label)' (table.json lists \(states.count) states): rerun `bragg analyze --out \(dir)`")
+            }
+        }
         let figDir = dir + "/figures"
         try FileManager.default.createDirectory(atPath: figDir, withIntermediateDirectories: true)
         var written: [String] = []

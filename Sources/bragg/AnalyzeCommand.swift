@@ -82,6 +82,7 @@ struct AnalyzeCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        try checkAnalysisOutput(out, force: force)   // before any work (#22)
         common.apply()
         guard !inputs.isEmpty else { throw UsageError("give an experiment file (.toml) or the reconstructions to analyse") }
         // 1. The states, geometry and options.
@@ -125,13 +126,6 @@ struct AnalyzeCommand: ParsableCommand {
                     throw UsageError("state '\(s.label)': file '\(path)' does not exist")
                 }
             }
-        }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw UsageError("--out '\(out)' exists and is not a folder") }
-        } else {
-            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
-            catch { throw UsageError("cannot create the output folder '\(out)': \(error.localizedDescription)") }
         }
 
         // 2. Read the reconstructions.
@@ -195,7 +189,8 @@ struct AnalyzeCommand: ParsableCommand {
         bar.finish()
         let elapsed = Date().timeIntervalSince(t0)
 
-        // 5. Write.
+        // 5. Write (the folder is made only now: a failed analysis leaves nothing behind).
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let ref = result.states[options.reference]
         var table: [String: Any] = ["geometry_source": source, "geometry_record": record?.summary ?? [:],
                                     "q_magnitude_per_m": geo.qMagnitude,
@@ -238,6 +233,9 @@ struct AnalyzeCommand: ParsableCommand {
                 let r = try CXIResults.read(from: path)
                 guard let o = r.object else {
                     throw UsageError("state '\(label)': '\(path)' holds no object at \(CXIResults.objectPath)")
+                }
+                if let s = r.support, s.nonzeroCount() == 0 {   // else the whole box is taken for the crystal
+                    throw UsageError("state '\(label)': the support in '\(path)' (\(CXIResults.supportPath)) is empty: no voxel lies inside the crystal")
                 }
                 return (o, r.support, r.metrics["chi2"], r.pattern, r.geometry.isEmpty ? nil : r.geometry)
             }

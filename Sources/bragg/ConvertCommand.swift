@@ -65,9 +65,7 @@ struct ConvertCommand: ParsableCommand {
         if URL(fileURLWithPath: src.path).standardizedFileURL == URL(fileURLWithPath: dst.path).standardizedFileURL {
             throw UsageError("input and output are the same file \(src.path); write to another file")
         }
-        if !force && FileManager.default.fileExists(atPath: dst.path) {
-            throw FormatError.outputExists(path: dst.path)
-        }
+        try OutputCheck.file(dst.path, overwrite: force)
         // Which arrays: the named one, the only one, or all of them.
         var arrays: [(name: String, array: NDArray)]
         if src.dataset == nil, let p = try PeerResults.read(src.path) {

@@ -75,6 +75,7 @@ struct DemoCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputCheck.folder(out, overwrite: force)   // before any work (#22)
         common.apply()
         let started = Date()
         let fm = FileManager.default

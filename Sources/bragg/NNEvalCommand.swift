@@ -96,6 +96,7 @@ struct BenchNNEval: ParsableCommand {
     }
 
     func run() throws {
+        if let c = candidates { try OutputCheck.file(c, overwrite: true) }   // before any work (#22)
         common.apply()
         guard let modelPath = model ?? NeuralPhaseRun.defaultModelPath() else {
             throw UsageError("no model given and models/default-c8-64.safetensors not found: pass --model FILE.safetensors")

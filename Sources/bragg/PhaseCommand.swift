@@ -132,6 +132,7 @@ struct PhaseCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputCheck.file(out, overwrite: force)   // before any work (#22)
         common.apply()
         guard method == "iterative" || method == "neural" else {
             throw UsageError("--method must be iterative or neural (got '\(method)')")

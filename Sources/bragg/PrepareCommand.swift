@@ -168,6 +168,7 @@ struct PrepareCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputCheck.file(out, overwrite: force)   // before any work (#22)
         common.apply()
         let ext = (out as NSString).pathExtension.lowercased()
         guard ["cxi", "h5", "hdf5"].contains(ext) else { throw UsageError("output '\(out)' must end in .cxi or .h5 (a CXI file)") }
@@ -273,6 +274,9 @@ struct PrepareCommand: ParsableCommand {
         }
         let masked = result.mask.sum() / Double(result.mask.count)
         let counts = result.pattern.sum()
+        guard masked < 1, counts > 0, counts.isFinite else {   // all-zero or all-NaN frames (#22)
+            throw UsageError("\(scans.joined(separator: ", ")): the frames hold no positive, finite counts (\(String(format: "%.0f", masked * 100))% of the pattern masked); nothing was written to \(out)")
+        }
         print(String(format: "pattern %@ (crop %@ at %@, bin %@), Bragg peak at (%@) in the sum, (%@) in the pattern; %.2f%% of voxels masked; %.4g counts → %@",
                      result.pattern.shape.map(String.init).joined(separator: "×"),
                      result.cropSize.map(String.init).joined(separator: "×"),

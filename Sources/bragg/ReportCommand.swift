@@ -26,6 +26,7 @@ struct ReportCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw UsageError("\(directory) is not a folder: give the --out folder of `bragg analyze`")
         }
+        try checkOutputFolder(directory)   // report.html and figures/ go here (#22)
         let provenance = try loadProvenance(directory)
         let bar = ProgressBar(quiet: common.quiet, unit: "fig")
         let out: SeriesReportBuilder.Output

@@ -44,6 +44,16 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
                       parameters: params, metrics: metrics, curves: curves)
 }
 
+/// Checks, before any work, that `bragg analyze` may write its outputs into `out`: the
+/// folder (or the nearest existing parent) is writable, and without `force` none of the
+/// files it writes exists already.
+func checkAnalysisOutput(_ out: String, force: Bool) throws {
+    try OutputCheck.folder(out, overwrite: force)
+    let existing = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? [])
+        .filter { ["table.csv", "table.json", "pca.json"].contains($0) || ($0.hasPrefix("state_") && $0.hasSuffix(".vti")) }
+    try OutputCheck.files(existing.sorted().map { (out as NSString).appendingPathComponent($0) }, overwrite: force)
+}
+
 /// Writes what `bragg analyze` promises into `out`: table.csv, table.json, pca.json and one
 /// lab-frame .vti per state. Returns the .vti names. Shared by `bragg analyze` and `bragg demo`.
 /// `tableExtras` are added to table.json's top level (the geometry record, its source, …).

@@ -89,6 +89,7 @@ struct SimulateCrystal: ParsableCommand {
     }
 
     func run() throws {
+        try OutputCheck.file(out, overwrite: force)   // before any work
         common.apply()
         chooseSimulationEffort()
         let o = try options()
@@ -152,6 +153,7 @@ struct SimulateOperando: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        try OutputCheck.folder(out, overwrite: force)   // before any work
         common.apply()
         chooseSimulationEffort()
         guard size > 0 else { throw UsageError("--size must be a positive number of voxels (got \(size))") }
@@ -218,6 +220,7 @@ struct SimulateScans: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        try OutputCheck.folder(out, overwrite: force)   // before any work
         common.apply()
         chooseSimulationEffort()
         guard size >= 16 else { throw UsageError("--size must be at least 16 (got \(size))") }

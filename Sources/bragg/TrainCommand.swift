@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Neural
 import Numerics
@@ -104,6 +105,8 @@ struct TrainCommand: ParsableCommand {
             throw UsageError("\(out) exists: pass --resume to continue training it or --force to start again")
         }
         if resume && !exists { throw UsageError("--resume: no checkpoint at \(out)") }
+        // The folder must take the checkpoints: found now, not at the end of the first epoch.
+        try OutputCheck.file(out, overwrite: true)
         let trainer: Trainer
         if resume {
             trainer = try Trainer.resume(from: out, options: o)

@@ -47,6 +47,8 @@ struct ViewCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputCheck.folder(out, overwrite: force)   // before any work (#22)
+        try OutputCheck.files(["slices.png", "isosurface.png", "isosurface.ply", "isosurface.obj"].map { out + "/" + $0 }, overwrite: force)
         common.apply()
         let spec = ArraySpec(file)
         var object: ComplexVolume

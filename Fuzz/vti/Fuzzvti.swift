@@ -1,0 +1,19 @@
+import Foundation
+import Formats
+
+func body(_ path: String, _ data: Data) {
+    guard let arrays = try? VTI.list(path) else { return }
+    for a in arrays.prefix(4) { _ = try? VTI.read(path, array: a.name) }
+}
+
+/// libFuzzer entry (#22): the bytes go through the reader as a file a user would give it.
+/// Any thrown error is fine; a crash, hang or runaway allocation is a finding.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let data = Data(bytes: start, count: count)
+    let path = NSTemporaryDirectory() + "braggkit-fuzz-\(getpid()).vti"
+    guard FileManager.default.createFile(atPath: path, contents: data) else { return 0 }
+    defer { unlink(path) }
+    body(path, data)
+    return 0
+}
