@@ -209,9 +209,9 @@ struct SimulateScans: ParsableCommand {
             /entry/sample/rocking_angle, energy, distance, pixel size and 2θ with units, and the \
             hidden ground truth (drift, intensity factor) under /entry/simulation. The defaults \
             are the seed study's acquisition, as `bragg demo` simulates it: 22 scans whose sum \
-            has --photons at the peak, a jitter of 0.3 pixel and a slow walk of 0.3 pixel per \
+            has --photons at the peak, a jitter of 0.25 pixel and a slow walk of 0.1 pixel per \
             scan on every axis, the beam varying by 5% between scans and 2% between frames, a \
-            2-pixel gap row and column at 3/4 of the detector and 4 hot pixels. --state scans \
+            2-pixel gap row and column at 7/8 of the detector and 4 hot pixels. --state scans \
             one state of the operando series (all: every state, into --out/state_NN/).
             """
     )
@@ -220,12 +220,12 @@ struct SimulateScans: ParsableCommand {
     @Option(help: "Random seed (64-bit).") var seed: UInt64 = 1
     @Option(help: "Peak photon count of the sum of the scans (> 0).") var photons: Double = 1e6
     @Option(help: "Scans per state.") var scans: Int = 22
-    @Option(help: "RMS jitter between scans, pixels per axis.") var drift: Double = 0.3
-    @Option(help: "RMS step of the slow drift (a random walk) per scan, pixels per axis.") var walk: Double = 0.3
+    @Option(help: "RMS jitter between scans, pixels per axis.") var drift: Double = 0.25
+    @Option(help: "RMS step of the slow drift (a random walk) per scan, pixels per axis.") var walk: Double = 0.1
     @Option(help: "RMS relative fluctuation of the incident intensity between scans.") var fluctuation: Double = 0.05
     @Option(name: .customLong("frame-fluctuation"), help: "RMS relative fluctuation of the incident intensity between frames.") var frameFluctuation: Double = 0.02
     @Option(name: .customLong("hot-pixels"), help: "Number of hot pixels.") var hotPixels: Int = 4
-    @Option(name: .customLong("module-size"), help: "Detector module size in pixels: a 2-pixel gap after each module (0: no gaps; default 3/4 of --size).") var moduleSize: Int?
+    @Option(name: .customLong("module-size"), help: "Detector module size in pixels: a 2-pixel gap after each module (0: no gaps; default 7/8 of --size).") var moduleSize: Int?
     @Flag(name: .customLong("truncated-corner"), help: "Cut one corner off the prism, as `bragg demo` does (see `simulate operando`).") var truncatedCorner = false
     @Option(help: "Operando state 0–5 to scan, or all (default: the first state's crystal).") var state: String = "0"
     @Option(help: "Output folder.") var out: String
