@@ -188,7 +188,7 @@ struct DemoCommand: ParsableCommand {
         var commands = ["bragg demo --out \(out) --size \(size) --seed \(seed) --photons \(DemoCommand.compact(photons)) --scans \(scans) --runs \(runs) --keep \(keep)",
                         "mkdir -p \(out)/prepared \(out)/reconstructions/neural",
                         "bragg simulate scans --state all --truncated-corner --size \(size) --seed \(seed) --photons \(DemoCommand.compact(photons)) --scans \(scans) --out \(out)/simulated/scans"]
-        for (i, s) in states.enumerated() {
+        for i in states.indices {
             commands.append(String(format: "bragg prepare %@/simulated/scans/state_%02d/scan_*.h5 --monitor %@ --detector-mask %@:%@ --size %d --out %@",
                                    out, i, ScanFiles.monitorPath, scanFiles[i][0], ScanFiles.pixelMaskPath, size, prepared[i].path))
         }

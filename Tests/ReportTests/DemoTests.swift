@@ -98,12 +98,13 @@ final class DemoCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let out = root + "/demo"
         let recipe = "HIO:60 beta=0.9 sw=20 threshold=0.1, ER:20 sw=20 threshold=0.1"
-        let run = try bragg(["demo", "--out", out, "--size", "32", "--scans", "4", "--runs", "1", "--recipe", recipe,
+        let run = try bragg(["demo", "--out", out, "--size", "32", "--scans", "4", "--photons", "2e5", "--runs", "1", "--recipe", recipe,
                              "--no-neural", "--threads", "2", "-q"])
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("demo finished in"), run.output)
 
-        // The frames: 4 scans per state, uint16 counts, the monitor and the gap mask.
+        // The frames: 4 scans per state, uint16 counts (5e4 at the peak of each), the monitor
+        // and the gap mask.
         let scan = try HDF5File(reading: out + "/simulated/scans/state_02/scan_03.h5")
         let frames = try scan.readArray("/entry/instrument/detector/data")
         XCTAssertEqual(frames.dtype, .uint16)
