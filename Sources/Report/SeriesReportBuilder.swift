@@ -24,15 +24,18 @@ public struct Provenance: Codable, Sendable {
     /// continue the epochs of the model they started from), when known.
     public var trainingRunStarts: [Int]?
     public var notes: [String]
+    /// Per state label: the pattern `bragg prepare` made from its rocking scans (a CXI file
+    /// with each scan's shift and correlation), when the series started from frames.
+    public var preparations: [String: String]?
 
     public init(braggkitVersion: String, commands: [String] = [], seeds: [String: UInt64] = [:], inputs: [String] = [],
                 reconstructions: [String: String] = [:], alternatives: [String: String] = [:],
                 groundTruth: [String: [String: Double]] = [:], trainingLoss: [Double] = [], validationLoss: [Double]? = nil,
-                trainingRunStarts: [Int]? = nil, notes: [String] = []) {
+                trainingRunStarts: [Int]? = nil, notes: [String] = [], preparations: [String: String]? = nil) {
         self.braggkitVersion = braggkitVersion; self.commands = commands; self.seeds = seeds; self.inputs = inputs
         self.reconstructions = reconstructions; self.alternatives = alternatives; self.groundTruth = groundTruth
         self.trainingLoss = trainingLoss; self.validationLoss = validationLoss; self.trainingRunStarts = trainingRunStarts
-        self.notes = notes
+        self.notes = notes; self.preparations = preparations
     }
 }
 
@@ -325,6 +328,12 @@ public enum SeriesReportBuilder {
         }
         let detailTable = ReportTable(headers: ["state", "method", "runs kept", "χ²", "χ² (alternative method)", "edge resolution (nm)",
                                                 "PRTF resolution (nm)", "filled voxels", "twin flipped"], rows: details)
+        // How each state's pattern was prepared from its rocking scans, when the series began with frames.
+        if let prep = provenance?.preparations, !prep.isEmpty {
+            progress?(ProgressReport(stage: "preparation", done: 0, total: 1))
+            let prepared = try labels.compactMap { l in try prep[l].map { try PreparationSection.read(label: l, path: $0) } }
+            if !prepared.isEmpty { sections.append(try PreparationSection.section(prepared, saveText: saveText)) }
+        }
         sections.append(ReportSection(title: "Reconstructions: fidelity and per-state details", tables: [detailTable], figures: figsF))
 
         // Provenance.
@@ -334,6 +343,7 @@ public enum SeriesReportBuilder {
         for (k, v) in (provenance?.seeds ?? [:]).sorted(by: { $0.key < $1.key }) { prov.append(("seed: \(k)", String(v))) }
         for n in provenance?.notes ?? [] { prov.append(("note", n)) }
         var files = (provenance?.inputs ?? []) + ["table.json", "pca.json"].map { dir + "/" + $0 }
+        files += (provenance?.preparations ?? [:]).sorted(by: { $0.key < $1.key }).map(\.value)
         files += (provenance?.reconstructions ?? [:]).sorted(by: { $0.key < $1.key }).map(\.value)
         let checksums = try files.filter { FileManager.default.fileExists(atPath: $0) }.map { (file: $0, sha256: try SHA256.hex(file: $0)) }
         let summary = [

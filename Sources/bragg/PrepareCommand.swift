@@ -359,6 +359,8 @@ struct PrepareCommand: ParsableCommand {
         arrays["scan_shifts"] = NDArray(result.scans.flatMap { $0.shift }, shape: [result.scans.count, 3])
         arrays["scan_correlations"] = NDArray(result.scans.map { $0.correlation })
         arrays["scan_included"] = NDArray(result.scans.map { $0.included ? 1 : 0 } as [Int])
+        arrays["scan_hot_pixels"] = NDArray(result.scans.map { $0.hotPixels })
+        arrays["scan_constant_pixels"] = NDArray(result.scans.map { $0.deadPixels })
         let metrics: [String: Double] = ["masked_fraction": masked, "total_counts": counts,
                                          "scans_summed": Double(included.count)]
         let cxi = CXIResults(pattern: result.pattern, mask: result.mask, parameters: params, metrics: metrics,

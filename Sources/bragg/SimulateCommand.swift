@@ -203,18 +203,33 @@ struct SimulateScans: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scans",
         abstract: "Simulate repeated rocking scans of one crystal in the seed's geometry, as NeXus-like HDF5 files.",
-        discussion: "Each scan_NN.h5 holds frames at /entry/instrument/detector/data (uint32 counts, frame × row × column), the rocking angles at /entry/sample/rocking_angle, energy, distance, pixel size and 2θ with units, the pixel mask, and the hidden ground truth (drift, intensity factor) under /entry/simulation. Use --state to scan one state of the operando series instead of a single crystal."
+        discussion: """
+            Each scan_NN.h5 holds frames at /entry/instrument/detector/data (counts as uint16 when \
+            they fit, else uint32; frame × row × column), the detector's gap mask at \
+            /entry/instrument/detector/pixel_mask (hot pixels are left for `bragg prepare` to \
+            find), the monitor per frame at /entry/monitor/data, the rocking angles at \
+            /entry/sample/rocking_angle, energy, distance, pixel size and 2θ with units, and the \
+            hidden ground truth (drift, intensity factor) under /entry/simulation. The defaults \
+            are the seed study's acquisition, as `bragg demo` simulates it: 22 scans whose sum \
+            has --photons at the peak, a jitter of 0.25 pixel and a slow walk of 0.1 pixel per \
+            scan on every axis, the beam varying by 5% between scans and 2% between frames, a \
+            2-pixel gap row and column at 7/8 of the detector and 4 hot pixels. --state scans \
+            one state of the operando series (all: every state, into --out/state_NN/).
+            """
     )
 
     @Option(help: "Frames, rows and columns (a cube) of each scan.") var size: Int = 64
     @Option(help: "Random seed (64-bit).") var seed: UInt64 = 1
     @Option(help: "Peak photon count of the sum of the scans (> 0).") var photons: Double = 1e6
-    @Option(help: "Scans per state.") var scans: Int = 3
-    @Option(help: "RMS drift between scans, pixels per axis.") var drift: Double = 0.4
-    @Option(help: "RMS relative fluctuation of the incident intensity.") var fluctuation: Double = 0.05
-    @Option(name: .customLong("hot-pixels"), help: "Number of hot pixels.") var hotPixels: Int = 3
-    @Option(name: .customLong("module-size"), help: "Detector module size in pixels (0: no gaps).") var moduleSize: Int = 0
-    @Option(help: "Operando state 0–5 to scan (default: the first state's crystal).") var state: Int = 0
+    @Option(help: "Scans per state.") var scans: Int = 22
+    @Option(help: "RMS jitter between scans, pixels per axis.") var drift: Double = 0.25
+    @Option(help: "RMS step of the slow drift (a random walk) per scan, pixels per axis.") var walk: Double = 0.1
+    @Option(help: "RMS relative fluctuation of the incident intensity between scans.") var fluctuation: Double = 0.05
+    @Option(name: .customLong("frame-fluctuation"), help: "RMS relative fluctuation of the incident intensity between frames.") var frameFluctuation: Double = 0.02
+    @Option(name: .customLong("hot-pixels"), help: "Number of hot pixels.") var hotPixels: Int = 4
+    @Option(name: .customLong("module-size"), help: "Detector module size in pixels: a 2-pixel gap after each module (0: no gaps; default 7/8 of --size).") var moduleSize: Int?
+    @Flag(name: .customLong("truncated-corner"), help: "Cut one corner off the prism, as `bragg demo` does (see `simulate operando`).") var truncatedCorner = false
+    @Option(help: "Operando state 0–5 to scan, or all (default: the first state's crystal).") var state: String = "0"
     @Option(help: "Output folder.") var out: String
     @Flag(help: "Overwrite existing outputs.") var force = false
     @OptionGroup var common: CommonOptions
@@ -226,52 +241,40 @@ struct SimulateScans: ParsableCommand {
         guard size >= 16 else { throw UsageError("--size must be at least 16 (got \(size))") }
         guard photons > 0 else { throw UsageError("--photons must be > 0 (got \(photons))") }
         guard scans >= 1 else { throw UsageError("--scans must be at least 1 (got \(scans))") }
-        guard (0..<6).contains(state) else { throw UsageError("--state must be 0–5 (got \(state))") }
+        let states: [Int]
+        if state == "all" { states = Array(0..<6) }
+        else if let k = Int(state), (0..<6).contains(k) { states = [k] }
+        else { throw UsageError("--state must be 0–5 or all (got '\(state)')") }
         let fm = FileManager.default
-        if fm.fileExists(atPath: out + "/scan_00.h5") && !force { throw UsageError("\(out) already holds scans; pass --force to replace them") }
-        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let folders = state == "all" ? states.map { String(format: "%@/state_%02d", out, $0) } : [out]
+        if !force, let f = folders.first(where: { fm.fileExists(atPath: $0 + "/scan_00.h5") }) {
+            throw UsageError("\(f) already holds scans; pass --force to replace them")
+        }
         let g = BraggGeometry.seedStudy
         var o = OperandoOptions()
         o.size = size; o.seed = seed; o.photons = photons; o.geometry = g; o.poissonNoise = false
+        o.truncatedCorner = truncatedCorner
         let bar = ProgressBar(quiet: common.quiet, unit: "step")
         let series = try usage { try OperandoSeries.make(options: o, progress: bar.handler) }
-        var so = RockingScanOptions()
-        so.scans = scans; so.drift = drift; so.fluctuation = fluctuation; so.photons = photons; so.seed = seed
-        so.defects = DetectorDefects(moduleSize: moduleSize, gapWidth: 2, hotPixels: hotPixels, hotValue: 1e6)
-        let result = try usage { try RockingScans.make(object: series.states[state].object, geometry: g, options: so) }
         bar.finish()
-        for (k, s) in result.enumerated() {
-            let counts = s.frames.withUnsafeFloats { b in b.map { UInt32(max(0, min(4.2e9, $0))) } }
-            let frames = try NDArray(dtype: .uint32, shape: s.frames.shape, data: counts.withUnsafeBufferPointer { Data(buffer: $0) })
-            let mask = s.mask.withUnsafeFloats { b in b.map { UInt8($0) } }
-            let path = String(format: "%@/scan_%02d.h5", out, k)
-            try HDF5File.create(path, overwrite: force) { f in
-                try f.write(frames, at: "/entry/instrument/detector/data")
-                try f.write(NDArray(Array(mask[0..<(size * size)]), dtype: .uint8, shape: [size, size]), at: "/entry/instrument/detector/pixel_mask")
-                try f.write(scalar: g.energy, at: "/entry/instrument/source/energy")
-                try f.setAttribute("units", .string("eV"), on: "/entry/instrument/source/energy")
-                try f.write(scalar: g.distance, at: "/entry/instrument/detector/distance")
-                try f.setAttribute("units", .string("m"), on: "/entry/instrument/detector/distance")
-                for axis in ["x", "y"] {
-                    try f.write(scalar: g.pixelSize, at: "/entry/instrument/detector/\(axis)_pixel_size")
-                    try f.setAttribute("units", .string("m"), on: "/entry/instrument/detector/\(axis)_pixel_size")
-                }
-                try f.write(scalar: g.twoTheta * 180 / .pi, at: "/entry/instrument/detector/two_theta")
-                try f.setAttribute("units", .string("deg"), on: "/entry/instrument/detector/two_theta")
-                try f.write(scalar: g.outOfPlane * 180 / .pi, at: "/entry/instrument/detector/out_of_plane_angle")
-                try f.setAttribute("units", .string("deg"), on: "/entry/instrument/detector/out_of_plane_angle")
-                try f.write(doubles: s.angles.map { $0 * 180 / .pi }, at: "/entry/sample/rocking_angle")
-                try f.setAttribute("units", .string("deg"), on: "/entry/sample/rocking_angle")
-                try f.write(doubles: s.drift, at: "/entry/simulation/drift")
-                try f.setAttribute("units", .string("pixels (frame, row, column)"), on: "/entry/simulation/drift")
-                try f.write(scalar: s.intensityFactor, at: "/entry/simulation/intensity_factor")
-                try f.write(string: series.states[state].label, at: "/entry/simulation/state")
-                try f.write(scalar: Double(seed), at: "/entry/simulation/seed")
+        var so = RockingScanOptions.seedStudy(size: size, photons: photons, seed: seed)
+        so.scans = scans; so.drift = drift; so.walk = walk; so.fluctuation = fluctuation; so.frameFluctuation = frameFluctuation
+        guard hotPixels >= 0, (moduleSize ?? 0) >= 0 else { throw UsageError("--hot-pixels and --module-size must be ≥ 0") }
+        so.defects.hotPixels = hotPixels
+        if let m = moduleSize { so.defects.moduleSize = m }
+        let gaps = ScanFiles.gapMask(rows: size, cols: size, defects: so.defects)
+        for (k, folder) in zip(states, folders) {
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            so.stream = UInt64(k)
+            let result = try usage { try RockingScans.make(object: series.states[k].object, geometry: g, options: so) }
+            for (j, s) in result.enumerated() {
+                try ScanFiles.write(s, to: String(format: "%@/scan_%02d.h5", folder, j), geometry: g, gaps: gaps,
+                                    label: series.states[k].label, seed: seed, overwrite: force)
             }
-        }
-        if !common.quiet {
-            printError("wrote \(result.count) scans of \(size)³ (\(series.states[state].label)) to \(out); voxel sizes " +
-                       series.metrics.voxelSizeNm.map { String(format: "%.1f", $0) }.joined(separator: " × ") + " nm")
+            if !common.quiet {
+                printError("wrote \(result.count) scans of \(size)³ (\(series.states[k].label)) to \(folder); voxel sizes " +
+                           series.metrics.voxelSizeNm.map { String(format: "%.1f", $0) }.joined(separator: " × ") + " nm")
+            }
         }
         common.saveWisdom()
     }
