@@ -12,9 +12,9 @@ import Numerics
 /// - cropping to n pixels keeps Δq, so the field of view stays N/b voxels, now sampled by n
 ///   coarser voxels of N/(nb) original voxels each: lower resolution, same oversampling.
 /// The network was trained on objects filling 0.55–0.9 of half its box, an oversampling of
-/// about 2.8 per axis, so b is the whole factor that brings the pattern's oversampling
-/// (estimated from its autocorrelation) nearest 2.8 without dropping below 2 (the object
-/// must fit in the network's half-size output), and the crop centres the Bragg peak.
+/// about 2.8 per axis (the object must fit in the network's half-size output), so b is the
+/// largest whole factor that leaves the pattern's oversampling (estimated from its
+/// autocorrelation) at least 2.8, and the crop centres the Bragg peak.
 /// The prediction then has voxels of N/(nb) original voxels per axis, and its zero frequency
 /// sits at the crop's centre, p pixels from the pattern's centre; carried up, the object is
 /// interpolated onto the full grid and multiplied by e^{+2πi p·r/N} (with F(q) = Σρ e^{−iq·r},
@@ -46,9 +46,8 @@ public struct NeuralInputFit: Sendable, CustomStringConvertible {
         let over = try autocorrelationOversampling(pattern, mask: mask)
         var bin = [Int](repeating: 1, count: 3)
         for a in 0..<3 {
-            // the largest b with oversampling/b ≥ 2 and nearest 2.8, keeping ≥ n binned pixels
-            var b = max(1, Int((over[a] / trainingOversampling).rounded()))
-            while b > 1 && over[a] / Double(b) < 2 { b -= 1 }
+            // the largest b leaving the oversampling at least the training's, and ≥ n binned pixels
+            var b = max(1, Int((over[a] / trainingOversampling).rounded(.down)))
             b = min(b, max(1, s[a] / n))
             bin[a] = b
         }

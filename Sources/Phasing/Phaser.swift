@@ -351,7 +351,7 @@ public enum Phaser {
         let seed = startSeed(env.options.seed, run: k, attempt: attempt)
         var result = PhasingRunResult(index: k, seed: seed)
         let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { result.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
         let total = env.options.recipe.totalIterations
         do {
             let engine = try PhasingEngine(data: env.data, supportFFTOrder: env.support, threads: env.threads)
@@ -362,6 +362,7 @@ public enum Phaser {
             result.iterations = c
             if c >= total {
                 try runPart(engine, from: 0, to: total, env, run: k)
+                result.seconds = elapsed()
                 var s = RunState(result: result, checkpoint: nil)
                 s.engine = engine
                 return s
@@ -370,9 +371,11 @@ public enum Phaser {
             let cp = RunCheckpoint(seed: seed, rho: engine.rho.copyForPhasing(), support: engine.supportStorage(),
                                    history: engine.chi2History, chi2: engine.finalMetrics().chi2)
             result.checkChi2 = [cp.chi2]
+            result.seconds = elapsed()
             return RunState(result: result, checkpoint: cp)
         } catch {
             result.failure = (error as? PhasingError)?.description ?? String(describing: error)
+            result.seconds = elapsed()
             return RunState(result: result, checkpoint: nil)
         }
     }
