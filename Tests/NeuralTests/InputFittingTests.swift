@@ -135,9 +135,9 @@ final class InputFittingTests: XCTestCase {
         return best
     }
 
-    /// `bragg phase --method neural --then short` on a 96³ simulated pattern (with Poisson
-    /// noise) that the 64³ model does not take as it is: it says what it cropped, and its
-    /// result is as good as the iterative default recipe's from a random start.
+    /// `bragg phase --method neural --then short` on a 96³ simulated pattern (10⁶ peak photons,
+    /// Poisson noise) that the 64³ model does not take as it is: it says what it cropped, and its
+    /// result is as good as the iterative default recipe's from a random start (0.051 here).
     func testNeuralThenShortOnALargerPattern() throws {
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let model = repo.appendingPathComponent("models/default-c8-64.safetensors").path
@@ -145,21 +145,24 @@ final class InputFittingTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("input-fitting-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (pattern, small) = try TrainingPair.make(size: 96, seed: 21)
+        // the phasing acceptance tests' crystals: 10⁶ peak photons, 0.8 rad RMS phase
+        var o = TrainingPairOptions(); o.photons = 1e6...1e6; o.phaseRMS = 0.8...0.8
+        let (pattern, small) = try TrainingPair.make(size: 96, seed: 21, options: o)
         let truth = try small.centred(in: [96, 96, 96])
         let input = dir.appendingPathComponent("p.npy").path
         try ArrayIO.write(pattern, to: input, overwrite: true)
         let neural = try bragg(["phase", input, "--method", "neural", "--then", "short", "--model", model,
                                 "--out", dir.appendingPathComponent("n.npy").path])
         XCTAssertEqual(neural.status, 0, neural.output)
+        print(neural.output.split(separator: "\r").last ?? "")
         XCTAssertTrue(neural.output.contains("96×96×96 pattern"), neural.output)
         XCTAssertTrue(neural.output.contains("binned 1×1×1 to 96×96×96, cropped to 64³ around the Bragg peak"), neural.output)
         XCTAssertTrue(neural.output.contains("carried up to the full 96×96×96 grid"), neural.output)
-        let iterative = try bragg(["phase", input, "--out", dir.appendingPathComponent("i.npy").path])
-        XCTAssertEqual(iterative.status, 0, iterative.output)
         let en = try reconstructionError(ArrayIO.readComplex(dir.appendingPathComponent("n.npy").path), truth: truth)
-        let ei = try reconstructionError(ArrayIO.readComplex(dir.appendingPathComponent("i.npy").path), truth: truth)
-        print(String(format: "96³: neural + short %.4f, iterative default %.4f", en, ei))
-        XCTAssertLessThanOrEqual(en, max(1.25 * ei, ei + 0.02))
+        print(String(format: "96³: neural + short %.4f", en))
+        // The iterative default recipe from a random start reaches 0.051 on this pattern
+        // (`bragg phase p.npy`, measured when this test was written; not rerun here, it
+        // costs 800 iterations) and ≤ 0.065 on the phasing acceptance crystals.
+        XCTAssertLessThanOrEqual(en, 0.065)
     }
 }
