@@ -204,7 +204,7 @@ public enum Phaser {
                 for k in stalled {
                     let q = state[k]!.checkpoint!.chi2
                     let what = attempt == 0 ? "stalled" : "stalled again after \(attempt) restart\(attempt == 1 ? "" : "s")"
-                    let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the median %.4g of the other runs",
+                    let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the median %.4g of the runs that did not stall",
                                       k + 1, what, q, c, total, q / max(reference, 1e-300), reference)
                     if restart {
                         note(head + "; restarted from a new random start")
@@ -212,7 +212,7 @@ public enum Phaser {
                         note(head + "; dropped, its remaining \(total - c) iterations not spent")
                         tracker.finished(run: k)
                         var r = state[k]!.result
-                        r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the median of the other runs)", c, q, q / max(reference, 1e-300))
+                        r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the median of the runs that did not stall)", c, q, q / max(reference, 1e-300))
                         state[k] = RunState(result: r, checkpoint: nil)
                     }
                 }

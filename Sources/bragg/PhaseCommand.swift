@@ -72,7 +72,7 @@ struct PhaseCommand: ParsableCommand {
     @Option(help: "Independent random starts.")
     var runs: Int = 1
 
-    @Option(help: "Best runs aligned and averaged into the result (≤ --runs).")
+    @Option(help: "Best runs aligned and merged by mode decomposition into the result (≤ --runs).")
     var keep: Int = 1
 
     @Option(help: "Random seed (the same seed gives the same result).")
