@@ -214,7 +214,8 @@ struct PhaseCommand: ParsableCommand {
 
         for r in result.runs {
             let kept = result.kept.contains(r.index) ? (r.index == result.kept.first ? " [best]" : " [kept]") : ""
-            let restarted = r.restarts > 0 ? " (restarted \(r.restarts)×)" : ""
+            var restarted = r.restarts > 0 ? " (restarted \(r.restarts)×)" : ""
+            if let q = r.checkChi2.last { restarted += String(format: "  check chi2 %.4f", q) }
             if let m = r.metrics {
                 print(String(format: "run %d: chi2 %.5f  llk %.4f  free-llk %@  support %d voxels  %d iterations  %.1f s%@%@",
                              r.index + 1, m.chi2, m.llk, m.freeLLK.isNaN ? "–" : String(format: "%.4f", m.freeLLK),

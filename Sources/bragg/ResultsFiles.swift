@@ -53,6 +53,8 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
     if let c = result.mergedChi2 { metrics["merged_chi2"] = c }
     curves["run_iterations"] = result.runs.map { Double($0.iterations) }
     curves["run_restarts"] = result.runs.map { Double($0.restarts) }
+    // χ² of each run's P_S ρ at the stall check, its last start's (NaN without a check)
+    curves["run_check_chi2"] = result.runs.map { $0.checkChi2.last ?? .nan }
     curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
     curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
     curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }
