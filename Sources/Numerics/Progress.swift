@@ -10,9 +10,12 @@ public struct ProgressReport: Sendable {
     public var total: Int
     /// Named figures to show beside the bar (e.g. ["chi2": 0.012]).
     public var metrics: [(String, Double)]
+    /// A sentence for the user about a decision the work took (a run stopped early, a result
+    /// replaced): the program prints it on its own line; nil for a plain progress report.
+    public var note: String?
 
-    public init(stage: String, done: Int, total: Int, metrics: [(String, Double)] = []) {
-        self.stage = stage; self.done = done; self.total = total; self.metrics = metrics
+    public init(stage: String, done: Int, total: Int, metrics: [(String, Double)] = [], note: String? = nil) {
+        self.stage = stage; self.done = done; self.total = total; self.metrics = metrics; self.note = note
     }
 }
 

@@ -34,7 +34,8 @@ extension Phaser {
         run.object = framed.object
         run.support = framed.support
         run.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        tracker.finished(run: 0, result: run)
+        run.iterations = options.recipe.totalIterations
+        tracker.finished(run: 0)
         var opts = options
         opts.runs = 1; opts.keep = 1; opts.freeFraction = 0
         return PhasingResult(object: run.object!, support: run.support!, runs: [run], kept: [0], spread: 0, twinned: [],

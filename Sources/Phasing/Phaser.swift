@@ -20,7 +20,23 @@ public struct PhasingOptions: Sendable {
     /// Fraction of measured pixels withheld from the fit for the free log-likelihood
     /// (0 disables it; the issue asks for 3–5%).
     public var freeFraction = 0.04
-    public var rankBy: PhasingRankMetric = .llk
+    /// The figure that ranks the runs. The free log-likelihood by default: it scores each run
+    /// on pixels it was not fitted to, so a run that overfits noise does not rank first. With
+    /// no pixels withheld (`freeFraction` 0) the ranking falls back to `llk`.
+    public var rankBy: PhasingRankMetric = .freeLLK
+    /// Stalled runs: after this fraction of the recipe (0 turns the check off) a run whose
+    /// χ² (Eq. 1, of P_S ρ) is more than `stallFactor` times the median of the other runs'
+    /// is restarted from a new random start, at most `stallRestarts` times, then dropped; a
+    /// dropped run spends none of its remaining iterations.
+    public var stallCheckFraction = 0.3
+    public var stallFactor = 4.0
+    public var stallRestarts = 1
+    /// The first mode of the kept runs is written when its χ² is at most this many times the
+    /// best run's; otherwise the best run is written (and the result's notes say so).
+    public var mergeTolerance = 1.1
+    /// Tests only: called on the engine of each run's first start after its random start
+    /// (to force a run off course).
+    var startOverride: (@Sendable (Int, PhasingEngine) -> Void)? = nil
     /// χ² is computed (one fused pass) every this many iterations and on the last.
     public var reportEvery = 10
     /// Threads in all (default `Parallel.threads`).
@@ -39,17 +55,24 @@ public struct PhasingOptions: Sendable {
         guard shrinkWrap.sigmaStart >= 0, shrinkWrap.sigmaEnd >= 0 else {
             throw PhasingError.invalidOption("shrink-wrap σ must be ≥ 0 (got \(shrinkWrap.sigmaStart) → \(shrinkWrap.sigmaEnd))")
         }
-        if rankBy == .freeLLK && freeFraction == 0 {
-            throw PhasingError.invalidOption("ranking by free-llk needs withheld pixels (a free fraction above 0)")
+        guard stallCheckFraction >= 0, stallCheckFraction < 1, stallFactor > 1, stallRestarts >= 0 else {
+            throw PhasingError.invalidOption("the stall check needs a fraction in [0, 1), a factor above 1 and restarts ≥ 0 (got \(stallCheckFraction), \(stallFactor), \(stallRestarts))")
+        }
+        guard mergeTolerance >= 1 else {
+            throw PhasingError.invalidOption("the merge tolerance is a ratio of χ² of at least 1 (got \(mergeTolerance))")
         }
     }
+
+    /// The ranking used: `rankBy`, or `llk` when ranking by free-llk with no pixels withheld.
+    public var effectiveRankBy: PhasingRankMetric { rankBy == .freeLLK && freeFraction == 0 ? .llk : rankBy }
 }
 
 /// The outcome of one run.
 public struct PhasingRunResult: Sendable {
     public var index: Int
+    /// The seed of the start that produced the result (a restarted run's new seed).
     public var seed: UInt64
-    /// Nil when the run stopped (support collapse or fill); `failure` says why.
+    /// Nil when the run stopped (support collapse or fill, or stalled); `failure` says why.
     public var metrics: PhasingMetrics?
     public var failure: String?
     /// Centred, de-ramped object and its support (only kept for the best `keep` runs).
@@ -60,6 +83,13 @@ public struct PhasingRunResult: Sendable {
     public var roll: [Int] = []
     public var chi2History: [(iteration: Int, chi2: Double)] = []
     public var seconds: Double = 0
+    /// Iterations spent on this run over all its starts (a stalled start counts the
+    /// iterations it ran before the check; a dropped run spends no more).
+    public var iterations = 0
+    /// New random starts this run was given after stalling.
+    public var restarts = 0
+    /// χ² (Eq. 1) of P_S ρ at the stall check of each start (empty without a check).
+    public var checkChi2: [Double] = []
 
     func score(_ m: PhasingRankMetric) -> Double {
         guard let x = metrics else { return .infinity }
@@ -69,31 +99,52 @@ public struct PhasingRunResult: Sendable {
     }
 }
 
-/// The averaged reconstruction and what it came from.
+/// The result of a phasing job and what it came from.
 public struct PhasingResult: Sendable {
-    /// Average of the kept runs after alignment (centred, ramp removed, global phase 0).
+    /// The written object (centred, ramp removed, global phase 0): the first mode of the
+    /// kept runs (`merged`), or the best run when there was one kept run or when the first
+    /// mode fitted the data worse than `PhasingOptions.mergeTolerance` × the best run.
     public var object: ComplexVolume
     public var support: RealVolume
     /// Every run, in run order (objects only on the kept ones).
     public var runs: [PhasingRunResult]
     /// Indices of the kept runs, best first.
     public var kept: [Int]
-    /// RMS over kept runs of ‖ρₖ − ρ̄‖/‖ρ̄‖ after alignment (0 for one run).
+    /// RMS over kept runs of their normalised complex error against the first mode (after
+    /// alignment and the best complex scale; 0 for one run).
     public var spread: Double
     /// Which kept runs were replaced by their twin to align.
     public var twinned: [Int]
     /// The removed phase ramp of the best run (cycles per voxel, z y x).
     public var ramp: [Double]
-    /// Metrics of the averaged object against the data.
+    /// Metrics of the written object against the data.
     public var metrics: PhasingMetrics
     public var recipe: Recipe
     public var options: PhasingOptions
+    /// Weights of the modes of the aligned kept runs (eigenvalues of their Gram matrix over
+    /// their sum, largest first; [1] for one run). The first is `modeWeight`.
+    public var modeWeights: [Double] = [1]
+    public var modeWeight: Double { modeWeights.first ?? 1 }
+    /// χ² (Eq. 1) of the first mode (nil with one kept run), and whether it is the object written.
+    public var mergedChi2: Double? = nil
+    public var merged = false
+    /// Decisions the job took, one sentence each (stalled runs, the merge), as reported
+    /// through the progress handler's notes.
+    public var notes: [String] = []
 }
 
 /// Runs phase retrieval: `runs` seeded random starts (concurrently when there are more
-/// runs than threads, each on one thread; else one after another on all threads),
-/// ranked by a metric; the best `keep` are aligned (twin, sub-voxel shift, global
-/// phase) and averaged.
+/// runs than threads, each on one thread; else one after another on all threads).
+///
+/// With more than one run, every run first goes through `stallCheckFraction` of the recipe
+/// (the check point falls on a shrink-wrap boundary) and stops there; χ² (Eq. 1) of each
+/// run's P_S ρ is compared with the median of the other runs', and a run many times worse
+/// (`stallFactor`) is restarted from a new random start or dropped, before anyone spends the
+/// rest of the recipe. The decision waits for every run's check point, so it does not depend
+/// on which run finished first: a given seed gives the same result however the runs were
+/// scheduled. Runs are then ranked by a metric (free log-likelihood by default); the best
+/// `keep` are aligned (twin, sub-voxel shift, phase ramp, global phase) and merged by mode
+/// decomposition (the first eigenvector of their Gram matrix, as PyNX's `pynx-cdi-analysis`).
 public enum Phaser {
     public static func phase(_ data: PhasingData, options: PhasingOptions = PhasingOptions(),
                              progress: ProgressHandler? = nil) throws -> PhasingResult {
@@ -115,94 +166,246 @@ public enum Phaser {
         let workers = concurrent ? threads : 1
         let perRun = concurrent ? 1 : threads
         let total = options.recipe.totalIterations
-        let collector = RunCollector(keep: options.keep, rankBy: options.rankBy, count: K)
         let tracker = ProgressTracker(runs: K, total: total, concurrent: concurrent, handler: progress)
-
-        let body: @Sendable (Int) -> Void = { _ in
-            while let k = collector.nextRun() {
-                if Interruption.requested { return }
-                let result = runOne(index: k, data: data, support: support0, options: options,
-                                    threads: perRun, tracker: tracker)
-                collector.finish(result)
-            }
+        let rankBy = options.effectiveRankBy
+        var notes: [String] = []
+        func note(_ s: String) {
+            notes.append(s)
+            progress?(ProgressReport(stage: "note", done: 0, total: 0, note: s))
         }
-        if workers > 1 {
-            DispatchQueue.concurrentPerform(iterations: workers, execute: body)
+        let env = RunEnvironment(data: data, support: support0, options: options, threads: perRun, tracker: tracker)
+        let check = K > 1 ? StallCheck.point(recipe: options.recipe, reportEvery: options.reportEvery,
+                                             fraction: options.stallCheckFraction) : nil
+
+        var results: [PhasingRunResult]
+        if let c = check {
+            // Phase 1: every run up to the check point.
+            var state = [Int: RunState]()
+            for (k, s) in parallelMap(Array(0..<K), workers: workers, { k in startRun(index: k, attempt: 0, checkAt: c, env) }) {
+                state[k] = s
+            }
+            try Interruption.check()
+            // Runs many times worse than the median of the others are stalled. Every decision
+            // is taken from the same set of check-point χ² values.
+            let firstChi2 = state.compactMapValues { $0.checkpoint?.chi2 }
+            var stalled: [Int] = []
+            for k in 0..<K {
+                guard let q = firstChi2[k] else { continue }
+                let others = firstChi2.filter { $0.key != k }.map(\.value)
+                guard !others.isEmpty else { continue }
+                let m = median(others)
+                if q > options.stallFactor * m { stalled.append(k) }
+            }
+            let healthy = firstChi2.filter { !stalled.contains($0.key) }.map(\.value)
+            let reference = healthy.isEmpty ? 0 : median(healthy)
+            var attempt = 0
+            while !stalled.isEmpty {
+                let restart = attempt < options.stallRestarts
+                for k in stalled {
+                    let q = state[k]!.checkpoint!.chi2
+                    let what = attempt == 0 ? "stalled" : "stalled again after \(attempt) restart\(attempt == 1 ? "" : "s")"
+                    let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the median %.4g of the runs that did not stall",
+                                      k + 1, what, q, c, total, q / max(reference, 1e-300), reference)
+                    if restart {
+                        note(head + "; restarted from a new random start")
+                    } else {
+                        note(head + "; dropped, its remaining \(total - c) iterations not spent")
+                        tracker.finished(run: k)
+                        var r = state[k]!.result
+                        r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the median of the runs that did not stall)", c, q, q / max(reference, 1e-300))
+                        state[k] = RunState(result: r, checkpoint: nil)
+                    }
+                }
+                guard restart else { break }
+                attempt += 1
+                let a = attempt
+                let again = parallelMap(stalled, workers: workers) { k in startRun(index: k, attempt: a, checkAt: c, env) }
+                try Interruption.check()
+                var still: [Int] = []
+                for (k, s) in again {
+                    var s = s
+                    let before = state[k]!.result
+                    s.result.iterations += before.iterations
+                    s.result.restarts = attempt
+                    s.result.checkChi2 = before.checkChi2 + s.result.checkChi2
+                    s.result.seconds += before.seconds
+                    state[k] = s
+                    if let q = s.checkpoint?.chi2, q > options.stallFactor * reference { still.append(k) }
+                }
+                stalled = still.sorted()
+            }
+            // Phase 2: the rest of the recipe for every run still going.
+            let going = (0..<K).filter { state[$0]?.checkpoint != nil }
+            let paused = state
+            for (k, r) in parallelMap(going, workers: workers, { k in finishRun(paused[k]!, from: c, env) }) {
+                state[k] = RunState(result: r, checkpoint: nil)
+            }
+            results = (0..<K).map { state[$0]!.result }
         } else {
-            body(0)
+            results = parallelMap(Array(0..<K), workers: workers) { k in
+                finishRun(startRun(index: k, attempt: 0, checkAt: total, env), from: total, env)
+            }.sorted { $0.0 < $1.0 }.map(\.1)
         }
         try Interruption.check()
-        if let e = collector.fatalError { throw e }
-        let runs = collector.results
-        let ranked = runs.filter { $0.metrics != nil }.sorted { $0.score(options.rankBy) < $1.score(options.rankBy) }
+        // Only the best `keep` runs' objects are needed from here on.
+        let ranked = results.filter { $0.metrics != nil }.sorted { $0.score(rankBy) < $1.score(rankBy) }
         guard !ranked.isEmpty else {
-            throw PhasingError.invalidData("all \(K) run(s) failed; the first: \(runs.first?.failure ?? "unknown")")
+            throw PhasingError.invalidData("all \(K) run(s) failed; the first: \(results.first?.failure ?? "unknown")")
         }
+        let keepIdx = Set(ranked.prefix(options.keep).map(\.index))
+        for j in results.indices where !keepIdx.contains(results[j].index) { results[j].object = nil; results[j].support = nil }
         let keptRuns = Array(ranked.prefix(options.keep))
+        if keptRuns.count < options.keep {
+            note("only \(keptRuns.count) run(s) finished, fewer than --keep \(options.keep)")
+        }
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: 0, total: keptRuns.count))
-        let reference = keptRuns[0].object!
-        let support = keptRuns[0].support!
-        var twinned: [Int] = []
-        var spread = 0.0
-        let average: ComplexVolume
-        let avgMetrics: PhasingMetrics
-        if keptRuns.count == 1 {
-            // One run: the result is that run (no copy), with its own metrics.
-            average = reference
-            avgMetrics = keptRuns[0].metrics!
-        } else {
-            do {
-                var sum = reference
-                var aligned: [ComplexVolume] = [reference]
-                for r in keptRuns.dropFirst() {
-                    let a = try PhasingPost.align(r.object!, onto: reference)
-                    if a.twinned { twinned.append(r.index) }
-                    try sum.add(a.object)
-                    aligned.append(a.object)
-                }
-                sum.scale(by: 1 / Float(aligned.count))
-                let norm = sum.squaredNorm()
-                for a in aligned { spread += try (a - sum).squaredNorm() / max(norm, 1e-300) }
-                spread = (spread / Double(aligned.count)).squareRoot()
-                average = PhasingPost.zeroingGlobalPhase(sum)
+        let best = keptRuns[0]
+        let support = best.support!
+        var result = PhasingResult(object: best.object!, support: support, runs: results, kept: keptRuns.map(\.index),
+                                   spread: 0, twinned: [], ramp: best.ramp, metrics: best.metrics!,
+                                   recipe: options.recipe, options: options)
+        if keptRuns.count > 1 {
+            var aligned: [ComplexVolume] = [best.object!]
+            for r in keptRuns.dropFirst() {
+                let a = try PhasingPost.align(r.object!, onto: best.object!)
+                if a.twinned { result.twinned.append(r.index) }
+                aligned.append(a.object)
             }
-            // Metrics of the average against all measured data (no free pixels withheld),
-            // in the data's frame: the removed ramp put back (the modulus ignores shifts).
-            let check = try PhasingEngine(data: data, support: support, threads: threads)
-            PhasingPost.removingRamp(average, ramp: keptRuns[0].ramp.map { -$0 }).ifftshifted()
-                .withUnsafeFloats { p in check.start(from: p.baseAddress!) }
-            avgMetrics = check.finalMetrics()
+            let modes = try RunMerging.firstMode(of: aligned)
+            let mode = PhasingPost.zeroingGlobalPhase(modes.mode)
+            result.modeWeights = modes.weights
+            var s2 = 0.0
+            for a in aligned { let e = try PhasingPost.normalisedError(a, mode); s2 += e * e }
+            result.spread = (s2 / Double(aligned.count)).squareRoot()
+            // χ² of exactly the first mode (no support applied), in the data's frame: the best
+            // run's ramp put back (the modulus ignores the shift that centred it).
+            let mergedMetrics = try metricsOfObject(mode, ramp: best.ramp, data: data, threads: threads)
+            result.mergedChi2 = mergedMetrics.chi2
+            let bestChi2 = best.metrics!.chi2
+            let ratio = mergedMetrics.chi2 / max(bestChi2, 1e-300)
+            let head = String(format: "first mode of %d aligned runs (weight %.3f): χ² %.5g, %.3f× the best run's %.5g",
+                              aligned.count, result.modeWeight, mergedMetrics.chi2, ratio, bestChi2)
+            if ratio <= options.mergeTolerance {
+                result.object = mode; result.metrics = mergedMetrics; result.merged = true
+                if ratio > 1 {
+                    note(head + String(format: "; worse than the best run but within the %.2f× tolerance: the first mode is written", options.mergeTolerance))
+                }
+            } else {
+                note(head + String(format: "; above the %.2f× tolerance: the best run (run %d) is written instead", options.mergeTolerance, best.index + 1))
+            }
         }
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: keptRuns.count, total: keptRuns.count))
-        var outObject = average, outSupport = support
         if data.originalShape.count == 2 {
-            outObject = try average.reshaped(data.originalShape)
-            outSupport = try support.reshaped(data.originalShape)
+            result.object = try result.object.reshaped(data.originalShape)
+            result.support = try result.support.reshaped(data.originalShape)
         }
-        return PhasingResult(object: outObject, support: outSupport, runs: runs, kept: keptRuns.map(\.index),
-                             spread: spread, twinned: twinned, ramp: keptRuns[0].ramp,
-                             metrics: avgMetrics, recipe: options.recipe, options: options)
+        result.notes = notes
+        return result
     }
 
-    /// One run from its seed to its centred, de-ramped object.
-    static func runOne(index k: Int, data: PhasingData, support: FloatStorage, options: PhasingOptions,
-                       threads: Int, tracker: ProgressTracker) -> PhasingRunResult {
-        let seed = PhasingRNG.runSeed(options.seed, run: k)
+    /// Metrics of a centred object as it stands (no support applied) against all measured
+    /// pixels, a removed ramp `ramp` (cycles per voxel) put back first.
+    public static func metricsOfObject(_ object: ComplexVolume, ramp: [Double], data: PhasingData,
+                                       threads: Int = Parallel.threads) throws -> PhasingMetrics {
+        let everywhere = FloatStorage(count: data.count)
+        for i in 0..<data.count { everywhere.pointer[i] = 1 }
+        let engine = try PhasingEngine(data: data, supportFFTOrder: everywhere, threads: threads)
+        try PhasingPost.removingRamp(object.reshaped(data.shape), ramp: ramp.map { -$0 }).ifftshifted()
+            .withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
+        var m = engine.finalMetrics()
+        m.supportVoxels = object.modulus().nonzeroCount()
+        return m
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted(), n = s.count
+        return n % 2 == 1 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+
+    /// `body` over `items` on up to `workers` threads, items handed out in order as threads
+    /// free up; the results paired with their items.
+    static func parallelMap<T: Sendable>(_ items: [Int], workers: Int, _ body: @escaping @Sendable (Int) -> T) -> [(Int, T)] {
+        let box = ResultBox<T>(items)
+        let w = min(workers, items.count)
+        let run: @Sendable (Int) -> Void = { _ in
+            while let k = box.next() {
+                if Interruption.requested { return }
+                box.put(k, body(k))
+            }
+        }
+        if w > 1 { DispatchQueue.concurrentPerform(iterations: w, execute: run) } else { run(0) }
+        return box.results
+    }
+
+    /// The seed of start `attempt` of run `k`: the first start keeps the seed runs have
+    /// always had; a restart draws from another stream of the same user seed.
+    static func startSeed(_ seed: UInt64, run k: Int, attempt: Int) -> UInt64 {
+        attempt == 0 ? PhasingRNG.runSeed(seed, run: k)
+            : PhasingRNG.runSeed(seed ^ (0xA076_1D64_78BD_642F &* UInt64(attempt)), run: k)
+    }
+
+    /// A fresh random start of run `k` through the first `c` iterations of the recipe. At
+    /// `c` < total it returns a check point: the iterate and support (FFT order), and χ² of
+    /// P_S ρ there; at the end of the recipe the finished run (via `finishRun`).
+    static func startRun(index k: Int, attempt: Int, checkAt c: Int, _ env: RunEnvironment) -> RunState {
+        let seed = startSeed(env.options.seed, run: k, attempt: attempt)
         var result = PhasingRunResult(index: k, seed: seed)
         let t0 = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        let total = env.options.recipe.totalIterations
         do {
-            // The engine's arrays are released before post-processing (peak memory).
+            let engine = try PhasingEngine(data: env.data, supportFFTOrder: env.support, threads: env.threads)
+            var rng = PhasingRNG(seed: seed)
+            engine.withholdFreePixels(fraction: env.options.freeFraction, rng: &rng)
+            engine.randomStart(rng: &rng)
+            if attempt == 0, let hook = env.options.startOverride { hook(k, engine) }
+            result.iterations = c
+            if c >= total {
+                try runPart(engine, from: 0, to: total, env, run: k)
+                result.seconds = elapsed()
+                var s = RunState(result: result, checkpoint: nil)
+                s.engine = engine
+                return s
+            }
+            try runPart(engine, from: 0, to: c, env, run: k)
+            let cp = RunCheckpoint(seed: seed, rho: engine.rho.copyForPhasing(), support: engine.supportStorage(),
+                                   history: engine.chi2History, chi2: engine.finalMetrics().chi2)
+            result.checkChi2 = [cp.chi2]
+            result.seconds = elapsed()
+            return RunState(result: result, checkpoint: cp)
+        } catch {
+            result.failure = (error as? PhasingError)?.description ?? String(describing: error)
+            result.seconds = elapsed()
+            return RunState(result: result, checkpoint: nil)
+        }
+    }
+
+    /// The rest of a run from its check point (or, with `from` = total, the engine the start
+    /// left), then its final metrics and the reporting frame.
+    static func finishRun(_ state: RunState, from c: Int, _ env: RunEnvironment) -> PhasingRunResult {
+        var result = state.result
+        guard state.failedBeforeFinish == false else { env.tracker.finished(run: result.index); return result }
+        let k = result.index
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        do {
             let (object, supportVolume, m, history) = try { () throws -> (ComplexVolume, RealVolume, PhasingMetrics, [(iteration: Int, chi2: Double)]) in
-                let engine = try PhasingEngine(data: data, supportFFTOrder: support, threads: threads)
-                var rng = PhasingRNG(seed: seed)
-                engine.withholdFreePixels(fraction: options.freeFraction, rng: &rng)
-                engine.randomStart(rng: &rng)
-                try engine.run(recipe: options.recipe, shrinkWrap: options.shrinkWrap, reportEvery: options.reportEvery,
-                               runIndex: k) { it, alg, chi2 in
-                    tracker.update(run: k, iteration: it, algorithm: alg, chi2: chi2)
+                let engine: PhasingEngine
+                var history: [(iteration: Int, chi2: Double)] = []
+                if let cp = state.checkpoint {
+                    engine = try PhasingEngine(data: env.data, supportFFTOrder: cp.support, threads: env.threads)
+                    var rng = PhasingRNG(seed: cp.seed)
+                    engine.withholdFreePixels(fraction: env.options.freeFraction, rng: &rng)
+                    engine.start(from: cp.rho.pointer)
+                    let total = env.options.recipe.totalIterations
+                    try runPart(engine, from: c, to: total, env, run: k)
+                    history = cp.history + engine.chi2History.map { (iteration: $0.iteration + c, chi2: $0.chi2) }
+                    result.iterations += total - c
+                } else {
+                    engine = state.engine!
+                    history = engine.chi2History
                 }
                 let m = engine.finalMetrics()
-                return (engine.object, engine.supportVolume, m, engine.chi2History)
+                return (engine.object, engine.supportVolume, m, history)
             }()
             result.metrics = m
             result.chi2History = history
@@ -216,45 +419,123 @@ public enum Phaser {
         } catch {
             result.failure = String(describing: error)
         }
-        result.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        tracker.finished(run: k, result: result)
+        result.seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        env.tracker.finished(run: k)
         return result
+    }
+
+    /// Iterations `from..<to` of the recipe on `engine`, exactly as the whole recipe would run
+    /// them: the steps cut to that range, the shrink-wrap σ schedule mapped onto it, and the
+    /// shrink-wrap the whole recipe does after iteration `to` (the part's own last iteration
+    /// skips it) done here. `from` must fall on a shrink-wrap boundary of its step.
+    static func runPart(_ engine: PhasingEngine, from: Int, to: Int, _ env: RunEnvironment, run k: Int) throws {
+        let recipe = env.options.recipe, total = recipe.totalIterations
+        let schedule = env.options.shrinkWrap
+        if from == 0 && to == total {
+            try engine.run(recipe: recipe, shrinkWrap: schedule, reportEvery: env.options.reportEvery, runIndex: k) { it, alg, chi2 in
+                env.tracker.update(run: k, iteration: it, algorithm: alg, chi2: chi2)
+            }
+            return
+        }
+        var steps: [RecipeStep] = []
+        var start = 0
+        var stepAtEnd: (step: RecipeStep, index: Int)? = nil
+        for step in recipe.steps {
+            let lo = max(from, start), hi = min(to, start + step.iterations)
+            if lo < hi { var s = step; s.iterations = hi - lo; steps.append(s) }
+            if to > start && to <= start + step.iterations { stepAtEnd = (step, to - 1 - start) }
+            start += step.iterations
+        }
+        // σ(x) = σ₀ + (σ₁ − σ₀)·x/(T − 1) of the whole recipe, over the part's L iterations.
+        func sigma(_ x: Int) -> Double { schedule.sigma(at: x, of: total) }
+        var part = schedule
+        part.sigmaStart = sigma(from); part.sigmaEnd = sigma(to - 1)
+        try engine.run(recipe: Recipe(steps: steps), shrinkWrap: part, reportEvery: env.options.reportEvery, runIndex: k) { it, alg, chi2 in
+            env.tracker.update(run: k, iteration: from + it, algorithm: alg, chi2: chi2)
+        }
+        if to < total, let e = stepAtEnd, e.step.shrinkWrapEvery > 0, (e.index + 1) % e.step.shrinkWrapEvery == 0 {
+            let step = e.step
+            let voxels = engine.shrinkWrap(sigma: sigma(to), threshold: step.threshold, reference: step.reference ?? schedule.reference)
+            if voxels < schedule.minimumVoxels { throw PhasingError.supportCollapsed(run: k, iteration: to, voxels: voxels) }
+            let f = Double(voxels) / Double(engine.count)
+            if f > schedule.maximumFraction { throw PhasingError.supportFilled(run: k, iteration: to, fraction: f) }
+        }
     }
 }
 
-/// Hands out run indices and keeps the results, holding objects only for the best `keep`.
-final class RunCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = 0
-    private let count: Int
-    private let keep: Int
-    private let rankBy: PhasingRankMetric
-    private var done: [PhasingRunResult] = []
-    var fatalError: Error?
-
-    init(keep: Int, rankBy: PhasingRankMetric, count: Int) { self.keep = keep; self.rankBy = rankBy; self.count = count }
-
-    func nextRun() -> Int? {
-        lock.lock(); defer { lock.unlock() }
-        guard next < count else { return nil }
-        next += 1
-        return next - 1
-    }
-
-    func finish(_ r: PhasingRunResult) {
-        lock.lock(); defer { lock.unlock() }
-        done.append(r)
-        // Drop the objects of runs that can no longer be among the best `keep`.
-        let ranked = done.filter { $0.object != nil }.sorted { $0.score(rankBy) < $1.score(rankBy) }
-        let keepIdx = Set(ranked.prefix(keep).map(\.index))
-        for j in done.indices where !keepIdx.contains(done[j].index) {
-            done[j].object = nil; done[j].support = nil
+/// Where the stalled-run check happens.
+enum StallCheck {
+    /// The iteration after which runs are compared: `fraction` of the recipe, moved to the
+    /// nearest multiple (from the start of its step) of the step's shrink-wrap period and of
+    /// the χ² reporting period, so that the rest of the recipe runs as it would have. Nil
+    /// when the check is off or falls at the very start or end.
+    static func point(recipe: Recipe, reportEvery: Int, fraction: Double) -> Int? {
+        let total = recipe.totalIterations
+        guard fraction > 0, fraction < 1, total > 1 else { return nil }
+        let target = Int((fraction * Double(total)).rounded())
+        var start = 0
+        for step in recipe.steps {
+            if target < start + step.iterations {
+                let m = lcm(max(step.shrinkWrapEvery, 1), max(reportEvery, 1))
+                let inStep = Int((Double(target - start) / Double(m)).rounded()) * m
+                let c = start + min(inStep, step.iterations)
+                return c > 0 && c < total ? c : nil
+            }
+            start += step.iterations
         }
+        return nil
     }
 
-    var results: [PhasingRunResult] {
-        lock.lock(); defer { lock.unlock() }
-        return done.sorted { $0.index < $1.index }
+    static func lcm(_ a: Int, _ b: Int) -> Int {
+        func gcd(_ x: Int, _ y: Int) -> Int { y == 0 ? x : gcd(y, x % y) }
+        return a / gcd(a, b) * b
+    }
+}
+
+/// What every run of a job shares.
+struct RunEnvironment: @unchecked Sendable {
+    let data: PhasingData
+    let support: FloatStorage
+    let options: PhasingOptions
+    let threads: Int
+    let tracker: ProgressTracker
+}
+
+/// A run paused at the stall check: its iterate and support (FFT order), its χ² history and
+/// χ² of P_S ρ there. Resumed on a new engine with the same free pixels (same seed).
+struct RunCheckpoint: @unchecked Sendable {
+    let seed: UInt64
+    let rho: FloatStorage
+    let support: FloatStorage
+    let history: [(iteration: Int, chi2: Double)]
+    let chi2: Double
+}
+
+/// A run between the phases: its result so far, its check point, or (with no check) the
+/// engine that ran the whole recipe.
+struct RunState: @unchecked Sendable {
+    var result: PhasingRunResult
+    var checkpoint: RunCheckpoint?
+    var engine: PhasingEngine? = nil
+    var failedBeforeFinish: Bool { checkpoint == nil && engine == nil }
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var queue: [Int]
+    private var done: [(Int, T)] = []
+    init(_ items: [Int]) { queue = items.reversed() }
+    func next() -> Int? { lock.lock(); defer { lock.unlock() }; return queue.popLast() }
+    func put(_ k: Int, _ v: T) { lock.lock(); done.append((k, v)); lock.unlock() }
+    var results: [(Int, T)] { lock.lock(); defer { lock.unlock() }; return done.sorted { $0.0 < $1.0 } }
+}
+
+extension PhasingEngine {
+    /// The support as 0/1 floats in FFT order (the form an engine is built from).
+    func supportStorage() -> FloatStorage {
+        let st = FloatStorage(count: count)
+        for i in 0..<count { st.pointer[i] = Float(support[i]) }
+        return st
     }
 }
 
@@ -285,7 +566,7 @@ final class ProgressTracker: @unchecked Sendable {
         }
     }
 
-    func finished(run k: Int, result: PhasingRunResult) {
+    func finished(run k: Int) {
         lock.lock(); doneByRun[k] = total; lock.unlock()
     }
 }

@@ -1,5 +1,6 @@
 // Module Phasing: iterative phase retrieval (ER, HIO, RAAR with shrink-wrap), recipes,
-// many seeded runs ranked by a metric, aligned and averaged. See ../shared/DESIGN.md.
+// many seeded runs checked for stalls, ranked by a metric, aligned and merged by mode
+// decomposition. See ../shared/DESIGN.md.
 //
 // Layout of the work: during a run every array stays in FFT (unshifted) order. The
 // measured amplitudes and mask are ifftshifted once when the data are prepared; the

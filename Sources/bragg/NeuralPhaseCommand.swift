@@ -57,16 +57,42 @@ struct NeuralPhaseRun {
         options.learningRate = learningRate
         options.allowOtherSize = anySize
         options.symmetries = symmetries
+        // A pattern of another shape than the model's input is binned and cropped to it
+        // around the Bragg peak (NeuralInputFit), and the prediction carried back up to the
+        // pattern's full grid; --any-size instead runs the network on a cubic pattern as it is.
+        let n = net.architecture.inputSize
+        var fit: NeuralInputFit? = nil
+        var input = intensity, inputMask = maskVolume
+        if !anySize && intensity.shape != [n, n, n] {
+            do {
+                let f = try NeuralInputFit.plan(pattern: intensity, mask: maskVolume, inputSize: n)
+                (input, inputMask) = f.apply(intensity, mask: maskVolume)
+                fit = f
+            } catch let e as NeuralError {
+                throw UsageError("'\(pattern)' cannot be fitted to model \(modelPath): \(e)")
+            }
+        }
         do {
-            try NeuralPhaser.check(pattern: intensity, mask: maskVolume, model: net, allowOtherSize: anySize)
+            try NeuralPhaser.check(pattern: input, mask: inputMask, model: net, allowOtherSize: anySize)
         } catch let e as NeuralError {
             throw UsageError("'\(pattern)' does not fit model \(modelPath): \(e)" + (anySize ? "" : " (or pass --any-size to run the fully convolutional network on it anyway)"))
         }
         let bar = ProgressBar(quiet: quiet, unit: "steps")
-        bar.message("neural phasing of \(intensity.shape.map(String.init).joined(separator: "×")) pattern with \(modelPath) (\(net.architecture)), \(refineSteps) refinement step(s)")
+        if let fit { bar.message("neural: the \(fit)") }
+        bar.message("neural phasing of \(input.shape.map(String.init).joined(separator: "×")) pattern with \(modelPath) (\(net.architecture)), \(refineSteps) refinement step(s)")
         let t0 = Date()
-        let r = try NeuralPhaser.reconstruct(pattern: intensity, mask: maskVolume, model: net, refineSteps: refineSteps,
+        var r = try NeuralPhaser.reconstruct(pattern: input, mask: inputMask, model: net, refineSteps: refineSteps,
                                              options: options, progress: bar.handler)
+        if let fit {
+            let up = fit.carryUp(r.object, supportThreshold: options.supportThreshold)
+            r.object = up.object; r.support = up.support
+            let binnedChi2 = r.chi2
+            // χ² from here on is against the full pattern, as the results file states it.
+            let full = try PhasingData(intensity: intensity, mask: maskVolume, name: "'\(pattern)'")
+            r.chi2 = try Phaser.metricsOfObject(up.object, ramp: [0, 0, 0], data: full).chi2
+            bar.message(String(format: "neural: the prediction (chi2 %.4f against the binned, cropped pattern) carried up to the full %@ grid: chi2 %.4f, %d support voxels",
+                               binnedChi2, intensity.shape.map(String.init).joined(separator: "×"), r.chi2, Int(up.support.sum())))
+        }
         bar.finish()
         let seconds = Date().timeIntervalSince(t0)
         let bestStep = r.lossCurve.firstIndex(of: r.lossCurve.min() ?? .nan) ?? 0
@@ -92,6 +118,10 @@ struct NeuralPhaseRun {
                 file.parameters["refine_steps"] = .int(refineSteps)
                 file.parameters["prediction_symmetries"] = .string(symmetries.rawValue)
                 file.metrics["neural_chi2"] = r.chi2
+                if let fit {
+                    file.parameters["neural_input"] = .string(fit.description)
+                    file.parameters["neural_input_bin"] = .ints(fit.bin)
+                }
                 file.curves["loss"] = r.lossCurve
                 try carryPatternGeometry(&file, pattern: pattern, patternShape: intensity.shape)
                 try file.write(to: out, overwrite: force)
@@ -117,6 +147,10 @@ struct NeuralPhaseRun {
                 "phase_ramp_removed_cycles_per_voxel": .doubles(framed.ramp),
             ]
             if let m = maskSource { params["mask_source"] = .string(m) }
+            if let fit {
+                params["neural_input"] = .string(fit.description)
+                params["neural_input_bin"] = .ints(fit.bin)
+            }
             if let s = file.metadata["train_samples"] { params["model_train_samples"] = .string(s) }
             let metrics: [String: Double] = [
                 "chi2": r.chi2, "loss": r.lossCurve.min() ?? .nan, "prediction_loss": r.lossCurve.first ?? .nan,

@@ -26,8 +26,14 @@ struct PhaseCommand: ParsableCommand {
             near the answer, as with --method neural --then short).
 
             With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
-            ranked by --rank-by, and the --keep best are aligned (twin, sub-voxel shift, global \
-            phase) and averaged. Output: .h5/.cxi gets the CXI results file (object, support, \
+            checked for stalled runs after --stall-check of the recipe (a run whose chi2 is \
+            --stall-factor times the median of the others' is restarted or dropped, and said so), \
+            ranked by --rank-by (free log-likelihood by default), and the --keep best are \
+            aligned (twin, sub-voxel shift, phase ramp, global phase) and merged by mode \
+            decomposition (the first eigenvector of their Gram matrix, as PyNX's \
+            pynx-cdi-analysis); its weight says how much the runs agree. The first mode is \
+            written unless its chi2 exceeds --merge-tolerance times the best run's, when the best \
+            run is written instead (and said so). Output: .h5/.cxi gets the CXI results file (object, support, \
             pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
             centred on its support and its linear phase ramp is removed (recorded in the file).
             """
@@ -66,7 +72,7 @@ struct PhaseCommand: ParsableCommand {
     @Option(help: "Independent random starts.")
     var runs: Int = 1
 
-    @Option(help: "Best runs aligned and averaged into the result (≤ --runs).")
+    @Option(help: "Best runs aligned and merged by mode decomposition into the result (≤ --runs).")
     var keep: Int = 1
 
     @Option(help: "Random seed (the same seed gives the same result).")
@@ -84,8 +90,20 @@ struct PhaseCommand: ParsableCommand {
     @Option(name: .customLong("free-fraction"), help: "Fraction of measured pixels withheld for the free log-likelihood (0–0.2; 0 disables).")
     var freeFraction: Double = 0.04
 
-    @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: chi2, llk or free-llk.")
-    var rankBy: String = "llk"
+    @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: free-llk (the default; llk when --free-fraction is 0), llk or chi2.")
+    var rankBy: String?
+
+    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the median of the other runs' is restarted from a new random start (--stall-restarts times), then dropped.")
+    var stallCheck: Double = 0.3
+
+    @Option(name: .customLong("stall-factor"), help: "How many times the median chi2 of the other runs makes a run stalled.")
+    var stallFactor: Double = 4
+
+    @Option(name: .customLong("stall-restarts"), help: "New random starts a stalled run gets before it is dropped.")
+    var stallRestarts: Int = 1
+
+    @Option(name: .customLong("merge-tolerance"), help: "The first mode of the kept runs is written when its chi2 is at most this many times the best run's; otherwise the best run is written (1 = never worse than the best run).")
+    var mergeTolerance: Double = 1.1
 
     @Option(name: .shortAndLong, help: "Output: .h5/.cxi (CXI results) or .npy (complex object).")
     var out: String
@@ -101,9 +119,18 @@ struct PhaseCommand: ParsableCommand {
         guard ShrinkWrapReference(rawValue: thresholdReference) != nil else {
             throw ValidationError("--threshold-reference must be max or rms (got '\(thresholdReference)')")
         }
-        guard PhasingRankMetric(rawValue: rankBy) != nil else {
-            throw ValidationError("--rank-by must be one of chi2, llk, free-llk (got '\(rankBy)')")
+        if let r = rankBy {
+            guard let m = PhasingRankMetric(rawValue: r) else {
+                throw ValidationError("--rank-by must be one of free-llk, llk, chi2 (got '\(r)')")
+            }
+            if m == .freeLLK && freeFraction == 0 {
+                throw ValidationError("--rank-by free-llk needs withheld pixels; give --free-fraction above 0")
+            }
         }
+        guard stallCheck >= 0 && stallCheck < 1 else { throw ValidationError("--stall-check must be a fraction in [0, 1) (got \(stallCheck))") }
+        guard stallFactor > 1 else { throw ValidationError("--stall-factor must be above 1 (got \(stallFactor))") }
+        guard stallRestarts >= 0 else { throw ValidationError("--stall-restarts must be ≥ 0 (got \(stallRestarts))") }
+        guard mergeTolerance >= 1 else { throw ValidationError("--merge-tolerance must be at least 1 (got \(mergeTolerance))") }
     }
 
     /// The command as parsed with nothing but its required arguments: the defaults the
@@ -127,7 +154,9 @@ struct PhaseCommand: ParsableCommand {
         return [("--recipe", recipe != d.recipe), ("--runs", runs != d.runs), ("--keep", keep != d.keep),
                 ("--seed", seed != d.seed), ("--support", support != d.support), ("--sigma", sigma != d.sigma),
                 ("--threshold-reference", thresholdReference != d.thresholdReference),
-                ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy)]
+                ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy),
+                ("--stall-check", stallCheck != d.stallCheck), ("--stall-factor", stallFactor != d.stallFactor),
+                ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance)]
             .filter(\.1).map(\.0)
     }
 
@@ -161,7 +190,9 @@ struct PhaseCommand: ParsableCommand {
         options.recipe = try Recipe.parse(recipe)
         options.runs = runs; options.keep = keep; options.seed = seed
         options.freeFraction = freeFraction
-        options.rankBy = PhasingRankMetric(rawValue: rankBy)!
+        if let r = rankBy { options.rankBy = PhasingRankMetric(rawValue: r)! }
+        options.stallCheckFraction = stallCheck; options.stallFactor = stallFactor
+        options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
         let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")
@@ -184,16 +215,26 @@ struct PhaseCommand: ParsableCommand {
 
         for r in result.runs {
             let kept = result.kept.contains(r.index) ? (r.index == result.kept.first ? " [best]" : " [kept]") : ""
+            var restarted = r.restarts > 0 ? " (restarted \(r.restarts)×)" : ""
+            if let q = r.checkChi2.last { restarted += String(format: "  check chi2 %.4f", q) }
             if let m = r.metrics {
-                print(String(format: "run %d: chi2 %.5f  llk %.4f  free-llk %@  support %d voxels  %.1f s%@",
+                print(String(format: "run %d: chi2 %.5f  llk %.4f  free-llk %@  support %d voxels  %d iterations  %.1f s%@%@",
                              r.index + 1, m.chi2, m.llk, m.freeLLK.isNaN ? "–" : String(format: "%.4f", m.freeLLK),
-                             m.supportVoxels, r.seconds, kept))
+                             m.supportVoxels, r.iterations, r.seconds, restarted, kept))
             } else {
-                print("run \(r.index + 1): stopped: \(r.failure ?? "unknown")")
+                print("run \(r.index + 1): stopped after \(r.iterations) iterations\(restarted): \(r.failure ?? "unknown")")
             }
         }
-        print(String(format: "result: %d run(s) averaged, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
-                     result.kept.count, result.spread, result.metrics.chi2, result.metrics.llk,
+        let what: String
+        if result.kept.count == 1 {
+            what = "best run (ranked by \(options.effectiveRankBy.rawValue))"
+        } else {
+            what = String(format: "%@ of %d kept runs (first-mode weight %.3f, modes %@; first mode chi2 %.5f)",
+                          result.merged ? "first mode" : "best run", result.kept.count, result.modeWeight,
+                          result.modeWeights.map { String(format: "%.3f", $0) }.joined(separator: " "), result.mergedChi2 ?? .nan)
+        }
+        print(String(format: "result: %@, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
+                     what, result.spread, result.metrics.chi2, result.metrics.llk,
                      result.ramp.count > 0 ? result.ramp[0] : 0, result.ramp.count > 1 ? result.ramp[1] : 0,
                      result.ramp.count > 2 ? result.ramp[2] : 0, out))
 

@@ -27,6 +27,7 @@ final class ProgressBar: @unchecked Sendable {
 
     func update(_ r: ProgressReport) {
         guard !quiet else { return }
+        if let note = r.note { message("bragg: " + note); return }
         lock.lock(); defer { lock.unlock() }
         let now = Date()
         if r.stage != lastStage { lastStage = r.stage; stageStart = now; stageFirstDone = max(0, r.done - 1) }

@@ -37,6 +37,20 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
         curves["chi2"] = best.chi2History.map(\.chi2)
         curves["chi2_iteration"] = best.chi2History.map { Double($0.iteration) }
     }
+    // Merging (mode decomposition of the kept runs) and the stalled-run check.
+    params["rank_by"] = .string(options.effectiveRankBy.rawValue)
+    params["mode_weights"] = .doubles(result.modeWeights)
+    params["result_is"] = .string(result.kept.count == 1 ? "best run" : result.merged ? "first mode of the kept runs" : "best run (first mode fitted worse than the merge tolerance)")
+    params["merge_tolerance"] = .double(options.mergeTolerance)
+    params["stall_check"] = .string(String(format: "after %.2f of the recipe, factor %.1f of the median of the other runs, %d restart(s)",
+                                           options.stallCheckFraction, options.stallFactor, options.stallRestarts))
+    if !result.notes.isEmpty { params["notes"] = .string(result.notes.joined(separator: "\n")) }
+    metrics["mode_weight"] = result.modeWeight
+    if let c = result.mergedChi2 { metrics["merged_chi2"] = c }
+    curves["run_iterations"] = result.runs.map { Double($0.iterations) }
+    curves["run_restarts"] = result.runs.map { Double($0.restarts) }
+    // χ² of each run's P_S ρ at the stall check, its last start's (NaN without a check)
+    curves["run_check_chi2"] = result.runs.map { $0.checkChi2.last ?? .nan }
     curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
     curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
     curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }

@@ -117,8 +117,9 @@ final class NeuralCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 
-    /// A truncated model, a model of another architecture and a pattern of another size
-    /// than the model's: one line naming the file and the problem, exit 2, no output.
+    /// A truncated model, a model of another architecture and a 2D pattern (a 3D pattern of
+    /// another size is binned and cropped to the model's input, `InputFittingTests`): one
+    /// line naming the file and the problem, exit 2, no output.
     func testBadModelsExitTwo() throws {
         let net = try PhaseNet(architecture: NetworkArchitecture(width: 2, inputSize: 16, channelsPerGroup: 2), seed: 1)
         let model = path("m.safetensors")
@@ -130,13 +131,13 @@ final class NeuralCommandTests: XCTestCase {
         other.tensors["x"] = ([1], [0])
         let foreign = path("unet.safetensors")
         try other.write(to: foreign)
-        let p16 = path("p16.npy"), p24 = path("p24.npy")
+        let p16 = path("p16.npy"), p2d = path("p2d.npy")
         try ArrayIO.write(RealVolume(shape: [16, 16, 16], repeating: 1), to: p16, overwrite: false)
-        try ArrayIO.write(RealVolume(shape: [24, 24, 24], repeating: 1), to: p24, overwrite: false)
+        try ArrayIO.write(RealVolume(shape: [24, 24], repeating: 1), to: p2d, overwrite: false)
         let out = path("never.cxi")
         for (pattern, m, words) in [(p16, truncated, ["cut.safetensors", "truncated"]),
                                     (p16, foreign, ["unet.safetensors", "unet-v9"]),
-                                    (p24, model, ["p24.npy", "16³", "24³"])] {
+                                    (p2d, model, ["p2d.npy", "3D pattern", "[24, 24]"])] {
             let (status, text) = try bragg(["phase", pattern, "--method", "neural", "--model", m, "--out", out, "-q"])
             XCTAssertEqual(status, 2, text)
             XCTAssertTrue(text.hasPrefix("bragg: error: "), text)

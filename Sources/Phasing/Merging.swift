@@ -1,0 +1,103 @@
+import Foundation
+import Numerics
+
+/// Merging aligned reconstructions by mode decomposition, as PyNX's `pynx-cdi-analysis`
+/// does: the runs ρ₁…ρ_K are the columns of R; the eigen-decomposition of their small
+/// Gram matrix G = RᴴR, Gᵢⱼ = Σ conj(ρᵢ)ρⱼ, gives R's singular vectors without touching the
+/// voxel-by-voxel covariance. The first mode R v₁/√λ₁ (v₁ the eigenvector of the largest
+/// eigenvalue λ₁) is the object all runs share; λ₁ / Σλ is the fraction of the runs' total
+/// intensity it carries (1 when every run is the same object up to a complex factor).
+public enum RunMerging {
+    /// The first mode of aligned `runs`, scaled so that identical runs give back the run
+    /// itself (the unit mode times s₁/√K), and the weights λₖ/Σλ of all modes, largest first.
+    public static func firstMode(of runs: [ComplexVolume]) throws -> (mode: ComplexVolume, weights: [Double]) {
+        guard let first = runs.first else { throw PhasingError.invalidData("no runs to merge") }
+        let K = runs.count
+        var g = [[(re: Double, im: Double)]](repeating: [(re: Double, im: Double)](repeating: (0, 0), count: K), count: K)
+        for i in 0..<K {
+            for j in i..<K {
+                let ip = try runs[i].inner(runs[j])     // Σ conj(ρᵢ)ρⱼ
+                g[i][j] = ip
+                g[j][i] = (ip.re, -ip.im)
+            }
+        }
+        let (values, vectors) = hermitianEigen(g)
+        let sum = values.reduce(0) { $0 + max($1, 0) }
+        guard sum > 0, values[0] > 0 else { throw PhasingError.invalidData("the runs to merge are all zero") }
+        var mode = ComplexVolume(shape: first.shape)
+        let v = vectors[0]
+        let scale = 1 / (values[0].squareRoot()) * (values[0] / Double(K)).squareRoot()
+        mode.withUnsafeMutableFloats { m in
+            for (k, run) in runs.enumerated() {
+                let cr = Float(v[k].re * scale), ci = Float(v[k].im * scale)
+                run.withUnsafeFloats { p in
+                    for i in stride(from: 0, to: p.count, by: 2) {
+                        let a = p[i], b = p[i + 1]
+                        m[i] += cr * a - ci * b
+                        m[i + 1] += cr * b + ci * a
+                    }
+                }
+            }
+        }
+        return (mode, values.map { max($0, 0) / sum })
+    }
+
+    /// Eigenvalues (largest first) and unit eigenvectors of a small Hermitian matrix H = A + iB,
+    /// from the real symmetric [[A, −B], [B, A]] (each eigenvalue of H appears twice there,
+    /// with eigenvectors (x, y) and (−y, x) for the eigenvector x + iy of H) by cyclic Jacobi
+    /// rotations.
+    static func hermitianEigen(_ h: [[(re: Double, im: Double)]]) -> (values: [Double], vectors: [[(re: Double, im: Double)]]) {
+        let n = h.count, m = 2 * n
+        var a = [[Double]](repeating: [Double](repeating: 0, count: m), count: m)
+        for i in 0..<n {
+            for j in 0..<n {
+                a[i][j] = h[i][j].re; a[i + n][j + n] = h[i][j].re
+                a[i][j + n] = -h[i][j].im; a[i + n][j] = h[i][j].im
+            }
+        }
+        var v = [[Double]](repeating: [Double](repeating: 0, count: m), count: m)
+        for i in 0..<m { v[i][i] = 1 }
+        for _ in 0..<100 {
+            var off = 0.0, diag = 0.0
+            for p in 0..<m { diag += a[p][p] * a[p][p]; for q in (p + 1)..<max(m, p + 1) { off += a[p][q] * a[p][q] } }
+            if off <= 1e-30 * max(diag, 1e-300) { break }
+            for p in 0..<m {
+                for q in (p + 1)..<max(m, p + 1) where a[p][q] != 0 {
+                    let theta = (a[q][q] - a[p][p]) / (2 * a[p][q])
+                    let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
+                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                    for k in 0..<m {
+                        let akp = a[k][p], akq = a[k][q]
+                        a[k][p] = c * akp - s * akq; a[k][q] = s * akp + c * akq
+                    }
+                    for k in 0..<m {
+                        let apk = a[p][k], aqk = a[q][k]
+                        a[p][k] = c * apk - s * aqk; a[q][k] = s * apk + c * aqk
+                    }
+                    for k in 0..<m {
+                        let vkp = v[k][p], vkq = v[k][q]
+                        v[k][p] = c * vkp - s * vkq; v[k][q] = s * vkp + c * vkq
+                    }
+                }
+            }
+        }
+        // Pair up the doubled spectrum: take eigenvectors in decreasing order, skipping any
+        // whose complex form is parallel to one already taken.
+        let order = (0..<m).sorted { a[$0][$0] > a[$1][$1] }
+        var values: [Double] = [], vectors: [[(re: Double, im: Double)]] = []
+        for j in order where values.count < n {
+            var z = (0..<n).map { (re: v[$0][j], im: v[$0 + n][j]) }
+            // Remove components along the vectors taken (Gram–Schmidt in ℂⁿ).
+            for u in vectors {
+                var dr = 0.0, di = 0.0     // ⟨u, z⟩ = Σ conj(u)z
+                for k in 0..<n { dr += u[k].re * z[k].re + u[k].im * z[k].im; di += u[k].re * z[k].im - u[k].im * z[k].re }
+                for k in 0..<n { z[k].re -= dr * u[k].re - di * u[k].im; z[k].im -= dr * u[k].im + di * u[k].re }
+            }
+            let norm = z.reduce(0) { $0 + $1.re * $1.re + $1.im * $1.im }.squareRoot()
+            guard norm > 0.5 else { continue }
+            values.append(a[j][j])
+            vectors.append(z.map { (re: $0.re / norm, im: $0.im / norm) })
+        }
+        return (values, vectors)
+    }
+}
