@@ -60,6 +60,8 @@ public struct PhasingRunResult: Sendable {
     public var roll: [Int] = []
     public var chi2History: [(iteration: Int, chi2: Double)] = []
     public var seconds: Double = 0
+    /// The point-spread function the run ended with (nil: coherent).
+    public var psf: PointSpreadFunction?
 
     func score(_ m: PhasingRankMetric) -> Double {
         guard let x = metrics else { return .infinity }
@@ -169,6 +171,8 @@ public enum Phaser {
             // Metrics of the average against all measured data (no free pixels withheld),
             // in the data's frame: the removed ramp put back (the modulus ignores shifts).
             let check = try PhasingEngine(data: data, support: support, threads: threads)
+            // The same intensity model as the runs: the best run's point-spread function.
+            if let psf = keptRuns[0].psf { try check.applyPSF(.fixed(psf)) }
             PhasingPost.removingRamp(average, ramp: keptRuns[0].ramp.map { -$0 }).ifftshifted()
                 .withUnsafeFloats { p in check.start(from: p.baseAddress!) }
             avgMetrics = check.finalMetrics()
@@ -192,7 +196,7 @@ public enum Phaser {
         let t0 = DispatchTime.now().uptimeNanoseconds
         do {
             // The engine's arrays are released before post-processing (peak memory).
-            let (object, supportVolume, m, history) = try { () throws -> (ComplexVolume, RealVolume, PhasingMetrics, [(iteration: Int, chi2: Double)]) in
+            let (object, supportVolume, m, history, psf) = try { () throws -> (ComplexVolume, RealVolume, PhasingMetrics, [(iteration: Int, chi2: Double)], PointSpreadFunction?) in
                 let engine = try PhasingEngine(data: data, supportFFTOrder: support, threads: threads)
                 var rng = PhasingRNG(seed: seed)
                 engine.withholdFreePixels(fraction: options.freeFraction, rng: &rng)
@@ -202,9 +206,10 @@ public enum Phaser {
                     tracker.update(run: k, iteration: it, algorithm: alg, chi2: chi2)
                 }
                 let m = engine.finalMetrics()
-                return (engine.object, engine.supportVolume, m, engine.chi2History)
+                return (engine.object, engine.supportVolume, m, engine.chi2History, engine.pointSpreadFunction)
             }()
             result.metrics = m
+            result.psf = psf
             result.chi2History = history
             let framed = try PhasingPost.reportingFrame(object: object, support: supportVolume)
             result.ramp = framed.ramp
