@@ -40,7 +40,7 @@ final class PartialCoherenceTests: XCTestCase {
             switch blur {
             case .gaussian(let s): psf = .gaussian(sigma: [s, s, s])
             case .lorentzian(let g): psf = .lorentzian(halfWidth: [g, g, g])
-            case .none: fatalError()
+            default: fatalError()
             }
             func chi2(_ p: PointSpreadFunction?) throws -> Double {
                 let data = try PhasingData(intensity: sim.intensity)
@@ -135,8 +135,9 @@ final class PartialCoherenceTests: XCTestCase {
         for s in sigma { XCTAssertEqual(s, 0.5, accuracy: 0.1) }
     }
 
-    /// The full matrix of the issue (several seeds; 64³): set BRAGG_PSF_BENCH=1. Prints one
-    /// line per crystal; the figures are in bench/README.md.
+    /// The full matrix of the issue (several seeds; 64³): set BRAGG_PSF_BENCH=1 (and optionally
+    /// BRAGG_PSF_SEEDS=1,2,3, BRAGG_PSF_CASES=0,1,2,3 for coherent, σ 0.35, σ 0.5, Lorentzian,
+    /// BRAGG_PSF_RECIPE). Prints one line per crystal; the figures are in bench/README.md.
     func testPartialCoherenceMatrix() throws {
         guard ProcessInfo.processInfo.environment["BRAGG_PSF_BENCH"] != nil else { throw XCTSkip("set BRAGG_PSF_BENCH=1") }
         let seeds: [UInt64] = (ProcessInfo.processInfo.environment["BRAGG_PSF_SEEDS"] ?? "1,2,3").split(separator: ",").compactMap { UInt64($0) }
@@ -145,7 +146,8 @@ final class PartialCoherenceTests: XCTestCase {
             ("coherent", .none, 0, 0.065), ("gauss 0.35", .gaussian(sigma: 0.35), 0, 0.05),
             ("gauss 0.5", .gaussian(sigma: 0.5), 0, 0.30), ("lorentz 0.4 + 1 count", .lorentzian(halfWidth: 0.4), 1, 0.30),
         ]
-        for (name, blur, bg, limit) in cases {
+        let only = ProcessInfo.processInfo.environment["BRAGG_PSF_CASES"].map { $0.split(separator: ",").compactMap { Int($0) } }
+        for (c, (name, blur, bg, limit)) in cases.enumerated() where only?.contains(c) ?? true {
             for seed in seeds {
                 let sim = try SimulatedCrystal(blur: blur, background: bg, seed: seed)
                 let data = try PhasingData(intensity: sim.intensity)
