@@ -404,11 +404,11 @@ public final class PhasingEngine: @unchecked Sendable {
             forward.execute(w.pointer, w.pointer)
         }
         pc.modelIntensity(of: w.pointer, amp: amp.pointer)
-        let a = amp.pointer, ic = SendableConstPointer(pc.real.pointer), scale = 1 / Float(count), k0 = pc.centre
+        let a = amp.pointer, ic = SendableConstPointer(pc.real.pointer), scale = 1 / Float(count), k0 = pc.centre, bg = pc.background
         let part = SendablePointer(partials)
         for k in 0..<(3 * maxChunks) { partials[k] = 0 }
         phasingChunks(count, threads: threads) { k, range in
-            let s = PhasingKernels.projectModulusPSF(w.pointer, amp: a, ic: ic.pointer, range: range, scale: scale, centre: k0)
+            let s = PhasingKernels.projectModulusPSF(w.pointer, amp: a, ic: ic.pointer, range: range, scale: scale, centre: k0, background: bg)
             part.pointer[3 * k] = s.aF; part.pointer[3 * k + 1] = s.ff; part.pointer[3 * k + 2] = s.aa
         }
         let (ca, cbeta) = algorithm.outsideCoefficients(beta: beta)
@@ -604,17 +604,17 @@ public final class PhasingEngine: @unchecked Sendable {
         forward.execute(w.pointer, w.pointer)
         let a = amp.pointer
         // With partial coherence the model intensity is I_c = |F|² ⊗ K (floored as in P_M).
-        var ic: UnsafePointer<Float>? = nil, k0 = 0.0
+        var ic: UnsafePointer<Float>? = nil, k0 = 0.0, bg = 0.0
         if let pc = coherence {
             pc.fitPending = false
             pc.modelIntensity(of: w.pointer, amp: a)
-            ic = UnsafePointer(pc.real.pointer); k0 = Double(pc.centre)
+            ic = UnsafePointer(pc.real.pointer); k0 = Double(pc.centre); bg = Double(pc.background)
         }
         @inline(__always) func model(_ i: Int) -> Double {
             let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
             let m2 = re * re + im * im
             guard let ic else { return m2 }
-            return max(Double(ic[i]), k0 * m2)
+            return max(Double(ic[i]), k0 * m2) + bg
         }
         // Pass 1: sums for the scale and χ².
         var aF = 0.0, ff = 0.0, aa = 0.0, nFit = 0

@@ -22,6 +22,9 @@ public struct PointSpreadFunction: Sendable, Equatable, CustomStringConvertible 
     public var fwhm: [Double]
     /// The Lorentzian fraction (1 for a Lorentzian, 0 for a Gaussian).
     public var eta: Double
+    /// A flat background (counts per pixel) added to the model intensity, fitted with the
+    /// widths when they are refined (0 for a fixed kernel).
+    public var background: Double = 0
 
     public static let gaussianFWHMPerSigma = 2 * (2 * log(2.0)).squareRoot()
 
@@ -66,9 +69,10 @@ public struct PointSpreadFunction: Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         let w = widths.map { String(format: "%.3f", $0) }.joined(separator: ",")
+        let bg = background > 0 ? String(format: ", background %.3g", background) : ""
         switch model {
-        case .pseudoVoigt: return "pvoigt FWHM \(w) px, eta \(String(format: "%.3f", eta))"
-        default: return "\(model.rawValue) \(widthName) \(w) px"
+        case .pseudoVoigt: return "pvoigt FWHM \(w) px, eta \(String(format: "%.3f", eta))\(bg)"
+        default: return "\(model.rawValue) \(widthName) \(w) px\(bg)"
         }
     }
 
@@ -198,6 +202,10 @@ final class PartialCoherence: @unchecked Sendable {
     /// Widths are refitted when set (the run loop sets it).
     var refine: PSFModel?
     var fitPending = false
+    /// Whether a refinement fits a flat background too.
+    var fitBackground = true
+    /// The background in the model intensity (counts per pixel).
+    var background: Float { Float(function.background) }
     let threads: Int
 
     init(shape: [Int], function: PointSpreadFunction, threads: Int) throws {
@@ -259,12 +267,52 @@ final class PartialCoherence: @unchecked Sendable {
         }
     }
 
-    /// The Poisson misfit of I_c(K) to the measured intensities with the best scale k:
-    /// Σ kI_c − I ln(kI_c) at k = ΣI/ΣI_c, i.e. ΣI ln ΣI_c − Σ I ln I_c up to a constant.
-    /// Needs `spectrumOfModel`; uses `real`, `spectrum` and `trial`.
+    /// The Poisson misfit of the model μ = kI_c + b to the measured intensities I,
+    /// Σ μ − I ln μ, with the scale k that makes Σμ = ΣI (the optimum in a common scale):
+    /// −Σ I ln μ up to a constant. Needs `real` = I_c.
+    private func backgroundMisfit(_ b: Double, amp: UnsafePointer<Float>) -> Double {
+        let chunks = max(1, threads * 8)
+        var sums = [Double](repeating: 0, count: 3 * chunks)
+        let r = SendableConstPointer(real.pointer), a = SendableConstPointer(amp)
+        sums.withUnsafeMutableBufferPointer { sp in
+            let s = SendablePointer(sp.baseAddress!)
+            phasingChunks(count, threads: threads) { k, range in
+                var ic = 0.0, itot = 0.0, n = 0.0
+                for i in range where a.pointer[i] >= 0 {
+                    ic += max(Double(r.pointer[i]), 0); itot += Double(a.pointer[i] * a.pointer[i]); n += 1
+                }
+                s.pointer[3 * k] = ic; s.pointer[3 * k + 1] = itot; s.pointer[3 * k + 2] = n
+            }
+        }
+        var ic = 0.0, itot = 0.0, n = 0.0
+        for k in 0..<chunks { ic += sums[3 * k]; itot += sums[3 * k + 1]; n += sums[3 * k + 2] }
+        let scale = (itot - n * b) / max(ic, 1e-300)
+        guard scale > 0 else { return .infinity }
+        let floor = 1e-3
+        for k in 0..<chunks { sums[k] = 0 }
+        sums.withUnsafeMutableBufferPointer { sp in
+            let s = SendablePointer(sp.baseAddress!)
+            phasingChunks(count, threads: threads) { k, range in
+                var ilog = 0.0
+                for i in range where a.pointer[i] > 0 {
+                    let d = Double(a.pointer[i] * a.pointer[i])
+                    ilog += d * log(max(scale * Double(r.pointer[i]) + b, floor))
+                }
+                s.pointer[k] = ilog
+            }
+        }
+        var ilog = 0.0
+        for k in 0..<chunks { ilog += sums[k] }
+        return -ilog
+    }
+
+    /// The Poisson misfit of I_c(K) (+ the background) to the measured intensities with the
+    /// best scale k: Σ kI_c − I ln(kI_c) at k = ΣI/ΣI_c, i.e. ΣI ln ΣI_c − Σ I ln I_c up to a
+    /// constant. Needs `spectrumOfModel`; uses `real`, `spectrum` and `trial`.
     private func misfit(_ f: PointSpreadFunction, amp: UnsafePointer<Float>, trial: FloatStorage) -> Double {
         f.transform(shape: shape, scale: 1 / Float(count), into: trial.pointer)
         convolve(source: spectrumOfModel.pointer, kernel: trial.pointer)
+        if f.background > 0 { return backgroundMisfit(f.background, amp: amp) }
         let chunks = max(1, threads * 8)
         var sums = [Double](repeating: 0, count: 3 * chunks)
         let r = SendableConstPointer(real.pointer), a = SendableConstPointer(amp)
@@ -319,6 +367,23 @@ final class PartialCoherence: @unchecked Sendable {
         if model == .pseudoVoigt {
             f.eta = search(0, 1, steps: 8) { e in var g = f; g.eta = e; return g }
         }
+        if fitBackground {
+            // The flat background with these widths: up to the mean measured intensity.
+            f.transform(shape: shape, scale: 1 / Float(count), into: trial.pointer)
+            convolve(source: spectrumOfModel.pointer, kernel: trial.pointer)
+            var itot = 0.0, n = 0.0
+            for i in 0..<count where amp[i] >= 0 { itot += Double(amp[i] * amp[i]); n += 1 }
+            let g = (5.0.squareRoot() - 1) / 2
+            var lo = 0.0, hi = itot / max(n, 1)
+            var c = hi - g * (hi - lo), d = lo + g * (hi - lo)
+            var fc = backgroundMisfit(c, amp: amp), fd = backgroundMisfit(d, amp: amp)
+            for _ in 0..<16 {
+                if fc <= fd { hi = d; d = c; fd = fc; c = hi - g * (hi - lo); fc = backgroundMisfit(c, amp: amp) }
+                else { lo = c; c = d; fc = fd; d = lo + g * (hi - lo); fd = backgroundMisfit(d, amp: amp) }
+            }
+            let b = fc <= fd ? c : d
+            f.background = backgroundMisfit(0, amp: amp) <= min(fc, fd) ? 0 : b
+        }
         set(f)
     }
 }
@@ -331,13 +396,14 @@ struct SendableConstPointer: @unchecked Sendable {
 }
 
 extension PhasingKernels {
-    /// The modulus projection with a point-spread function: F ← F·√(I / I_c)/N on measured
-    /// pixels (masked ones keep the model, F ← F/N), I_c = |F|² ⊗ K given in `ic`, floored
-    /// at K(0)|F|² (its exact lower bound for a nonnegative kernel) against round-off. Sums
+    /// The modulus projection with a point-spread function: F ← F·√(I / (I_c + b))/N on
+    /// measured pixels (masked ones keep the model, F ← F/N), I_c = |F|² ⊗ K given in `ic`,
+    /// floored at K(0)|F|² (its exact lower bound for a nonnegative kernel) against
+    /// round-off, b a flat background. Sums
     /// Σ√I√I_c, ΣI_c and ΣI over measured pixels for χ².
     @inlinable
     public static func projectModulusPSF(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>, ic: UnsafePointer<Float>,
-                                         range: Range<Int>, scale: Float, centre: Float) -> (aF: Double, ff: Double, aa: Double) {
+                                         range: Range<Int>, scale: Float, centre: Float, background: Float) -> (aF: Double, ff: Double, aa: Double) {
         var aF = 0.0, ff = 0.0, aa = 0.0
         var lo = range.lowerBound
         while lo < range.upperBound {
@@ -346,7 +412,7 @@ extension PhasingKernels {
             for i in lo..<hi {
                 let re = f[2 &* i], im = f[2 &* i &+ 1]
                 let a = amp[i]
-                let c = max(ic[i], centre * (re * re + im * im)) + 1e-30
+                let c = max(ic[i], centre * (re * re + im * im)) + background + 1e-30
                 let m = c.squareRoot()
                 let measured = a >= 0
                 let ap = measured ? a : 0

@@ -49,6 +49,7 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
         params["psf_fwhm_px"] = .doubles(psf.fwhm)
         params["psf_sigma_px"] = .doubles(psf.sigma)
         params["psf_eta"] = .double(psf.eta)
+        params["psf_background_counts"] = .double(psf.background)
         if let k = try? psf.kernel(shape: result.object.shape) {
             let half = k.shape.map { n in min((n - 1) / 2, max(3, Int((3 * (psf.fwhm.max() ?? 1)).rounded(.up)))) }
             let start = zip(k.shape, half).map { $0 / 2 - $1 }, size = half.map { 2 * $0 + 1 }
