@@ -134,7 +134,7 @@ public enum PSFSetting: Sendable, Equatable, CustomStringConvertible {
     /// step starts and every `every` iterations (continuing from the widths found so far).
     case refined(PSFModel, every: Int)
 
-    public static let defaultRefinementPeriod = 25
+    public static let defaultRefinementPeriod = 50
 
     public var description: String {
         switch self {
@@ -294,9 +294,17 @@ final class PartialCoherence: @unchecked Sendable {
             let s = SendablePointer(sp.baseAddress!)
             phasingChunks(count, threads: threads) { k, range in
                 var ilog = 0.0
-                for i in range where a.pointer[i] > 0 {
-                    let d = Double(a.pointer[i] * a.pointer[i])
-                    ilog += d * log(max(scale * Double(r.pointer[i]) + b, floor))
+                let sc = Float(scale), bf = Float(b), fl = Float(floor)
+                var lo = range.lowerBound
+                while lo < range.upperBound {
+                    let hi = min(range.upperBound, lo &+ 4096)
+                    var acc: Float = 0
+                    for i in lo..<hi {
+                        let av = a.pointer[i], d = av > 0 ? av * av : 0
+                        acc += d * Foundation.log(max(sc * r.pointer[i] + bf, fl))
+                    }
+                    ilog += Double(acc)
+                    lo = hi
                 }
                 s.pointer[k] = ilog
             }
@@ -320,10 +328,18 @@ final class PartialCoherence: @unchecked Sendable {
             let s = SendablePointer(sp.baseAddress!)
             phasingChunks(count, threads: threads) { k, range in
                 var ic = 0.0, ilog = 0.0, itot = 0.0
-                for i in range where a.pointer[i] >= 0 {
-                    let d = Double(a.pointer[i] * a.pointer[i]), m = max(Double(r.pointer[i]), 1e-3)
-                    ic += m; itot += d
-                    if d > 0 { ilog += d * log(m) }
+                var lo = range.lowerBound
+                while lo < range.upperBound {
+                    let hi = min(range.upperBound, lo &+ 4096)
+                    var sIC: Float = 0, sLog: Float = 0, sI: Float = 0
+                    for i in lo..<hi {
+                        let av = a.pointer[i], measured = av >= 0
+                        let d = measured ? av * av : 0, m = max(r.pointer[i], 1e-3)
+                        sIC += measured ? m : 0; sI += d
+                        sLog += d * Foundation.log(m)
+                    }
+                    ic += Double(sIC); ilog += Double(sLog); itot += Double(sI)
+                    lo = hi
                 }
                 s.pointer[3 * k] = ic; s.pointer[3 * k + 1] = ilog; s.pointer[3 * k + 2] = itot
             }
@@ -360,12 +376,16 @@ final class PartialCoherence: @unchecked Sendable {
             let w = search(0, 8, steps: 12) { w in var g = f; for a in axes { g.fwhm[a] = w }; return g }
             for a in axes { f.fwhm[a] = w }
         }
+        // Per axis near the widths so far: a wider, finer search the first time (the later
+        // fits move little; they are kept cheap, a fit costing ~20 real inverse transforms).
         for a in axes {
-            let w0 = f.fwhm[a], span = max(0.6, 0.5 * w0)
-            f.fwhm[a] = search(max(0, w0 - span), w0 + span, steps: 8) { w in var g = f; g.fwhm[a] = w; return g }
+            let w0 = f.fwhm[a], span = first ? max(0.4, 0.4 * w0) : max(0.15, 0.25 * w0)
+            f.fwhm[a] = search(max(0, w0 - span), w0 + span, steps: first ? 7 : 5) { w in var g = f; g.fwhm[a] = w; return g }
         }
         if model == .pseudoVoigt {
-            f.eta = search(0, 1, steps: 8) { e in var g = f; g.eta = e; return g }
+            let e0 = f.eta
+            f.eta = first ? search(0, 1, steps: 8) { e in var g = f; g.eta = e; return g }
+                : search(max(0, e0 - 0.15), min(1, e0 + 0.15), steps: 5) { e in var g = f; g.eta = e; return g }
         }
         if fitBackground {
             // The flat background with these widths: up to the mean measured intensity.
@@ -373,16 +393,20 @@ final class PartialCoherence: @unchecked Sendable {
             convolve(source: spectrumOfModel.pointer, kernel: trial.pointer)
             var itot = 0.0, n = 0.0
             for i in 0..<count where amp[i] >= 0 { itot += Double(amp[i] * amp[i]); n += 1 }
+            // On a square-root scale, b = mean·t², t in [0, 1]: fine steps near 0.
+            let mean = itot / max(n, 1)
+            func m(_ t: Double) -> Double { backgroundMisfit(mean * t * t, amp: amp) }
+            let t0 = (f.background / mean).squareRoot()
             let g = (5.0.squareRoot() - 1) / 2
-            var lo = 0.0, hi = itot / max(n, 1)
+            var lo = first ? 0 : max(0, t0 - 0.1), hi = first ? 1 : min(1, t0 + 0.1)
             var c = hi - g * (hi - lo), d = lo + g * (hi - lo)
-            var fc = backgroundMisfit(c, amp: amp), fd = backgroundMisfit(d, amp: amp)
-            for _ in 0..<16 {
-                if fc <= fd { hi = d; d = c; fd = fc; c = hi - g * (hi - lo); fc = backgroundMisfit(c, amp: amp) }
-                else { lo = c; c = d; fc = fd; d = lo + g * (hi - lo); fd = backgroundMisfit(d, amp: amp) }
+            var fc = m(c), fd = m(d)
+            for _ in 0..<(first ? 12 : 7) {
+                if fc <= fd { hi = d; d = c; fd = fc; c = hi - g * (hi - lo); fc = m(c) }
+                else { lo = c; c = d; fc = fd; d = lo + g * (hi - lo); fd = m(d) }
             }
-            let b = fc <= fd ? c : d
-            f.background = backgroundMisfit(0, amp: amp) <= min(fc, fd) ? 0 : b
+            let t = fc <= fd ? c : d
+            f.background = m(0) <= min(fc, fd) ? 0 : mean * t * t
         }
         set(f)
     }

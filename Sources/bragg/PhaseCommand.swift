@@ -23,7 +23,7 @@ struct PhaseCommand: ParsableCommand {
             the support with ref=rms, as in the default recipe; ref=max|rms overrides \
             --threshold-reference for that step), psf (partial coherence from that step on: the \
             model intensity is |F|² convolved with a point-spread function; psf=auto fits a \
-            Gaussian's widths per axis to the data and refits them every 25 iterations, \
+            Gaussian's widths per axis to the data and refits them every 50 iterations, \
             auto:lorentz or auto:pvoigt another shape, auto:MODEL:N every N; gauss:S, \
             lorentz:G or pvoigt:FWHM[:ETA] fix it, widths in pixels, one or ZxYxX; off). An \
             option a step does not use (beta on ER, threshold with sw=0) is refused. The \
