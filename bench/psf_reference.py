@@ -97,10 +97,12 @@ def phase(intensity, khat, seed, hio=400, er=400, beta=0.9):
     f = np.sqrt(I) * np.exp(2j * np.pi * rng.random(I.shape))
     rho = fft.ifftn(f) * support
     total = hio + er
+    k0 = 1.0 if khat is None else float(khat.mean())
     for it in range(total):
         f = fft.fftn(rho)
         m2 = np.abs(f) ** 2
-        ic = m2 if khat is None else np.maximum(fft.ifftn(fft.fftn(m2) * khat).real, 1e-30)
+        # I_c >= K(0)|F|^2 for a nonnegative kernel: the floor against round-off.
+        ic = m2 if khat is None else np.maximum(fft.ifftn(fft.fftn(m2) * khat).real, k0 * m2)
         f *= np.sqrt(I / np.maximum(ic, 1e-30))
         rp = fft.ifftn(f)
         rho = np.where(support, rp, rho - beta * rp if it < hio else 0)

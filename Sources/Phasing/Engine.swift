@@ -278,7 +278,9 @@ public final class PhasingEngine: @unchecked Sendable {
     /// plane-transformed ρ (`workInPlaneSpace`), `rho` the iterate.
     @discardableResult
     public func iterate(_ algorithm: PhasingAlgorithm, beta: Double, computeError: Bool = false) -> Double? {
-        if coherence != nil { return iteratePartiallyCoherent(algorithm, beta: beta, computeError: computeError) }
+        if let c = coherence, c.fitPending || !c.negligible {
+            return iteratePartiallyCoherent(algorithm, beta: beta, computeError: computeError)
+        }
         if planeForward != nil { return iterateBlocked(algorithm, beta: beta, computeError: computeError) }
         let w = work.pointer
         forward.execute(w, w)
@@ -377,12 +379,13 @@ public final class PhasingEngine: @unchecked Sendable {
         case .fixed(let f):
             if let c = coherence { c.set(f) } else { coherence = try PartialCoherence(shape: shape, function: f, threads: threads) }
             coherence!.refine = nil
-        case .refined(let model, _):
+        case .refined(let model, _, let background):
             if coherence == nil {
                 coherence = try PartialCoherence(shape: shape, function: PointSpreadFunction(model: model, fwhm: [0, 0, 0]),
                                                  threads: threads)
             }
             coherence!.refine = model
+            coherence!.fitBackground = background
             coherence!.fitPending = true
         }
     }
@@ -561,7 +564,7 @@ public final class PhasingEngine: @unchecked Sendable {
         for step in recipe.steps {
             if let setting = step.psf { try applyPSF(setting) }
             for k in 0..<step.iterations {
-                if let c = coherence, case .refined(_, let every)? = step.psf ?? lastPSFSetting, k > 0, k % every == 0 {
+                if let c = coherence, case .refined(_, let every, _)? = step.psf ?? lastPSFSetting, k > 0, k % every == 0 {
                     c.fitPending = true
                 }
                 let last = done + 1 == total
@@ -605,7 +608,7 @@ public final class PhasingEngine: @unchecked Sendable {
         let a = amp.pointer
         // With partial coherence the model intensity is I_c = |F|² ⊗ K (floored as in P_M).
         var ic: UnsafePointer<Float>? = nil, k0 = 0.0, bg = 0.0
-        if let pc = coherence {
+        if let pc = coherence, !pc.negligible {
             pc.fitPending = false
             pc.modelIntensity(of: w.pointer, amp: a)
             ic = UnsafePointer(pc.real.pointer); k0 = Double(pc.centre); bg = Double(pc.background)

@@ -132,7 +132,7 @@ public enum PSFSetting: Sendable, Equatable, CustomStringConvertible {
     case fixed(PointSpreadFunction)
     /// A point-spread function of this model whose widths are fitted to the data when the
     /// step starts and every `every` iterations (continuing from the widths found so far).
-    case refined(PSFModel, every: Int)
+    case refined(PSFModel, every: Int, background: Bool = false)
 
     public static let defaultRefinementPeriod = 50
 
@@ -143,23 +143,24 @@ public enum PSFSetting: Sendable, Equatable, CustomStringConvertible {
             let w = f.widths.allSatisfy({ $0 == f.widths[0] }) ? Recipe.format(f.widths[0])
                 : f.widths.map { Recipe.format($0) }.joined(separator: "x")
             return f.model == .pseudoVoigt ? "pvoigt:\(w):\(Recipe.format(f.eta))" : "\(f.model.rawValue):\(w)"
-        case .refined(let m, let every):
+        case .refined(let m, let every, let bg):
             return (m == .gaussian ? "auto" : "auto:\(m.rawValue)")
-                + (every == PSFSetting.defaultRefinementPeriod ? "" : ":\(every)")
+                + (every == PSFSetting.defaultRefinementPeriod ? "" : ":\(every)") + (bg ? ":bg" : "")
         }
     }
 
-    /// Parses `off`, `auto[:MODEL][:EVERY]`, `gauss:S`, `lorentz:G`, `pvoigt:FWHM[:ETA]`, a
+    /// Parses `off`, `auto[:MODEL][:EVERY][:bg]` (bg: fit a flat background too), `gauss:S`, `lorentz:G`, `pvoigt:FWHM[:ETA]`, a
     /// width optionally per axis as `Z x Y x X` (e.g. `gauss:0.5x0.4x0.4`).
     static func parse(_ text: String) -> PSFSetting? {
         let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         if parts == ["off"] { return .off }
         if parts[0] == "auto" {
-            var model = PSFModel.gaussian, every = defaultRefinementPeriod
+            var model = PSFModel.gaussian, every = defaultRefinementPeriod, bg = false
             for p in parts.dropFirst() {
-                if let m = PSFModel(rawValue: p) { model = m } else if let e = Int(p), e > 0 { every = e } else { return nil }
+                if let m = PSFModel(rawValue: p) { model = m } else if let e = Int(p), e > 0 { every = e }
+                else if p == "bg" { bg = true } else { return nil }
             }
-            return .refined(model, every: every)
+            return .refined(model, every: every, background: bg)
         }
         guard let model = PSFModel(rawValue: parts[0]), parts.count >= 2,
               parts.count <= (model == .pseudoVoigt ? 3 : 2) else { return nil }
@@ -202,8 +203,12 @@ final class PartialCoherence: @unchecked Sendable {
     /// Widths are refitted when set (the run loop sets it).
     var refine: PSFModel?
     var fitPending = false
-    /// Whether a refinement fits a flat background too.
-    var fitBackground = true
+    /// Whether a refinement fits a flat background too (`psf=auto:bg`).
+    var fitBackground = false
+    /// Whether the kernel is too narrow to matter (every FWHM below 0.3 px, σ ≈ 0.13 px, and
+    /// no background): the run then iterates with the coherent projection (as a recipe
+    /// without psf) until a refit finds a blur, so that coherent data phase as before.
+    var negligible: Bool { function.background == 0 && function.fwhm.allSatisfy { $0 < 0.3 } }
     /// The background in the model intensity (counts per pixel).
     var background: Float { Float(function.background) }
     let threads: Int

@@ -88,12 +88,13 @@ final class PartialCoherenceTests: XCTestCase {
     }
 
     func testRecipePSFSyntax() throws {
-        let r = try Recipe.parse("HIO:40 psf=gauss:0.5, RAAR:30 psf=auto:pvoigt:10, ER:10 psf=lorentz:0.2x0.3x0.4, ER:5 psf=off, ER:5 psf=auto")
+        let r = try Recipe.parse("HIO:40 psf=gauss:0.5, RAAR:30 psf=auto:pvoigt:10, ER:10 psf=lorentz:0.2x0.3x0.4, ER:5 psf=off, ER:5 psf=auto, ER:5 psf=auto:bg")
         XCTAssertEqual(r.steps[0].psf, .fixed(.gaussian(sigma: [0.5, 0.5, 0.5])))
         XCTAssertEqual(r.steps[1].psf, .refined(.pseudoVoigt, every: 10))
         XCTAssertEqual(r.steps[2].psf, .fixed(.lorentzian(halfWidth: [0.2, 0.3, 0.4])))
         XCTAssertEqual(r.steps[3].psf, .off)
         XCTAssertEqual(r.steps[4].psf, .refined(.gaussian, every: PSFSetting.defaultRefinementPeriod))
+        XCTAssertEqual(r.steps[5].psf, .refined(.gaussian, every: PSFSetting.defaultRefinementPeriod, background: true))
         XCTAssertEqual(try Recipe.parse(r.description), r)
         XCTAssertTrue(Recipe.standard.steps.contains { $0.psf != nil }, "the default recipe models partial coherence")
         for bad in ["HIO:10 psf=gaus:0.5", "HIO:10 psf=gauss", "HIO:10 psf=gauss:-1", "HIO:10 psf=auto:0", "HIO:10 psf=pvoigt:1:2"] {
