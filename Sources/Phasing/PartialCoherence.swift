@@ -383,9 +383,11 @@ final class PartialCoherence: @unchecked Sendable {
         }
         // Per axis near the widths so far: a wider, finer search the first time (the later
         // fits move little; they are kept cheap, a fit costing ~20 real inverse transforms).
+        // A narrow kernel's bracket starts at 0, so that a blur found early can vanish again.
         for a in axes {
-            let w0 = f.fwhm[a], span = first ? max(0.4, 0.4 * w0) : max(0.15, 0.25 * w0)
-            f.fwhm[a] = search(max(0, w0 - span), w0 + span, steps: first ? 7 : 5) { w in var g = f; g.fwhm[a] = w; return g }
+            let w0 = f.fwhm[a], span = first ? max(0.4, 0.4 * w0) : max(0.3, 0.25 * w0)
+            let lo = w0 < 0.6 ? 0 : w0 - span
+            f.fwhm[a] = search(lo, w0 + span, steps: first ? 8 : 6) { w in var g = f; g.fwhm[a] = w; return g }
         }
         if model == .pseudoVoigt {
             let e0 = f.eta

@@ -77,7 +77,11 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// (0.3 there collapsed some runs), 0.3 after (at 0.25 some runs settled with a support
     /// ~5% too large and a worse fit; 0.4 collapses). Measured on the 64³ test prisms
     /// (bench/README.md, Phasing): with 0.2 of the maximum, 1–2 runs in 4 collapsed, and
-    /// most runs with a detector gap through the Bragg peak.
+    /// most runs with a detector gap through the Bragg peak. From RAAR on, partial coherence
+    /// is modelled (`psf=auto`: a Gaussian point-spread function fitted to the data when RAAR
+    /// starts, as PyNX switches its PSF on after the first block, and refitted every 50
+    /// iterations); on coherent data the fitted widths are ~0 and the run stays on the
+    /// coherent projection (bench/README.md, Partial coherence).
     public static let defaultString = "HIO:400 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:300 beta=0.8 sw=20 threshold=0.3 ref=rms psf=auto, ER:100 sw=20 threshold=0.3 ref=rms"
     public static var standard: Recipe { try! parse(defaultString) }
 
