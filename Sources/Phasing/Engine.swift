@@ -410,8 +410,12 @@ public final class PhasingEngine: @unchecked Sendable {
         let a = amp.pointer, ic = SendableConstPointer(pc.real.pointer), scale = 1 / Float(count), k0 = pc.centre, bg = pc.background
         let part = SendablePointer(partials)
         for k in 0..<(3 * maxChunks) { partials[k] = 0 }
+        // A fit that found no blur: this iteration is the coherent one (same arithmetic per
+        // pixel as the blocked iteration), so that coherent data follow the coherent path.
+        let coherent = pc.negligible
         phasingChunks(count, threads: threads) { k, range in
-            let s = PhasingKernels.projectModulusPSF(w.pointer, amp: a, ic: ic.pointer, range: range, scale: scale, centre: k0, background: bg)
+            let s = coherent ? PhasingKernels.projectModulusWithSums(w.pointer, amp: a, range: range, scale: scale)
+                : PhasingKernels.projectModulusPSF(w.pointer, amp: a, ic: ic.pointer, range: range, scale: scale, centre: k0, background: bg)
             part.pointer[3 * k] = s.aF; part.pointer[3 * k + 1] = s.ff; part.pointer[3 * k + 2] = s.aa
         }
         let (ca, cbeta) = algorithm.outsideCoefficients(beta: beta)

@@ -205,10 +205,10 @@ final class PartialCoherence: @unchecked Sendable {
     var fitPending = false
     /// Whether a refinement fits a flat background too (`psf=auto:bg`).
     var fitBackground = false
-    /// Whether the kernel is too narrow to matter (every FWHM below 0.3 px, σ ≈ 0.13 px, and
+    /// Whether the kernel is too narrow to matter (every FWHM below 0.5 px, σ ≈ 0.21 px, and
     /// no background): the run then iterates with the coherent projection (as a recipe
     /// without psf) until a refit finds a blur, so that coherent data phase as before.
-    var negligible: Bool { function.background == 0 && function.fwhm.allSatisfy { $0 < 0.3 } }
+    var negligible: Bool { function.background == 0 && function.fwhm.allSatisfy { $0 < 0.5 } }
     /// The background in the model intensity (counts per pixel).
     var background: Float { Float(function.background) }
     let threads: Int
