@@ -156,6 +156,8 @@ public final class PhasingEngine: @unchecked Sendable {
     private var gaussFactors: [Float]
     private let partials: UnsafeMutablePointer<Double>
     private let maxChunks: Int
+    /// Partial coherence (nil: the coherent modulus projection).
+    var coherence: PartialCoherence?
     /// Completed iterations (over all steps).
     public private(set) var iteration = 0
     /// The χ² (Eq. 1, of the current iterate) on the iterations where it was computed.
@@ -276,6 +278,9 @@ public final class PhasingEngine: @unchecked Sendable {
     /// plane-transformed ρ (`workInPlaneSpace`), `rho` the iterate.
     @discardableResult
     public func iterate(_ algorithm: PhasingAlgorithm, beta: Double, computeError: Bool = false) -> Double? {
+        if let c = coherence, c.fitPending || !c.negligible {
+            return iteratePartiallyCoherent(algorithm, beta: beta, computeError: computeError)
+        }
         if planeForward != nil { return iterateBlocked(algorithm, beta: beta, computeError: computeError) }
         let w = work.pointer
         forward.execute(w, w)
@@ -294,7 +299,7 @@ public final class PhasingEngine: @unchecked Sendable {
     /// Runs body(chunk, range) over 0..<count (planes or slabs) on `threads` threads, in up to
     /// 8 chunks per thread handed out as threads free up: with a core shared with other work,
     /// equal halves made the whole sweep wait for the slower thread.
-    private func blockChunks(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
+    func blockChunks(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
         if threads <= 1 || count < 2 { body(0, 0..<count); return }
         let t = min(maxChunks, count)
         let chunk = (count + t - 1) / t
@@ -348,6 +353,91 @@ public final class PhasingEngine: @unchecked Sendable {
             }
         }
         workInPlaneSpace = true
+        iteration += 1
+        guard computeError else { return nil }
+        var aF = 0.0, ff = 0.0, aa = 0.0
+        for k in 0..<maxChunks { aF += partials[3 * k]; ff += partials[3 * k + 1]; aa += partials[3 * k + 2] }
+        let chi2 = PhasingEngine.chi2(aF: aF, ff: ff, aa: aa)
+        chi2History.append((iteration, chi2))
+        return chi2
+    }
+
+    /// The partial-coherence setting in force (the last one a recipe step gave).
+    private(set) var lastPSFSetting: PSFSetting?
+
+    /// The point-spread function in use (nil: coherent).
+    public var pointSpreadFunction: PointSpreadFunction? { coherence?.function }
+
+    /// Switches partial coherence per a recipe step's setting: off, a fixed kernel, or a
+    /// kernel whose widths are fitted now and then refined (from the widths found so far
+    /// when one is already in use).
+    public func applyPSF(_ setting: PSFSetting) throws {
+        lastPSFSetting = setting
+        switch setting {
+        case .off:
+            coherence = nil
+        case .fixed(let f):
+            if let c = coherence { c.set(f) } else { coherence = try PartialCoherence(shape: shape, function: f, threads: threads) }
+            coherence!.refine = nil
+        case .refined(let model, _, let background):
+            if coherence == nil {
+                coherence = try PartialCoherence(shape: shape, function: PointSpreadFunction(model: model, fwhm: [0, 0, 0]),
+                                                 threads: threads)
+            }
+            coherence!.refine = model
+            coherence!.fitBackground = background
+            coherence!.fitPending = true
+        }
+    }
+
+    /// One iteration with the partially coherent modulus projection: F = FFT ρ; I_c = |F|² ⊗ K
+    /// (real transforms of |F|², product with K̂, the widths refitted first when due);
+    /// F ← F·√(I/I_c); inverse FFT and support update. With blocked transforms the 3D FFTs
+    /// are the plane and column passes of `iterateBlocked`, so `work` is left as there.
+    private func iteratePartiallyCoherent(_ algorithm: PhasingAlgorithm, beta: Double, computeError: Bool) -> Double? {
+        let pc = coherence!
+        let w = SendablePointer(work.pointer)
+        let nz = shape[0], ny = shape[1], nx = shape[2], plane = ny * nx
+        if let pf = planeForward, let cf = columnForward {
+            if !workInPlaneSpace {
+                blockChunks(nz) { _, zs in for z in zs { pf.execute(w.pointer + 2 * z * plane) } }
+            }
+            blockChunks(ny) { _, ys in for y in ys { cf.execute(w.pointer + 2 * y * nx) } }
+        } else {
+            forward.execute(w.pointer, w.pointer)
+        }
+        pc.modelIntensity(of: w.pointer, amp: amp.pointer)
+        let a = amp.pointer, ic = SendableConstPointer(pc.real.pointer), scale = 1 / Float(count), k0 = pc.centre, bg = pc.background
+        let part = SendablePointer(partials)
+        for k in 0..<(3 * maxChunks) { partials[k] = 0 }
+        // A fit that found no blur: this iteration is the coherent one (same arithmetic per
+        // pixel as the blocked iteration), so that coherent data follow the coherent path.
+        let coherent = pc.negligible
+        phasingChunks(count, threads: threads) { k, range in
+            let s = coherent ? PhasingKernels.projectModulusWithSums(w.pointer, amp: a, range: range, scale: scale)
+                : PhasingKernels.projectModulusPSF(w.pointer, amp: a, ic: ic.pointer, range: range, scale: scale, centre: k0, background: bg)
+            part.pointer[3 * k] = s.aF; part.pointer[3 * k + 1] = s.ff; part.pointer[3 * k + 2] = s.aa
+        }
+        let (ca, cbeta) = algorithm.outsideCoefficients(beta: beta)
+        let r = SendablePointer(rho.pointer), s = SendableBytes(support)
+        if let pf = planeForward, let pb = planeBackward, let cb = columnBackward {
+            blockChunks(ny) { _, ys in for y in ys { cb.execute(w.pointer + 2 * y * nx) } }
+            blockChunks(nz) { _, zs in
+                for z in zs {
+                    let base = z * plane
+                    pb.execute(w.pointer + 2 * base)
+                    PhasingKernels.updateSupport(rho: r.pointer, work: w.pointer, support: s.pointer,
+                                                 range: base..<(base + plane), a: ca, b: cbeta)
+                    pf.execute(w.pointer + 2 * base)
+                }
+            }
+            workInPlaneSpace = true
+        } else {
+            backward.execute(w.pointer, w.pointer)
+            phasingChunks(count, threads: threads) { _, range in
+                PhasingKernels.updateSupport(rho: r.pointer, work: w.pointer, support: s.pointer, range: range, a: ca, b: cbeta)
+            }
+        }
         iteration += 1
         guard computeError else { return nil }
         var aF = 0.0, ff = 0.0, aa = 0.0
@@ -476,7 +566,11 @@ public final class PhasingEngine: @unchecked Sendable {
         let total = recipe.totalIterations
         var done = 0
         for step in recipe.steps {
+            if let setting = step.psf { try applyPSF(setting) }
             for k in 0..<step.iterations {
+                if let c = coherence, case .refined(_, let every, _)? = step.psf ?? lastPSFSetting, k > 0, k % every == 0 {
+                    c.fitPending = true
+                }
                 let last = done + 1 == total
                 let reportNow = last || (reportEvery > 0 && (done + 1) % reportEvery == 0)
                 let chi2 = iterate(step.algorithm, beta: step.beta, computeError: reportNow)
@@ -516,18 +610,29 @@ public final class PhasingEngine: @unchecked Sendable {
         }
         forward.execute(w.pointer, w.pointer)
         let a = amp.pointer
+        // With partial coherence the model intensity is I_c = |F|² ⊗ K (floored as in P_M).
+        var ic: UnsafePointer<Float>? = nil, k0 = 0.0, bg = 0.0
+        if let pc = coherence, !pc.negligible {
+            pc.fitPending = false
+            pc.modelIntensity(of: w.pointer, amp: a)
+            ic = UnsafePointer(pc.real.pointer); k0 = Double(pc.centre); bg = Double(pc.background)
+        }
+        @inline(__always) func model(_ i: Int) -> Double {
+            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
+            let m2 = re * re + im * im
+            guard let ic else { return m2 }
+            return max(Double(ic[i]), k0 * m2) + bg
+        }
         // Pass 1: sums for the scale and χ².
         var aF = 0.0, ff = 0.0, aa = 0.0, nFit = 0
         for i in 0..<count where a[i] >= 0 {
-            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
-            let m2 = re * re + im * im, ai = Double(a[i])
+            let m2 = model(i), ai = Double(a[i])
             aF += ai * m2.squareRoot(); ff += m2; aa += ai * ai; nFit += 1
         }
         let k = ff > 0 ? aa / ff : 1
         var faF = 0.0, fff = 0.0, faa = 0.0
         for (j, i) in freeIndex.enumerated() {
-            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
-            let m2 = re * re + im * im, d = Double(freeIntensity[j])
+            let m2 = model(i), d = Double(freeIntensity[j])
             faF += d.squareRoot() * m2.squareRoot(); fff += m2; faa += d
         }
         let chi2 = PhasingEngine.chi2(aF: aF + faF, ff: ff + fff, aa: aa + faa)
@@ -538,14 +643,12 @@ public final class PhasingEngine: @unchecked Sendable {
         }
         var llk = 0.0
         for i in 0..<count where a[i] >= 0 {
-            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
             let ai = Double(a[i])
-            llk += deviance(ai * ai, re * re + im * im)
+            llk += deviance(ai * ai, model(i))
         }
         var free = 0.0
         for (j, i) in freeIndex.enumerated() {
-            let re = Double(w.pointer[2 * i]), im = Double(w.pointer[2 * i + 1])
-            free += deviance(Double(freeIntensity[j]), re * re + im * im)
+            free += deviance(Double(freeIntensity[j]), model(i))
         }
         return PhasingMetrics(chi2: chi2, llk: nFit > 0 ? llk / Double(nFit) : .nan,
                               freeLLK: freeIndex.isEmpty ? .nan : free / Double(freeIndex.count),

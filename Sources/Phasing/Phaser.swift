@@ -90,6 +90,8 @@ public struct PhasingRunResult: Sendable {
     public var restarts = 0
     /// χ² (Eq. 1) of P_S ρ at the stall check of each start (empty without a check).
     public var checkChi2: [Double] = []
+    /// The point-spread function the run ended with (nil: coherent).
+    public var psf: PointSpreadFunction?
 
     func score(_ m: PhasingRankMetric) -> Double {
         guard let x = metrics else { return .infinity }
@@ -279,7 +281,8 @@ public enum Phaser {
             result.spread = (s2 / Double(aligned.count)).squareRoot()
             // χ² of exactly the first mode (no support applied), in the data's frame: the best
             // run's ramp put back (the modulus ignores the shift that centred it).
-            let mergedMetrics = try metricsOfObject(mode, ramp: best.ramp, data: data, threads: threads)
+            // The same intensity model as the runs: the best run's point-spread function.
+            let mergedMetrics = try metricsOfObject(mode, ramp: best.ramp, data: data, psf: best.psf, threads: threads)
             result.mergedChi2 = mergedMetrics.chi2
             let bestChi2 = best.metrics!.chi2
             let ratio = mergedMetrics.chi2 / max(bestChi2, 1e-300)
@@ -305,11 +308,14 @@ public enum Phaser {
 
     /// Metrics of a centred object as it stands (no support applied) against all measured
     /// pixels, a removed ramp `ramp` (cycles per voxel) put back first.
+    /// `psf`: the partial-coherence model the runs ended with (nil: coherent).
     public static func metricsOfObject(_ object: ComplexVolume, ramp: [Double], data: PhasingData,
+                                       psf: PointSpreadFunction? = nil,
                                        threads: Int = Parallel.threads) throws -> PhasingMetrics {
         let everywhere = FloatStorage(count: data.count)
         for i in 0..<data.count { everywhere.pointer[i] = 1 }
         let engine = try PhasingEngine(data: data, supportFFTOrder: everywhere, threads: threads)
+        if let psf { try engine.applyPSF(.fixed(psf)) }
         try PhasingPost.removingRamp(object.reshaped(data.shape), ramp: ramp.map { -$0 }).ifftshifted()
             .withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
         var m = engine.finalMetrics()
@@ -388,7 +394,7 @@ public enum Phaser {
         let k = result.index
         let t0 = DispatchTime.now().uptimeNanoseconds
         do {
-            let (object, supportVolume, m, history) = try { () throws -> (ComplexVolume, RealVolume, PhasingMetrics, [(iteration: Int, chi2: Double)]) in
+            let (object, supportVolume, m, history, psf) = try { () throws -> (ComplexVolume, RealVolume, PhasingMetrics, [(iteration: Int, chi2: Double)], PointSpreadFunction?) in
                 let engine: PhasingEngine
                 var history: [(iteration: Int, chi2: Double)] = []
                 if let cp = state.checkpoint {
@@ -405,9 +411,10 @@ public enum Phaser {
                     history = engine.chi2History
                 }
                 let m = engine.finalMetrics()
-                return (engine.object, engine.supportVolume, m, history)
+                return (engine.object, engine.supportVolume, m, history, engine.pointSpreadFunction)
             }()
             result.metrics = m
+            result.psf = psf
             result.chi2History = history
             let framed = try PhasingPost.reportingFrame(object: object, support: supportVolume)
             result.ramp = framed.ramp

@@ -35,11 +35,15 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
     /// What the threshold is a fraction of (`ref=max` or `ref=rms`); nil: the run's
     /// `ShrinkWrapSchedule.reference` (the maximum unless set, `--threshold-reference`).
     public var reference: ShrinkWrapReference?
+    /// Partial coherence from this step on (`psf=…`); nil: as the step before (coherent at first).
+    public var psf: PSFSetting?
 
     public init(_ algorithm: PhasingAlgorithm, iterations: Int, beta: Double = 0.9,
-                shrinkWrapEvery: Int = 20, threshold: Double = 0.2, reference: ShrinkWrapReference? = nil) {
+                shrinkWrapEvery: Int = 20, threshold: Double = 0.2, reference: ShrinkWrapReference? = nil,
+                psf: PSFSetting? = nil) {
         self.algorithm = algorithm; self.iterations = iterations; self.beta = beta
         self.shrinkWrapEvery = shrinkWrapEvery; self.threshold = threshold; self.reference = reference
+        self.psf = psf
     }
 
     public var description: String {
@@ -48,6 +52,7 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
         s += " sw=\(shrinkWrapEvery)"
         if shrinkWrapEvery > 0 { s += " threshold=\(Recipe.format(threshold))" }
         if shrinkWrapEvery > 0, let r = reference { s += " ref=\(r.rawValue)" }
+        if let p = psf { s += " psf=\(p)" }
         return s
     }
 }
@@ -56,8 +61,13 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
 /// `"HIO:400 beta=0.9 sw=20, RAAR:300, ER:100"`. Steps are separated by commas (or `;`),
 /// each `NAME:ITERATIONS` followed by optional `key=value` options:
 /// `beta` (0 < β ≤ 1), `sw` (shrink-wrap period in iterations, 0 = off), `threshold`
-/// (0 < t < 1) and `ref` (`max` or `rms`: what the threshold is a fraction of). Names and
-/// keys are case-insensitive.
+/// (0 < t < 1), `ref` (`max` or `rms`: what the threshold is a fraction of) and `psf`
+/// (partial coherence from this step on: `auto[:MODEL][:EVERY]` fits the point-spread
+/// function's widths to the data and refits them every EVERY iterations, `gauss:S`,
+/// `lorentz:G`, `pvoigt:FWHM[:ETA]` fix it, widths in pixels, one or `ZxYxX`; `off`). Names
+/// and keys are case-insensitive. An option the step does not use (beta on ER; threshold
+/// or ref with sw=0) is refused rather than ignored, and so is a recipe of more than
+/// `maximumIterations` iterations in all.
 public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     public var steps: [RecipeStep]
 
@@ -67,8 +77,12 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// (0.3 there collapsed some runs), 0.3 after (at 0.25 some runs settled with a support
     /// ~5% too large and a worse fit; 0.4 collapses). Measured on the 64³ test prisms
     /// (bench/README.md, Phasing): with 0.2 of the maximum, 1–2 runs in 4 collapsed, and
-    /// most runs with a detector gap through the Bragg peak.
-    public static let defaultString = "HIO:400 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:300 beta=0.8 sw=20 threshold=0.3 ref=rms, ER:100 sw=20 threshold=0.3 ref=rms"
+    /// most runs with a detector gap through the Bragg peak. From RAAR on, partial coherence
+    /// is modelled (`psf=auto`: a Gaussian point-spread function fitted to the data when RAAR
+    /// starts, as PyNX switches its PSF on after the first block, and refitted every 50
+    /// iterations); on coherent data the fitted widths are ~0 and the run stays on the
+    /// coherent projection (bench/README.md, Partial coherence).
+    public static let defaultString = "HIO:400 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:300 beta=0.8 sw=20 threshold=0.3 ref=rms psf=auto, ER:100 sw=20 threshold=0.3 ref=rms"
     public static var standard: Recipe { try! parse(defaultString) }
 
     /// A quarter of the default's iterations, for a start that is already near the answer
@@ -84,11 +98,16 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
 
     public init(steps: [RecipeStep]) { self.steps = steps }
 
+    /// Iterations in all (`parse` refuses recipes of more than `maximumIterations`).
     public var totalIterations: Int { steps.reduce(0) { $0 + $1.iterations } }
+
+    /// The most iterations a recipe may have in all: far beyond any use (10⁹ iterations of
+    /// a 64³ pattern take weeks), and small enough that counts times runs cannot overflow.
+    public static let maximumIterations = 1_000_000_000
 
     public var description: String { steps.map(\.description).joined(separator: ", ") }
 
-    static let optionNames = ["beta", "sw", "threshold", "ref"]
+    static let optionNames = ["beta", "sw", "threshold", "ref", "psf"]
 
     /// Parses and validates a recipe; errors name the step and suggest the closest valid word.
     public static func parse(_ text: String) throws -> Recipe {
@@ -99,6 +118,7 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
             throw PhasingError.invalidRecipe("the recipe is empty; write steps like \"\(defaultString)\"")
         }
         var steps: [RecipeStep] = []
+        var total = 0
         for (k, part) in parts.enumerated() {
             guard !part.isEmpty else {
                 throw PhasingError.invalidRecipe("step \(k + 1) is empty (two commas in a row?) in \"\(text)\"")
@@ -113,19 +133,37 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
                 throw PhasingError.invalidRecipe("unknown algorithm '\(name)' in step \(k + 1) (\"\(part)\")"
                     + (best.map { "; did you mean '\($0)'?" } ?? "") + " Known algorithms: \(names.joined(separator: ", ")).")
             }
+            if nameCount.count == 2, !nameCount[1].isEmpty, nameCount[1].allSatisfy({ $0.isASCII && $0.isNumber }), Int(nameCount[1]) == nil {
+                throw PhasingError.invalidRecipe("step \(k + 1) (\"\(part)\") has \(nameCount[1]) iterations; a recipe may have at most \(maximumIterations) in all")
+            }
             guard nameCount.count == 2, let n = Int(nameCount[1]) else {
                 throw PhasingError.invalidRecipe("step \(k + 1) (\"\(part)\") needs an iteration count, e.g. \"\(algorithm.rawValue):100\"")
             }
             guard n > 0 else {
                 throw PhasingError.invalidRecipe("step \(k + 1) (\"\(part)\") has \(n) iterations; the count must be positive")
             }
+            guard n <= maximumIterations else {
+                throw PhasingError.invalidRecipe("step \(k + 1) (\"\(part)\") has \(n) iterations; a recipe may have at most \(maximumIterations) in all")
+            }
+            let (sum, overflow) = total.addingReportingOverflow(n)
+            guard !overflow, sum <= maximumIterations else {
+                throw PhasingError.invalidRecipe("the recipe's iterations add up beyond the limit at step \(k + 1) (\"\(part)\"); a recipe may have at most \(maximumIterations) in all")
+            }
+            total = sum
             var step = RecipeStep(algorithm, iterations: n, beta: algorithm == .raar ? 0.8 : 0.9)
+            var given: [String: String] = [:]
             for w in words.dropFirst() {
                 let kv = w.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
                 guard kv.count == 2, !kv[0].isEmpty else {
                     throw PhasingError.invalidRecipe("option '\(w)' in step \(k + 1) is not of the form key=value (keys: \(optionNames.joined(separator: ", ")))")
                 }
                 let key = kv[0].lowercased()
+                if optionNames.contains(key) {
+                    guard given[key] == nil else {
+                        throw PhasingError.invalidRecipe("option '\(key)' is given twice in step \(k + 1) (\"\(part)\")")
+                    }
+                    given[key] = w
+                }
                 switch key {
                 case "beta":
                     guard let b = Double(kv[1]), b > 0, b <= 1 else {
@@ -147,11 +185,23 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
                         throw PhasingError.invalidRecipe("ref=\(kv[1]) in step \(k + 1): the shrink-wrap reference must be max or rms")
                     }
                     step.reference = r
+                case "psf":
+                    guard let p = PSFSetting.parse(kv[1]) else {
+                        throw PhasingError.invalidRecipe("psf=\(kv[1]) in step \(k + 1): write psf=auto (fitted; auto:gauss, auto:lorentz or auto:pvoigt, optionally :EVERY iterations), psf=gauss:SIGMA, psf=lorentz:HALFWIDTH, psf=pvoigt:FWHM[:ETA] (widths in pixels ≥ 0, one or ZxYxX) or psf=off")
+                    }
+                    step.psf = p
                 default:
                     let best = closest(key, in: optionNames)
                     throw PhasingError.invalidRecipe("unknown option '\(kv[0])' in step \(k + 1)"
                         + (best.map { "; did you mean '\($0)'?" } ?? "") + " Options: \(optionNames.joined(separator: ", ")).")
                 }
+            }
+            // Options the step would ignore are refused: the user meant something.
+            if algorithm == .er, let w = given["beta"] {
+                throw PhasingError.invalidRecipe("'\(w)' in step \(k + 1) (\"\(part)\") is not used: ER has no feedback parameter (beta applies to HIO and RAAR)")
+            }
+            if step.shrinkWrapEvery == 0, let w = given["threshold"] ?? given["ref"] {
+                throw PhasingError.invalidRecipe("'\(w)' in step \(k + 1) (\"\(part)\") is not used: shrink-wrap is off in that step (sw=0)")
             }
             steps.append(step)
         }

@@ -9,6 +9,9 @@ public enum CoherenceBlur: Equatable, Sendable {
     /// Separable Lorentzian (Cauchy) kernel of half width at half maximum `halfWidth`
     /// pixels per axis (heavier tails than a Gaussian).
     case lorentzian(halfWidth: Double)
+    /// Pseudo-Voigt: `eta` × the Lorentzian plus (1 − `eta`) × the Gaussian, both of full
+    /// width at half maximum `fwhm` pixels per axis.
+    case pseudoVoigt(fwhm: Double, eta: Double)
 }
 
 /// Detector defects: module gaps (planes of dead pixels through every frame) and hot
@@ -130,22 +133,37 @@ public enum Diffraction {
             return try PhaseField.gaussianSmoothed(intensity, sigma: sigma)
         case .lorentzian(let gamma):
             guard gamma >= 0 else { throw SimulationError.invalidParameter("the coherence blur half width must be ≥ 0 pixels (got \(gamma))") }
-            // FT of a unit-area Cauchy kernel of HWHM γ is exp(−γ|q|) per axis.
-            var c = intensity.complex()
-            try SimFFT.forward(&c)
-            let sh = c.shape
-            let f = (0..<sh.count).map { a in (0..<sh[a]).map { k -> Float in
-                Float(exp(-gamma * abs(2 * Double.pi * FFT.frequency(k, sh[a])))) } }
-            let n1 = sh[1], n2 = sh[2]
-            c.withUnsafeMutableFloats { p in
-                for row in 0..<(sh[0] * n1) {
-                    let g = f[0][row / n1] * f[1][row % n1]
-                    for x in 0..<n2 { let w = g * f[2][x]; p[2 * (row * n2 + x)] *= w; p[2 * (row * n2 + x) + 1] *= w }
+            return try separableLorentzian(intensity, gamma: gamma, eta: 1, sigma: 0)
+        case .pseudoVoigt(let fwhm, let eta):
+            guard fwhm >= 0, eta >= 0, eta <= 1 else {
+                throw SimulationError.invalidParameter("the pseudo-Voigt blur needs a FWHM ≥ 0 pixels and 0 ≤ η ≤ 1 (got \(fwhm), \(eta))")
+            }
+            return try separableLorentzian(intensity, gamma: fwhm / 2, eta: eta, sigma: fwhm / (2 * (2 * log(2.0)).squareRoot()))
+        }
+    }
+
+    /// η × (separable Cauchy kernel of HWHM γ) + (1 − η) × (Gaussian of σ), through the FFT.
+    /// The FT of a unit-area Cauchy kernel of HWHM γ is exp(−γ|q|) per axis.
+    static func separableLorentzian(_ intensity: RealVolume, gamma: Double, eta: Double, sigma: Double) throws -> RealVolume {
+        var c = intensity.complex()
+        try SimFFT.forward(&c)
+        let sh = c.shape
+        let f = (0..<sh.count).map { a in (0..<sh[a]).map { k -> Float in
+            Float(exp(-gamma * abs(2 * Double.pi * FFT.frequency(k, sh[a])))) } }
+        let g = (0..<sh.count).map { a in (0..<sh[a]).map { k -> Float in
+            let q = 2 * Double.pi * FFT.frequency(k, sh[a]); return Float(exp(-0.5 * sigma * sigma * q * q)) } }
+        let n1 = sh[1], n2 = sh[2], e = Float(eta)
+        c.withUnsafeMutableFloats { p in
+            for row in 0..<(sh[0] * n1) {
+                let l = f[0][row / n1] * f[1][row % n1] * e, gg = g[0][row / n1] * g[1][row % n1] * (1 - e)
+                for x in 0..<n2 {
+                    let w = eta == 1 ? l * f[2][x] : l * f[2][x] + gg * g[2][x]
+                    p[2 * (row * n2 + x)] *= w; p[2 * (row * n2 + x) + 1] *= w
                 }
             }
-            try SimFFT.inverse(&c)
-            return c.real()
         }
+        try SimFFT.inverse(&c)
+        return c.real()
     }
 
     /// A detector mask for frames of shape (frames, rows, cols): 1 on module-gap rows and

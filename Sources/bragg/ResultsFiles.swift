@@ -51,11 +51,28 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
     curves["run_restarts"] = result.runs.map { Double($0.restarts) }
     // χ² of each run's P_S ρ at the stall check, its last start's (NaN without a check)
     curves["run_check_chi2"] = result.runs.map { $0.checkChi2.last ?? .nan }
+    var arrays: [String: NDArray] = [:]
+    if let best = result.runs.first(where: { $0.index == result.kept.first }), let psf = best.psf {
+        // The point-spread function (partial coherence) of the best run: its model and widths,
+        // and the kernel itself, centred, cropped to where it is not negligible.
+        params["psf_model"] = .string(psf.model.rawValue)
+        params["psf_fwhm_px"] = .doubles(psf.fwhm)
+        params["psf_sigma_px"] = .doubles(psf.sigma)
+        params["psf_eta"] = .double(psf.eta)
+        params["psf_background_counts"] = .double(psf.background)
+        if let k = try? psf.kernel(shape: result.object.shape) {
+            let half = k.shape.map { n in min((n - 1) / 2, max(3, Int((3 * (psf.fwhm.max() ?? 1)).rounded(.up)))) }
+            let start = zip(k.shape, half).map { $0 / 2 - $1 }, size = half.map { 2 * $0 + 1 }
+            if let c = try? k.cropped(start: start, size: size) { arrays["psf"] = NDArray(c) }
+        }
+        metrics["psf_fwhm_mean_px"] = psf.fwhm.reduce(0, +) / Double(max(1, psf.fwhm.count))
+    }
     curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
+    curves["run_psf_fwhm_mean_px"] = result.runs.map { r in r.psf.map { $0.fwhm.reduce(0, +) / Double(max(1, $0.fwhm.count)) } ?? .nan }
     curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
     curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }
     return CXIResults(object: result.object, support: result.support, pattern: intensity, mask: mask,
-                      parameters: params, metrics: metrics, curves: curves)
+                      parameters: params, metrics: metrics, curves: curves, arrays: arrays)
 }
 
 /// Checks, before any work, that `bragg analyze` may write its outputs into `out`: the

@@ -56,6 +56,8 @@ struct SimulateCrystal: ParsableCommand {
     @Option(help: "Flat background, counts per pixel.") var background: Double = 0
     @Option(name: .customLong("blur-sigma"), help: "Partial-coherence blur: Gaussian σ in pixels.") var blurSigma: Double = 0
     @Option(name: .customLong("blur-lorentzian"), help: "Partial-coherence blur: Lorentzian half width in pixels.") var blurLorentzian: Double = 0
+    @Option(name: .customLong("blur-pvoigt"), help: "Partial-coherence blur: pseudo-Voigt FWHM in pixels (with --blur-eta).") var blurPVoigt: Double = 0
+    @Option(name: .customLong("blur-eta"), help: "Lorentzian fraction of the pseudo-Voigt blur (0–1).") var blurEta: Double = 0.5
     @Option(name: .customLong("module-size"), help: "Detector module size in pixels: gaps between modules are masked (0: none).") var moduleSize: Int = 0
     @Option(name: .customLong("hot-pixels"), help: "Number of hot pixels.") var hotPixels: Int = 0
     @Flag(name: .customLong("no-noise"), help: "Expected counts, no Poisson noise.") var noNoise = false
@@ -79,8 +81,12 @@ struct SimulateCrystal: ParsableCommand {
         }
         o.burgersWinding = burgers; o.surfaceDomains = domains; o.domainPhase = domainPhase
         o.missingDensity = missingDensity; o.background = background
-        guard blurSigma >= 0, blurLorentzian >= 0 else { throw UsageError("blur widths must be ≥ 0 pixels") }
-        o.blur = blurSigma > 0 ? .gaussian(sigma: blurSigma) : (blurLorentzian > 0 ? .lorentzian(halfWidth: blurLorentzian) : .none)
+        guard blurSigma >= 0, blurLorentzian >= 0, blurPVoigt >= 0 else { throw UsageError("blur widths must be ≥ 0 pixels") }
+        guard blurEta >= 0, blurEta <= 1 else { throw UsageError("--blur-eta must lie in [0, 1] (got \(blurEta))") }
+        let blurs = [blurSigma, blurLorentzian, blurPVoigt].filter { $0 > 0 }.count
+        guard blurs <= 1 else { throw UsageError("give one of --blur-sigma, --blur-lorentzian and --blur-pvoigt") }
+        o.blur = blurSigma > 0 ? .gaussian(sigma: blurSigma) : (blurLorentzian > 0 ? .lorentzian(halfWidth: blurLorentzian)
+            : (blurPVoigt > 0 ? .pseudoVoigt(fwhm: blurPVoigt, eta: blurEta) : .none))
         guard moduleSize >= 0, hotPixels >= 0 else { throw UsageError("--module-size and --hot-pixels must be ≥ 0") }
         if moduleSize > 0 || hotPixels > 0 { o.defects = DetectorDefects(moduleSize: moduleSize, gapWidth: 2, hotPixels: hotPixels) }
         o.poissonNoise = !noNoise
@@ -116,6 +122,7 @@ struct SimulateCrystal: ParsableCommand {
                 "surface_domains": .int(domains), "domain_phase_rad": .double(domainPhase),
                 "missing_density": .double(missingDensity), "background": .double(background),
                 "blur_sigma_px": .double(blurSigma), "blur_lorentzian_px": .double(blurLorentzian),
+                "blur_pvoigt_fwhm_px": .double(blurPVoigt), "blur_pvoigt_eta": .double(blurPVoigt > 0 ? blurEta : 0),
                 "module_size_px": .int(moduleSize), "hot_pixels": .int(hotPixels),
                 "q_per_voxel": .doubles([r.qPerVoxel.x, r.qPerVoxel.y, r.qPerVoxel.z]),
                 "facet_normals": .doubles(r.crystal.facets.flatMap { [$0.normal.x, $0.normal.y, $0.normal.z] }),

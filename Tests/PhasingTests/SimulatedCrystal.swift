@@ -1,5 +1,6 @@
 import Foundation
 import Numerics
+import Simulation
 @testable import Phasing
 
 /// A minimal simulated BCDI measurement for the phasing tests: a hexagonal prism with a
@@ -10,8 +11,10 @@ struct SimulatedCrystal {
     var intensity: RealVolume      // centred, noisy
     var seed: UInt64
 
+    /// `blur` (partial coherence, the simulator's kernels) is applied to the clean intensity
+    /// before scaling; `background` (counts per pixel) is added before the noise.
     init(size n: Int = 64, radius: Double = 10, length: Double = 20, phaseRMS: Double = 0.8,
-         peakPhotons: Double = 1e6, seed: UInt64) throws {
+         peakPhotons: Double = 1e6, blur: CoherenceBlur = .none, background: Double = 0, seed: UInt64) throws {
         self.seed = seed
         var rng = PhasingRNG(seed: seed &* 7919 &+ 17)
         let angle = rng.uniform() * Double.pi / 3
@@ -46,9 +49,9 @@ struct SimulatedCrystal {
         object = try ComplexVolume(modulus: shape, phase: phase)
         var f = object.ifftshifted()
         try FFT.forward(&f)
-        let clean = f.intensity().fftshifted()
+        let clean = try Diffraction.blurred(f.intensity().fftshifted(), blur)
         let k = Float(peakPhotons) / clean.maximum()
-        intensity = clean.map { v -> Float in Float(SimulatedCrystal.poisson(Double(v * k), &rng)) }
+        intensity = clean.map { v -> Float in Float(SimulatedCrystal.poisson(Double(max(0, v) * k) + background, &rng)) }
     }
 
     static func poisson(_ lambda: Double, _ rng: inout PhasingRNG) -> Double {
