@@ -92,6 +92,12 @@ public enum ScanGeometry {
                                columnStep: raw.columnStep * Double(bin[2]), distance: raw.distance,
                                rockingAxis: raw.rockingAxis, rockingStep: raw.rockingStep * Double(bin[0]))
         g.fill(from: bg)
+        // detector_1/distance and the pixel sizes stay what the beamline recorded (the camera
+        // length and the binned pixel pitch), as in CXI; the vectors above hold the distance
+        // to the peak pixel and the pixel steps seen from the sample.
+        g.detectorDistance = distance
+        g.pixelSize = pixel.column * Double(bin[2])
+        g.rowPixelSize = pixel.row * Double(bin[1]) != g.pixelSize ? pixel.row * Double(bin[1]) : nil
         return g
     }
 }
