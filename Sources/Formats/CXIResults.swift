@@ -189,7 +189,7 @@ public struct CXIResults: @unchecked Sendable {
             try put(g.energy.map { $0 * CXIResults.electronVolt }, "\(ins)/source_1/energy", "J")
             try put(g.detectorDistance, "\(ins)/detector_1/distance", "m")
             try put(g.pixelSize, "\(ins)/detector_1/x_pixel_size", "m")
-            try put(g.pixelSize, "\(ins)/detector_1/y_pixel_size", "m")
+            try put(g.rowPixelSize ?? g.pixelSize, "\(ins)/detector_1/y_pixel_size", "m")
             try put(g.twoTheta, "\(ins)/two_theta", "rad")
             try put(g.rockingStep, "\(ins)/rocking_step", "rad")
             if let q = g.qVector {
@@ -197,7 +197,6 @@ public struct CXIResults: @unchecked Sendable {
                 try f.setAttribute("units", .string("1/m"), on: "\(ins)/q_vector")
             }
             for (k, v) in g.extra.sorted(by: { $0.key < $1.key }) { try f.write(scalar: v, at: "\(ins)/\(k)") }
-            if let r = g.rowPixelSize { try put(r, "\(ins)/detector_1/y_pixel_size", "m") }
             try put(g.outOfPlane, "\(ins)/out_of_plane", "rad")
             if let b = g.beamline { try f.write(string: b, at: "\(ins)/name") }
             for (k, v) in g.angles.sorted(by: { $0.key < $1.key }) { try put(v, "\(ins)/angles/\(k)", "deg") }
