@@ -154,7 +154,7 @@ final class InputFittingTests: XCTestCase {
         let neural = try bragg(["phase", input, "--method", "neural", "--then", "short", "--model", model,
                                 "--out", dir.appendingPathComponent("n.npy").path])
         XCTAssertEqual(neural.status, 0, neural.output)
-        print(neural.output.split(separator: "\r").last ?? "")
+        print(neural.output.components(separatedBy: "\r").last ?? "")
         XCTAssertTrue(neural.output.contains("96×96×96 pattern"), neural.output)
         XCTAssertTrue(neural.output.contains("binned 1×1×1 to 96×96×96, cropped to 64³ around the Bragg peak"), neural.output)
         XCTAssertTrue(neural.output.contains("carried up to the full 96×96×96 grid"), neural.output)
