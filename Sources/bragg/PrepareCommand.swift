@@ -55,7 +55,7 @@ struct PrepareCommand: ParsableCommand {
             where it exceeds 1 are masked (nothing is subtracted); --flat is the white field: pixels \
             under 100 counts in it are masked and the frames are divided by it scaled to mean 1. The \
             geometry (Q from the circles at the pattern's centre, the detector pixel of the centre) \
-            goes into the CXI file; --energy, --distance, --pixel-size, --two-theta and \
+            goes into the CXI file; --energy-kev, --distance, --pixel-um, --two-theta and \
             --rocking-step override it, and say so.
             """
     )
@@ -117,14 +117,15 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "Binning Z,Y,X (or one factor for all axes).")
     var bin: String = "1"
 
-    @Option(help: "Photon energy (eV), overriding the file's.")
-    var energy: Double?
+    // Geometry options: the same names and units as `bragg analyze` and the experiment file.
+    @Option(name: .customLong("energy-kev"), help: "Photon energy (keV), overriding the file's.")
+    var energyKeV: Double?
 
     @Option(help: "Detector distance (m), overriding the file's.")
     var distance: Double?
 
-    @Option(name: .customLong("pixel-size"), help: "Detector pixel size (m), overriding the file's.")
-    var pixelSize: Double?
+    @Option(name: .customLong("pixel-um"), help: "Detector pixel size (µm), overriding the file's.")
+    var pixelMicrons: Double?
 
     @Option(name: .customLong("two-theta"), help: "Detector angle 2θ (degrees), overriding the file's.")
     var twoTheta: Double?
@@ -314,10 +315,10 @@ struct PrepareCommand: ParsableCommand {
             source = stacks[0].source
         }
         var overrides: [GeometryOverride] = []
-        if let e = energy { overrides.append(GeometryOverride(option: "--energy", quantity: .energy, value: e)) }
+        if let e = energyKeV { overrides.append(GeometryOverride(option: "--energy-kev", quantity: .energy, value: e * 1000)) }
         if let d = distance { overrides.append(GeometryOverride(option: "--distance", quantity: .distance, value: d)) }
-        if let p = pixelSize {
-            overrides.append(GeometryOverride(option: "--pixel-size", quantity: .pixelSize, value: p * Double(result.binning[2])))
+        if let p = pixelMicrons {
+            overrides.append(GeometryOverride(option: "--pixel-um", quantity: .pixelSize, value: p * 1e-6 * Double(result.binning[2])))
         }
         if let t = twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: t * .pi / 180)) }
         if let r = rockingStep {
@@ -335,7 +336,7 @@ struct PrepareCommand: ParsableCommand {
                          bg.qHat.x, bg.qHat.y, bg.qHat.z, (g.peakPixel ?? []).map { String(format: "%.1f", $0) }.joined(separator: ", "),
                          v[0] * 1e9, v[1] * 1e9, v[2] * 1e9))
         } else if beamlineScan != nil {
-            print("geometry: incomplete (give the missing values with --energy, --distance, --pixel-size, --rocking-step)")
+            print("geometry: incomplete (give the missing values with --energy-kev, --distance, --pixel-um, --rocking-step)")
         }
 
         let included = result.scans.filter { $0.included }
