@@ -117,6 +117,9 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "Binning Z,Y,X (or one factor for all axes).")
     var bin: String = "1"
 
+    @Option(help: "An earlier state's prepared CXI file: take its crop size and binning, so that every state of a series has one shape (instead of --size and --bin).")
+    var like: String?
+
     // Geometry options: the same names and units as `bragg analyze` and the experiment file.
     @Option(name: .customLong("energy-kev"), help: "Photon energy (keV), overriding the file's.")
     var energyKeV: Double?
@@ -189,6 +192,19 @@ struct PrepareCommand: ParsableCommand {
         if let s = size {
             options.size = try parseTriple(s, name: "--size")
             guard options.size!.allSatisfy({ $0 >= 1 }) else { throw UsageError("--size must be positive (got '\(s)')") }
+        }
+        if let l = like {
+            // The series' shape from a state prepared before: its crop (before binning) and binning.
+            guard size == nil, bin == "1" else { throw UsageError("--like \(l) gives the size and binning: drop --size and --bin") }
+            let p = try CXIResults.read(from: l).parameters
+            guard case .ints(let crop)? = p["crop_size"], case .ints(let b)? = p["binning"], crop.count == 3, b.count == 3,
+                  crop.allSatisfy({ $0 >= 1 }), b.allSatisfy({ $0 >= 1 }) else {
+                throw UsageError("\(l) is not a pattern written by bragg prepare (it has no crop_size and binning under \(CXIResults.processPath))")
+            }
+            options.size = crop; options.binning = b
+            if !common.quiet {
+                print("size \(crop.map(String.init).joined(separator: ",")) and binning \(b.map(String.init).joined(separator: ",")) from \(l)")
+            }
         }
         // A beamline scan: frames, monitor, region of interest and geometry from its files.
         // 34-ID-C: the TIFF folder and the SPEC scan; other beamlines (ID01, P10, I16, NeXus,

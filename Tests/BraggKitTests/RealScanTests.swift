@@ -147,6 +147,26 @@ final class RealScanTests: XCTestCase {
 
     /// prepare (no geometry option) → phase → analyze → view on the real scan, binned 2×2×2
     /// around the Bragg peak to 64³.
+    /// A series keeps one shape: a second state prepared --like the first takes its crop
+    /// size and binning (here from the full scan, centred by the maximum instead, so its
+    /// own default crop would differ).
+    func testSecondStateTakesTheShapeOfTheFirst() throws {
+        let a = path("a.cxi"), b = path("b.cxi"), c = path("c.cxi")
+        var r = try bragg(["prepare", frames, "--spec", spec, "--scan", "54", "--size", "96,120,128", "--bin", "2,2,2", "--out", a, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.output)
+        r = try bragg(["prepare", frames, "--spec", spec, "--scan", "54", "--centre", "max", "--like", a, "--out", b])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("size 96,120,128 and binning 2,2,2 from \(a)"), r.output)
+        let pa = try CXIResults.read(from: a), pb = try CXIResults.read(from: b)
+        XCTAssertEqual(pa.pattern?.shape, [48, 60, 64])
+        XCTAssertEqual(pb.pattern?.shape, pa.pattern?.shape)
+        XCTAssertEqual(pb.parameters["binning"], .ints([2, 2, 2]))
+        // --like with --size is refused before any frame is read, and nothing is written
+        r = try bragg(["prepare", frames, "--spec", spec, "--scan", "54", "--like", a, "--size", "64", "--out", c])
+        XCTAssertEqual(r.status, 2, r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: c))
+    }
+
     func testChainCarriesTheGeometry() throws {
         let cxi = path("s54.cxi"), res = path("r.cxi"), an = path("a"), vw = path("v")
         var r = try bragg(["prepare", frames, "--spec", spec, "--scan", "54", "--size", "128", "--bin", "2", "--out", cxi, "--quiet"])
