@@ -266,7 +266,7 @@ struct PrepareCommand: ParsableCommand {
             }
             inputs.append(Scan(frames: st, monitor: m))
         }
-        if let b = beamlineScan {
+        if let b = beamlineScan, b.beamline == .aps34IDC, !common.quiet {   // the other readers print their summary above
             let a = b.angles.sorted { $0.key < $1.key }.map { String(format: "%@ %.4f°", $0.key, $0.value) }.joined(separator: ", ")
             print(String(format: "%@: %@, %d points, %@ step %.5f°; E = %.4g keV, distance %.4g m, %@ (%.0f µm pixels), region of interest from row %d, column %d; %@%@",
                          b.scanName, b.notes["spec_command"] ?? "", b.frames.shape[0], b.rockingMotor ?? "?", b.rockingStep ?? .nan,
