@@ -351,41 +351,8 @@ struct DemoCommand: ParsableCommand {
                                              messages: { bar.message("bragg: warning: " + $0) })
         bar.finish()
         let g = NeXusGeometry.read(from: stacks[0].file)
-        try DemoCommand.preparedFile(result, options: options, geometry: g).write(to: path, overwrite: true, compression: nil)
+        try preparedPatternFile(result, options: options, geometry: g).write(to: path, overwrite: true, compression: nil)
         return PreparedState(path: path, pattern: result.pattern, mask: result.mask, result: result)
-    }
-
-    /// The CXI file `bragg prepare` writes for a prepared pattern: pattern, mask, geometry, and
-    /// each scan's shift, correlation and bad pixels under /entry_1/image_1/process_1.
-    static func preparedFile(_ result: PreparedPattern, options: PreparationOptions, geometry: CXIGeometry) -> CXIResults {
-        let included = result.scans.filter { $0.included }
-        let params: [String: HDF5Attribute] = [
-            "program": .string("bragg prepare"),
-            "scans": .string(result.scans.map { $0.source }.joined(separator: "\n")),
-            "scans_included": .ints(included.map { $0.index + 1 }),
-            "stack_shape": .ints(result.stackShape),
-            "crop_start": .ints(result.cropStart),
-            "crop_size": .ints(result.cropSize),
-            "binning": .ints(result.binning),
-            "bragg_peak_in_sum": .doubles(result.peak),
-            "centring": .string(options.centring.rawValue),
-            "registered": .string(options.register ? "yes" : "no"),
-            "hot_factor": .double(options.hotFactor),
-            "dead_min_counts": .double(options.deadMinCounts),
-            "min_correlation": .double(options.minCorrelation),
-            "upsampling": .int(options.upsampling),
-        ]
-        var arrays: [String: NDArray] = [:]
-        arrays["scan_shifts"] = NDArray(result.scans.flatMap { $0.shift }, shape: [result.scans.count, 3])
-        arrays["scan_correlations"] = NDArray(result.scans.map { $0.correlation })
-        arrays["scan_included"] = NDArray(result.scans.map { $0.included ? 1 : 0 } as [Int])
-        arrays["scan_hot_pixels"] = NDArray(result.scans.map { $0.hotPixels })
-        arrays["scan_constant_pixels"] = NDArray(result.scans.map { $0.deadPixels })
-        let masked = result.mask.sum() / Double(result.mask.count)
-        let metrics: [String: Double] = ["masked_fraction": masked, "total_counts": result.pattern.sum(),
-                                         "scans_summed": Double(included.count)]
-        return CXIResults(pattern: result.pattern, mask: result.mask, parameters: params, metrics: metrics,
-                          arrays: arrays, geometry: geometry, programName: "BraggKit \(Bragg.version) prepare")
     }
 
     /// The series as an experiment file for `bragg analyze` (Analysis.Experiment's format):

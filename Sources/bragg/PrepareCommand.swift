@@ -355,33 +355,7 @@ struct PrepareCommand: ParsableCommand {
             print("geometry: incomplete (give the missing values with --energy-kev, --distance, --pixel-um, --rocking-step)")
         }
 
-        let included = result.scans.filter { $0.included }
-        let params: [String: HDF5Attribute] = [
-            "program": .string("bragg prepare"),
-            "scans": .string(result.scans.map { $0.source }.joined(separator: "\n")),
-            "scans_included": .ints(included.map { $0.index + 1 }),
-            "stack_shape": .ints(result.stackShape),
-            "crop_start": .ints(result.cropStart),
-            "crop_size": .ints(result.cropSize),
-            "binning": .ints(result.binning),
-            "bragg_peak_in_sum": .doubles(result.peak),
-            "centring": .string(options.centring.rawValue),
-            "registered": .string(options.register ? "yes" : "no"),
-            "hot_factor": .double(hotFactor),
-            "dead_min_counts": .double(deadMinCounts),
-            "min_correlation": .double(minCorrelation),
-            "upsampling": .int(upsampling),
-        ]
-        var arrays: [String: NDArray] = [:]
-        arrays["scan_shifts"] = NDArray(result.scans.flatMap { $0.shift }, shape: [result.scans.count, 3])
-        arrays["scan_correlations"] = NDArray(result.scans.map { $0.correlation })
-        arrays["scan_included"] = NDArray(result.scans.map { $0.included ? 1 : 0 } as [Int])
-        arrays["scan_hot_pixels"] = NDArray(result.scans.map { $0.hotPixels })
-        arrays["scan_constant_pixels"] = NDArray(result.scans.map { $0.deadPixels })
-        let metrics: [String: Double] = ["masked_fraction": masked, "total_counts": counts,
-                                         "scans_summed": Double(included.count)]
-        let cxi = CXIResults(pattern: result.pattern, mask: result.mask, parameters: params, metrics: metrics,
-                             arrays: arrays, geometry: g, programName: "BraggKit \(Bragg.version) prepare")
+        let cxi = preparedPatternFile(result, options: options, geometry: g)
         try cxi.write(to: out, overwrite: force, compression: compression == 0 ? nil : compression)
     }
 }
