@@ -127,7 +127,7 @@ public enum PhasingPost {
         return (shifted, useTwin, shift, ramp, phi)
     }
 
-    /// The sub-voxel shift s maximising the complex correlation |c(s)| = |Σ_k conj(M_k) R_k e^{2πi f_k·s}|
+    /// The sub-voxel shift s maximising the complex correlation (Registration.refinedCorrelationPeak) |c(s)| = |Σ_k conj(M_k) R_k e^{2πi f_k·s}|
     /// (M, R the spectra of `moving` and `reference`, f_k the frequencies), from `start` by
     /// coordinate-wise parabolas with a halving step (six rounds: steps ½ … 1/64 voxel), each
     /// |c(s)| evaluated exactly as a separable sum. `moving.fourierShifted(by: s)` ≈ `reference`.
@@ -138,67 +138,6 @@ public enum PhasingPost {
         try FFT.forward(&m); try FFT.forward(&r)
         var x = m.conjugated()
         try x.multiply(by: r)
-        let (nz, ny, nx) = (sh[0], sh[1], sh[2])
-        func axisPhases(_ a: Int, _ s: Double) -> [(Double, Double)] {
-            (0..<sh[a]).map { k in
-                // the Nyquist bin of an even axis is its own negative: keep its cosine only
-                if sh[a] % 2 == 0 && k == sh[a] / 2 { return (cos(Double.pi * s), 0) }
-                let t = 2 * Double.pi * FFT.frequency(k, sh[a]) * s
-                return (cos(t), sin(t))
-            }
-        }
-        func value(_ s: [Double]) -> Double {
-            let ez = axisPhases(0, s[0]), ey = axisPhases(1, s[1]), ex = axisPhases(2, s[2])
-            var parts = [(Double, Double)](repeating: (0, 0), count: nz)
-            x.withUnsafeFloats { xf in
-                parts.withUnsafeMutableBufferPointer { pp in
-                    let out = SendableTuplePointer(pp.baseAddress!)
-                    Parallel.forEachChunk(nz, minChunk: 1) { range in
-                        for z in range {
-                            var accR = 0.0, accI = 0.0
-                            for y in 0..<ny {
-                                var rowR = 0.0, rowI = 0.0
-                                let base = (z * ny + y) * nx
-                                for k in 0..<nx {
-                                    let re = Double(xf[2 * (base + k)]), im = Double(xf[2 * (base + k) + 1])
-                                    rowR += re * ex[k].0 - im * ex[k].1; rowI += re * ex[k].1 + im * ex[k].0
-                                }
-                                accR += rowR * ey[y].0 - rowI * ey[y].1; accI += rowR * ey[y].1 + rowI * ey[y].0
-                            }
-                            out.pointer[z] = (accR * ez[z].0 - accI * ez[z].1, accR * ez[z].1 + accI * ez[z].0)
-                        }
-                    }
-                }
-            }
-            let re = parts.reduce(0) { $0 + $1.0 }, im = parts.reduce(0) { $0 + $1.1 }
-            return (re * re + im * im).squareRoot()
-        }
-        var shift = start
-        var f0 = value(shift)
-        var h = 0.5
-        for _ in 0..<6 {
-            for a in 0..<3 where sh[a] >= 3 {
-                var lo = shift, hi = shift
-                lo[a] -= h; hi[a] += h
-                let fl = value(lo), fh = value(hi)
-                let denom = fl - 2 * f0 + fh
-                var step = 0.0
-                if denom < 0 { step = max(-h, min(h, 0.5 * h * (fl - fh) / denom)) }
-                else if fh > f0 || fl > f0 { step = fh > fl ? h : -h }
-                if step != 0 {
-                    var t = shift; t[a] += step
-                    let ft = value(t)
-                    if ft >= f0 { shift = t; f0 = ft }
-                }
-            }
-            h *= 0.5
-        }
-        return shift
+        return Registration.refinedCorrelationPeak(x, from: start).shift
     }
-}
-
-/// A pointer to pairs that may cross into `Parallel.forEachChunk` (chunks are disjoint).
-struct SendableTuplePointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<(Double, Double)>
-    init(_ p: UnsafeMutablePointer<(Double, Double)>) { pointer = p }
 }
