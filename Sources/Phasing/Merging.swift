@@ -55,35 +55,11 @@ public enum RunMerging {
                 a[i][j + n] = -h[i][j].im; a[i + n][j] = h[i][j].im
             }
         }
-        var v = [[Double]](repeating: [Double](repeating: 0, count: m), count: m)
-        for i in 0..<m { v[i][i] = 1 }
-        for _ in 0..<100 {
-            var off = 0.0, diag = 0.0
-            for p in 0..<m { diag += a[p][p] * a[p][p]; for q in (p + 1)..<max(m, p + 1) { off += a[p][q] * a[p][q] } }
-            if off <= 1e-30 * max(diag, 1e-300) { break }
-            for p in 0..<m {
-                for q in (p + 1)..<max(m, p + 1) where a[p][q] != 0 {
-                    let theta = (a[q][q] - a[p][p]) / (2 * a[p][q])
-                    let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
-                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                    for k in 0..<m {
-                        let akp = a[k][p], akq = a[k][q]
-                        a[k][p] = c * akp - s * akq; a[k][q] = s * akp + c * akq
-                    }
-                    for k in 0..<m {
-                        let apk = a[p][k], aqk = a[q][k]
-                        a[p][k] = c * apk - s * aqk; a[q][k] = s * apk + c * aqk
-                    }
-                    for k in 0..<m {
-                        let vkp = v[k][p], vkq = v[k][q]
-                        v[k][p] = c * vkp - s * vkq; v[k][q] = s * vkp + c * vkq
-                    }
-                }
-            }
-        }
+        // Its own tolerance: a half off-diagonal sum ≤ 1e-30 Σ a_ii² (the full sum ≤ 2e-30).
+        let (diagonal, v) = symmetricEigen(a, tolerance: 2e-30, floor: 0)
         // Pair up the doubled spectrum: take eigenvectors in decreasing order, skipping any
         // whose complex form is parallel to one already taken.
-        let order = (0..<m).sorted { a[$0][$0] > a[$1][$1] }
+        let order = (0..<m).sorted { diagonal[$0] > diagonal[$1] }
         var values: [Double] = [], vectors: [[(re: Double, im: Double)]] = []
         for j in order where values.count < n {
             var z = (0..<n).map { (re: v[$0][j], im: v[$0 + n][j]) }
@@ -95,7 +71,7 @@ public enum RunMerging {
             }
             let norm = z.reduce(0) { $0 + $1.re * $1.re + $1.im * $1.im }.squareRoot()
             guard norm > 0.5 else { continue }
-            values.append(a[j][j])
+            values.append(diagonal[j])
             vectors.append(z.map { (re: $0.re / norm, im: $0.im / norm) })
         }
         return (values, vectors)
