@@ -5,6 +5,10 @@ SWIFT      ?= swift
 # One configuration for the program and the tests (release speed, @testable imports),
 # so `make test` after `make build` rebuilds nothing.
 SWIFTFLAGS ?= -c release -Xswiftc -enable-testing
+# The release flags of Package.swift (-fno-math-errno, -march=x86-64-v3: AVX2/FMA), which
+# the manifest declares only when BRAGG_NATIVE is set, on x86_64. `BRAGG_NATIVE=0 make ...`
+# builds the portable way (as a dependency or on aarch64); switching rebuilds everything.
+export BRAGG_NATIVE ?= 1
 BIN        := $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)/bragg
 # hdf5-filter-plugin (LZ4, BZip2) and bitshuffle (HDF5 filter 32008): plugins that decode
 # the Eiger files of PETRA III P10 (found by HDF5 in /usr/lib/<arch>/hdf5/serial/plugins).

@@ -4,10 +4,19 @@ import PackageDescription
 
 // Release-only flags: let clang-imported maths vectorise (no errno) and use AVX2/FMA.
 // Measured in ../shared/SWIFT-NUMERICS.md: 1.5–7x on elementwise loops.
-let fastMath: [SwiftSetting] = [
+// They are unsafe flags, which SwiftPM refuses in a versioned dependency, and
+// -march=x86-64-v3 exists on x86_64 only; so they are declared only when BRAGG_NATIVE is
+// set (the Makefile sets it) and the manifest is built on x86_64. Without it the package
+// builds anywhere, with the compiler's portable defaults.
+#if arch(x86_64)
+let native = Context.environment["BRAGG_NATIVE"].map { !$0.isEmpty && $0 != "0" } ?? false
+#else
+let native = false
+#endif
+let fastMath: [SwiftSetting] = native ? [
     .unsafeFlags(["-Xcc", "-fno-math-errno", "-Xcc", "-march=x86-64-v3"],
                  .when(configuration: .release)),
-]
+] : []
 let mode: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
