@@ -28,6 +28,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The experiment file (TOML 1.0, through toml++).
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C libraries, each wrapped once (module map + pkg-config).
@@ -48,7 +50,8 @@ let package = Package(
         .target(name: "Preparation", dependencies: ["Numerics", "Formats"], swiftSettings: mode + fastMath),
         .target(name: "Phasing", dependencies: ["Numerics"], swiftSettings: mode + fastMath),
         .target(name: "Neural", dependencies: ["Numerics", "Simulation", "COpenBLAS"], swiftSettings: mode + fastMath),
-        .target(name: "Analysis", dependencies: ["Numerics"], swiftSettings: mode + fastMath),
+        .target(name: "Analysis", dependencies: ["Numerics", .product(name: "TOMLKit", package: "TOMLKit")],
+                swiftSettings: mode + fastMath),
         .target(name: "Report", dependencies: ["Numerics", "Formats"], swiftSettings: mode + fastMath),
         // The umbrella: re-exports the stages and holds the glue between them.
         .target(name: "BraggKit", dependencies: ["Numerics", "Formats", "Simulation", "Preparation", "Phasing",

@@ -1,152 +1,67 @@
 import Foundation
 import Numerics
 
-/// A value of the TOML subset the experiment file uses.
-public enum TOMLValue: Equatable, Sendable {
-    case string(String), number(Double), bool(Bool), array([TOMLValue])
+import TOMLKit
+
+/// A value of the experiment file as its checks read it: TOML's integers and floats are
+/// both numbers (SI conversions happen later), and only the kinds the file uses exist.
+enum ExperimentValue: Equatable, Sendable {
+    case string(String), number(Double), bool(Bool), array([ExperimentValue])
 
     var doubleValue: Double? { if case .number(let d) = self { return d }; return nil }
     var stringValue: String? { if case .string(let s) = self { return s }; return nil }
 }
 
-/// A small reader for the TOML subset of experiment files: `# comments`, `[table]`,
-/// `[[array of tables]]`, `key = value` with bare or quoted keys, basic ("…", with \" \\ \n
-/// \t escapes) and literal ('…') strings, integers and floats (underscores and exponents),
-/// booleans, and arrays of these (which may span lines). Dotted keys, inline tables, dates
-/// and multi-line strings are not supported and are reported as errors with their line.
-public enum MiniTOML {
-    public typealias Table = [String: TOMLValue]
+/// The experiment file as TOML 1.0, parsed by TOMLKit (toml++), flattened into what the
+/// checks of `Experiment.parse` walk: the top-level keys, the tables by dotted name
+/// ("geometry", "geometry.angles"), and the arrays of tables ("state") in order.
+/// A syntax error names its line; dates, times and non-finite numbers are refused, since no
+/// key of the file takes them.
+enum ExperimentTOML {
+    typealias Table = [String: ExperimentValue]
 
-    /// Parses into the root table, named tables, and arrays of tables (in order).
-    public static func parse(_ text: String) throws -> (root: Table, tables: [String: Table], arrays: [String: [Table]]) {
-        var root = Table(), tables = [String: Table](), arrays = [String: [Table]]()
-        enum Target { case root, table(String), array(String) }
-        var target = Target.root
-        var lines = text.components(separatedBy: "\n")
-        var ln = 0
-        func fail(_ msg: String) -> AnalysisError { .experimentFile("line \(ln): \(msg)") }
-        while ln < lines.count {
-            var line = stripComment(lines[ln]).trimmingCharacters(in: .whitespaces)
-            ln += 1
-            if line.isEmpty { continue }
-            if line.hasPrefix("[[") {
-                guard line.hasSuffix("]]") else { throw fail("unterminated [[table]] header") }
-                let name = String(line.dropFirst(2).dropLast(2)).trimmingCharacters(in: .whitespaces)
-                arrays[name, default: []].append(Table()); target = .array(name); continue
-            }
-            if line.hasPrefix("[") {
-                guard line.hasSuffix("]") else { throw fail("unterminated [table] header") }
-                let name = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
-                guard tables[name] == nil else { throw fail("table [\(name)] appears twice") }
-                tables[name] = Table(); target = .table(name); continue
-            }
-            guard let eq = line.firstIndex(of: "=") else { throw fail("expected key = value") }
-            var key = String(line[..<eq]).trimmingCharacters(in: .whitespaces)
-            if key.count >= 2, (key.hasPrefix("\"") && key.hasSuffix("\"")) || (key.hasPrefix("'") && key.hasSuffix("'")) {
-                key = String(key.dropFirst().dropLast())
-            } else if key.isEmpty || key.contains(where: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) {
-                throw fail("unsupported key '\(key)' (bare keys of letters, digits, _ and - only)")
-            }
-            var rest = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
-            // Arrays may span lines: read on until the brackets balance.
-            while bracketDepth(rest) > 0 && ln < lines.count {
-                rest += " " + stripComment(lines[ln]).trimmingCharacters(in: .whitespaces); ln += 1
-            }
-            var scanner = Scanner(chars: Array(rest), pos: 0)
-            let value: TOMLValue
-            do { value = try scanner.value() } catch let e as TOMLSyntax { throw fail(e.message) }
-            scanner.skipSpace()
-            guard scanner.pos == scanner.chars.count else { throw fail("unexpected text after the value of '\(key)'") }
-            switch target {
-            case .root: guard root[key] == nil else { throw fail("key '\(key)' given twice") }; root[key] = value
-            case .table(let t): guard tables[t]![key] == nil else { throw fail("key '\(key)' given twice") }; tables[t]![key] = value
-            case .array(let a): guard arrays[a]![arrays[a]!.count - 1][key] == nil else { throw fail("key '\(key)' given twice") }
-                arrays[a]![arrays[a]!.count - 1][key] = value
-            }
-            line = ""
+    static func parse(_ text: String) throws -> (root: Table, tables: [String: Table], arrays: [String: [Table]]) {
+        // toml++ reads a C string: a NUL would silently end the file there.
+        guard !text.utf8.contains(0) else { throw AnalysisError.experimentFile("holds a NUL byte (not a text file)") }
+        let document: TOMLTable
+        do { document = try TOMLTable(string: text) } catch let e as TOMLParseError {
+            throw AnalysisError.experimentFile("line \(e.source.begin.line): \(e.description)")
         }
-        lines.removeAll()
+        var tables = [String: Table](), arrays = [String: [Table]]()
+        func dotted(_ path: String, _ key: String) -> String { path.isEmpty ? key : path + "." + key }
+        func value(_ v: TOMLValueConvertible, _ name: String) throws -> ExperimentValue {
+            switch v.type {
+            case .string: return .string(v.string ?? "")
+            case .bool: return .bool(v.bool ?? false)
+            case .int: return .number(Double(v.int ?? 0))
+            case .double:
+                guard let d = v.double, d.isFinite else { throw AnalysisError.experimentFile("'\(name)' must be a finite number") }
+                return .number(d)
+            case .array: return .array(try (v.array ?? TOMLArray()).map { try value($0, name) })
+            case .table: throw AnalysisError.experimentFile("'\(name)' holds a table where a value belongs")
+            case .date, .time, .dateTime: throw AnalysisError.experimentFile("'\(name)' is a date or time, which no key takes")
+            }
+        }
+        // A table's own values; its sub-tables and arrays of tables are filed under their dotted names.
+        func flatten(_ t: TOMLTable, _ path: String) throws -> Table {
+            var own = Table()
+            for key in t.keys {
+                guard let v = t[key] else { continue }
+                let name = dotted(path, key)
+                if v.type == .table, let sub = v.table {
+                    tables[name] = try flatten(sub, name)
+                } else if v.type == .array, let a = v.array, !a.isEmpty, a.allSatisfy({ $0.type == .table }) {
+                    arrays[name, default: []] += try a.compactMap { $0.table }.map { try flatten($0, name) }
+                } else {
+                    own[key] = try value(v, name)
+                }
+            }
+            return own
+        }
+        let root = try flatten(document, "")
         return (root, tables, arrays)
     }
-
-    static func stripComment(_ s: String) -> String {
-        var inStr: Character? = nil
-        var out = ""
-        var escape = false
-        for c in s {
-            if let q = inStr {
-                if escape { escape = false } else if c == "\\" && q == "\"" { escape = true } else if c == q { inStr = nil }
-            } else if c == "\"" || c == "'" { inStr = c } else if c == "#" { break }
-            out.append(c)
-        }
-        return out
-    }
-
-    static func bracketDepth(_ s: String) -> Int {
-        var d = 0; var inStr: Character? = nil
-        for c in s {
-            if let q = inStr { if c == q { inStr = nil } }
-            else if c == "\"" || c == "'" { inStr = c } else if c == "[" { d += 1 } else if c == "]" { d -= 1 }
-        }
-        return d
-    }
-
-    struct Scanner {
-        var chars: [Character]
-        var pos: Int
-        mutating func skipSpace() { while pos < chars.count, chars[pos] == " " || chars[pos] == "\t" { pos += 1 } }
-        mutating func value() throws -> TOMLValue {
-            skipSpace()
-            guard pos < chars.count else { throw TOMLSyntax("missing value") }
-            let c = chars[pos]
-            if c == "\"" {
-                pos += 1; var s = ""
-                while pos < chars.count && chars[pos] != "\"" {
-                    if chars[pos] == "\\" {
-                        pos += 1
-                        guard pos < chars.count else { throw TOMLSyntax("unterminated string") }
-                        switch chars[pos] {
-                        case "n": s.append("\n"); case "t": s.append("\t"); case "\\": s.append("\\"); case "\"": s.append("\"")
-                        default: throw TOMLSyntax("unsupported escape \\\(chars[pos])")
-                        }
-                    } else { s.append(chars[pos]) }
-                    pos += 1
-                }
-                guard pos < chars.count else { throw TOMLSyntax("unterminated string") }
-                pos += 1; return .string(s)
-            }
-            if c == "'" {
-                pos += 1; var s = ""
-                while pos < chars.count && chars[pos] != "'" { s.append(chars[pos]); pos += 1 }
-                guard pos < chars.count else { throw TOMLSyntax("unterminated string") }
-                pos += 1; return .string(s)
-            }
-            if c == "[" {
-                pos += 1; var items: [TOMLValue] = []
-                while true {
-                    skipSpace()
-                    guard pos < chars.count else { throw TOMLSyntax("unterminated array") }
-                    if chars[pos] == "]" { pos += 1; break }
-                    items.append(try value())
-                    skipSpace()
-                    guard pos < chars.count else { throw TOMLSyntax("unterminated array") }
-                    if chars[pos] == "," { pos += 1 } else if chars[pos] != "]" { throw TOMLSyntax("expected , or ] in an array") }
-                }
-                return .array(items)
-            }
-            var tok = ""
-            while pos < chars.count, !" \t,]".contains(chars[pos]) { tok.append(chars[pos]); pos += 1 }
-            if tok == "true" { return .bool(true) }
-            if tok == "false" { return .bool(false) }
-            let cleaned = tok.replacingOccurrences(of: "_", with: "")
-            if let d = Double(cleaned), !cleaned.isEmpty, !cleaned.lowercased().contains("n") { return .number(d) }
-            throw TOMLSyntax("cannot read the value '\(tok)'")
-        }
-    }
 }
-
-/// A syntax error inside one value (the caller adds the line number).
-struct TOMLSyntax: Error { let message: String; init(_ m: String) { message = m } }
 
 /// An experiment file: the states in order, the geometry and the analysis options.
 ///
@@ -166,6 +81,7 @@ struct TOMLSyntax: Error { let message: String; init(_ m: String) { message = m 
 /// common_support = "majority"   # "union", "intersection"
 /// fill_threshold = 0.25
 /// support_threshold = 0.2
+/// support_fraction = 0.5        # 0 keeps each reconstruction's own support
 /// voxel_nm = 10
 /// pca_fraction = 0.99
 /// remove_ramp = true
@@ -206,7 +122,7 @@ public struct Experiment: Sendable {
     }
 
     public static func parse(_ text: String, baseDirectory: String = "") throws -> Experiment {
-        let (root, tables, arrays) = try MiniTOML.parse(text)
+        let (root, tables, arrays) = try ExperimentTOML.parse(text)
         for k in root.keys { throw AnalysisError.experimentFile("key '\(k)' must sit inside [geometry], [analysis] or [[state]]") }
         for t in tables.keys where t != "geometry" && t != "analysis" && t != "geometry.angles" {
             throw AnalysisError.experimentFile("unknown table [\(t)] (expected [geometry], [geometry.angles], [analysis], [[state]])")
@@ -249,7 +165,8 @@ public struct Experiment: Sendable {
                 return b
             }
             for k in a.keys where !["reference", "core_fraction", "common_support", "fill_threshold", "support_threshold",
-                                    "voxel_nm", "pca_fraction", "remove_ramp", "twin_check", "sub_voxel", "lab_frame"].contains(k) {
+                                    "support_fraction", "voxel_nm", "pca_fraction", "remove_ramp", "twin_check", "sub_voxel",
+                                    "lab_frame"].contains(k) {
                 throw AnalysisError.experimentFile("[analysis]: unknown key '\(k)'")
             }
             if let r = a["reference"] {
@@ -286,7 +203,7 @@ public struct Experiment: Sendable {
     /// or a diffractometer (`diffractometer` = "34idc", "id01", "p10" or "sixs", the motor
     /// readings in degrees in [geometry.angles], `rocking_circle`, and optionally `peak_pixel`
     /// and `direct_beam_pixel` as [row, column] of the full detector).
-    static func parseGeometry(_ g: MiniTOML.Table, angles: MiniTOML.Table? = nil) throws -> BraggGeometry {
+    static func parseGeometry(_ g: ExperimentTOML.Table, angles: ExperimentTOML.Table? = nil) throws -> BraggGeometry {
         let common = ["energy_kev", "energy_ev", "distance_m", "pixel_size_um", "pixel_size_m", "rocking_step_deg"]
         let angleForm = ["two_theta_deg", "out_of_plane_deg", "rocking_axis"]
         let diffractometerForm = ["diffractometer", "rocking_circle", "peak_pixel", "direct_beam_pixel"]
@@ -329,7 +246,7 @@ public struct Experiment: Sendable {
                            rockingStep: step, rockingAxis: axis)
     }
 
-    static func parseDiffractometerGeometry(_ g: MiniTOML.Table, angles: MiniTOML.Table) throws -> BraggGeometry {
+    static func parseDiffractometerGeometry(_ g: ExperimentTOML.Table, angles: ExperimentTOML.Table) throws -> BraggGeometry {
         func fail(_ m: String) -> AnalysisError { .experimentFile("[geometry] " + m) }
         func num(_ k: String) throws -> Double? {
             guard let v = g[k] else { return nil }
