@@ -73,6 +73,8 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Simulation", "Phasing", "Numerics"], swiftSettings: mode),
         .testTarget(name: "BraggKitTests", dependencies: ["BraggKit"], swiftSettings: mode),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Formats", "Numerics"], swiftSettings: mode),
+        // The command line parsed in process (option values, validation, error sentences).
+        .testTarget(name: "braggTests", dependencies: ["bragg"], swiftSettings: mode),
     ]
 )
 

@@ -61,7 +61,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(name: .customLong("core-fraction"), help: "Core = voxels deeper than this fraction of the largest depth (default 0.5).")
     var coreFraction: Double?
     @Option(name: .customLong("common-support"), help: "majority (default), union or intersection.")
-    var commonSupport: String?
+    var commonSupport: CommonSupportRule?
     @Option(name: .customLong("fill-threshold"), help: "Missing density below this fraction of the state's and the others' amplitude (default 0.25).")
     var fillThreshold: Double?
     @Option(name: .customLong("voxel-nm"), help: "Lab-frame voxel size (nm; default the shortest reconstruction voxel edge).")
@@ -107,10 +107,7 @@ struct AnalyzeCommand: ParsableCommand {
             else { throw UsageError("--reference '\(r)' is neither an index nor a state label") }
         }
         if let v = coreFraction { options.coreFraction = v }
-        if let v = commonSupport {
-            guard let rule = CommonSupportRule(rawValue: v) else { throw UsageError("--common-support must be majority, union or intersection (got '\(v)')") }
-            options.commonSupport = rule
-        }
+        if let v = commonSupport { options.commonSupport = v }
         if let v = fillThreshold { options.fillThreshold = v }
         if let v = voxelNm { options.labVoxelSize = v * 1e-9 }
         if let v = pcaFraction { options.pcaRegionFraction = v }

@@ -30,10 +30,10 @@ struct CommonOptions: ParsableArguments {
 
     @Option(name: .customLong("fft-effort"),
             help: "FFTW planning effort: estimate, measure, patient or exhaustive. Plans found with patient or exhaustive are saved as wisdom (~/.cache/braggkit, or $BRAGG_FFTW_WISDOM) and reused by later runs. (default: measure)")
-    var fftEffort: String?
+    var fftEffort: FFTEffort?
 
     /// The planning effort asked for, `measure` when none was given.
-    var effort: FFTEffort { fftEffort.flatMap(FFTEffort.init(rawValue:)) ?? .measure }
+    var effort: FFTEffort { fftEffort ?? .measure }
     /// Whether --fft-effort was given (commands that need repeatable bytes plan with
     /// `estimate` otherwise).
     var fftEffortGiven: Bool { fftEffort != nil }
@@ -49,9 +49,6 @@ struct CommonOptions: ParsableArguments {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
         if let t = threads, t > CommonOptions.maxThreads {
             throw ValidationError("--threads must be at most \(CommonOptions.maxThreads), 4 × the \(ProcessInfo.processInfo.activeProcessorCount) cores of this machine (got \(t))")
-        }
-        if let e = fftEffort, FFTEffort(rawValue: e) == nil {
-            throw ValidationError("--fft-effort must be one of estimate, measure, patient, exhaustive (got '\(e)')")
         }
     }
 

@@ -57,7 +57,7 @@ struct PhaseCommand: ParsableCommand {
     var recipe: String = Recipe.defaultString
 
     @Option(help: "iterative (ER/HIO/RAAR recipe) or neural (the trained network, see --model).")
-    var method: String = "iterative"
+    var method: PhaseMethod = .iterative
 
     @Option(help: "Neural method: model file (.safetensors; default models/default-c8-64.safetensors or $BRAGG_MODEL).")
     var model: String?
@@ -93,13 +93,13 @@ struct PhaseCommand: ParsableCommand {
     var sigma: String = "2,1"
 
     @Option(name: .customLong("threshold-reference"), help: "What the shrink-wrap threshold is a fraction of: max (of the blurred modulus) or rms (over the support; robust to a bright spot, e.g. with a gap through the Bragg peak).")
-    var thresholdReference: String = "max"
+    var thresholdReference: ShrinkWrapReference = .maximum
 
     @Option(name: .customLong("free-fraction"), help: "Fraction of measured pixels withheld for the free log-likelihood (0–0.2; 0 disables).")
     var freeFraction: Double = 0.04
 
     @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: free-llk (the default; llk when --free-fraction is 0), llk or chi2.")
-    var rankBy: String?
+    var rankBy: PhasingRankMetric?
 
     @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the median of the other runs' is restarted from a new random start (--stall-restarts times), then dropped.")
     var stallCheck: Double = 0.3
@@ -124,16 +124,8 @@ struct PhaseCommand: ParsableCommand {
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1 (got \(runs))") }
         guard keep >= 1 && keep <= runs else { throw ValidationError("--keep must be between 1 and --runs (\(runs)) (got \(keep))") }
-        guard ShrinkWrapReference(rawValue: thresholdReference) != nil else {
-            throw ValidationError("--threshold-reference must be max or rms (got '\(thresholdReference)')")
-        }
-        if let r = rankBy {
-            guard let m = PhasingRankMetric(rawValue: r) else {
-                throw ValidationError("--rank-by must be one of free-llk, llk, chi2 (got '\(r)')")
-            }
-            if m == .freeLLK && freeFraction == 0 {
-                throw ValidationError("--rank-by free-llk needs withheld pixels; give --free-fraction above 0")
-            }
+        if rankBy == .freeLLK && freeFraction == 0 {
+            throw ValidationError("--rank-by free-llk needs withheld pixels; give --free-fraction above 0")
         }
         guard stallCheck >= 0 && stallCheck < 1 else { throw ValidationError("--stall-check must be a fraction in [0, 1) (got \(stallCheck))") }
         guard stallFactor > 1 else { throw ValidationError("--stall-factor must be above 1 (got \(stallFactor))") }
@@ -143,11 +135,11 @@ struct PhaseCommand: ParsableCommand {
 
     /// The command as parsed with nothing but its required arguments: the defaults the
     /// method checks below compare against, declared once, on the options themselves.
-    private static let defaults = try! PhaseCommand.parse(["pattern", "--out", "out"])
+    static func defaults() throws -> PhaseCommand { try PhaseCommand.parse(["pattern", "--out", "out"]) }
 
     /// The neural-only options given a value other than their default.
-    func neuralOnlyOptionsGiven() -> [String] {
-        let d = Self.defaults
+    func neuralOnlyOptionsGiven() throws -> [String] {
+        let d = try Self.defaults()
         return [("--model", model != d.model), ("--refine-steps", refineSteps != d.refineSteps),
                 ("--refine-learning-rate", refineLearningRate != d.refineLearningRate), ("--then", then != d.then),
                 ("--symmetries", symmetries != d.symmetries), ("--any-size", anySize != d.anySize)]
@@ -157,8 +149,8 @@ struct PhaseCommand: ParsableCommand {
     /// The iterative-only options given a value other than their default (the neural
     /// method's hand-off to the iterative engine takes its recipe from --then and the
     /// engine's defaults for the rest).
-    func iterativeOnlyOptionsGiven() -> [String] {
-        let d = Self.defaults
+    func iterativeOnlyOptionsGiven() throws -> [String] {
+        let d = try Self.defaults()
         return [("--recipe", recipe != d.recipe), ("--runs", runs != d.runs), ("--keep", keep != d.keep),
                 ("--seed", seed != d.seed), ("--support", support != d.support), ("--sigma", sigma != d.sigma),
                 ("--threshold-reference", thresholdReference != d.thresholdReference),
@@ -168,18 +160,19 @@ struct PhaseCommand: ParsableCommand {
             .filter(\.1).map(\.0)
     }
 
+    /// An option of the other method would be silently ignored: say so instead.
+    func checkMethodOptions() throws {
+        let foreign = method == .neural ? try iterativeOnlyOptionsGiven() : try neuralOnlyOptionsGiven()
+        if !foreign.isEmpty {
+            throw UsageError("\(foreign.joined(separator: ", ")) \(foreign.count == 1 ? "applies" : "apply") only to --method \(method == .neural ? "iterative" : "neural")")
+        }
+    }
+
     func run() throws {
         try OutputCheck.file(out, overwrite: force)   // before any work (#22)
         common.apply()
-        guard method == "iterative" || method == "neural" else {
-            throw UsageError("--method must be iterative or neural (got '\(method)')")
-        }
-        // An option of the other method would be silently ignored: say so instead.
-        let foreign = method == "neural" ? iterativeOnlyOptionsGiven() : neuralOnlyOptionsGiven()
-        if !foreign.isEmpty {
-            throw UsageError("\(foreign.joined(separator: ", ")) \(foreign.count == 1 ? "applies" : "apply") only to --method \(method == "neural" ? "iterative" : "neural")")
-        }
-        if method == "neural" {
+        try checkMethodOptions()
+        if method == .neural {
             try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
                                learningRate: refineLearningRate, anySize: anySize, out: out, force: force,
                                quiet: common.quiet, then: try then.map { try Recipe.parse($0) }, symmetries: symmetries).run()
@@ -198,7 +191,7 @@ struct PhaseCommand: ParsableCommand {
         options.recipe = try Recipe.parse(recipe)
         options.runs = runs; options.keep = keep; options.seed = seed
         options.freeFraction = freeFraction
-        if let r = rankBy { options.rankBy = PhasingRankMetric(rawValue: r)! }
+        if let r = rankBy { options.rankBy = r }
         options.stallCheckFraction = stallCheck; options.stallFactor = stallFactor
         options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
         let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
@@ -206,7 +199,7 @@ struct PhaseCommand: ParsableCommand {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")
         }
         options.shrinkWrap.sigmaStart = sig[0]; options.shrinkWrap.sigmaEnd = sig[1]
-        options.shrinkWrap.reference = ShrinkWrapReference(rawValue: thresholdReference)!
+        options.shrinkWrap.reference = thresholdReference
 
         let (intensity, maskVolume, maskSource) = try readPatternInput(pattern, mask: mask)
         options.support = try parseSupport(support)

@@ -101,22 +101,6 @@ final class NeuralCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("never.cxi")))
     }
 
-    /// An option of the other method is refused, not silently ignored: exit 2, one line
-    /// naming the options, nothing written.
-    func testOptionsOfTheOtherMethodExitTwo() throws {
-        let (pattern, _) = try TrainingPair.make(size: 16, seed: 3)
-        let input = path("pattern-opts.npy")
-        try ArrayIO.write(pattern, to: input, overwrite: false)
-        let out = path("never-opts.cxi")
-        var (status, text) = try bragg(["phase", input, "--symmetries", "cube", "--refine-steps", "5", "--out", out, "-q"])
-        XCTAssertEqual(status, 2, text)
-        XCTAssertTrue(text.contains("--refine-steps, --symmetries apply only to --method neural"), text)
-        (status, text) = try bragg(["phase", input, "--method", "neural", "--runs", "4", "--out", out, "-q"])
-        XCTAssertEqual(status, 2, text)
-        XCTAssertTrue(text.contains("--runs applies only to --method iterative"), text)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
-    }
-
     /// A truncated model, a model of another architecture and a 2D pattern (a 3D pattern of
     /// another size is binned and cropped to the model's input, `InputFittingTests`): one
     /// line naming the file and the problem, exit 2, no output.

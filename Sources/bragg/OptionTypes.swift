@@ -1,0 +1,21 @@
+import Analysis
+import ArgumentParser
+import Numerics
+import Phasing
+
+// Options that take one of a closed set of words are parsed into the library's own enums:
+// the argument parser refuses anything else before the command runs, with the allowed
+// words in its message, and lists them in --help.
+
+/// `bragg phase --method`.
+enum PhaseMethod: String, CaseIterable, ExpressibleByArgument {
+    case iterative, neural
+}
+
+extension FFTEffort: ExpressibleByArgument {}
+extension PhasingRankMetric: ExpressibleByArgument {}
+extension CommonSupportRule: ExpressibleByArgument {}
+extension ShrinkWrapReference: ExpressibleByArgument {
+    public static var allValueStrings: [String] { [ShrinkWrapReference.maximum, .rms].map(\.rawValue) }
+    public static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
+}

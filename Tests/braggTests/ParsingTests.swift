@@ -1,0 +1,90 @@
+import ArgumentParser
+import XCTest
+@testable import bragg
+import Analysis
+import Numerics
+import Phasing
+
+/// The command line parsed in process, as swift-argument-parser's own test helpers do:
+/// option values, the checks of `validate()`, and the exact sentence `bragg` prints for a
+/// refused command line (the end-to-end tests that run the program stay where they need it).
+final class ParsingTests: XCTestCase {
+    /// The parsed subcommand, as the type expected.
+    func parse<T: ParsableCommand>(_ args: [String], as type: T.Type = T.self,
+                                   file: StaticString = #filePath, line: UInt = #line) throws -> T {
+        let command = try Bragg.parseAsRoot(args)
+        return try XCTUnwrap(command as? T, "\(Swift.type(of: command))", file: file, line: line)
+    }
+
+    /// What `bragg` prints (after "Error: ") for arguments it refuses while parsing, or "" when they parse.
+    func refusal(_ args: [String]) -> String {
+        do { _ = try Bragg.parseAsRoot(args); return "" } catch { return Bragg.message(for: error) }
+    }
+
+    func testPhaseDefaultsAndClosedSets() throws {
+        let d = try parse(["phase", "p.npy", "--out", "o.cxi"], as: PhaseCommand.self)
+        XCTAssertEqual(d.method, .iterative)
+        XCTAssertEqual(d.thresholdReference, .maximum)
+        XCTAssertNil(d.rankBy)
+        XCTAssertEqual(d.common.effort, .measure)
+        XCTAssertFalse(d.common.fftEffortGiven)
+        let c = try parse(["phase", "p.npy", "--out", "o.cxi", "--threshold-reference", "rms", "--rank-by", "free-llk",
+                           "--fft-effort", "patient"], as: PhaseCommand.self)
+        XCTAssertEqual(c.thresholdReference, .rms)
+        XCTAssertEqual(c.rankBy, .freeLLK)
+        XCTAssertEqual(c.common.effort, .patient)
+        XCTAssertTrue(c.common.fftEffortGiven)
+        XCTAssertEqual(try parse(["phase", "p.npy", "--out", "o.cxi", "--method", "neural"], as: PhaseCommand.self).method, .neural)
+        XCTAssertEqual(try parse(["analyze", "e.toml", "--out", "d", "--common-support", "intersection"], as: AnalyzeCommand.self)
+            .commonSupport, .intersection)
+        XCTAssertNil(try parse(["analyze", "e.toml", "--out", "d"], as: AnalyzeCommand.self).commonSupport)
+    }
+
+    /// A word outside a closed set is refused while parsing, naming the option and the words it takes.
+    func testClosedSetsRefuseOtherWords() {
+        let phase = ["phase", "p.npy", "--out", "o.cxi"]
+        XCTAssertEqual(refusal(phase + ["--method", "genetic"]),
+                       "The value 'genetic' is invalid for '--method <method>'. Please provide one of 'iterative' and 'neural'.")
+        XCTAssertEqual(refusal(phase + ["--rank-by", "llk2"]),
+                       "The value 'llk2' is invalid for '--rank-by <rank-by>'. Please provide one of 'chi2', 'llk' or 'free-llk'.")
+        XCTAssertEqual(refusal(phase + ["--threshold-reference", "mean"]),
+                       "The value 'mean' is invalid for '--threshold-reference <threshold-reference>'. Please provide one of 'max' and 'rms'.")
+        XCTAssertEqual(refusal(phase + ["--fft-effort", "fast"]),
+                       "The value 'fast' is invalid for '--fft-effort <fft-effort>'. Please provide one of 'estimate', 'measure', 'patient' or 'exhaustive'.")
+        XCTAssertEqual(refusal(["analyze", "e.toml", "--out", "d", "--common-support", "most"]),
+                       "The value 'most' is invalid for '--common-support <common-support>'. Please provide one of 'majority', 'union' or 'intersection'.")
+    }
+
+    /// The checks of `validate()`, before any file is opened.
+    func testPhaseValidation() {
+        let phase = ["phase", "p.npy", "--out", "o.cxi"]
+        XCTAssertEqual(refusal(phase + ["--runs", "0"]), "--runs must be at least 1 (got 0)")
+        XCTAssertEqual(refusal(phase + ["--runs", "2", "--keep", "3"]), "--keep must be between 1 and --runs (2) (got 3)")
+        XCTAssertEqual(refusal(phase + ["--rank-by", "free-llk", "--free-fraction", "0"]),
+                       "--rank-by free-llk needs withheld pixels; give --free-fraction above 0")
+        XCTAssertEqual(refusal(phase + ["--stall-check", "1"]), "--stall-check must be a fraction in [0, 1) (got 1.0)")
+        XCTAssertEqual(refusal(phase + ["--merge-tolerance", "0.5"]), "--merge-tolerance must be at least 1 (got 0.5)")
+        XCTAssertEqual(refusal(phase + ["--threads", "0"]), "--threads must be at least 1 (got 0)")
+        XCTAssertTrue(refusal(phase + ["--threads", "100000"]).hasPrefix("--threads must be at most "))
+        XCTAssertEqual(refusal(phase), "")
+        // A negative count reads to the parser as an option; braggMain answers it first.
+        XCTAssertEqual(refuseNegativeCounts(phase + ["--threads", "-1"]), "--threads must be at least 1 (got -1)")
+        XCTAssertNil(refuseNegativeCounts(phase + ["--threads", "2"]))
+    }
+
+    /// An option of the other method is refused rather than silently ignored (checked
+    /// before any work), naming every such option given.
+    func testOptionsOfTheOtherMethod() throws {
+        func message(_ args: [String]) throws -> String {
+            let c = try parse(["phase", "p.npy", "--out", "o.cxi"] + args, as: PhaseCommand.self)
+            do { try c.checkMethodOptions(); return "" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(try message(["--symmetries", "cube", "--refine-steps", "5"]),
+                       "--refine-steps, --symmetries apply only to --method neural")
+        XCTAssertEqual(try message(["--method", "neural", "--runs", "4"]), "--runs applies only to --method iterative")
+        XCTAssertEqual(try message(["--method", "neural", "--threshold-reference", "rms", "--rank-by", "chi2"]),
+                       "--threshold-reference, --rank-by apply only to --method iterative")
+        XCTAssertEqual(try message(["--method", "neural", "--then", "short", "--symmetries", "reflections"]), "")
+        XCTAssertEqual(try message(["--runs", "4", "--keep", "2", "--threshold-reference", "rms"]), "")
+    }
+}
