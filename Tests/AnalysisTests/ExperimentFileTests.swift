@@ -74,6 +74,11 @@ final class ExperimentFileTests: XCTestCase {
         XCTAssertEqual(message("[[run]]\nx = 1\n" + Self.states), "experiment file: unknown table [[run]] (expected [[state]])")
         XCTAssertEqual(message("[analysis]\n"), "experiment file: no [[state]] entries")
         XCTAssertTrue(message("label = \"a\u{0}\"\n" + Self.states).contains("NUL byte"))
+        // toml++ asserts (ending the process) on these table headers; they are refused first.
+        for (text, line) in [("[\n", 1), ("[analysis]\n[!a]\n", 2), ("[[ #a]]\n", 1), ("[é]\n", 1), ("[[[a]]]\n", 1), ("[\r\n", 1)] {
+            XCTAssertTrue(message(text + Self.states).hasPrefix("experiment file: line \(line): a table "), message(text + Self.states))
+        }
+        XCTAssertTrue(message("[").hasPrefix("experiment file: line 1: "), message("["))
     }
 
     /// Experiment.load puts the file's name in front of every sentence.
