@@ -1,7 +1,10 @@
 import Analysis
 import ArgumentParser
+import Neural
 import Numerics
 import Phasing
+import Preparation
+import Simulation
 
 // Options that take one of a closed set of words are parsed into the library's own enums:
 // the argument parser refuses anything else before the command runs, with the allowed
@@ -15,6 +18,10 @@ enum PhaseMethod: String, CaseIterable, ExpressibleByArgument {
 extension FFTEffort: ExpressibleByArgument {}
 extension PhasingRankMetric: ExpressibleByArgument {}
 extension CommonSupportRule: ExpressibleByArgument {}
+extension PeakCentring: ExpressibleByArgument {}
+extension FourierLoss: ExpressibleByArgument {}
+extension CrystalShape: ExpressibleByArgument {}
+extension DislocationKind: ExpressibleByArgument {}
 extension ShrinkWrapReference: ExpressibleByArgument {
     public static var allValueStrings: [String] { [ShrinkWrapReference.maximum, .rms].map(\.rawValue) }
     public static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }

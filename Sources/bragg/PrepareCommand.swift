@@ -109,7 +109,7 @@ struct PrepareCommand: ParsableCommand {
     var upsampling: Int = 20
 
     @Option(help: "Locate the Bragg peak by centre of mass (com) or maximum (max).")
-    var centre: String = "com"
+    var centre: PeakCentring = .centreOfMass
 
     @Option(help: "Output size Z,Y,X before binning (default: the largest fast size around the peak).")
     var size: String?
@@ -151,7 +151,6 @@ struct PrepareCommand: ParsableCommand {
 
     func validate() throws {
         guard !scans.isEmpty else { throw ValidationError("give at least one scan") }
-        guard PeakCentring(rawValue: centre) != nil else { throw ValidationError("--centre must be com or max (got '\(centre)')") }
         guard hotFactor > 1 else { throw ValidationError("--hot-factor must be > 1 (got \(hotFactor))") }
         guard (-1...1).contains(minCorrelation) else { throw ValidationError("--min-correlation must be in [-1, 1] (got \(minCorrelation))") }
         guard registrationBox >= 4 else { throw ValidationError("--registration-box must be at least 4 (got \(registrationBox))") }
@@ -186,7 +185,7 @@ struct PrepareCommand: ParsableCommand {
         options.minCorrelation = minCorrelation
         options.registrationBox = registrationBox
         options.upsampling = upsampling
-        options.centring = PeakCentring(rawValue: centre)!
+        options.centring = centre
         options.binning = try parseTriple(bin, name: "--bin")
         guard options.binning.allSatisfy({ $0 >= 1 }) else { throw UsageError("--bin factors must be ≥ 1 (got '\(bin)')") }
         if let s = size {

@@ -40,7 +40,7 @@ struct SimulateCrystal: ParsableCommand {
     @Option(help: "Box (pattern) edge in voxels; the crystal spans at most half of it.") var size: Int = 64
     @Option(help: "Random seed (64-bit).") var seed: UInt64 = 1
     @Option(help: "Peak photon count of the pattern (> 0).") var photons: Double = 1e6
-    @Option(help: "Crystal shape: hexagonal-prism, cube, octahedron, truncated-octahedron.") var shape: String = "hexagonal-prism"
+    @Option(help: "Crystal shape: hexagonal-prism, cube, octahedron, truncated-octahedron.") var shape: CrystalShape = .hexagonalPrism
     @Option(name: .customLong("crystal-size"), help: "Largest crystal extent in voxels (default 0.4 × size; at most size/2).") var crystalSize: Double?
     @Flag(name: .customLong("no-rotation"), help: "Keep the shape unrotated (and the prism regular).") var noRotation = false
     @Option(name: .customLong("voxel-nm"), help: "Voxel edge in nm (scales φ = Q·u of strain and dislocations).") var voxelNm: Double = 10
@@ -48,7 +48,7 @@ struct SimulateCrystal: ParsableCommand {
     @Option(name: .customLong("correlation-length"), help: "Correlation length of that phase, voxels.") var correlationLength: Double = 4
     @Option(help: "Uniform strain along Q (e.g. 1e-4).") var strain: Double = 0
     @Option(name: .customLong("tilt-deg"), help: "Lattice tilt about the vertical axis, degrees.") var tiltDeg: Double = 0
-    @Option(help: "Dislocation through the centre: screw or edge.") var dislocation: String?
+    @Option(help: "Dislocation through the centre: screw or edge.") var dislocation: DislocationKind?
     @Option(help: "Q·b/2π of the dislocation (an integer for a lattice vector).") var burgers: Double = 1
     @Option(help: "Number of random surface domains.") var domains: Int = 0
     @Option(name: .customLong("domain-phase"), help: "Phase offset of each surface domain, rad (random sign).") var domainPhase: Double = 1
@@ -69,16 +69,10 @@ struct SimulateCrystal: ParsableCommand {
         var o = CrystalOptions()
         guard size > 0 else { throw UsageError("--size must be a positive number of voxels (got \(size))") }
         o.size = size; o.seed = seed; o.photons = photons
-        guard let s = CrystalShape(rawValue: shape) else {
-            throw UsageError("unknown --shape '\(shape)': choose one of \(CrystalShape.allCases.map { $0.rawValue }.joined(separator: ", "))")
-        }
-        o.shape = s; o.crystalSize = crystalSize; o.randomOrientation = !noRotation
+        o.shape = shape; o.crystalSize = crystalSize; o.randomOrientation = !noRotation
         o.voxelSize = voxelNm * 1e-9; o.phaseRMS = phaseRMS; o.correlationLength = correlationLength
         o.strain = strain; o.tilt = tiltDeg * .pi / 180
-        if let d = dislocation {
-            guard let k = DislocationKind(rawValue: d) else { throw UsageError("unknown --dislocation '\(d)': choose screw or edge") }
-            o.dislocation = k
-        }
+        if let d = dislocation { o.dislocation = d }
         o.burgersWinding = burgers; o.surfaceDomains = domains; o.domainPhase = domainPhase
         o.missingDensity = missingDensity; o.background = background
         guard blurSigma >= 0, blurLorentzian >= 0, blurPVoigt >= 0 else { throw UsageError("blur widths must be ≥ 0 pixels") }
@@ -114,11 +108,11 @@ struct SimulateCrystal: ParsableCommand {
             let e = r.crystal.extent
             let params: [String: HDF5Attribute] = [
                 "command": .string(CommandLine.arguments.joined(separator: " ")), "seed": .int(Int(truncatingIfNeeded: seed)),
-                "shape": .string(shape), "box_size": .int(size), "crystal_extent_voxels": .doubles([e.z, e.y, e.x]),
+                "shape": .string(shape.rawValue), "box_size": .int(size), "crystal_extent_voxels": .doubles([e.z, e.y, e.x]),
                 "crystal_volume_voxels": .double(r.crystal.volume), "voxel_size_m": .double(o.voxelSize),
                 "peak_photons": .double(photons), "poisson_noise": .int(noNoise ? 0 : 1), "phase_rms_rad": .double(phaseRMS),
                 "correlation_length_voxels": .double(correlationLength), "strain": .double(strain), "tilt_deg": .double(tiltDeg),
-                "dislocation": .string(dislocation ?? "none"), "burgers_winding": .double(burgers),
+                "dislocation": .string(dislocation?.rawValue ?? "none"), "burgers_winding": .double(burgers),
                 "surface_domains": .int(domains), "domain_phase_rad": .double(domainPhase),
                 "missing_density": .double(missingDensity), "background": .double(background),
                 "blur_sigma_px": .double(blurSigma), "blur_lorentzian_px": .double(blurLorentzian),
@@ -135,7 +129,7 @@ struct SimulateCrystal: ParsableCommand {
         if !common.quiet {
             let e = r.crystal.extent
             printError(String(format: "simulated %@ %d³, crystal %.1f × %.1f × %.1f voxels, peak %.3g photons in %.2f s → %@",
-                              shape, size, e.x, e.y, e.z, Double(r.intensity.maximum()), Date().timeIntervalSince(t0), out))
+                              shape.rawValue, size, e.x, e.y, e.z, Double(r.intensity.maximum()), Date().timeIntervalSince(t0), out))
         }
         common.saveWisdom()
     }

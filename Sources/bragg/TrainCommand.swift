@@ -62,7 +62,7 @@ struct TrainCommand: ParsableCommand {
     var learningRate: Double = 2e-3
 
     @Option(help: "Physics loss: l1 or l2.")
-    var loss: String = "l1"
+    var loss: FourierLoss = .l1
 
     @Option(name: .customLong("supervised-weight"), help: "Weight of the supervised amplitude/phase term (0: physics loss only).")
     var supervisedWeight: Double = 0
@@ -85,7 +85,6 @@ struct TrainCommand: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
         guard width >= 1 && width <= 64 else { throw ValidationError("--width must be 1…64 (got \(width))") }
         guard size >= 8 && size % 8 == 0 && size <= 512 else { throw ValidationError("--size must be a multiple of 8 up to 512 (got \(size))") }
-        guard FourierLoss(rawValue: loss) != nil else { throw ValidationError("--loss must be l1 or l2 (got '\(loss)')") }
         guard learningRate > 0 && learningRate < 1 else { throw ValidationError("--learning-rate must lie in (0, 1)") }
         guard checkpointMinutes > 0 else { throw ValidationError("--checkpoint-minutes must be positive (got \(checkpointMinutes))") }
         guard supervisedWeight >= 0 else { throw ValidationError("--supervised-weight must be ≥ 0") }
@@ -97,7 +96,7 @@ struct TrainCommand: ParsableCommand {
         if !common.fftEffortGiven { FFTPlanner.defaultEffort = .estimate }
         var o = TrainingOptions()
         o.samples = samples; o.epochs = epochs; o.batch = batch
-        o.learningRate = learningRate; o.loss = FourierLoss(rawValue: loss)!
+        o.learningRate = learningRate; o.loss = loss
         o.supervisedWeight = supervisedWeight; o.twinAware = twinAware; o.seed = seed; o.validationSamples = validation
         o.architecture = NetworkArchitecture(width: width, inputSize: size)
         let exists = FileManager.default.fileExists(atPath: out)

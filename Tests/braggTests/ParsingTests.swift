@@ -38,6 +38,12 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(try parse(["analyze", "e.toml", "--out", "d", "--common-support", "intersection"], as: AnalyzeCommand.self)
             .commonSupport, .intersection)
         XCTAssertNil(try parse(["analyze", "e.toml", "--out", "d"], as: AnalyzeCommand.self).commonSupport)
+        XCTAssertEqual(try parse(["prepare", "s.h5", "--out", "p.cxi"], as: PrepareCommand.self).centre, .centreOfMass)
+        XCTAssertEqual(try parse(["prepare", "s.h5", "--out", "p.cxi", "--centre", "max"], as: PrepareCommand.self).centre, .maximum)
+        let crystal = try parse(["simulate", "crystal", "--out", "c.h5", "--shape", "truncated-octahedron", "--dislocation", "edge"],
+                                as: SimulateCrystal.self)
+        XCTAssertEqual(crystal.shape, .truncatedOctahedron)
+        XCTAssertEqual(crystal.dislocation, .edge)
     }
 
     /// A word outside a closed set is refused while parsing, naming the option and the words it takes.
@@ -51,6 +57,14 @@ final class ParsingTests: XCTestCase {
                        "The value 'mean' is invalid for '--threshold-reference <threshold-reference>'. Please provide one of 'max' and 'rms'.")
         XCTAssertEqual(refusal(phase + ["--fft-effort", "fast"]),
                        "The value 'fast' is invalid for '--fft-effort <fft-effort>'. Please provide one of 'estimate', 'measure', 'patient' or 'exhaustive'.")
+        XCTAssertEqual(refusal(["prepare", "s.h5", "--out", "p.cxi", "--centre", "peak"]),
+                       "The value 'peak' is invalid for '--centre <centre>'. Please provide one of 'com' and 'max'.")
+        XCTAssertEqual(refusal(["train", "--out", "m.safetensors", "--loss", "l3"]),
+                       "The value 'l3' is invalid for '--loss <loss>'. Please provide one of 'l1' and 'l2'.")
+        XCTAssertEqual(refusal(["simulate", "crystal", "--out", "c.h5", "--shape", "sphere"]),
+                       "The value 'sphere' is invalid for '--shape <shape>'. Please provide one of 'hexagonal-prism', 'cube', 'octahedron' or 'truncated-octahedron'.")
+        XCTAssertEqual(refusal(["simulate", "crystal", "--out", "c.h5", "--dislocation", "mixed"]),
+                       "The value 'mixed' is invalid for '--dislocation <dislocation>'. Please provide one of 'screw' and 'edge'.")
         XCTAssertEqual(refusal(["analyze", "e.toml", "--out", "d", "--common-support", "most"]),
                        "The value 'most' is invalid for '--common-support <common-support>'. Please provide one of 'majority', 'union' or 'intersection'.")
     }
