@@ -19,7 +19,7 @@ DEBS       := libfftw3-dev libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev lib
 TEST_DEBS  := python3-numpy python3-h5py python3-vtk9 python3-tifffile python3-xrayutilities
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo bench clean check-report fuzz
+.PHONY: all deps build test demo bench clean check-report fuzz example
 
 all: build
 
@@ -59,5 +59,16 @@ bench: build
 fuzz: deps
 	bash Fuzz/run.sh
 
+# A separate package that uses BraggKit as a library by path (Examples/UseBraggKit, #23):
+# `bragg simulate` makes a pattern, the example phases it, analyses it and writes the results.
+# It builds BraggKit anew in its own .build, in debug (the cheaper build; no release flags),
+# without BRAGG_NATIVE, as a package that depends on BraggKit would.
+EXAMPLE_OUT ?= /tmp/braggkit-example
+example: build
+	mkdir -p $(EXAMPLE_OUT)
+	$(BIN) simulate crystal --size 32 --seed 3 --out $(EXAMPLE_OUT)/pattern.cxi --force -q
+	cd Examples/UseBraggKit && BRAGG_NATIVE=0 $(SWIFT) run $(EXAMPLE_FLAGS) UseBraggKit $(EXAMPLE_OUT)/pattern.cxi $(EXAMPLE_OUT)
+	head -3 $(EXAMPLE_OUT)/table.csv
+
 clean:
-	rm -rf .build .build-fuzz demo-out
+	rm -rf .build .build-fuzz demo-out Examples/UseBraggKit/.build
