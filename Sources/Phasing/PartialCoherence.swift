@@ -322,10 +322,10 @@ final class PartialCoherence: @unchecked Sendable {
     /// The Poisson misfit of I_c(K) (+ the background) to the measured intensities with the
     /// best scale k: Σ kI_c − I ln(kI_c) at k = ΣI/ΣI_c, i.e. ΣI ln ΣI_c − Σ I ln I_c up to a
     /// constant. Needs `spectrumOfModel`; uses `real`, `spectrum` and `trial`.
-    private func misfit(_ f: PointSpreadFunction, amp: UnsafePointer<Float>, trial: FloatStorage) -> Double {
+    private func misfit(_ f: PointSpreadFunction, amp: UnsafePointer<Float>, trial: FloatStorage, withBackgroundTerm: Bool = false) -> Double {
         f.transform(shape: shape, scale: 1 / Float(count), into: trial.pointer)
         convolve(source: spectrumOfModel.pointer, kernel: trial.pointer)
-        if f.background > 0 { return backgroundMisfit(f.background, amp: amp) }
+        if f.background > 0 || withBackgroundTerm { return backgroundMisfit(f.background, amp: amp) }
         let chunks = max(1, threads * 8)
         var sums = [Double](repeating: 0, count: 3 * chunks)
         let r = SendableConstPointer(real.pointer), a = SendableConstPointer(amp)
@@ -354,16 +354,21 @@ final class PartialCoherence: @unchecked Sendable {
         return itot * log(max(ic, 1e-300)) - ilog
     }
 
-    /// Fits the widths (and η for a pseudo-Voigt) to the data by golden-section searches of
-    /// the Poisson misfit: one common width first (from 0 to 8 px FWHM on the first fit),
-    /// then each axis, then η; later fits search near the widths found so far.
+    /// Fits the widths (and η for a pseudo-Voigt, and the flat background with `fitBackground`)
+    /// to the data by golden-section searches of the Poisson misfit: one common width first
+    /// (from 0 to 8 px FWHM on the first fit), then each axis, then η, then the background;
+    /// later fits search near the values found so far. A pseudo-Voigt's first fit starts
+    /// from both pure shapes (η = 0 and η = 1) and keeps the better: from one start the
+    /// searches, one parameter at a time, settle on a broad mostly-Gaussian kernel for
+    /// Lorentzian data. With a background the first fit alternates widths and background
+    /// twice: widths fitted without it first take it for a broad blur.
     private func fit(model: PSFModel, amp: UnsafePointer<Float>) {
         let trial = FloatStorage(count: halfCount)
-        var f = function
-        if f.model != model { f = PointSpreadFunction(model: model, fwhm: f.fwhm, eta: f.eta) }
+        var f0 = function
+        if f0.model != model { f0 = PointSpreadFunction(model: model, fwhm: f0.fwhm, eta: f0.eta) }
         let first = function.model != model || function.fwhm.allSatisfy { $0 == 0 }
+        let g = (5.0.squareRoot() - 1) / 2
         func search(_ lo: Double, _ hi: Double, steps: Int, _ make: (Double) -> PointSpreadFunction) -> Double {
-            let g = (5.0.squareRoot() - 1) / 2
             var a = lo, b = hi
             var c = b - g * (b - a), d = a + g * (b - a)
             var fc = misfit(make(c), amp: amp, trial: trial), fd = misfit(make(d), amp: amp, trial: trial)
@@ -377,43 +382,68 @@ final class PartialCoherence: @unchecked Sendable {
             return best
         }
         let axes = (0..<3).filter { shape[$0] > 1 }
-        if first {
-            let w = search(0, 8, steps: 12) { w in var g = f; for a in axes { g.fwhm[a] = w }; return g }
-            for a in axes { f.fwhm[a] = w }
+        func widths(_ f: inout PointSpreadFunction, wide: Bool) {
+            if wide {
+                let w = search(0, 8, steps: 12) { w in var h = f; for a in axes { h.fwhm[a] = w }; return h }
+                for a in axes { f.fwhm[a] = w }
+            }
+            // Per axis near the widths so far: a wider, finer search the first time (the later
+            // fits move little; they are kept cheap, a fit costing ~20 real inverse transforms).
+            // A narrow kernel's bracket starts at 0, so that a blur found early can vanish again.
+            for a in axes {
+                let w0 = f.fwhm[a], span = wide ? max(0.4, 0.4 * w0) : max(0.3, 0.25 * w0)
+                let lo = w0 < 0.6 ? 0 : w0 - span
+                f.fwhm[a] = search(lo, w0 + span, steps: wide ? 8 : 6) { w in var h = f; h.fwhm[a] = w; return h }
+            }
         }
-        // Per axis near the widths so far: a wider, finer search the first time (the later
-        // fits move little; they are kept cheap, a fit costing ~20 real inverse transforms).
-        // A narrow kernel's bracket starts at 0, so that a blur found early can vanish again.
-        for a in axes {
-            let w0 = f.fwhm[a], span = first ? max(0.4, 0.4 * w0) : max(0.3, 0.25 * w0)
-            let lo = w0 < 0.6 ? 0 : w0 - span
-            f.fwhm[a] = search(lo, w0 + span, steps: first ? 8 : 6) { w in var g = f; g.fwhm[a] = w; return g }
-        }
-        if model == .pseudoVoigt {
-            let e0 = f.eta
-            f.eta = first ? search(0, 1, steps: 8) { e in var g = f; g.eta = e; return g }
-                : search(max(0, e0 - 0.15), min(1, e0 + 0.15), steps: 5) { e in var g = f; g.eta = e; return g }
-        }
+        var mean = 0.0
         if fitBackground {
-            // The flat background with these widths: up to the mean measured intensity.
-            f.transform(shape: shape, scale: 1 / Float(count), into: trial.pointer)
-            convolve(source: spectrumOfModel.pointer, kernel: trial.pointer)
             var itot = 0.0, n = 0.0
             for i in 0..<count where amp[i] >= 0 { itot += Double(amp[i] * amp[i]); n += 1 }
-            // On a square-root scale, b = mean·t², t in [0, 1]: fine steps near 0.
-            let mean = itot / max(n, 1)
+            mean = itot / max(n, 1)
+        }
+        func background(_ f: inout PointSpreadFunction, wide: Bool) {
+            // The flat background with these widths: up to the mean measured intensity. On a
+            // square-root scale, b = mean·t², t in [0, 1]: fine steps near 0.
+            f.transform(shape: shape, scale: 1 / Float(count), into: trial.pointer)
+            convolve(source: spectrumOfModel.pointer, kernel: trial.pointer)
             func m(_ t: Double) -> Double { backgroundMisfit(mean * t * t, amp: amp) }
-            let t0 = (f.background / mean).squareRoot()
-            let g = (5.0.squareRoot() - 1) / 2
-            var lo = first ? 0 : max(0, t0 - 0.1), hi = first ? 1 : min(1, t0 + 0.1)
+            let t0 = (f.background / max(mean, 1e-300)).squareRoot()
+            var lo = wide ? 0 : max(0, t0 - 0.1), hi = wide ? 1 : min(1, t0 + 0.1)
             var c = hi - g * (hi - lo), d = lo + g * (hi - lo)
             var fc = m(c), fd = m(d)
-            for _ in 0..<(first ? 12 : 7) {
+            for _ in 0..<(wide ? 12 : 7) {
                 if fc <= fd { hi = d; d = c; fd = fc; c = hi - g * (hi - lo); fc = m(c) }
                 else { lo = c; c = d; fc = fd; d = lo + g * (hi - lo); fd = m(d) }
             }
             let t = fc <= fd ? c : d
             f.background = m(0) <= min(fc, fd) ? 0 : mean * t * t
+        }
+        func eta(_ f: inout PointSpreadFunction, wide: Bool) {
+            let e0 = f.eta
+            f.eta = wide ? search(0, 1, steps: 8) { e in var h = f; h.eta = e; return h }
+                : search(max(0, e0 - 0.15), min(1, e0 + 0.15), steps: 5) { e in var h = f; h.eta = e; return h }
+        }
+        var f = f0
+        if first {
+            // Every start from no blur and no background; the misfits compared in one form
+            // (with the background term, b = 0 allowed).
+            var best: (f: PointSpreadFunction, misfit: Double)? = nil
+            for e in (model == .pseudoVoigt ? [0.0, 1.0] : [f0.eta]) {
+                var h = f0
+                h.eta = e; h.background = 0
+                for a in axes { h.fwhm[a] = 0 }
+                widths(&h, wide: true)
+                if fitBackground { background(&h, wide: true); widths(&h, wide: false); background(&h, wide: false) }
+                let m = misfit(h, amp: amp, trial: trial, withBackgroundTerm: true)
+                if best == nil || m < best!.misfit { best = (h, m) }
+            }
+            f = best!.f
+            if model == .pseudoVoigt { eta(&f, wide: false); widths(&f, wide: false) }
+        } else {
+            widths(&f, wide: false)
+            if model == .pseudoVoigt { eta(&f, wide: false) }
+            if fitBackground { background(&f, wide: false) }
         }
         set(f)
     }

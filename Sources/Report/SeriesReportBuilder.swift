@@ -275,9 +275,11 @@ public enum SeriesReportBuilder {
         }
         var details: [[String]] = []
         var iterSeries: [PlotSeries] = [], refineSeries: [PlotSeries] = []
+        var psfStates: [PointSpreadSection.State] = []
         for (i, s) in states.enumerated() {
             var method = "–", runs = "–"
             if let path = provenance?.reconstructions[s.label], let r = try? CXIResults.read(from: path) {
+                if let p = PointSpreadSection.read(label: s.label, results: r) { psfStates.append(p) }
                 if case .string(let a)? = r.parameters["algorithm"] {
                     method = a.hasPrefix("neural") ? "neural" : (a.hasPrefix("iterative") ? "iterative" : a)
                 }
@@ -335,6 +337,7 @@ public enum SeriesReportBuilder {
             if !prepared.isEmpty { sections.append(try PreparationSection.section(prepared, saveText: saveText)) }
         }
         sections.append(ReportSection(title: "Reconstructions: fidelity and per-state details", tables: [detailTable], figures: figsF))
+        if !psfStates.isEmpty { sections.append(try PointSpreadSection.section(psfStates, saveText: saveText)) }
 
         // Provenance.
         var prov: [(String, String)] = [("BraggKit", provenance?.braggkitVersion ?? "unknown"),

@@ -69,6 +69,12 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
     }
     curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
     curves["run_psf_fwhm_mean_px"] = result.runs.map { r in r.psf.map { $0.fwhm.reduce(0, +) / Double(max(1, $0.fwhm.count)) } ?? .nan }
+    if result.runs.contains(where: { $0.psf != nil }) {
+        // Each run's widths per axis (NaN for a run that failed or modelled no blur).
+        for (a, axis) in ["z", "y", "x"].enumerated() {
+            curves["run_psf_fwhm_\(axis)_px"] = result.runs.map { r in r.psf.flatMap { a < $0.fwhm.count ? $0.fwhm[a] : nil } ?? .nan }
+        }
+    }
     curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
     curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }
     return CXIResults(object: result.object, support: result.support, pattern: intensity, mask: mask,

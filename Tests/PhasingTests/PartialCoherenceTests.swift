@@ -157,9 +157,21 @@ final class PartialCoherenceTests: XCTestCase {
                 var o = PhasingOptions()
                 o.runs = 4; o.keep = 2; o.seed = sim.seed
                 if let recipe { o.recipe = try Recipe.parse(recipe) }
+                // BRAGG_PSF_DETAIL=1: every run kept, so that each run's own error is printed
+                // (the runs themselves do not depend on --keep; the merge does).
+                let detail = ProcessInfo.processInfo.environment["BRAGG_PSF_DETAIL"] != nil
+                if detail { o.keep = o.runs; o.mergeTolerance = 1e9 }
                 let t0 = Date()
                 let r = try Phaser.phase(data, options: o)
                 let err = try sim.error(of: r.object)
+                if detail {
+                    for run in r.runs {
+                        guard let m = run.metrics, let obj = run.object else { print("PSF-RUN \(run.index + 1): \(run.failure ?? "failed")"); continue }
+                        print(String(format: "PSF-RUN %@ seed %d run %d: error %.4f chi2 %.5f llk %.4f free-llk %.4f rank %d psf %@", name, seed,
+                                     run.index + 1, try sim.error(of: obj), m.chi2, m.llk, m.freeLLK,
+                                     (r.kept.firstIndex(of: run.index) ?? -1) + 1, run.psf?.description ?? "none"))
+                    }
+                }
                 let best = r.runs.first { $0.index == r.kept[0] }!
                 print(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s", name, seed, err, limit,
                              r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0)))

@@ -160,3 +160,51 @@ final class DemoCommandTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: redo + "/table.csv", encoding: .utf8), table)
     }
 }
+
+/// The report's point-spread-function section, against a results file written by hand with
+/// the names `bragg phase` writes (psf_model, psf_fwhm_px, the kernel, each run's widths).
+final class PointSpreadSectionTests: XCTestCase {
+    func testSectionReadsTheKernelAndEveryRunsWidths() throws {
+        let dir = NSTemporaryDirectory() + "bragg-psf-section-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A sampled Gaussian kernel, σ = (1.0, 1.5, 0.8) px, centred in 9³, unit sum.
+        let sigma = [1.0, 1.5, 0.8], n = 9
+        var k = RealVolume(shape: [n, n, n]), sum = 0.0
+        for z in 0..<n { for y in 0..<n { for x in 0..<n {
+            let d = [z - 4, y - 4, x - 4].enumerated().map { Double($0.element * $0.element) / (2 * sigma[$0.offset] * sigma[$0.offset]) }
+            let v = exp(-d.reduce(0, +)); k[z, y, x] = Float(v); sum += v
+        } } }
+        k.scale(by: Float(1 / sum))
+        let fwhmPerSigma = 2 * (2 * log(2.0)).squareRoot()
+        let fwhm = sigma.map { $0 * fwhmPerSigma }
+        let path = dir + "/r.cxi", coherentPath = dir + "/c.cxi"
+        try CXIResults(parameters: ["psf_model": .string("gauss"), "psf_fwhm_px": .doubles(fwhm), "psf_eta": .double(0),
+                                    "psf_background_counts": .double(0)],
+                       curves: ["run_psf_fwhm_z_px": [fwhm[0], .nan], "run_psf_fwhm_y_px": [fwhm[1], .nan], "run_psf_fwhm_x_px": [fwhm[2], .nan]],
+                       arrays: ["psf": NDArray(k)]).write(to: path, overwrite: true)
+        try CXIResults(parameters: ["psf_model": .string("gauss"), "psf_fwhm_px": .doubles([0.1, 0.2, 0.3])]).write(to: coherentPath, overwrite: true)
+        let s = try XCTUnwrap(PointSpreadSection.read(label: "A", results: CXIResults.read(from: path)))
+        let c = try XCTUnwrap(PointSpreadSection.read(label: "B", results: CXIResults.read(from: coherentPath)))
+        XCTAssertNil(PointSpreadSection.read(label: "C", results: CXIResults()), "no psf recorded: no entry")
+        XCTAssertEqual(s.runFWHM.count, 2)
+        XCTAssertEqual(s.runFWHM[0][1], fwhm[1], accuracy: 1e-12)
+        XCTAssertFalse(s.negligible); XCTAssertTrue(c.negligible)
+        // The profile through the centre is the Gaussian relative to its centre.
+        for a in 0..<3 {
+            let p = PointSpreadSection.profile(try XCTUnwrap(s.kernel), axis: a)
+            XCTAssertEqual(p.offsets.first, -4)
+            for (o, v) in zip(p.offsets, p.values) { XCTAssertEqual(v, exp(-o * o / (2 * sigma[a] * sigma[a])), accuracy: 1e-6) }
+        }
+        var files: [String: String] = [:]
+        let section = try PointSpreadSection.section([s, c]) { text, name in files[name] = text; return "figures/" + name }
+        let rows = section.tables[0].rows
+        XCTAssertEqual(rows[0][0], "A"); XCTAssertEqual(rows[0][1], "Gaussian")
+        XCTAssertEqual(rows[0][3], "1.00, 1.50, 0.80", "σ back from the FWHM")
+        XCTAssertEqual(rows[0][6], String(format: "1: %.2f, %.2f, %.2f; 2: –, –, –", fwhm[0], fwhm[1], fwhm[2]))
+        XCTAssertTrue(rows[1][5].hasPrefix("no"), "a negligible kernel is said to leave the coherent projection")
+        // One profile figure: for the blurred state only, three axes.
+        XCTAssertEqual(section.figures.map(\.path), ["figures/psf_state_00.svg"])
+        XCTAssertEqual(files["psf_state_00.svg"]?.components(separatedBy: "<path d=").count, 4)
+    }
+}
