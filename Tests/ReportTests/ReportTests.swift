@@ -170,6 +170,31 @@ final class HTMLReportTests: XCTestCase {
         XCTAssertEqual(h.finalize(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")   // 10⁶ × 'a'
     }
 
+    /// A file read in several 4 MiB pieces, with a tail that is not a whole block, against
+    /// Python's hashlib.sha256 (the provenance checksums are of such files).
+    func testSHA256OfAFileMatchesHashlib() throws {
+        let python = "/usr/bin/python3"
+        guard FileManager.default.isExecutableFile(atPath: python) else { throw XCTSkip("no \(python)") }
+        let path = NSTemporaryDirectory() + "braggkit-sha256-\(getpid()).bin"
+        defer { unlink(path) }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let bytes = (0..<(9 << 20) + 17).map { _ -> UInt8 in
+            state = state &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = ["-c", "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())", path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        p.waitUntilExit()
+        XCTAssertEqual(expected.count, 64, expected)
+        XCTAssertEqual(try SHA256.hex(file: path), expected)
+    }
+
     func testPageListsTablesFiguresAndEscapes() {
         let r = SeriesReport(title: "Series <test>", summary: ["six states"],
                              sections: [ReportSection(title: "Table 1", paragraphs: ["u = φ/|Q|"],
