@@ -306,7 +306,7 @@ struct PrepareCommand: ParsableCommand {
                 opened.append(o)
                 if !common.quiet {
                     for b in o.beamlineScans ?? [] {
-                        print(b.beamline == .aps34IDC ? summary34IDC(b) : (series ? "state \(o.name): " : "") + b.summary)
+                        print((series ? "state \(o.name): " : "") + (b.beamline == .aps34IDC ? summary34IDC(b) : b.summary))
                     }
                 }
             }
