@@ -84,9 +84,13 @@ final class SeriesPrepareTests: XCTestCase {
         }
         let dir = path("s2")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)   // an existing folder: a series
-        var r = try bragg(["prepare", frames, short, "--bin", "2", "--out", dir, "--quiet"])
+        // the states listed in a file (paths relative to it; comments and blank lines skipped)
+        try FileManager.default.createSymbolicLink(atPath: path("full"), withDestinationPath: frames)
+        try "# the scan and its frames 40–200\nfull  full\n\nshort short   # a shorter state\n"
+            .write(toFile: path("states.txt"), atomically: true, encoding: .utf8)
+        var r = try bragg(["prepare", "--states", path("states.txt"), "--bin", "2", "--out", dir, "--quiet"])
         XCTAssertEqual(r.status, 0, r.output)
-        let a = dir + "/Staff20-1a_S0054.cxi", b = dir + "/short.cxi"
+        let a = dir + "/full.cxi", b = dir + "/short.cxi"
         let pa = try CXIResults.read(from: a), pb = try CXIResults.read(from: b)
         XCTAssertEqual(pa.pattern?.shape, pb.pattern?.shape)
         let crop = ints(pa, "crop_size")
