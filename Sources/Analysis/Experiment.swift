@@ -228,7 +228,7 @@ public struct Experiment: Sendable {
     }
 
     /// The [geometry] table: either the angle form (two_theta_deg, out_of_plane_deg, rocking_axis)
-    /// or a diffractometer (`diffractometer` = "34idc", "id01", "p10" or "sixs", the motor
+    /// or a diffractometer (`diffractometer` = "34idc", "id01", "p10", "sixs" or "i16", the motor
     /// readings in degrees in [geometry.angles], `rocking_circle`, and optionally `peak_pixel`
     /// and `direct_beam_pixel` as [row, column] of the full detector).
     static func parseGeometry(_ g: ExperimentTOML.Table, angles: ExperimentTOML.Table? = nil) throws -> BraggGeometry {

@@ -74,8 +74,24 @@ public enum ScanGeometry {
         if bin != [1, 1, 1] { g.notes["binning"] = bin.map(String.init).joined(separator: ",") }
         // The diffractometer: sample and detector circles to Q, the detector's pixel steps and
         // the rocking axis, at the pattern's centre pixel.
-        guard let diffractometer = Diffractometer.named(scan.beamline.rawValue) else {
+        guard var diffractometer = Diffractometer.named(scan.beamline.rawValue) else {
             throw PipelineError.geometry("\(scan.scanName): no diffractometer model for beamline \(scan.beamline.rawValue)")
+        }
+        if let d = scan.pixelDirections {
+            diffractometer.rowPixelDirection = d.row; diffractometer.columnPixelDirection = d.column
+            g.notes["pixel_directions"] = "rows \(d.row), columns \(d.column) (lab, from the file)"
+        }
+        // A detector circle the file does not record would silently sit at zero (no
+        // scattering angle): the geometry stays incomplete instead (e.g. an I13-1 file read
+        // by the I16/I13 reader: its robot-arm detector is not I16's six-circle).
+        // (A circle carrying sample and detector together, SIXS's beta, is left at its zero as
+        // before: SIXS files do not record it.)
+        let sampleNames = Set(diffractometer.sampleCircles.map { $0.name.lowercased() })
+        let unrecorded = diffractometer.detectorCircles
+            .filter { !sampleNames.contains($0.name.lowercased()) && $0.reading(in: angles) == nil }.map(\.name)
+        if !unrecorded.isEmpty {
+            g.notes["geometry"] = "\(diffractometer.name): detector circle(s) \(unrecorded.joined(separator: ", ")) not recorded"
+            return g
         }
         guard let energy = scan.energy, let distance = scan.distance, let pixel = scan.pixelSize,
               let circle = scan.rockingMotor, let step = scan.rockingStep else {

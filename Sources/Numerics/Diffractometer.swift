@@ -167,12 +167,48 @@ public struct Diffractometer: Equatable, Sendable, CustomStringConvertible {
         detectorCircles: [Circle("beta", "x-"), Circle("gamma", "y+"), Circle("delta", "x-")],
         rowPixelDirection: SIMD3(0, -1, 0), columnPixelDirection: SIMD3(1, 0, 0))
 
+    /// Diamond I16: the 4S+2D six-circle of H. You, J. Appl. Cryst. 32, 614 (1999), as
+    /// Diamond's diffcalc implements it. Sample mu y+, eta x−, chi z+, phi x−; detector gam
+    /// (You's nu) y+, delta x−; rows y−, columns x+ (assumed, see below).
+    ///
+    /// Sources, axis by axis:
+    /// - The rotations: diffcalc `diffcalc/hkl/you/matrices.py` (DiamondLightSource/diffcalc):
+    ///   MU = x_rotation(mu), ETA = z_rotation(−eta), CHI = y_rotation(chi), PHI =
+    ///   z_rotation(−phi), DELTA = z_rotation(−delta), NU = x_rotation(nu), each
+    ///   x/y/z_rotation right-handed (active); sample Z = MU·ETA·CHI·PHI (mu outermost) and
+    ///   Q_lab = (NU·DELTA − I)·(0, k, 0) (diffcalc `youAnglesToHkl`, You's eq. 12): the
+    ///   incident beam is You's +y and nu is the outer detector circle.
+    /// - You's frame in the lab: x vertical (mu and nu turn about the vertical, the
+    ///   horizontal-scattering pair), y along the beam, z = x × y horizontal. Source: Dan
+    ///   Porter (I16 beamline scientist), DanPorter/i16_diffractometer
+    ///   `I16_Diffractometer_rotations.py`: "delta … in vertical direction (about diff-z)",
+    ///   "gamma … in horizontal direction (about diff-x)", its vertical-geometry example
+    ///   (chi 90, eta = delta/2) and horizontal one (mu = gamma/2); and the same repository's
+    ///   `I16_Diffractometer_equations.py`, which in the Diamond/NeXus lab frame (x horizontal
+    ///   away from the ring, y up, z along the beam: BraggKit's frame) writes k_f = k (sin γ cos δ,
+    ///   sin δ, cos γ cos δ): positive delta sends the beam up, positive gamma towards +x.
+    ///   So You (x, y, z) → BraggKit (y, z, x), a cyclic relabelling (senses kept): x_rotation →
+    ///   'y+', y_rotation → 'z+', z_rotation(−·) → 'x−'. I16's motor `gam` is You's nu
+    ///   (Porter's gamma about diff-x; diffcalc `startup/i16.py` groups I16's motors
+    ///   (mu, delta, gam, eta, chi, phi) onto You's SixCircle (mu, delta, nu, eta, chi, phi)).
+    /// - The pixel directions at zero angles are not in these sources: rows are taken
+    ///   downwards (y−) and columns towards +x, the CXI convention the other presets share.
+    ///   A file that records its module's `fast_pixel_direction`/`slow_pixel_direction`
+    ///   vectors (NeXus frame = this frame) overrides them (`BeamlineScan.pixelDirections`).
+    /// Diamond I13-1 is not this diffractometer (its detector sits on a robot arm and the
+    /// sample on a hexapod): no public source of its axes was found, so it has no preset.
+    public static let diamondI16 = Diffractometer(
+        name: "Diamond I16",
+        sampleCircles: [Circle("mu", "y+"), Circle("eta", "x-"), Circle("chi", "z+"), Circle("phi", "x-")],
+        detectorCircles: [Circle("gam", "y+", aliases: ["nu", "gamma"]), Circle("delta", "x-", aliases: ["del"])],
+        rowPixelDirection: SIMD3(0, -1, 0), columnPixelDirection: SIMD3(1, 0, 0))
+
     /// The presets by short name.
     public static let presets: [String: Diffractometer] = [
-        "34idc": .aps34IDC, "id01": .esrfID01, "p10": .petraP10, "sixs": .soleilSIXS,
+        "34idc": .aps34IDC, "id01": .esrfID01, "p10": .petraP10, "sixs": .soleilSIXS, "i16": .diamondI16,
     ]
 
-    /// A preset by beamline name: "34idc", "id01", "p10", "sixs" (case, spaces, '-' and '_'
+    /// A preset by beamline name: "34idc", "id01", "p10", "sixs", "i16" (case, spaces, '-' and '_'
     /// ignored, so "34-ID-C" and "ID01" work), or nil.
     public static func named(_ beamline: String) -> Diffractometer? {
         let key = beamline.lowercased().filter { $0.isLetter || $0.isNumber }

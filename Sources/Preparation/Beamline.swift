@@ -53,6 +53,11 @@ public struct BeamlineScan {
     /// Where the direct beam hits the full detector at zero detector angles (row, column),
     /// when the beamline records it.
     public var directBeam: (row: Double, column: Double)?
+    /// The lab directions (unit; x = y × z, y up, z along the beam) of increasing detector
+    /// row and column index at zero detector angles, when the file records them (NeXus
+    /// `NXdetector_module` `slow_pixel_direction`/`fast_pixel_direction` vectors); nil: the
+    /// diffractometer preset's.
+    public var pixelDirections: (row: SIMD3<Double>, column: SIMD3<Double>)?
     /// Anything else worth keeping in the results' provenance (name → text).
     public var notes: [String: String]
 

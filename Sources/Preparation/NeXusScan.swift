@@ -144,6 +144,20 @@ public enum DiamondNeXus {
         return false
     }
 
+    /// A dataset's `vector` attribute as a unit vector (nil when absent or zero).
+    static func pixelVector(_ f: HDF5File, _ p: String) -> SIMD3<Double>? {
+        guard f.isDataset(p), let a = try? f.attribute("vector", of: p) else { return nil }
+        let v: [Double]
+        switch a {
+        case .doubles(let d): v = d
+        case .ints(let i): v = i.map(Double.init)
+        default: return nil
+        }
+        guard v.count == 3, v.allSatisfy(\.isFinite) else { return nil }
+        let s = SIMD3(v[0], v[1], v[2]), n = (s * s).sum().squareRoot()
+        return n > 0 ? s / n : nil
+    }
+
     static func classicFrames(_ f: HDF5File) -> String? {
         for d in detectors {
             for p in ["/entry1/instrument/\(d)/data", "/entry1/\(d)/data"] where (try? f.shape(of: p))?.count == 3 { return p }
@@ -199,6 +213,13 @@ public enum DiamondNeXus {
         } else if medipix3.contains(detName) {
             s.pixelSize = (55e-6, 55e-6)
             s.notes["pixel_size"] = "55 µm assumed (\(detName) is a Medipix3 detector; the file records no pixel size)"
+        }
+        // The module's pixel axes (NeXus: the `vector` attribute of fast_pixel_direction and
+        // slow_pixel_direction, in the NeXus frame at zero detector angles, which is
+        // BraggKit's lab frame: x horizontal, y up, z along the beam).
+        if let fast = pixelVector(f, "\(det)/module/fast_pixel_direction"),
+           let slow = pixelVector(f, "\(det)/module/slow_pixel_direction") {
+            s.pixelDirections = (slow, fast)
         }
         if let ci = ScanValues.first(f, "/entry/instrument/\(detName)_centre_i"), let cj = ScanValues.first(f, "/entry/instrument/\(detName)_centre_j") {
             s.directBeam = (ci, cj)

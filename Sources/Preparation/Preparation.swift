@@ -177,6 +177,9 @@ public enum PreparationError: Error, CustomStringConvertible {
     case badCalibration(what: String, reason: String)
     case invalidOption(String)
     case allLeftOut(String)
+    /// A state of a series whose detector frames differ from the first state's.
+    case stateShapeMismatch(state: String, source: String, frame: [Int], expected: [Int], firstState: String, firstSource: String)
+    case noCommonCrop(axis: Int, binning: Int)
 
     public var description: String {
         switch self {
@@ -198,6 +201,10 @@ public enum PreparationError: Error, CustomStringConvertible {
             return s
         case .allLeftOut(let s):
             return s
+        case .stateShapeMismatch(let st, let src, let fr, let e, let fst, let fsrc):
+            return "state \(st) (\(src)) has \(fr[0])×\(fr[1])-pixel frames but state \(fst) (\(fsrc)) has \(e[0])×\(e[1]); the states of a series must come from one detector region"
+        case .noCommonCrop(let a, let b):
+            return "no crop of axis \(a) divisible by the binning \(b) fits around every state's Bragg peak; give --size"
         }
     }
 }
@@ -222,6 +229,74 @@ public enum Preparation {
             if !report.included, let note = report.note { messages?("scan \(report.index + 1) (\(report.source)) left out: \(note)") }
         })
         return try acc.finish()
+    }
+
+    /// A series of states prepared to one shape: every state's scans are checked (shapes,
+    /// and the same detector frame across states) before any frame is read, each state is
+    /// summed (registered within the state, as `prepare`), then every sum is cropped to one
+    /// size around its own Bragg peak: `size` when given, else the largest common size
+    /// (`commonFittingSize`), and binned by `binning`. `options[k]` holds state k's
+    /// calibrations and choices (their size and binning are ignored). Every sum is held
+    /// until all are cropped (one stack of floats per state).
+    public static func prepareSeries(states: [(name: String, scans: [Scan])], options: [PreparationOptions],
+                                     size: [Int]?, binning: [Int],
+                                     progress: ProgressHandler? = nil,
+                                     messages: ((String) -> Void)? = nil) throws -> [PreparedPattern] {
+        guard !states.isEmpty, states.count == options.count else { throw PreparationError.noScans }
+        try validateSeries(states.map { ($0.name, $0.scans.map(\.frames)) })
+        if let s = size {
+            guard s.count == 3, (0..<3).allSatisfy({ s[$0] >= 1 && binning.count == 3 && s[$0] % binning[$0] == 0 }) else {
+                throw PreparationError.invalidOption("the output size \(s) is not divisible by the binning \(binning)")
+            }
+        }
+        let total = states.reduce(0) { $0 + $1.scans.count * $1.scans[0].frames.shape[0] }
+        var done = 0
+        var sums: [SummedStack] = []
+        for (k, state) in states.enumerated() {
+            var o = options[k]
+            o.size = nil; o.binning = binning
+            let acc = try ScanAccumulator(stackShape: state.scans[0].frames.shape, options: o)
+            let perScan = state.scans[0].frames.shape[0], before = done
+            try acc.add(state.scans, progress: { j, f in
+                progress?(ProgressReport(stage: "preparing \(states.count) states", done: before + j * perScan + f, total: total,
+                                         metrics: [("state", Double(k + 1))]))
+            }, report: { r in
+                if !r.included, let note = r.note { messages?("state \(state.name): scan \(r.index + 1) (\(r.source)) left out: \(note)") }
+            })
+            done += state.scans.count * perScan
+            sums.append(try acc.finishSum())
+        }
+        let common = try size ?? commonFittingSize(stackShapes: sums.map(\.stackShape), centres: sums.map(\.centre), binning: binning)
+        return try sums.map { try $0.pattern(size: common) }
+    }
+
+    /// Checks every state's stacks (`validate`) and that all states have the first state's
+    /// detector frame (rows × columns; their frame counts may differ). Errors name the file.
+    public static func validateSeries(_ states: [(name: String, stacks: [FrameStack])]) throws {
+        guard let first = states.first, let f0 = first.stacks.first else { throw PreparationError.noScans }
+        for s in states {
+            try validate(s.stacks)
+            let sh = s.stacks[0].shape
+            if Array(sh.dropFirst()) != Array(f0.shape.dropFirst()) {
+                throw PreparationError.stateShapeMismatch(state: s.name, source: s.stacks[0].source, frame: Array(sh.dropFirst()),
+                                                          expected: Array(f0.shape.dropFirst()), firstState: first.name, firstSource: f0.source)
+            }
+        }
+    }
+
+    /// The largest size per axis, divisible by the binning with a fast quotient
+    /// (2^a 3^b 5^c), of a box centred on every state's peak voxel (`centres`, peak at
+    /// n/2) that lies inside every state's stack: `fittingSize` for all states at once.
+    public static func commonFittingSize(stackShapes: [[Int]], centres: [[Int]], binning: [Int]) throws -> [Int] {
+        try (0..<3).map { a in
+            var n = stackShapes.map { $0[a] }.min() ?? 0
+            while n >= 1 {
+                let fits = zip(stackShapes, centres).allSatisfy { sh, c in c[a] - n / 2 >= 0 && c[a] - n / 2 + n <= sh[a] }
+                if fits && n % binning[a] == 0 && FFT.isFastSize(n / binning[a], primes: [2, 3, 5]) { return n }
+                n -= 1
+            }
+            throw PreparationError.noCommonCrop(axis: a, binning: binning[a])
+        }
     }
 
     /// Checks that every stack has 3 axes, at least one frame, and the first one's shape.

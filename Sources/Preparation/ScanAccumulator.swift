@@ -423,12 +423,16 @@ public final class ScanAccumulator {
 
     /// The summed pattern, centred on the Bragg peak, cropped and binned.
     public func finish() throws -> PreparedPattern {
-        var r = try timed("finish") { try finishSteps() }
+        var r = try timed("finish") { try finishSum().pattern(size: options.size) }
         r.stageSeconds = stageSeconds
         return r
     }
 
-    func finishSteps() throws -> PreparedPattern {
+    /// The sum of every included scan, its Bragg peak and its bad voxels, before centring
+    /// and cropping (`SummedStack.pattern(size:)` does those): a series of states takes
+    /// every state's sum first, then crops all of them to one size. The accumulator's
+    /// buffers go to the sum: add nothing after this.
+    public func finishSum() throws -> SummedStack {
         guard reports.contains(where: { $0.included }) else {
             throw PreparationError.allLeftOut("no scan could be summed: every scan was left out (\(reports.count) scan(s) read)")
         }
@@ -476,7 +480,34 @@ public final class ScanAccumulator {
         // masked, where needed).
         let peak = Preparation.peakPosition(sumVolume, method: options.centring, box: options.registrationBox,
                                             brightest: sumVolume.index(ofFlat: top.index))
-        let centre = peak.map { Int($0.rounded()) }
+        return SummedStack(sum: sumVolume, peak: peak, reports: reports, alignedBad: alignedBad,
+                           wrapLow: wrapLow, wrapHigh: wrapHigh, binning: options.binning)
+    }
+}
+
+/// The sum of one state's scans (see `ScanAccumulator.finishSum`), waiting to be centred
+/// and cropped.
+public struct SummedStack {
+    /// The registered sum (frames, rows, columns), counts ≥ 0.
+    public let sum: RealVolume
+    /// The Bragg peak in the sum (frames, rows, columns), by the accumulator's centring.
+    public let peak: [Double]
+    public let reports: [ScanReport]
+    /// Bad detector pixels in the aligned frame; slabs holding wrapped-around data.
+    let alignedBad: [UInt8]
+    let wrapLow: [Int], wrapHigh: [Int]
+    public let binning: [Int]
+    public var stackShape: [Int] { sum.shape }
+    /// The voxel nearest the Bragg peak: the crop's centre.
+    public var centre: [Int] { peak.map { Int($0.rounded()) } }
+
+    /// The sum centred on the Bragg peak, cropped to `size` (nil: the largest fast size
+    /// around the peak, `Preparation.fittingSize`; padded with masked voxels where a
+    /// given size leaves the data) and binned.
+    public func pattern(size given: [Int]?) throws -> PreparedPattern {
+        let stackShape = self.stackShape, options = (binning: binning, size: given)
+        let (frames, rows, cols) = (stackShape[0], stackShape[1], stackShape[2])
+        let centre = self.centre, sumVolume = sum, peak = self.peak
         var size = [0, 0, 0]
         for a in 0..<3 {
             if let s = options.size { size[a] = s[a]; continue }
@@ -484,6 +515,9 @@ public final class ScanAccumulator {
                 throw PreparationError.invalidOption("no crop of axis \(a) (length \(stackShape[a])) around the Bragg peak at \(centre[a]) is divisible by the binning \(options.binning[a]); give --size")
             }
             size[a] = n
+        }
+        guard size.count == 3, (0..<3).allSatisfy({ size[$0] >= 1 && size[$0] % binning[$0] == 0 }) else {
+            throw PreparationError.invalidOption("the output size \(size) is not divisible by the binning \(binning)")
         }
         let start = (0..<3).map { centre[$0] - size[$0] / 2 }
         var pattern = RealVolume(shape: size)
@@ -494,7 +528,6 @@ public final class ScanAccumulator {
             // One pass over the crop: a voxel is bad (0 in the pattern, 1 in the mask) when its
             // detector pixel is bad in the aligned frame or it lies in a wrapped-around slab;
             // voxels outside the data stay bad.
-            let (rows, cols, frames) = (self.rows, self.cols, self.frames)
             let (wl, wh) = (wrapLow, wrapHigh)
             pattern.withUnsafeMutableFloats { pp in outMask.withUnsafeMutableFloats { mp in
             sumVolume.withUnsafeFloats { sp in alignedBad.withUnsafeBufferPointer { ab in
@@ -525,6 +558,9 @@ public final class ScanAccumulator {
                                cropStart: start, cropSize: size, binning: options.binning, stackShape: stackShape,
                                maskedPixels: alignedBad.reduce(0) { $0 + Int($1) }, peakInPattern: peakOut)
     }
+}
+
+extension ScanAccumulator {
 
     // MARK: - Steps
 

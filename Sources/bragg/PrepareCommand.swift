@@ -56,12 +56,27 @@ struct PrepareCommand: ParsableCommand {
             under 100 counts in it are masked and the frames are divided by it scaled to mean 1. The \
             geometry (Q from the circles at the pattern's centre, the detector pixel of the centre) \
             goes into the CXI file; --energy-kev, --distance, --pixel-um, --two-theta and \
-            --rocking-step override it, and say so.
+            --rocking-step override it, and say so (energy, distance and pixel size enter the \
+            diffractometer model, so a file without a distance gets its full geometry from --distance). \
+            Diamond I16 files (--beamline i16) get the six-circle of H. You (1999) as diffcalc defines \
+            it (mu, eta, chi, phi; gam, delta); an I13-1 file, whose robot-arm detector has no model \
+            here, needs --two-theta.
+
+            A series of states in one shape: with --out DIR/ every SCAN is one state (or list states \
+            of several scans in --states FILE; with --spec, give one TIFF folder per --scan). Every \
+            file is opened and checked (one detector frame size across states, no existing output \
+            without --force) before any frame is read; each state is summed on its own, then every \
+            state is cropped to one size around its own Bragg peak: --size, --like's, or the largest \
+            fast size that fits around every state's peak; one DIR/NAME.cxi per state (NAME: the \
+            folder or file name, or the --states name).
             """
     )
 
-    @Argument(help: "The scans of one state (files or TIFF folders).")
-    var scans: [String]
+    @Argument(help: "The scans of one state (files or TIFF folders); with an output folder (--out DIR/), one state per SCAN.")
+    var scans: [String] = []
+
+    @Option(help: "A series of states in a text file, one a line: 'NAME SCAN [SCAN …]' ('NAME FOLDER SCAN_NUMBER' with --spec; paths relative to the file; # starts a comment). Written to --out DIR/NAME.cxi, all in one shape.")
+    var states: String?
 
     @Option(help: "Beamline layout of the scans: 34idc, id01, p10, i16, nexus, sixs (default: found from the files; 34idc with --spec).")
     var beamline: String?
@@ -69,10 +84,10 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "The beamline's SPEC file (34-ID-C), giving the geometry of scan --scan.")
     var spec: String?
 
-    @Option(help: "Scan: the #S number in the SPEC file (34-ID-C), the scan in a multi-scan file (ID01 BLISS: the number before .1) or in a P10 experiment folder.")
-    var scan: String?
+    @Option(help: "Scan: the #S number in the SPEC file (34-ID-C), the scan in a multi-scan file (ID01 BLISS: the number before .1) or in a P10 experiment folder. Repeated: one state per scan (34-ID-C: one per TIFF folder, in order).")
+    var scan: [String] = []
 
-    @Option(name: .shortAndLong, help: "Output CXI file (.cxi or .h5).")
+    @Option(name: .shortAndLong, help: "Output CXI file (.cxi or .h5), or a folder (ending in /, or existing) for a series of states: one NAME.cxi per state.")
     var out: String
 
     @Option(help: "HDF5 dataset of the frames in every scan file (default: the NeXus detector paths).")
@@ -150,7 +165,12 @@ struct PrepareCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        guard !scans.isEmpty else { throw ValidationError("give at least one scan") }
+        guard !scans.isEmpty || states != nil else { throw ValidationError("give at least one scan (or a --states file)") }
+        if states != nil && !scans.isEmpty { throw ValidationError("--states lists the scans: give no SCAN arguments with it") }
+        if states != nil && !scan.isEmpty && spec != nil { throw ValidationError("with --states and --spec each line gives its scan number: drop --scan") }
+        if isSeries && !(out.hasSuffix("/") || isDirectory(out)) {
+            throw ValidationError("a series of states is written to a folder: give --out DIR/ (got '\(out)')")
+        }
         guard hotFactor > 1 else { throw ValidationError("--hot-factor must be > 1 (got \(hotFactor))") }
         guard (-1...1).contains(minCorrelation) else { throw ValidationError("--min-correlation must be in [-1, 1] (got \(minCorrelation))") }
         guard registrationBox >= 4 else { throw ValidationError("--registration-box must be at least 4 (got \(registrationBox))") }
@@ -160,24 +180,91 @@ struct PrepareCommand: ParsableCommand {
             throw ValidationError("--beamline must be one of \(Beamline.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(b)')")
         }
         let is34IDC = spec != nil || beamline?.lowercased() == Beamline.aps34IDC.rawValue
-        if is34IDC && scan == nil { throw ValidationError("--spec needs --scan N (the scan's #S number)") }
+        if is34IDC && scan.isEmpty && states == nil { throw ValidationError("--spec needs --scan N (the scan's #S number)") }
         if is34IDC && spec == nil { throw ValidationError("--beamline 34idc needs --spec FILE and --scan N") }
         if spec != nil, let b = beamline, b.lowercased() != Beamline.aps34IDC.rawValue {
             throw ValidationError("--spec is read for --beamline 34idc only (got --beamline \(b))")
         }
-        if is34IDC, let n = scan, Int(n) == nil { throw ValidationError("--scan must be the SPEC scan number (#S), an integer (got '\(n)')") }
-        if spec != nil && scans.count != 1 { throw ValidationError("--spec reads one scan: give one TIFF folder (got \(scans.count))") }
+        if is34IDC, let n = scan.first(where: { Int($0) == nil }) { throw ValidationError("--scan must be the SPEC scan number (#S), an integer (got '\(n)')") }
+        if spec != nil && states == nil && scans.count != scan.count {
+            throw ValidationError("--spec reads one scan per TIFF folder: give one folder per --scan (got \(scans.count) folder(s) for \(scan.count) --scan)")
+        }
         if spec != nil && monitor != nil { throw ValidationError("--monitor names an HDF5 dataset; with --spec the monitor is the SPEC file's Monitor column") }
     }
 
-    func run() throws {
-        try OutputCheck.file(out, overwrite: force)   // before any work (#22)
-        common.apply()
-        let ext = (out as NSString).pathExtension.lowercased()
-        guard ["cxi", "h5", "hdf5"].contains(ext) else { throw UsageError("output '\(out)' must end in .cxi or .h5 (a CXI file)") }
-        if FileManager.default.fileExists(atPath: out) && !force {
-            throw UsageError("output '\(out)' exists; use --force to replace it")
+    /// A series of states is asked for: several --scan numbers, a --states file, or an
+    /// output folder (a path ending in / or an existing folder).
+    var isSeries: Bool {
+        var isDir: ObjCBool = false
+        return states != nil || scan.count > 1 || out.hasSuffix("/")
+            || (FileManager.default.fileExists(atPath: out, isDirectory: &isDir) && isDir.boolValue)
+    }
+
+    /// The states to prepare: (name, scan paths, SPEC scan number).
+    func stateList() throws -> [(name: String, paths: [String], specScan: Int?)] {
+        func stem(_ p: String) -> String {
+            let u = URL(fileURLWithPath: p.hasSuffix("/") ? String(p.dropLast()) : p)
+            return u.pathExtension.isEmpty || isDirectory(p) ? u.lastPathComponent : u.deletingPathExtension().lastPathComponent
         }
+        if let file = states {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw UsageError("cannot read the states file \(file)") }
+            let base = URL(fileURLWithPath: file).deletingLastPathComponent()
+            var list: [(String, [String], Int?)] = []
+            for (k, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                if words.isEmpty { continue }
+                func resolved(_ p: String) -> String { p.hasPrefix("/") ? p : base.appendingPathComponent(p).path }
+                if spec != nil {
+                    guard words.count == 3, let n = Int(words[2]) else {
+                        throw UsageError("\(file) line \(k + 1): with --spec a state is 'NAME FOLDER SCAN_NUMBER' (got '\(line.trimmingCharacters(in: .whitespaces))')")
+                    }
+                    list.append((words[0], [resolved(words[1])], n))
+                } else {
+                    guard words.count >= 2 else {
+                        throw UsageError("\(file) line \(k + 1): a state is 'NAME SCAN [SCAN …]' (got '\(line.trimmingCharacters(in: .whitespaces))')")
+                    }
+                    list.append((words[0], words.dropFirst().map(resolved), nil))
+                }
+            }
+            guard !list.isEmpty else { throw UsageError("the states file \(file) lists no state") }
+            return list
+        }
+        if spec != nil {
+            // 34-ID-C: each TIFF folder with its own #S number.
+            guard scans.count == scan.count else {
+                throw UsageError("--spec pairs each TIFF folder with one --scan number: \(scans.count) folder(s) for \(scan.count) --scan")
+            }
+            return zip(scans, scan).map { (stem($0), [$0], Int($1)) }
+        }
+        if scan.count > 1 {
+            // Several scans of one multi-scan file (ID01 BLISS), or one --scan per file.
+            if scans.count == 1 { return scan.map { ("\(stem(scans[0]))_\($0)", scans, nil) } }
+            guard scans.count == scan.count else {
+                throw UsageError("give one --scan per file or one file for all --scan numbers (got \(scans.count) files and \(scan.count) --scan)")
+            }
+            return zip(scans, scan).map { ("\(stem($0))_\($1)", [$0], nil) }
+        }
+        return scans.map { (stem($0), [$0], nil) }   // one state per SCAN
+    }
+
+    func isDirectory(_ p: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: p, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    func run() throws {
+        let series = isSeries
+        if series { try OutputCheck.folder(out, overwrite: true) } else { try OutputCheck.file(out, overwrite: force) }   // before any work (#22)
+        common.apply()
+        if !series {
+            let ext = (out as NSString).pathExtension.lowercased()
+            guard ["cxi", "h5", "hdf5"].contains(ext) else { throw UsageError("output '\(out)' must end in .cxi or .h5 (a CXI file), or in / for a folder of states") }
+        }
+        var request = PrepareRequest()
+        request.beamline = beamline; request.spec = spec; request.dataset = dataset; request.monitor = monitor
+        request.scan = spec == nil && scan.count == 1 ? scan[0] : nil
+        request.dark = dark; request.flat = flat; request.detectorMask = detectorMask
         var options = PreparationOptions()
         options.hotFactor = hotFactor
         options.deadMinCounts = deadMinCounts
@@ -205,156 +292,111 @@ struct PrepareCommand: ParsableCommand {
                 print("size \(crop.map(String.init).joined(separator: ",")) and binning \(b.map(String.init).joined(separator: ",")) from \(l)")
             }
         }
-        // A beamline scan: frames, monitor, region of interest and geometry from its files.
-        // 34-ID-C: the TIFF folder and the SPEC scan; other beamlines (ID01, P10, I16, NeXus,
-        // SIXS): their files, named or detected; nil for plain frame files.
-        var beamlineScans: [BeamlineScan]? = nil
-        if let specPath = spec, let n = scan.flatMap({ Int($0) }) {
-            do {
-                beamlineScans = [try APS34IDC.read(folder: scans[0], specPath: specPath, scan: n)]
-            } catch let e as SPECError { throw UsageError(e.description) }
-            catch let e as PreparationError { throw UsageError(e.description) }
-            catch let e as FormatError { throw UsageError(e.description) }
-        } else {
-            do {   // --dataset without --beamline: the frames are named, the files read as plain stacks
-                beamlineScans = dataset != nil && beamline == nil ? nil : try BeamlineReaders.scans(scans, beamline: beamline, scan: scan)
-            } catch { throw UsageError("\(error)") }
-            if !common.quiet { beamlineScans?.forEach { print($0.summary) } }
-        }
-        // The first scan's record describes the state (its geometry, its region of interest).
-        let beamlineScan = beamlineScans?.first
-        do {
-            if let b = beamlineScan, b.beamline == .aps34IDC {
-                // 34-ID-C's dark file is a bad-pixel map; its flat field is a white field in counts.
-                var badPixels = try dark.map { APS34IDC.badPixelMask(try b.cutToROI(try readCalibration($0, what: "dark"), what: "dark \($0)")) }
-                if let m = detectorMask {
-                    let cut = try b.cutToROI(try readCalibration(m, what: "detector mask"), what: "detector mask \(m)")
-                    badPixels = try badPixels.map { bp in
-                        try RealVolume(shape: bp.shape, elements: zip(bp.floats, cut.floats).map { $0 != 0 || $1 != 0 ? 1 : 0 })
-                    } ?? cut
-                }
-                options.detectorMask = badPixels
-                options.flat = try flat.map { try APS34IDC.relativeEfficiency(try b.cutToROI(try readCalibration($0, what: "flat field"), what: "flat field \($0)")) }
-            } else {
-                options.dark = try dark.map { try readCalibration($0, what: "dark") }
-                options.flat = try flat.map { try readCalibration($0, what: "flat field") }
-                options.detectorMask = try detectorMask.map { try readCalibration($0, what: "detector mask") }
-            }
-        } catch let e as PreparationError { throw UsageError(e.description) }
+        request.options = options
 
-        // Open every scan (metadata only) and check shapes before reading any frame.
-        var stacks: [FrameStack] = beamlineScans?.map { $0.frames } ?? []
-        for (k, s) in scans.enumerated() where beamlineScans == nil {
-            do {
-                stacks.append(try FrameStacks.open(s, dataset: dataset))
-            } catch let e as PreparationError {
-                throw UsageError("scan \(k + 1) (\(s)): \(e)")
-            } catch {
-                throw UsageError("scan \(k + 1) (\(s)): \(error)")
-            }
-        }
-        try Preparation.validate(stacks)
-        var inputs: [Scan] = []
-        for (k, st) in stacks.enumerated() {
-            var m: [Double]? = beamlineScans?[k].monitor
-            if let mp = monitor {
-                guard let h = st as? HDF5FrameStack else {
-                    throw UsageError("scan \(k + 1) (\(st.source)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file")
+        // Every state opened (metadata, beamline records, calibrations) and checked before
+        // any frame is read; in a series, every output file too.
+        let list = try stateList()
+        var opened: [OpenedState] = []
+        var outputs: [String] = []
+        do {
+            for st in list {
+                let o = try StatePreparation.open(name: st.name, paths: st.paths, specScan: st.specScan, request: request)
+                opened.append(o)
+                if !common.quiet {
+                    for b in o.beamlineScans ?? [] {
+                        print((series ? "state \(o.name): " : "") + (b.beamline == .aps34IDC ? summary34IDC(b) : b.summary))
+                    }
                 }
-                do { m = try h.perFrame(mp) } catch { throw UsageError("scan \(k + 1) (\(st.source)): monitor: \(error)") }
             }
-            inputs.append(Scan(frames: st, monitor: m))
-        }
-        if let b = beamlineScan, b.beamline == .aps34IDC, !common.quiet {   // the other readers print their summary above
-            let a = b.angles.sorted { $0.key < $1.key }.map { String(format: "%@ %.4f°", $0.key, $0.value) }.joined(separator: ", ")
-            print(String(format: "%@: %@, %d points, %@ step %.5f°; E = %.4g keV, distance %.4g m, %@ (%.0f µm pixels), region of interest from row %d, column %d; %@%@",
-                         b.scanName, b.notes["spec_command"] ?? "", b.frames.shape[0], b.rockingMotor ?? "?", b.rockingStep ?? .nan,
-                         (b.energy ?? .nan) / 1000, b.distance ?? .nan, b.notes["detector"] ?? "detector",
-                         (b.pixelSize?.column ?? .nan) * 1e6, b.roiOrigin.row, b.roiOrigin.column, a,
-                         b.monitor == nil ? "" : "; monitor: the Monitor column"))
-        }
+            if series {
+                try StatePreparation.checkSeries(opened)
+                outputs = opened.map { URL(fileURLWithPath: out).appendingPathComponent($0.name + ".cxi").path }
+                try OutputCheck.files(outputs, overwrite: force)
+            }
+        } catch let e as PipelineError { throw UsageError(e.description) }
+        if series { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } else { outputs = [out] }
 
         let bar = ProgressBar(quiet: common.quiet, unit: "frames")
-        let sh = stacks[0].shape
-        bar.message("preparing \(stacks.count) scan(s) of \(sh[0]) frames of \(sh[1])×\(sh[2]) pixels")
-        let result = try Preparation.prepare(scans: inputs, options: options, progress: bar.handler,
-                                             messages: { bar.message("bragg: warning: " + $0) })
+        let results: [PreparedPattern]
+        if series {
+            bar.message("preparing \(opened.count) states (\(opened.map { "\($0.name): \($0.scans.count) scan(s)" }.joined(separator: ", ")))")
+            results = try Preparation.prepareSeries(states: opened.map { ($0.name, $0.scans) }, options: opened.map(\.options),
+                                                    size: options.size, binning: options.binning, progress: bar.handler,
+                                                    messages: { bar.message("bragg: warning: " + $0) })
+        } else {
+            let sh = opened[0].scans[0].frames.shape
+            bar.message("preparing \(opened[0].scans.count) scan(s) of \(sh[0]) frames of \(sh[1])×\(sh[2]) pixels")
+            results = [try Preparation.prepare(scans: opened[0].scans, options: opened[0].options, progress: bar.handler,
+                                               messages: { bar.message("bragg: warning: " + $0) })]
+        }
         bar.finish()
         common.saveWisdom()
 
+        var geometry = GeometryOptions()
+        geometry.energy = energyKeV.map { $0 * 1000 }
+        geometry.distance = distance
+        geometry.pixelSize = pixelMicrons.map { $0 * 1e-6 }
+        geometry.twoTheta = twoTheta.map { $0 * .pi / 180 }
+        geometry.rockingStep = rockingStep.map { $0 * .pi / 180 }
+        for (k, (state, result)) in zip(opened, results).enumerated() {
+            try write(state, result, to: outputs[k], options: options, geometry: geometry, label: series ? "state \(state.name): " : "")
+        }
+    }
+
+    /// Prints what was done to a state, computes its geometry and writes its CXI file.
+    func write(_ state: OpenedState, _ result: PreparedPattern, to path: String, options: PreparationOptions,
+               geometry: GeometryOptions, label: String) throws {
         for r in result.scans {
             let s = r.shift.map { String(format: "%+.3f", $0) }.joined(separator: ", ")
-            print(String(format: "scan %d: shift (%@) px, correlation %.4f, hot %d, constant %d, other bad %d, counts %.4g%@ (%@)",
-                         r.index + 1, s, r.correlation, r.hotPixels, r.deadPixels, r.otherBadPixels, r.totalCounts,
+            print(String(format: "%@scan %d: shift (%@) px, correlation %.4f, hot %d, constant %d, other bad %d, counts %.4g%@ (%@)",
+                         label, r.index + 1, s, r.correlation, r.hotPixels, r.deadPixels, r.otherBadPixels, r.totalCounts,
                          r.included ? "" : " — LEFT OUT", r.source))
         }
         let masked = result.mask.sum() / Double(result.mask.count)
         let counts = result.pattern.sum()
         guard masked < 1, counts > 0, counts.isFinite else {   // all-zero or all-NaN frames (#22)
-            throw UsageError("\(scans.joined(separator: ", ")): the frames hold no positive, finite counts (\(String(format: "%.0f", masked * 100))% of the pattern masked); nothing was written to \(out)")
+            throw UsageError("\(state.paths.joined(separator: ", ")): the frames hold no positive, finite counts (\(String(format: "%.0f", masked * 100))% of the pattern masked); nothing was written to \(path)")
         }
-        print(String(format: "pattern %@ (crop %@ at %@, bin %@), Bragg peak at (%@) in the sum, (%@) in the pattern; %.2f%% of voxels masked; %.4g counts → %@",
-                     result.pattern.shape.map(String.init).joined(separator: "×"),
+        print(String(format: "%@pattern %@ (crop %@ at %@, bin %@), Bragg peak at (%@) in the sum, (%@) in the pattern; %.2f%% of voxels masked; %.4g counts → %@",
+                     label, result.pattern.shape.map(String.init).joined(separator: "×"),
                      result.cropSize.map(String.init).joined(separator: "×"),
                      result.cropStart.map(String.init).joined(separator: ","),
                      result.binning.map(String.init).joined(separator: "×"),
                      result.peak.map { String(format: "%.2f", $0) }.joined(separator: ", "),
                      result.peakInPattern.map { String(format: "%.2f", $0) }.joined(separator: ", "),
-                     masked * 100, counts, out))
+                     masked * 100, counts, path))
 
         // Geometry: the beamline's files (or the first scan's NeXus metadata), for the
-        // pattern's pixels and frames (binned), overridden by the options.
-        var g: CXIGeometry
-        var source: String
-        if let b = beamlineScan, Diffractometer.named(b.beamline.rawValue) == nil {
-            // No diffractometer model for this beamline (I16, generic NeXus): the numbers
-            // that need none; 2θ from --two-theta.
-            g = b.basicGeometry
-            if let s = g.rockingStep { g.rockingStep = s * Double(result.binning[0]) }
-            if let p = g.pixelSize, result.binning[1] == result.binning[2] { g.pixelSize = p * Double(result.binning[1]) }
-            g.beamline = b.beamline.rawValue
-            g.angles = b.angles
-            g.rockingCircle = b.rockingMotor
-            if !g.isEmpty { g.shape = result.pattern.shape }
-            source = b.scanName
-        } else if let b = beamlineScan {
-            do { g = try ScanGeometry.record(scan: b, prepared: result) }
-            catch let e as PipelineError { throw UsageError(e.description) }
-            catch let e as NumericsError { throw UsageError("\(b.scanName): \(e)") }
-            source = b.scanName
-        } else {
-            g = (stacks[0] as? HDF5FrameStack).map { NeXusGeometry.read(from: $0.file) } ?? CXIGeometry()
-            if let s = g.rockingStep { g.rockingStep = s * Double(result.binning[0]) }
-            if let p = g.pixelSize, result.binning[1] == result.binning[2] { g.pixelSize = p * Double(result.binning[1]) }
-            if !g.isEmpty { g.shape = result.pattern.shape }
-            source = stacks[0].source
-        }
-        var overrides: [GeometryOverride] = []
-        if let e = energyKeV { overrides.append(GeometryOverride(option: "--energy-kev", quantity: .energy, value: e * 1000)) }
-        if let d = distance { overrides.append(GeometryOverride(option: "--distance", quantity: .distance, value: d)) }
-        if let p = pixelMicrons {
-            overrides.append(GeometryOverride(option: "--pixel-um", quantity: .pixelSize, value: p * 1e-6 * Double(result.binning[2])))
-        }
-        if let t = twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: t * .pi / 180)) }
-        if let r = rockingStep {
-            overrides.append(GeometryOverride(option: "--rocking-step", quantity: .rockingStep, value: r * .pi / 180 * Double(result.binning[0])))
-        }
+        // pattern's pixels and frames (binned), with the options' values over them.
+        let g: CXIGeometry
         do {
-            let (merged, note) = try GeometryMerge.apply(overrides, to: g, source: source)
-            g = merged
-            if let n = note { print(n) }
+            let (record, note) = try StatePreparation.geometry(of: state, prepared: result, options: geometry)
+            g = record
+            if let n = note { print(label + n) }
         } catch let e as PipelineError { throw UsageError(e.description) }
         if let bg = try? g.braggGeometry() {
             let v = bg.voxelSizes(shape: result.pattern.shape)
-            print(String(format: "geometry: 2θ = %.3f°, out of plane %.3f°, |Q| = %.5g Å⁻¹ (d = %.4f Å), Q̂ = (%.3f, %.3f, %.3f); pattern centre at detector pixel (%@); voxel %.1f × %.1f × %.1f nm",
-                         bg.twoTheta * 180 / .pi, bg.outOfPlane * 180 / .pi, bg.qMagnitude * 1e-10, bg.dSpacing * 1e10,
+            print(String(format: "%@geometry: 2θ = %.3f°, out of plane %.3f°, |Q| = %.5g Å⁻¹ (d = %.4f Å), Q̂ = (%.3f, %.3f, %.3f); pattern centre at detector pixel (%@); voxel %.1f × %.1f × %.1f nm",
+                         label, bg.twoTheta * 180 / .pi, bg.outOfPlane * 180 / .pi, bg.qMagnitude * 1e-10, bg.dSpacing * 1e10,
                          bg.qHat.x, bg.qHat.y, bg.qHat.z, (g.peakPixel ?? []).map { String(format: "%.1f", $0) }.joined(separator: ", "),
                          v[0] * 1e9, v[1] * 1e9, v[2] * 1e9))
-        } else if beamlineScan != nil {
-            print("geometry: incomplete (give the missing values with --energy-kev, --distance, --pixel-um, --rocking-step)")
+        } else if state.beamlineScan != nil {
+            let why = g.notes["geometry"].map { " — \($0)" } ?? ""
+            print("\(label)geometry: incomplete\(why) (give the missing values with --energy-kev, --distance, --pixel-um, --two-theta, --rocking-step)")
         }
 
         let cxi = preparedPatternFile(result, options: options, geometry: g)
-        try cxi.write(to: out, overwrite: force, compression: compression == 0 ? nil : compression)
+        try cxi.write(to: path, overwrite: force, compression: compression == 0 ? nil : compression)
+    }
+
+    /// The 34-ID-C reader's line (the SPEC scan: command, points, energy, distance, detector, angles).
+    func summary34IDC(_ b: BeamlineScan) -> String {
+        let a = b.angles.sorted { $0.key < $1.key }.map { String(format: "%@ %.4f°", $0.key, $0.value) }.joined(separator: ", ")
+        return String(format: "%@: %@, %d points, %@ step %.5f°; E = %.4g keV, distance %.4g m, %@ (%.0f µm pixels), region of interest from row %d, column %d; %@%@",
+                      b.scanName, b.notes["spec_command"] ?? "", b.frames.shape[0], b.rockingMotor ?? "?", b.rockingStep ?? .nan,
+                      (b.energy ?? .nan) / 1000, b.distance ?? .nan, b.notes["detector"] ?? "detector",
+                      (b.pixelSize?.column ?? .nan) * 1e6, b.roiOrigin.row, b.roiOrigin.column, a,
+                      b.monitor == nil ? "" : "; monitor: the Monitor column")
     }
 }

@@ -119,6 +119,17 @@ final class DiffractometerTests: XCTestCase {
         Case(label: "SIXS", diffractometer: .soleilSIXS, angles: ["beta": 1.2, "mu": 11.4, "gamma": 21.5, "delta": 9.8],
              rocking: "mu", step: -0.006, energy: 8000, distance: 1.21, pixel: (55e-6, 55e-6), detectorShape: (516, 516),
              peak: (240, 300), directBeam: (270, 255)),
+        // I16: every circle off zero (the motor names as I16's NeXus files record them), eta
+        // rocking, the peak off the direct beam.
+        Case(label: "I16", diffractometer: .diamondI16,
+             angles: ["mu": 2.5, "eta": 18.7, "chi": 85, "phi": 12, "gam": 4.3, "delta": 36.4],
+             rocking: "eta", step: 0.004, energy: 9300, distance: 1.5, pixel: (55e-6, 55e-6), detectorShape: (515, 515),
+             peak: (200, 310), directBeam: (250, 260)),
+        // I16 rocking phi (under chi 85°, eta and mu): the axis carried by three circles.
+        Case(label: "I16 phi", diffractometer: .diamondI16,
+             angles: ["mu": -1.2, "eta": 21.0, "chi": 85, "phi": 40, "nu": 6.1, "delta": 30.2],
+             rocking: "phi", step: -0.01, energy: 8000, distance: 0.9, pixel: (55e-6, 55e-6), detectorShape: (515, 515),
+             peak: (300, 120), directBeam: (256, 256)),
     ]
 
     func testQAndStepsAgreeWithXrayutilities() throws {
@@ -192,6 +203,10 @@ final class DiffractometerTests: XCTestCase {
         XCTAssertEqual(notations(Diffractometer.petraP10.detectorCircles), ["y+", "x-"])
         XCTAssertEqual(notations(Diffractometer.soleilSIXS.sampleCircles), ["x-", "y+"])
         XCTAssertEqual(notations(Diffractometer.soleilSIXS.detectorCircles), ["x-", "y+", "x-"])
+        XCTAssertEqual(notations(Diffractometer.diamondI16.sampleCircles), ["y+", "x-", "z+", "x-"])
+        XCTAssertEqual(notations(Diffractometer.diamondI16.detectorCircles), ["y+", "x-"])
+        XCTAssertEqual(Diffractometer.named("I16"), .diamondI16)
+        XCTAssertNil(Diffractometer.named("i13"))   // I13-1's robot arm is not I16's six-circle
         XCTAssertEqual(Diffractometer.notation(of: Diffractometer.petraP10.columnPixelDirection), "x-")
         XCTAssertEqual(Diffractometer.named("34-ID-C"), .aps34IDC)
         XCTAssertEqual(Diffractometer.named("34idc"), .aps34IDC)
@@ -208,6 +223,47 @@ final class DiffractometerTests: XCTestCase {
         XCTAssertThrowsError(try c.geometry()) { XCTAssertTrue("\($0)".contains("not a sample circle"), "\($0)") }
         c.rocking = "Theta"; c.angles["Gamma"] = .nan
         XCTAssertThrowsError(try c.geometry()) { XCTAssertTrue("\($0)".contains("Gamma"), "\($0)") }
+    }
+
+    /// The I16 preset against the 4S+2D equations as Diamond's diffcalc writes them
+    /// (diffcalc/hkl/you/matrices.py and youAnglesToHkl): MU = Rx(mu), ETA = Rz(−eta),
+    /// CHI = Ry(chi), PHI = Rz(−phi), DELTA = Rz(−delta), NU = Rx(nu) in You's frame (x up,
+    /// y along the beam, z = x × y), Q_lab = (NU·DELTA − I)(0, k, 0), sample Z = MU·ETA·CHI·PHI;
+    /// You's (x, y, z) is BraggKit's (y, z, x). Q (peak on the arm's axis) and the rocking
+    /// axes of eta and phi (−z of You carried by the circles outside) must agree.
+    func testI16AgreesWithYouEquationsOfDiffcalc() throws {
+        // diffcalc's x_rotation, y_rotation, z_rotation, written out.
+        func rx(_ t: Double) -> Matrix3x3 { Matrix3x3(rows: [SIMD3(1, 0, 0), SIMD3(0, cos(t), -sin(t)), SIMD3(0, sin(t), cos(t))]) }
+        func ry(_ t: Double) -> Matrix3x3 { Matrix3x3(rows: [SIMD3(cos(t), 0, sin(t)), SIMD3(0, 1, 0), SIMD3(-sin(t), 0, cos(t))]) }
+        func rz(_ t: Double) -> Matrix3x3 { Matrix3x3(rows: [SIMD3(cos(t), -sin(t), 0), SIMD3(sin(t), cos(t), 0), SIMD3(0, 0, 1)]) }
+        func lab(_ v: SIMD3<Double>) -> SIMD3<Double> { SIMD3(v.z, v.x, v.y) }   // You → BraggKit
+        let d = Double.pi / 180
+        let a: [String: Double] = ["mu": 2.5, "eta": 18.7, "chi": 85, "phi": 12, "gam": 4.3, "delta": 36.4]
+        let MU = rx(a["mu"]! * d), ETA = rz(-a["eta"]! * d), CHI = ry(a["chi"]! * d)
+        let NU = rx(a["gam"]! * d), DELTA = rz(-a["delta"]! * d)
+        let energy = 9300.0, k = 2 * Double.pi / (BraggGeometry.hc / energy)
+        let y = SIMD3<Double>(0, 1, 0)
+        let qYou = (NU * DELTA * y - y) * k
+        for (circle, axisYou) in [("eta", MU * SIMD3<Double>(0, 0, -1)), ("phi", MU * ETA * CHI * SIMD3<Double>(0, 0, -1))] {
+            let g = try Diffractometer.diamondI16.braggGeometry(
+                energy: energy, angles: a, rockingCircle: circle, rockingStep: 0.004, distance: 1.5,
+                pixelSize: (55e-6, 55e-6), peakPixel: (200, 310))
+            XCTAssertLessThan(norm(g.q - lab(qYou)), 1e-12 * norm(g.q), "Q: \(g.q) vs You \(lab(qYou))")
+            XCTAssertLessThan(norm(g.axis - lab(axisYou)), 1e-12, "\(circle) axis: \(g.axis) vs You \(lab(axisYou))")
+        }
+        // Positive delta sends the beam up, positive gam towards +x (I16's vertical and
+        // horizontal scattering planes, as Porter's k_f = k (sin γ cos δ, sin δ, cos γ cos δ)).
+        let up = try Diffractometer.diamondI16.braggGeometry(energy: energy, angles: ["delta": 30], rockingCircle: "eta",
+                                                             rockingStep: 0.01, distance: 1, pixelSize: (55e-6, 55e-6), peakPixel: (0, 0))
+        XCTAssertEqual(up.exitDirection.y, sin(30 * d), accuracy: 1e-12)
+        XCTAssertEqual(up.exitDirection.x, 0, accuracy: 1e-12)
+        let side = try Diffractometer.diamondI16.braggGeometry(energy: energy, angles: ["gam": 30], rockingCircle: "mu",
+                                                               rockingStep: 0.01, distance: 1, pixelSize: (55e-6, 55e-6), peakPixel: (0, 0))
+        XCTAssertEqual(side.exitDirection.x, sin(30 * d), accuracy: 1e-12)
+        let both = try Diffractometer.diamondI16.braggGeometry(energy: energy, angles: ["delta": 20, "gam": 10], rockingCircle: "eta",
+                                                               rockingStep: 0.01, distance: 1, pixelSize: (55e-6, 55e-6), peakPixel: (0, 0))
+        let porter = SIMD3(sin(10 * d) * cos(20 * d), sin(20 * d), cos(10 * d) * cos(20 * d))
+        XCTAssertLessThan(norm(both.exitDirection - porter), 1e-12, "\(both.exitDirection) vs \(porter)")
     }
 
     /// The rocking axis is the scanned circle's axis carried by the circles outside it.

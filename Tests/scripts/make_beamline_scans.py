@@ -4,7 +4,7 @@ newer entry layout), a generic NeXus file (NXdetector + NXtransformations) and S
 for Tests/PreparationTests/BeamlineReaderTests.swift. Each layout follows the peer loaders
 cited in Sources/Preparation/{ID01,P10,NeXusScan,SIXS}.swift.
 
-Run: python3 make_beamline_scans.py OUTDIR   (needs numpy, h5py and, for P10, the
+Run: python3 make_beamline_scans.py OUTDIR [MAKER ...]   (MAKER: id01, i16_bragg, …; default all; needs numpy, h5py and, for P10, the
 bitshuffle HDF5 plugin, filter 32008: Debian's `bitshuffle` package).
 
 Every frame stack holds frames[k, r, c] = (flat index * 7 + offset) % 1009 as uint32
@@ -131,6 +131,35 @@ def i16(out):
         m.create_dataset("ic1monitor", data=2e4 + np.arange(N))
 
 
+def i16_bragg(out):
+    # I16's newer NeXus layout (as i16.nxs) holding a Bragg peak: a Gaussian blob of
+    # 2000 counts on a background of 1 at frame 6, row 15, column 29 of 12 frames of 32×48;
+    # every circle off zero; the direct beam at row 10, column 20 (entry/instrument/
+    # merlin_centre_i/j); the module's pixel axes as NeXus vectors (slow_pixel_direction
+    # down, fast_pixel_direction towards −x) beside their lengths.
+    n = 12
+    z, r, c = np.meshgrid(np.arange(n), np.arange(ROWS), np.arange(COLS), indexing="ij")
+    blob = 1 + 2000 * np.exp(-((z - 6.0) ** 2 / 2.0 + (r - 15.0) ** 2 / 4.5 + (c - 29.0) ** 2 / 4.5))
+    with h5py.File(os.path.join(out, "i16_bragg.nxs"), "w") as f:
+        e = nx(f.create_group("entry"), "NXentry")
+        inst = nx(e.create_group("instrument"), "NXinstrument")
+        inst.create_dataset("name", data="i16")
+        det = nx(inst.create_group("merlin"), "NXdetector")
+        det.create_dataset("data", data=np.round(blob).astype(np.uint32), chunks=(1, ROWS, COLS))
+        with_units(det, "transformations/origin_offset", 1500.0, "mm")
+        with_units(det, "module/fast_pixel_direction", 0.055, "mm").attrs["vector"] = [-1.0, 0.0, 0.0]
+        with_units(det, "module/slow_pixel_direction", 0.055, "mm").attrs["vector"] = [0.0, -1.0, 0.0]
+        inst.create_dataset("merlin_centre_i", data=10.0)
+        inst.create_dataset("merlin_centre_j", data=20.0)
+        ds = inst.create_group("diffractometer_sample")
+        for name, v in (("mu", 1.5), ("eta", 17.2), ("chi", 84.0), ("phi", 11.0), ("delta", 34.6), ("gam", 3.8)):
+            ds.create_dataset(name, data=v)
+        with_units(e.create_group("sample/beam"), "incident_energy", 9.3, "keV")
+        m = e.create_group("measurement")
+        m.create_dataset("eta", data=17.17 + 0.005 * np.arange(n))
+        m.create_dataset("ic1monitor", data=1e5 + np.zeros(n))
+
+
 def nexus(out):
     # NXentry/NXinstrument/NXdetector + NXtransformations chains from depends_on
     with h5py.File(os.path.join(out, "generic.nxs"), "w") as f:
@@ -187,6 +216,9 @@ def unknown(out):
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for make in (id01, p10, i16, nexus, sixs, unknown):
-        make(out)
+    makers = (id01, p10, i16, i16_bragg, nexus, sixs, unknown)
+    wanted = sys.argv[2:]   # names of makers to run (default: all)
+    for make in makers:
+        if not wanted or make.__name__ in wanted:
+            make(out)
     print("ok")
