@@ -91,6 +91,10 @@ struct BatchCommand: ParsableCommand {
     @Argument(parsing: .postTerminator, help: "Options of `bragg phase` for every pattern (after --).")
     var phaseOptions: [String] = []
 
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+    }
+
     func run() throws {
         let items = try Batch.readList(list)
         let names = try Batch.outputNames(items)
@@ -111,6 +115,7 @@ struct BatchCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         let world = try World.start()
+        if let t = threads { Parallel.threads = t }
         ClusterRun.shareCores(threadsGiven: threads != nil, world: world)
         ClusterRun.override = SingleProcess()
         let started = Date()
@@ -143,7 +148,7 @@ struct BatchCommand: ParsableCommand {
     /// `bragg phase FILE --out OUTPUT ARGS` in this process, its report written to `log`.
     func phaseOne(_ file: String, output: String, log: String, args: [String], item: Int) -> Batch.Outcome {
         var o = Batch.Outcome(item: item, file: file, ok: false)
-        o.output = output
+        o.output = (output as NSString).lastPathComponent   // within --out: the table is the same wherever it is
         let t0 = Date()
         ClusterRun.lastResult = nil
         let logFD = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
