@@ -56,11 +56,28 @@ public final class World: Communicator {
         self.rank = rank; self.size = size; self.comm = comm
     }
 
-    /// Ends MPI in this process (every rank must reach it; called at exit).
+    /// Ends MPI in this process (every rank must reach it; called at exit). A rank that
+    /// arrives early sleeps in a barrier instead of spinning in MPI_Finalize.
     static func finalize() {
         var done: Int32 = 0
         MPI_Finalized(&done)
-        if done == 0 { MPI_Finalize() }
+        guard done == 0 else { return }
+        if let w = started as? World { try? w.barrier() }
+        MPI_Finalize()
+    }
+
+    /// Waits for a non-blocking operation, sleeping between tests: Open MPI's blocking calls
+    /// poll a core at 100%, which on a node whose cores are the ranks' threads takes one from
+    /// the ranks still computing (a rank with fewer runs waits for the others).
+    private func complete(_ request: inout MPI_Request?, _ call: String) throws {
+        var flag: Int32 = 0
+        var pause: UInt32 = 50
+        while true {
+            try check(MPI_Test(&request, &flag, bk_mpi_status_ignore()), call)
+            if flag != 0 { return }
+            usleep(pause)
+            pause = min(pause * 2, 5_000)
+        }
     }
 
     /// Ends every process of the job at once with `code` (one rank failed where the others
@@ -74,17 +91,24 @@ public final class World: Communicator {
         guard rc == bk_mpi_success() else { throw CommunicationError.mpi(call: call, code: rc) }
     }
 
-    public func barrier() throws { try check(MPI_Barrier(comm), "MPI_Barrier") }
+    public func barrier() throws {
+        var req: MPI_Request?
+        try check(MPI_Ibarrier(comm, &req), "MPI_Ibarrier")
+        try complete(&req, "MPI_Ibarrier")
+    }
 
     public func broadcast(_ bytes: [UInt8], root: Int) throws -> [UInt8] {
         var n = Int64(bytes.count)
-        try check(MPI_Bcast(&n, 1, bk_mpi_int64(), Int32(root), comm), "MPI_Bcast")
+        var req: MPI_Request?
+        try check(MPI_Ibcast(&n, 1, bk_mpi_int64(), Int32(root), comm, &req), "MPI_Ibcast")
+        try complete(&req, "MPI_Ibcast")
         var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(n))
         try out.withUnsafeMutableBytes { p in
             var at = 0
             while at < p.count {
                 let m = min(World.piece, p.count - at)
-                try check(MPI_Bcast(p.baseAddress! + at, Int32(m), bk_mpi_byte(), Int32(root), comm), "MPI_Bcast")
+                try check(MPI_Ibcast(p.baseAddress! + at, Int32(m), bk_mpi_byte(), Int32(root), comm, &req), "MPI_Ibcast")
+                try complete(&req, "MPI_Ibcast")
                 at += m
             }
         }
@@ -106,12 +130,15 @@ public final class World: Communicator {
     /// A length, then the bytes in pieces.
     private func send(_ bytes: [UInt8], to dest: Int, tag: Int32) throws {
         var n = Int64(bytes.count)
-        try check(MPI_Send(&n, 1, bk_mpi_int64(), Int32(dest), tag, comm), "MPI_Send")
+        var req: MPI_Request?
+        try check(MPI_Isend(&n, 1, bk_mpi_int64(), Int32(dest), tag, comm, &req), "MPI_Isend")
+        try complete(&req, "MPI_Isend")
         try bytes.withUnsafeBytes { p in
             var at = 0
             while at < p.count {
                 let m = min(World.piece, p.count - at)
-                try check(MPI_Send(p.baseAddress! + at, Int32(m), bk_mpi_byte(), Int32(dest), tag, comm), "MPI_Send")
+                try check(MPI_Isend(p.baseAddress! + at, Int32(m), bk_mpi_byte(), Int32(dest), tag, comm, &req), "MPI_Isend")
+                try complete(&req, "MPI_Isend")
                 at += m
             }
         }
@@ -119,15 +146,17 @@ public final class World: Communicator {
 
     private func receive(from source: Int, tag: Int32) throws -> [UInt8] {
         var n: Int64 = 0
-        try check(MPI_Recv(&n, 1, bk_mpi_int64(), Int32(source), tag, comm, bk_mpi_status_ignore()), "MPI_Recv")
+        var req: MPI_Request?
+        try check(MPI_Irecv(&n, 1, bk_mpi_int64(), Int32(source), tag, comm, &req), "MPI_Irecv")
+        try complete(&req, "MPI_Irecv")
         guard n >= 0 else { throw CommunicationError.malformed("length \(n) from rank \(source)") }
         var out = [UInt8](repeating: 0, count: Int(n))
         try out.withUnsafeMutableBytes { p in
             var at = 0
             while at < p.count {
                 let m = min(World.piece, p.count - at)
-                try check(MPI_Recv(p.baseAddress! + at, Int32(m), bk_mpi_byte(), Int32(source), tag, comm,
-                                   bk_mpi_status_ignore()), "MPI_Recv")
+                try check(MPI_Irecv(p.baseAddress! + at, Int32(m), bk_mpi_byte(), Int32(source), tag, comm, &req), "MPI_Irecv")
+                try complete(&req, "MPI_Irecv")
                 at += m
             }
         }
@@ -142,12 +171,12 @@ public final class World: Communicator {
     public func receive(wait: Bool) throws -> (source: Int, bytes: [UInt8])? {
         if !ownPosts.isEmpty { return (rank, ownPosts.removeFirst()) }
         var status = MPI_Status()
-        if wait {
-            try check(MPI_Probe(bk_mpi_any_source(), World.postTag, comm, &status), "MPI_Probe")
-        } else {
-            var flag: Int32 = 0
+        var flag: Int32 = 0
+        while true {
             try check(MPI_Iprobe(bk_mpi_any_source(), World.postTag, comm, &flag, &status), "MPI_Iprobe")
-            if flag == 0 { return nil }
+            if flag != 0 { break }
+            if !wait { return nil }
+            usleep(2_000)
         }
         let source = Int(bk_mpi_status_source(&status))
         return (source, try receive(from: source, tag: World.postTag))
