@@ -12,8 +12,9 @@ export BRAGG_NATIVE ?= 1
 BIN        := $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)/bragg
 # hdf5-filter-plugin (LZ4, BZip2) and bitshuffle (HDF5 filter 32008): plugins that decode
 # the Eiger files of PETRA III P10 (found by HDF5 in /usr/lib/<arch>/hdf5/serial/plugins).
+# Open MPI (libopenmpi-dev to build, openmpi-bin for mpirun): runs and scans across ranks (#24).
 DEBS       := libfftw3-dev libopenblas-dev libhdf5-dev libpng-dev zlib1g-dev libtiff-dev pkg-config \
-              hdf5-filter-plugin bitshuffle
+              hdf5-filter-plugin bitshuffle libopenmpi-dev openmpi-bin
 # The tests cross-check files with numpy, h5py, tifffile and the VTK reader, and the
 # diffractometer geometry with xrayutilities (Debian's python3).
 TEST_DEBS  := python3-numpy python3-h5py python3-vtk9 python3-tifffile python3-xrayutilities

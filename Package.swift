@@ -43,6 +43,9 @@ let package = Package(
                        providers: [.apt(["libpng-dev", "zlib1g-dev"])]),
         .systemLibrary(name: "CTIFF", path: "Sources/CTIFF", pkgConfig: "libtiff-4",
                        providers: [.apt(["libtiff-dev"])]),
+        // Open MPI (#24): runs and scans spread over the ranks of an `mpirun`/`srun` job.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "Numerics", dependencies: ["CFFTW", "COpenBLAS"], swiftSettings: mode + fastMath),
         .target(name: "Formats", dependencies: ["Numerics", "CHDF5", "CPNG", "CTIFF"], swiftSettings: mode + fastMath),
@@ -53,13 +56,15 @@ let package = Package(
         .target(name: "Analysis", dependencies: ["Numerics", .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: mode + fastMath),
         .target(name: "Report", dependencies: ["Numerics", "Formats"], swiftSettings: mode + fastMath),
+        // The MPI world behind Numerics' Communicator; only the program links it.
+        .target(name: "Cluster", dependencies: ["Numerics", "CMPI"], swiftSettings: mode),
         // The umbrella: re-exports the stages and holds the glue between them.
         .target(name: "BraggKit", dependencies: ["Numerics", "Formats", "Simulation", "Preparation", "Phasing",
                                                  "Neural", "Analysis", "Report"], swiftSettings: mode + fastMath),
         .executableTarget(
             name: "bragg",
             dependencies: ["BraggKit", "Numerics", "Formats", "Simulation", "Preparation", "Phasing", "Neural",
-                           "Analysis", "Report",
+                           "Analysis", "Report", "Cluster",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: mode + fastMath),
 

@@ -150,6 +150,18 @@ public struct PhasingResult: Sendable {
 public enum Phaser {
     public static func phase(_ data: PhasingData, options: PhasingOptions = PhasingOptions(),
                              progress: ProgressHandler? = nil) throws -> PhasingResult {
+        try phase(data, options: options, progress: progress, world: SingleProcess())!
+    }
+
+    /// The same job with its runs spread over the processes of `world` (MPI ranks, #24): run
+    /// k on rank k mod size, the stall check's χ² exchanged between ranks so that every rank
+    /// takes the same decisions, the finished runs gathered to rank 0, which ranks, aligns
+    /// and merges them. Every rank calls it with the same data and options; rank 0 gets the
+    /// result, the others nil. A run's random start depends on its index only and its threads
+    /// on `runs` and `threads` only (as in one process), so with the same `threads` the result
+    /// is the same bits as `phase` in one process.
+    public static func phase(_ data: PhasingData, options: PhasingOptions, progress: ProgressHandler?,
+                             world: Communicator) throws -> PhasingResult? {
         try options.validate()
         let threads = max(1, options.threads ?? Parallel.threads)
         let support0 = try options.support.fftOrder(for: data, threads: threads)
@@ -168,7 +180,8 @@ public enum Phaser {
         let workers = concurrent ? threads : 1
         let perRun = concurrent ? 1 : threads
         let total = options.recipe.totalIterations
-        let tracker = ProgressTracker(runs: K, total: total, concurrent: concurrent, handler: progress)
+        let tracker = ProgressTracker(runs: K, total: total, concurrent: concurrent, handler: progress,
+                                      counted: (0..<K).filter { $0 % world.size == world.rank }.count)
         let rankBy = options.effectiveRankBy
         var notes: [String] = []
         func note(_ s: String) {
@@ -179,17 +192,20 @@ public enum Phaser {
         let check = K > 1 ? StallCheck.point(recipe: options.recipe, reportEvery: options.reportEvery,
                                              fraction: options.stallCheckFraction) : nil
 
+        // This process' runs (all of them in a world of one).
+        let mine = (0..<K).filter { $0 % world.size == world.rank }
         var results: [PhasingRunResult]
         if let c = check {
             // Phase 1: every run up to the check point.
             var state = [Int: RunState]()
-            for (k, s) in parallelMap(Array(0..<K), workers: workers, { k in startRun(index: k, attempt: 0, checkAt: c, env) }) {
+            for (k, s) in parallelMap(mine, workers: workers, { k in startRun(index: k, attempt: 0, checkAt: c, env) }) {
                 state[k] = s
             }
             try Interruption.check()
             // Runs many times worse than the median of the others are stalled. Every decision
-            // is taken from the same set of check-point χ² values.
-            let firstChi2 = state.compactMapValues { $0.checkpoint?.chi2 }
+            // is taken from the same set of check-point χ² values (every rank's).
+            var checkChi2 = try RunExchange.checkChi2(mine.map { ($0, state[$0]!.checkpoint?.chi2) }, world)
+            let firstChi2 = checkChi2
             var stalled: [Int] = []
             for k in 0..<K {
                 guard let q = firstChi2[k] else { continue }
@@ -204,7 +220,7 @@ public enum Phaser {
             while !stalled.isEmpty {
                 let restart = attempt < options.stallRestarts
                 for k in stalled {
-                    let q = state[k]!.checkpoint!.chi2
+                    let q = checkChi2[k]!
                     let what = attempt == 0 ? "stalled" : "stalled again after \(attempt) restart\(attempt == 1 ? "" : "s")"
                     let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the median %.4g of the runs that did not stall",
                                       k + 1, what, q, c, total, q / max(reference, 1e-300), reference)
@@ -213,7 +229,7 @@ public enum Phaser {
                     } else {
                         note(head + "; dropped, its remaining \(total - c) iterations not spent")
                         tracker.finished(run: k)
-                        var r = state[k]!.result
+                        guard var r = state[k]?.result else { continue }
                         r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the median of the runs that did not stall)", c, q, q / max(reference, 1e-300))
                         state[k] = RunState(result: r, checkpoint: nil)
                     }
@@ -221,9 +237,16 @@ public enum Phaser {
                 guard restart else { break }
                 attempt += 1
                 let a = attempt
-                let again = parallelMap(stalled, workers: workers) { k in startRun(index: k, attempt: a, checkAt: c, env) }
+                let again = parallelMap(stalled.filter { state[$0] != nil }, workers: workers) { k in
+                    startRun(index: k, attempt: a, checkAt: c, env)
+                }
                 try Interruption.check()
+                let restartChi2 = try RunExchange.checkChi2(again.map { ($0.0, $0.1.checkpoint?.chi2) }, world)
                 var still: [Int] = []
+                for k in stalled {
+                    checkChi2[k] = restartChi2[k]
+                    if let q = restartChi2[k], q > options.stallFactor * reference { still.append(k) }
+                }
                 for (k, s) in again {
                     var s = s
                     let before = state[k]!.result
@@ -232,31 +255,33 @@ public enum Phaser {
                     s.result.checkChi2 = before.checkChi2 + s.result.checkChi2
                     s.result.seconds += before.seconds
                     state[k] = s
-                    if let q = s.checkpoint?.chi2, q > options.stallFactor * reference { still.append(k) }
                 }
                 stalled = still.sorted()
             }
             // Phase 2: the rest of the recipe for every run still going.
-            let going = (0..<K).filter { state[$0]?.checkpoint != nil }
+            let going = mine.filter { state[$0]?.checkpoint != nil }
             let paused = state
             for (k, r) in parallelMap(going, workers: workers, { k in finishRun(paused[k]!, from: c, env) }) {
                 state[k] = RunState(result: r, checkpoint: nil)
             }
-            results = (0..<K).map { state[$0]!.result }
+            results = mine.map { state[$0]!.result }
         } else {
-            results = parallelMap(Array(0..<K), workers: workers) { k in
+            results = parallelMap(mine, workers: workers) { k in
                 finishRun(startRun(index: k, attempt: 0, checkAt: total, env), from: total, env)
             }.sorted { $0.0 < $1.0 }.map(\.1)
         }
         try Interruption.check()
-        // Only the best `keep` runs' objects are needed from here on.
+        // Every run's metrics on every rank (so all rank them alike), then only the best
+        // `keep` runs' objects, to rank 0: nothing else is needed from here on.
+        results = try RunExchange.summaries(results, world)
         let ranked = results.filter { $0.metrics != nil }.sorted { $0.score(rankBy) < $1.score(rankBy) }
         guard !ranked.isEmpty else {
             throw PhasingError.invalidData("all \(K) run(s) failed; the first: \(results.first?.failure ?? "unknown")")
         }
         let keepIdx = Set(ranked.prefix(options.keep).map(\.index))
         for j in results.indices where !keepIdx.contains(results[j].index) { results[j].object = nil; results[j].support = nil }
-        let keptRuns = Array(ranked.prefix(options.keep))
+        guard try RunExchange.keptObjects(&results, kept: keepIdx, world) else { return nil }
+        let keptRuns = ranked.prefix(options.keep).map { r in results.first { $0.index == r.index }! }
         if keptRuns.count < options.keep {
             note("only \(keptRuns.count) run(s) finished, fewer than --keep \(options.keep)")
         }
@@ -552,9 +577,12 @@ final class ProgressTracker: @unchecked Sendable {
     private let runs: Int, total: Int, concurrent: Bool
     private let handler: ProgressHandler?
     private var doneByRun: [Int]
+    /// The runs this process runs (its share when they are spread over ranks).
+    private let counted: Int
 
-    init(runs: Int, total: Int, concurrent: Bool, handler: ProgressHandler?) {
+    init(runs: Int, total: Int, concurrent: Bool, handler: ProgressHandler?, counted: Int? = nil) {
         self.runs = runs; self.total = total; self.concurrent = concurrent; self.handler = handler
+        self.counted = counted ?? runs
         doneByRun = [Int](repeating: 0, count: runs)
     }
 
@@ -565,7 +593,8 @@ final class ProgressTracker: @unchecked Sendable {
         let sum = doneByRun.reduce(0, +)
         lock.unlock()
         if concurrent {
-            handler(ProgressReport(stage: "phasing \(runs) runs", done: sum, total: runs * total,
+            handler(ProgressReport(stage: counted == runs ? "phasing \(runs) runs" : "phasing \(counted) of \(runs) runs here",
+                                   done: sum, total: counted * total,
                                    metrics: [("run", Double(k + 1)), ("chi2", chi2)]))
         } else {
             handler(ProgressReport(stage: "run \(k + 1)/\(runs) \(algorithm.rawValue)", done: iteration, total: total,

@@ -204,13 +204,15 @@ struct PhaseCommand: ParsableCommand {
         let (intensity, maskVolume, maskSource) = try readPatternInput(pattern, mask: mask)
         options.support = try parseSupport(support)
         let data = try PhasingData(intensity: intensity, mask: maskVolume, name: "'\(pattern)'")
-        let bar = ProgressBar(quiet: common.quiet)
+        let bar = ProgressBar(quiet: common.quiet || !ClusterRun.isRoot)   // one view under mpirun (#24)
         for w in data.warnings { bar.message("bragg: warning: \(w)") }
         if !common.quiet {
             bar.message("phasing \(data.originalShape.map(String.init).joined(separator: "×")) pattern, \(data.measuredCount) measured pixels, "
                         + "\(runs) run(s) of \(options.recipe.totalIterations) iterations: \(options.recipe)")
         }
-        let result = try Phaser.phase(data, options: options, progress: bar.handler)
+        // Under mpirun the runs are spread over the ranks; rank 0 merges and writes (#24).
+        guard let result = try ClusterRun.phase(data, options: options, progress: bar.handler,
+                                                threadsGiven: common.threads != nil) else { return }
         bar.finish()
         common.saveWisdom()
 

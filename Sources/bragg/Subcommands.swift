@@ -11,6 +11,7 @@ let braggSubcommands: [ParsableCommand.Type] = [
     PrepareCommand.self,
     BenchCommand.self,
     PhaseCommand.self,
+    BatchCommand.self,
     AnalyzeCommand.self,
     TrainCommand.self,
     SimulateCommand.self,
