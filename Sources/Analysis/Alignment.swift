@@ -14,18 +14,6 @@ public enum CommonSupportRule: String, Sendable, CaseIterable {
 /// The operations that bring one reconstruction onto the reference's morphology.
 public enum Alignment {
 
-    /// The twin image of a centred object: ρ_t(r) = conj ρ(−r). Index i maps to
-    /// (2·⌊N/2⌋ − i) mod N on each axis, so the centre voxel N/2 stays put for even and
-    /// odd sizes alike (a plain flip would move an even-sized object by one voxel).
-    public static func twin(_ v: ComplexVolume) -> ComplexVolume {
-        v.reflectedAboutCentre().conjugated()
-    }
-
-    /// The support (or any real field) under the same point reflection.
-    public static func twin(_ v: RealVolume) -> RealVolume {
-        v.reflectedAboutCentre()
-    }
-
     /// Sub-voxel registration of two real volumes (amplitudes): the shift s with
     /// `moving.fourierShifted(by: s)` ≈ `reference`, and the normalised correlation at the
     /// peak (see the complex version).

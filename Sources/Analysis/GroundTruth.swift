@@ -59,7 +59,7 @@ public struct TruthComparison: Sendable {
             throw AnalysisError.shapeMismatch(state: result.states[ref].label, shape: rec.shape, expected: tru.shape)
         }
         let direct = try Alignment.register(rec, onto: tru)
-        let twin = try Alignment.register(Alignment.twin(rec), onto: tru)
+        let twin = try Alignment.register(rec.twin(), onto: tru)
         referenceOverlaps = (direct.correlation, twin.correlation)
         seriesIsTwin = twin.correlation > direct.correlation
         let sign = seriesIsTwin ? -1.0 : 1.0

@@ -238,13 +238,13 @@ public enum SeriesAnalysis {
             var flip = false
             if options.twinCheck {
                 let direct = try Alignment.register(rampFree[i], onto: rampFree[ref], refine: options.subVoxel)
-                let twin = try Alignment.register(Alignment.twin(rampFree[i]), onto: rampFree[ref], refine: options.subVoxel)
+                let twin = try Alignment.register(rampFree[i].twin(), onto: rampFree[ref], refine: options.subVoxel)
                 overlaps[i] = (direct.correlation, twin.correlation)
                 flip = twin.correlation > direct.correlation
             }
             if flip {
-                obj = Alignment.twin(obj)
-                sup = Alignment.twin(try RealVolume(shape: shape, elements: sup.map { Float($0) })).floats.map { $0 != 0 ? 1 : 0 }
+                obj = obj.twin()
+                sup = try RealVolume(shape: shape, elements: sup.map { Float($0) }).twin().floats.map { $0 != 0 ? 1 : 0 }
             }
             // The shift comes from the amplitudes, which the phase changes being measured do not bias.
             let reg = try Alignment.register(obj.modulus(), onto: refAmp, refine: options.subVoxel)
@@ -402,8 +402,8 @@ public enum SeriesAnalysis {
                 var o = r
                 let refA = states[i].object.modulus()
                 let d = try Alignment.register(o.modulus(), onto: refA, refine: false)
-                let t = try Alignment.register(Alignment.twin(o.modulus()), onto: refA, refine: false)
-                if t.correlation > d.correlation { o = Alignment.twin(o) }
+                let t = try Alignment.register(o.modulus().twin(), onto: refA, refine: false)
+                if t.correlation > d.correlation { o = o.twin() }
                 let reg = try Alignment.register(o.modulus(), onto: refA, refine: true)
                 o = try o.fourierShifted(by: reg.shift)
                 let ip = try states[i].object.inner(o)   // Σ conj(ref)·o: its phase is the global offset

@@ -26,8 +26,7 @@ public enum ReconstructionError {
     static func normalisedKeepingRamps(_ estimate: ComplexVolume, truth: ComplexVolume) throws -> Double {
         let tn = truth.squaredNorm()
         guard tn > 0 else { throw NeuralError.invalidInput("the true object is zero") }
-        // twin: conj(ρ(−r)) about the box centre n/2 (flip maps i → n−1−i, roll by 1 → n−i)
-        let twin = try estimate.flipped().rolled(by: estimate.shape.map { $0 % 2 == 0 ? 1 : 0 }).conjugated()
+        let twin = estimate.twin()
         let B = try FFT.forward(truth)
         var best = Double.infinity
         for candidate in [estimate, twin] {

@@ -70,19 +70,6 @@ public enum PhasingPost {
         return out
     }
 
-    /// The twin image ρ*(−r) about the box centre n/2: conjugate, flip every axis, and
-    /// roll by one voxel on even axes (a flip maps i → n−1−i, the point reflection about
-    /// n/2 is i → n−i).
-    public static func twin(_ v: ComplexVolume) -> ComplexVolume {
-        let f = v.conjugated().flipped()
-        return try! f.rolled(by: v.shape.map { $0 % 2 == 0 ? 1 : 0 })
-    }
-
-    /// The reflected support (no conjugation).
-    public static func twin(_ v: RealVolume) -> RealVolume {
-        try! v.flipped().rolled(by: v.shape.map { $0 % 2 == 0 ? 1 : 0 })
-    }
-
     /// Normalised complex error after the best complex scale (global phase and amplitude):
     /// min_c ‖c·a − b‖ / ‖b‖ = √(1 − |⟨a,b⟩|² / (‖a‖²‖b‖²)).
     public static func normalisedError(_ a: ComplexVolume, _ b: ComplexVolume) throws -> Double {
@@ -110,7 +97,7 @@ public enum PhasingPost {
             return v.removingPhaseRamp(zip(g, gRef).map { $0 - $1 })
         }
         let direct = try matchingRamp(moving)
-        let tw = try matchingRamp(twin(moving))
+        let tw = try matchingRamp(moving.twin())
         let rd = try Registration.shift(of: direct, onto: reference)
         let rt = try Registration.shift(of: tw, onto: reference)
         let useTwin = rt.correlation > rd.correlation

@@ -70,10 +70,10 @@ final class AlignmentTests: XCTestCase {
             let c = n / 2
             v[c, c, c] = Complex32(1, 2)
             v[c + 1, c, c - 2] = Complex32(3, -1)
-            let t = Alignment.twin(v)
+            let t = v.twin()
             XCTAssertEqual(t[c, c, c], Complex32(1, -2))          // the centre maps onto itself
             XCTAssertEqual(t[c - 1, c, c + 2], Complex32(3, 1))   // r → −r, conjugated
-            XCTAssertEqual(Alignment.twin(t), v)
+            XCTAssertEqual(t.twin(), v)
         }
     }
 
@@ -204,7 +204,7 @@ final class SeriesTests: XCTestCase {
         for (s, ph) in truthPhases.enumerated() {
             var o = Synthetic.object(amplitude: amp, phase: ph, shape: shape)
             let flip = s > 0 && rng.uniform(0, 1) < 0.5
-            if flip { o = Alignment.twin(o) }
+            if flip { o = o.twin() }
             flips.append(flip)
             if s > 0 {
                 let sh = (0..<3).map { _ in rng.uniform(-3, 3) }

@@ -186,8 +186,8 @@ final class PostProcessingTests: XCTestCase {
         for n in [8, 9] {
             var rng = PhasingRNG(seed: UInt64(n))
             let v = ComplexVolume(shape: [n, n - 1, n + 2]) { _ in Complex32(Float(rng.gaussian()), Float(rng.gaussian())) }
-            let t = PhasingPost.twin(v)
-            XCTAssertEqual(PhasingPost.twin(t), v)
+            let t = v.twin()
+            XCTAssertEqual(t.twin(), v)
             var fv = v, ft = t
             try FFT.forward(&fv); try FFT.forward(&ft)
             let d = try (fv.modulus() - ft.modulus()).squaredNorm() / fv.modulus().squaredNorm()
