@@ -468,11 +468,9 @@ public final class PhasingEngine: @unchecked Sendable {
         return PhasingEngine.chi2(aF: aF, ff: ff, aa: aa)
     }
 
-    /// Eq. (1) with the model scaled to the data (k ΣR = ΣD):
-    /// Σ(√D − √(kR))² / Σ kR = 2 − 2 Σ√D√R / √(ΣD ΣR).
+    /// Eq. (1) from the sums Σ√D√R, ΣR and ΣD (`ChiSquare.eq1`).
     static func chi2(aF: Double, ff: Double, aa: Double) -> Double {
-        guard ff > 0, aa > 0 else { return .nan }
-        return max(0, 2 - 2 * aF / (aa * ff).squareRoot())
+        ChiSquare.eq1(dataModelAmplitudes: aF, model: ff, data: aa)
     }
 
     /// Shrink-wrap: S ← {G_σ ∗ |P_S ρ| > t · max}. Uses `work` as scratch and leaves it
