@@ -65,7 +65,7 @@ public final class FFTPlan: @unchecked Sendable {
     /// Both must be 64-byte aligned (all `Volume` storage is); `input == output` exactly
     /// when the plan is in place.
     @inlinable
-    public func execute(_ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+    package func execute(_ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
         precondition((input == output) == inPlace, "FFT plan placement does not match the arrays")
         executeUnchecked(input, output)
     }

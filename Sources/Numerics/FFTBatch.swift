@@ -8,7 +8,7 @@ import Foundation
 /// 8 complex values). Lets a caller split a 3D transform into plane and column passes and do
 /// its own elementwise work while a plane or a slab is still in cache (the Phasing engine).
 /// Unnormalised, as FFTW. Single-threaded: run several on disjoint data concurrently.
-public final class FFTBatchPlan: @unchecked Sendable {
+package final class FFTBatchPlan: @unchecked Sendable {
     public let shape: [Int]
     public let howmany: Int
     public let stride: Int
@@ -49,7 +49,7 @@ public final class FFTBatchPlan: @unchecked Sendable {
 
     /// Transforms the batch starting at `base` in place.
     @inlinable
-    public func execute(_ base: UnsafeMutablePointer<Float>) { executeUnchecked(base) }
+    package func execute(_ base: UnsafeMutablePointer<Float>) { executeUnchecked(base) }
 
     @usableFromInline
     func executeUnchecked(_ base: UnsafeMutablePointer<Float>) {
@@ -59,7 +59,7 @@ public final class FFTBatchPlan: @unchecked Sendable {
 
 extension FFTPlanner {
     /// A batch plan from the cache, made on first use (see `FFTBatchPlan`).
-    public static func batchPlan(shape: [Int], howmany: Int, stride: Int, distance: Int, direction: FFTDirection,
+    package static func batchPlan(shape: [Int], howmany: Int, stride: Int, distance: Int, direction: FFTDirection,
                                  effort: FFTEffort? = nil) throws -> FFTBatchPlan {
         let e = effort ?? defaultEffort
         return try cached(.batch(shape: shape, howmany: howmany, stride: stride, distance: distance,

@@ -55,7 +55,7 @@ public final class RealFFTPlan: @unchecked Sendable {
     /// Forward: `real` (count Floats) → `spectrum` (2 × halfCount Floats).
     /// Backward: `spectrum` → `real` (the spectrum is overwritten).
     /// Both must be 64-byte aligned (Volume and FloatStorage memory is). Thread-safe.
-    public func execute(real: UnsafeMutablePointer<Float>, spectrum: UnsafeMutablePointer<Float>) {
+    package func execute(real: UnsafeMutablePointer<Float>, spectrum: UnsafeMutablePointer<Float>) {
         let h = halfCount
         spectrum.withMemoryRebound(to: fftwf_complex.self, capacity: h) { c in
             if direction == .forward { fftwf_execute_dft_r2c(plan, real, c) }
