@@ -19,8 +19,8 @@ public enum ReconstructionError {
             throw NeuralError.invalidInput("cannot compare an estimate of shape \(estimate.shape) with a truth of shape \(truth.shape)")
         }
         guard removingRamps else { return try normalisedKeepingRamps(estimate, truth: truth) }
-        return try normalisedKeepingRamps(estimate.removingPhaseRamp(try estimate.braggPeakRamp()),
-                                          truth: truth.removingPhaseRamp(try truth.braggPeakRamp()))
+        return try normalisedKeepingRamps(estimate.removingPhaseRamp(estimate.braggPeakRamp()),
+                                          truth: truth.removingPhaseRamp(truth.braggPeakRamp()))
     }
 
     static func normalisedKeepingRamps(_ estimate: ComplexVolume, truth: ComplexVolume) throws -> Double {

@@ -83,7 +83,7 @@ final class AlignmentTests: XCTestCase {
         let amp = try RealVolume(shape: shape, elements: Synthetic.amplitude(shape: shape))
         for s in [[1.3, -2.7, 0.45], [-0.5, 0.25, 3.8]] {
             let moved = try amp.fourierShifted(by: s)
-            let r = try Alignment.register(moved, onto: amp)
+            let r = try Registration.shift(of: moved, onto: amp, method: .peakSearch(from: .integer))
             for a in 0..<3 { XCTAssertEqual(r.shift[a], -s[a], accuracy: 0.02, "axis \(a) of \(s)") }
             XCTAssertGreaterThan(r.correlation, 0.9)
         }
@@ -98,9 +98,9 @@ final class AlignmentTests: XCTestCase {
             return Complex32(modulus: 1, phase: Float(g[0] * Double(i) + g[1] * Double(j) + g[2] * Double(k)))
         }
         let sup = [UInt8](repeating: 1, count: v.count)
-        let est = Alignment.phaseRamp(v, support: sup)
-        for a in 0..<3 { XCTAssertEqual(est[a], g[a], accuracy: 1e-4) }
-        Alignment.removeRamp(&v, gradient: est)
+        let est = v.phaseRamp(inside: sup)
+        for a in 0..<3 { XCTAssertEqual(est.radiansPerVoxel[a], g[a], accuracy: 1e-4) }
+        v.removePhaseRamp(est)
         let p = v.phase()
         XCTAssertLessThan(abs(Double(p[0, 0, 0] - p[23, 19, 15])), 1e-2)   // flat afterwards
     }
