@@ -14,86 +14,6 @@ public enum CommonSupportRule: String, Sendable, CaseIterable {
 /// The operations that bring one reconstruction onto the reference's morphology.
 public enum Alignment {
 
-    /// The twin image of a centred object: ρ_t(r) = conj ρ(−r). Index i maps to
-    /// (2·⌊N/2⌋ − i) mod N on each axis, so the centre voxel N/2 stays put for even and
-    /// odd sizes alike (a plain flip would move an even-sized object by one voxel).
-    public static func twin(_ v: ComplexVolume) -> ComplexVolume {
-        v.reflectedAboutCentre().conjugated()
-    }
-
-    /// The support (or any real field) under the same point reflection.
-    public static func twin(_ v: RealVolume) -> RealVolume {
-        v.reflectedAboutCentre()
-    }
-
-    /// Sub-voxel registration of two real volumes (amplitudes): the shift s with
-    /// `moving.fourierShifted(by: s)` ≈ `reference`, and the normalised correlation at the
-    /// peak (see the complex version).
-    public static func register(_ moving: RealVolume, onto reference: RealVolume, refine: Bool = true) throws -> (shift: [Double], correlation: Double) {
-        guard moving.shape == reference.shape, moving.rank == 3 else {
-            throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")
-        }
-        return try register(moving.complex(), onto: reference.complex(), refine: refine)
-    }
-
-    /// Sub-voxel registration of two complex volumes: the shift s with
-    /// `moving.fourierShifted(by: s)` ≈ `reference`, and the normalised correlation
-    /// |Σ conj(ρ_ref) ρ_moved| / (‖ρ_ref‖ ‖ρ_moving‖) at the peak (refined when `refine`), which
-    /// for complex objects is the overlap the twin choice compares. The integer peak of the
-    /// FFT cross-correlation is refined by maximising |c(s)| = |Σ_k conj(M_k) R_k e^{2πi k·s/N}|
-    /// directly (coordinate-wise parabolas with a halving step), which reaches ~0.01 voxel
-    /// where a parabola through three samples of a sharp peak is biased by ~0.1.
-    public static func register(_ moving: ComplexVolume, onto reference: ComplexVolume, refine: Bool = true) throws -> (shift: [Double], correlation: Double) {
-        guard moving.shape == reference.shape, moving.rank == 3 else {
-            throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")
-        }
-        let s = moving.shape
-        var m = moving, r = reference
-        try FFT.forward(&m); try FFT.forward(&r)
-        var x = m.conjugated()
-        try x.multiply(by: r)
-        var c = x
-        try FFT.inverse(&c)
-        let cm = c.modulus()
-        let peak = cm.argmax()
-        let idx = cm.index(ofFlat: peak)
-        let shift = (0..<3).map { a -> Double in
-            var v = Double(idx[a]); if v > Double(s[a]) / 2 { v -= Double(s[a]) }; return v
-        }
-        let norms = (moving.squaredNorm() * reference.squaredNorm()).squareRoot()
-        let corr = norms > 0 ? Double(cm[flat: peak]) / norms : 0
-        guard refine else { return (shift, corr) }
-        let (refined, magnitude) = Registration.refinedCorrelationPeak(x, from: shift)
-        let total = Double(moving.count)
-        return (refined, norms > 0 ? (magnitude / total) / norms : 0)
-    }
-
-    /// The mean phase gradient per array axis (rad per voxel), measured from the complex
-    /// field as arg Σ ρ*(x) ρ(x + e_a) over neighbouring pairs inside the support, so wraps
-    /// do not bias it. A linear phase ramp is a displaced Bragg peak (or a uniform strain).
-    public static func phaseRamp(_ v: ComplexVolume, support: [UInt8]) -> [Double] {
-        v.meanPhaseStep(inside: support)
-    }
-
-    /// Multiplies by exp(−i Σ_a g_a (n_a − N_a/2)): removes a linear phase ramp g (rad/voxel)
-    /// about the box centre.
-    public static func removeRamp(_ v: inout ComplexVolume, gradient g: [Double]) {
-        let s = v.shape
-        let ph = (0..<3).map { a in (0..<s[a]).map { g[a] * Double($0 - s[a] / 2) } }
-        v.withUnsafeMutableFloats { buf in
-            let p = SendablePointer(buf.baseAddress!)
-            Parallel.forEachChunk(s[0], minChunk: 1) { r in
-                for i in r { for j in 0..<s[1] { for k in 0..<s[2] {
-                    let t = -(ph[0][i] + ph[1][j] + ph[2][k])
-                    let c = Float(cos(t)), sn = Float(sin(t))
-                    let f = ((i &* s[1] &+ j) &* s[2] &+ k) &* 2
-                    let re = p.pointer[f], im = p.pointer[f &+ 1]
-                    p.pointer[f] = re * c - im * sn; p.pointer[f &+ 1] = re * sn + im * c
-                } } }
-            }
-        }
-    }
-
     /// Merges supports (0/1 masks of one length) by the given rule.
     public static func commonSupport(_ supports: [[UInt8]], rule: CommonSupportRule) -> [UInt8] {
         guard let n = supports.first?.count else { return [] }
@@ -153,7 +73,7 @@ public enum Alignment {
         }
         // Demodulate by the state's mean phase gradient over the known voxels: the phasor of a
         // linear phase is not harmonic, its demodulated version is (constant).
-        let g = phaseRamp(v, support: known.enumerated().map { $0.element != 0 && isFill[$0.offset] == 0 ? 1 : 0 })
+        let g = v.phaseRamp(inside: known.enumerated().map { $0.element != 0 && isFill[$0.offset] == 0 ? 1 : 0 }).radiansPerVoxel
         let ramp = (0..<3).map { a in (0..<s[a]).map { g[a] * Double($0 - s[a] / 2) } }
         let st = [s[1] * s[2], s[2], 1]
         func rampAt(_ f: Int) -> Double { ramp[0][f / st[0]] + ramp[1][(f / st[1]) % s[1]] + ramp[2][f % s[2]] }
@@ -202,4 +122,9 @@ public enum Alignment {
             }
         }
     }
+}
+
+extension AnalysisOptions {
+    /// The registration `subVoxel` asks for: the search of |c(s)| from the integer peak, or that peak alone.
+    var registration: SubvoxelMethod { subVoxel ? .peakSearch(from: .integer) : .integer }
 }

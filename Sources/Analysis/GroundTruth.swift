@@ -58,8 +58,8 @@ public struct TruthComparison: Sendable {
         guard rec.shape == tru.shape else {
             throw AnalysisError.shapeMismatch(state: result.states[ref].label, shape: rec.shape, expected: tru.shape)
         }
-        let direct = try Alignment.register(rec, onto: tru)
-        let twin = try Alignment.register(Alignment.twin(rec), onto: tru)
+        let direct = try Registration.shift(of: rec, onto: tru, method: .peakSearch(from: .integer))
+        let twin = try Registration.shift(of: rec.twin(), onto: tru, method: .peakSearch(from: .integer))
         referenceOverlaps = (direct.correlation, twin.correlation)
         seriesIsTwin = twin.correlation > direct.correlation
         let sign = seriesIsTwin ? -1.0 : 1.0

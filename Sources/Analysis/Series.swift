@@ -109,8 +109,8 @@ public struct StateResult: @unchecked Sendable {
     public var shift: [Double]
     /// Normalised amplitude correlation with the reference after the twin choice.
     public var correlation: Double
-    /// Removed phase ramp (rad per voxel per axis).
-    public var phaseRamp: [Double]
+    /// Removed phase ramp.
+    public var phaseRamp: PhaseRamp
     /// Common-support voxels whose density was filled.
     public var filledVoxels: Int
     /// Mean of the wrapped per-voxel Δφ over the common support (rad).
@@ -217,11 +217,11 @@ public enum SeriesAnalysis {
         // Δφ between states is small, so the right candidate overlaps the reference closely in
         // phase as well as in amplitude; the amplitudes alone cannot tell the twin of a
         // (nearly) centrosymmetric crystal.
-        var ramps = [[Double]](repeating: [0, 0, 0], count: total)
+        var ramps = [PhaseRamp](repeating: .zero(), count: total)
         var rampFree = objects
         for i in 0..<total {
-            let g = Alignment.phaseRamp(objects[i], support: supports[i])
-            Alignment.removeRamp(&rampFree[i], gradient: g)
+            let g = objects[i].phaseRamp(inside: supports[i])
+            rampFree[i].removePhaseRamp(g)
             if options.removeRamp { objects[i] = rampFree[i]; ramps[i] = g }
         }
         let refAmp = objects[ref].modulus()
@@ -237,17 +237,17 @@ public enum SeriesAnalysis {
             var sup = supports[i]
             var flip = false
             if options.twinCheck {
-                let direct = try Alignment.register(rampFree[i], onto: rampFree[ref], refine: options.subVoxel)
-                let twin = try Alignment.register(Alignment.twin(rampFree[i]), onto: rampFree[ref], refine: options.subVoxel)
+                let direct = try Registration.shift(of: rampFree[i], onto: rampFree[ref], method: options.registration)
+                let twin = try Registration.shift(of: rampFree[i].twin(), onto: rampFree[ref], method: options.registration)
                 overlaps[i] = (direct.correlation, twin.correlation)
                 flip = twin.correlation > direct.correlation
             }
             if flip {
-                obj = Alignment.twin(obj)
-                sup = Alignment.twin(try RealVolume(shape: shape, elements: sup.map { Float($0) })).floats.map { $0 != 0 ? 1 : 0 }
+                obj = obj.twin()
+                sup = try RealVolume(shape: shape, elements: sup.map { Float($0) }).twin().floats.map { $0 != 0 ? 1 : 0 }
             }
             // The shift comes from the amplitudes, which the phase changes being measured do not bias.
-            let reg = try Alignment.register(obj.modulus(), onto: refAmp, refine: options.subVoxel)
+            let reg = try Registration.shift(of: obj.modulus(), onto: refAmp, method: options.registration)
             var sh = reg.shift
             if !options.subVoxel { sh = sh.map { $0.rounded() } }
             if sh.contains(where: { $0 != 0 }) {
@@ -401,10 +401,10 @@ public enum SeriesAnalysis {
                 guard r.shape == shape else { throw AnalysisError.shapeMismatch(state: "\(states[i].label) (run)", shape: r.shape, expected: shape) }
                 var o = r
                 let refA = states[i].object.modulus()
-                let d = try Alignment.register(o.modulus(), onto: refA, refine: false)
-                let t = try Alignment.register(Alignment.twin(o.modulus()), onto: refA, refine: false)
-                if t.correlation > d.correlation { o = Alignment.twin(o) }
-                let reg = try Alignment.register(o.modulus(), onto: refA, refine: true)
+                let d = try Registration.shift(of: o.modulus(), onto: refA, method: .integer)
+                let t = try Registration.shift(of: o.modulus().twin(), onto: refA, method: .integer)
+                if t.correlation > d.correlation { o = o.twin() }
+                let reg = try Registration.shift(of: o.modulus(), onto: refA, method: .peakSearch(from: .integer))
                 o = try o.fourierShifted(by: reg.shift)
                 let ip = try states[i].object.inner(o)   // Σ conj(ref)·o: its phase is the global offset
                 o.rotatePhase(by: Float(-atan2(ip.im, ip.re)))

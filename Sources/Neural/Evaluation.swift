@@ -19,15 +19,14 @@ public enum ReconstructionError {
             throw NeuralError.invalidInput("cannot compare an estimate of shape \(estimate.shape) with a truth of shape \(truth.shape)")
         }
         guard removingRamps else { return try normalisedKeepingRamps(estimate, truth: truth) }
-        return try normalisedKeepingRamps(estimate.removingPhaseRamp(try estimate.braggPeakRamp()),
-                                          truth: truth.removingPhaseRamp(try truth.braggPeakRamp()))
+        return try normalisedKeepingRamps(estimate.removingPhaseRamp(estimate.braggPeakRamp()),
+                                          truth: truth.removingPhaseRamp(truth.braggPeakRamp()))
     }
 
     static func normalisedKeepingRamps(_ estimate: ComplexVolume, truth: ComplexVolume) throws -> Double {
         let tn = truth.squaredNorm()
         guard tn > 0 else { throw NeuralError.invalidInput("the true object is zero") }
-        // twin: conj(ρ(−r)) about the box centre n/2 (flip maps i → n−1−i, roll by 1 → n−i)
-        let twin = try estimate.flipped().rolled(by: estimate.shape.map { $0 % 2 == 0 ? 1 : 0 }).conjugated()
+        let twin = estimate.twin()
         let B = try FFT.forward(truth)
         var best = Double.infinity
         for candidate in [estimate, twin] {

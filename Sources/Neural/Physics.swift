@@ -164,8 +164,7 @@ public final class FourierPhysics {
         scale = sumM > 0 ? measuredSum / sumM : 0
         let sc = Float(scale), dp = measured.pointer
         let kind = loss
-        // loss and χ² (model amplitude scaled so that Σ model² = Σ data² over measured pixels)
-        var sumSq = 0.0
+        // loss and χ² of Eq. (1) (model intensity scaled so that Σ model² = Σ data² over measured pixels)
         let l = Parallel.sum(n, minChunk: 32_768) { r in
             var s = 0.0
             for i in r where v[i] != 0 {
@@ -179,17 +178,12 @@ public final class FourierPhysics {
             for i in r where v[i] != 0 { s += Double(m[i]) * Double(m[i]) }
             return s
         }
-        if modSq > 0 {
-            let k = (measuredSquares / modSq).squareRoot()
-            sumSq = Parallel.sum(n, minChunk: 32_768) { r in
-                var s = 0.0
-                for i in r where v[i] != 0 { let e = Double(dp[i]) - k * Double(m[i]); s += e * e }
-                return s
-            }
-            chi2 = sumSq / measuredSquares
-        } else {
-            chi2 = .nan
+        let cross = Parallel.sum(n, minChunk: 32_768) { r in
+            var s = 0.0
+            for i in r where v[i] != 0 { s += Double(dp[i]) * Double(m[i]) }
+            return s
         }
+        chi2 = ChiSquare.eq1(dataModelAmplitudes: cross, model: modSq, data: measuredSquares)
         return l / Double(validCount)
     }
 

@@ -65,28 +65,26 @@ public struct TrainingExample {
     public var twinPhase: Tensor
 }
 
-/// The twin conj ρ(−r) of an object given as amplitude and phase: inversion i → n + c − i
-/// per axis (indices modulo the edge n), with c = −1 or 0, whichever maps the amplitude best
-/// onto itself (the crystal's centre lies on a voxel or between two, depending on its size).
+/// The twin conj ρ(−r) of an object given as amplitude and phase (`Volume.twin`): the point
+/// reflection i → n + c − i per axis (indices modulo the edge n), with c = −1 or 0, whichever
+/// maps the amplitude best onto itself (the crystal's centre lies on a voxel or between two,
+/// depending on its size), and the phase negated.
 func twin(amplitude a: RealVolume, phase p: RealVolume) -> (amplitude: RealVolume, phase: RealVolume) {
-    let s = a.shape
-    // Source index of the inverted element at C-order index i.
-    func source(_ i: Int, offset: Int) -> Int {
-        let z = i / (s[1] * s[2]), y = (i / s[2]) % s[1], x = i % s[2]
-        return (((s[0] + offset - z) % s[0]) * s[1] + (s[1] + offset - y) % s[1]) * s[2] + (s[2] + offset - x) % s[2]
-    }
-    let offset = a.withUnsafeFloats { v -> Int in
-        var best = (overlap: -Double.infinity, offset: 0)
-        for offset in [-1, 0] {
-            var o = 0.0
-            for i in 0..<v.count { o += Double(v[i] * v[source(i, offset: offset)]) }
-            if o > best.overlap { best = (o, offset) }
+    var best = (overlap: -Double.infinity, indexSum: a.shape)
+    for offset in [-1, 0] {
+        let indexSum = a.shape.map { $0 + offset }
+        let reflected = a.twin(indexSum: indexSum)
+        let o = a.withUnsafeFloats { v in
+            reflected.withUnsafeFloats { r in
+                var o = 0.0
+                for i in 0..<v.count { o += Double(v[i] * r[i]) }
+                return o
+            }
         }
-        return best.offset
+        if o > best.overlap { best = (o, indexSum) }
     }
-    let ta = a.withUnsafeFloats { v in RealVolume(shape: s) { v[source($0, offset: offset)] } }
-    let tp = p.withUnsafeFloats { v in RealVolume(shape: s) { -v[source($0, offset: offset)] } }
-    return (ta, tp)
+    let tp = p.twin(indexSum: best.indexSum)
+    return (a.twin(indexSum: best.indexSum), tp.withUnsafeFloats { v in RealVolume(shape: tp.shape) { -v[$0] } })
 }
 
 /// Supervised loss on amplitude and phase against the truth: mean (A − A*)² plus the mean

@@ -23,7 +23,7 @@ public enum FFTDirection: Sendable {
 }
 
 /// A complex-to-complex FFTW plan for one shape, direction, placement and thread count.
-/// Created once (planning is serialised: FFTW's planner is not thread-safe) and executed
+/// Made once through `FFTPlanner` (planning is serialised: FFTW's planner is not thread-safe) and executed
 /// any number of times, concurrently if wanted, on any 64-byte aligned arrays of that shape.
 /// Unnormalised in both directions, as FFTW.
 public final class FFTPlan: @unchecked Sendable {
@@ -36,6 +36,7 @@ public final class FFTPlan: @unchecked Sendable {
     /// Number of complex elements.
     public var count: Int { shape.reduce(1, *) }
 
+    /// Called by `FFTPlanner.cached` only, with the planner lock held.
     init(shape: [Int], direction: FFTDirection, inPlace: Bool, threads: Int, effort: FFTEffort) throws {
         self.shape = shape; self.direction = direction; self.inPlace = inPlace
         self.threads = threads; self.effort = effort
@@ -44,8 +45,6 @@ public final class FFTPlan: @unchecked Sendable {
         let a = FloatStorage(count: 2 * n)
         let b = inPlace ? a : FloatStorage(count: 2 * n)
         let dims = shape.map { Int32($0) }
-        FFTPlanner.lock.lock()
-        defer { FFTPlanner.lock.unlock() }
         FFTPlanner.initThreadsOnce()
         fftwf_plan_with_nthreads(Int32(threads))
         let p = dims.withUnsafeBufferPointer { d in
@@ -66,7 +65,7 @@ public final class FFTPlan: @unchecked Sendable {
     /// Both must be 64-byte aligned (all `Volume` storage is); `input == output` exactly
     /// when the plan is in place.
     @inlinable
-    public func execute(_ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+    package func execute(_ input: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
         precondition((input == output) == inPlace, "FFT plan placement does not match the arrays")
         executeUnchecked(input, output)
     }
@@ -92,7 +91,9 @@ public final class FFTPlan: @unchecked Sendable {
     public var nominalFlops: Double { 5.0 * Double(count) * log2(Double(count)) }
 }
 
-/// The shared plan cache, FFTW thread set-up and wisdom files.
+/// The one plan cache of the process (complex, batched and real plans alike), FFTW's
+/// thread set-up and wisdom files, all behind one lock: FFTW's planner is not thread-safe,
+/// so planning, destroying a plan and the wisdom calls are serialised with the cache itself.
 public enum FFTPlanner {
     static let lock = NSLock()
 
@@ -104,25 +105,39 @@ public enum FFTPlanner {
         lock.unlock()
     }
     nonisolated(unsafe) static var threadsReady = false
-    nonisolated(unsafe) static var cache: [Key: FFTPlan] = [:]
+    nonisolated(unsafe) static var cache: [Key: AnyObject] = [:]
     nonisolated(unsafe) static var plannedWithEffort = false
     nonisolated(unsafe) static var _defaultEffort: FFTEffort = .measure
-    static let cacheLock = NSLock()
 
-    struct Key: Hashable {
-        let shape: [Int]; let forward: Bool; let inPlace: Bool; let threads: Int; let effort: FFTEffort
+    /// What identifies a plan: its kind and every parameter FFTW planned it for.
+    enum Key: Hashable {
+        case complex(shape: [Int], forward: Bool, inPlace: Bool, threads: Int, effort: FFTEffort)
+        case batch(shape: [Int], howmany: Int, stride: Int, distance: Int, forward: Bool, effort: FFTEffort)
+        case real(shape: [Int], forward: Bool, threads: Int, effort: FFTEffort)
     }
 
+    /// The cached plan for `key`, made by `make` (under the lock, as FFTW's planner needs)
+    /// on first use.
+    static func cached<Plan: AnyObject>(_ key: Key, make: () throws -> Plan) throws -> Plan {
+        lock.lock(); defer { lock.unlock() }
+        if let p = cache[key] { return p as! Plan }
+        let p = try make()
+        cache[key] = p
+        return p
+    }
+
+    /// Called with the lock held.
     static func initThreadsOnce() {
         if !threadsReady { _ = fftwf_init_threads(); threadsReady = true }
     }
 
+    /// Called with the lock held.
     static func planned(effort: FFTEffort) { if effort != .estimate { plannedWithEffort = true } }
 
     /// The effort used when none is given. Set once at start-up (the CLI's `--fft-effort`).
     public static var defaultEffort: FFTEffort {
-        get { cacheLock.lock(); defer { cacheLock.unlock() }; return _defaultEffort }
-        set { cacheLock.lock(); _defaultEffort = newValue; cacheLock.unlock() }
+        get { lock.lock(); defer { lock.unlock() }; return _defaultEffort }
+        set { lock.lock(); _defaultEffort = newValue; lock.unlock() }
     }
 
     /// A plan from the cache, made on first use.
@@ -131,23 +146,20 @@ public enum FFTPlanner {
         guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else {
             throw NumericsError.invalidArgument("cannot plan an FFT of shape \(shape)")
         }
-        let key = Key(shape: shape, forward: direction == .forward, inPlace: inPlace,
-                      threads: threads ?? Parallel.threads, effort: effort ?? defaultEffort)
-        cacheLock.lock()
-        if let p = cache[key] { cacheLock.unlock(); return p }
-        cacheLock.unlock()
-        let p = try FFTPlan(shape: key.shape, direction: direction, inPlace: inPlace,
-                            threads: key.threads, effort: key.effort)
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
-        if let existing = cache[key] { return existing }
-        cache[key] = p
-        return p
+        let t = threads ?? Parallel.threads, e = effort ?? defaultEffort
+        return try cached(.complex(shape: shape, forward: direction == .forward, inPlace: inPlace, threads: t, effort: e)) {
+            try FFTPlan(shape: shape, direction: direction, inPlace: inPlace, threads: t, effort: e)
+        }
     }
 
-    /// Forgets every cached plan (they are destroyed when no one holds them).
+    /// Forgets every cached plan (they are destroyed when no one holds them, outside the
+    /// lock, since destroying one takes it).
     public static func clearCache() {
-        cacheLock.lock(); cache.removeAll(); cacheLock.unlock()
+        lock.lock()
+        let old = cache
+        cache.removeAll()
+        lock.unlock()
+        withExtendedLifetime(old) {}
     }
 
     /// The default wisdom file: `$BRAGG_FFTW_WISDOM`, else `~/.cache/braggkit/fftwf-wisdom`.

@@ -8,7 +8,7 @@ import Foundation
 /// 8 complex values). Lets a caller split a 3D transform into plane and column passes and do
 /// its own elementwise work while a plane or a slab is still in cache (the Phasing engine).
 /// Unnormalised, as FFTW. Single-threaded: run several on disjoint data concurrently.
-public final class FFTBatchPlan: @unchecked Sendable {
+package final class FFTBatchPlan: @unchecked Sendable {
     public let shape: [Int]
     public let howmany: Int
     public let stride: Int
@@ -18,6 +18,7 @@ public final class FFTBatchPlan: @unchecked Sendable {
     /// Complex elements from the first to one past the last touched.
     public let span: Int
 
+    /// Called by `FFTPlanner.cached` only, with the planner lock held.
     init(shape: [Int], howmany: Int, stride: Int, distance: Int, direction: FFTDirection, effort: FFTEffort) throws {
         guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }), howmany > 0, stride > 0, distance >= 0 else {
             throw NumericsError.invalidArgument("cannot plan a batch of \(howmany) FFTs of shape \(shape), stride \(stride), distance \(distance)")
@@ -31,8 +32,6 @@ public final class FFTBatchPlan: @unchecked Sendable {
         var dims = shape.map { Int32($0) }
         // Row-major embedding: a transform of rank r with unit element step `stride`.
         var embed = dims
-        FFTPlanner.lock.lock()
-        defer { FFTPlanner.lock.unlock() }
         FFTPlanner.initThreadsOnce()
         fftwf_plan_with_nthreads(1)
         let p = scratch.pointer.withMemoryRebound(to: fftwf_complex.self, capacity: span) { a in
@@ -50,7 +49,7 @@ public final class FFTBatchPlan: @unchecked Sendable {
 
     /// Transforms the batch starting at `base` in place.
     @inlinable
-    public func execute(_ base: UnsafeMutablePointer<Float>) { executeUnchecked(base) }
+    package func execute(_ base: UnsafeMutablePointer<Float>) { executeUnchecked(base) }
 
     @usableFromInline
     func executeUnchecked(_ base: UnsafeMutablePointer<Float>) {
@@ -59,26 +58,14 @@ public final class FFTBatchPlan: @unchecked Sendable {
 }
 
 extension FFTPlanner {
-    nonisolated(unsafe) static var batchCache: [BatchKey: FFTBatchPlan] = [:]
-
-    struct BatchKey: Hashable {
-        let shape: [Int]; let howmany: Int; let stride: Int; let distance: Int; let forward: Bool; let effort: FFTEffort
-    }
-
     /// A batch plan from the cache, made on first use (see `FFTBatchPlan`).
-    public static func batchPlan(shape: [Int], howmany: Int, stride: Int, distance: Int, direction: FFTDirection,
+    package static func batchPlan(shape: [Int], howmany: Int, stride: Int, distance: Int, direction: FFTDirection,
                                  effort: FFTEffort? = nil) throws -> FFTBatchPlan {
-        let key = BatchKey(shape: shape, howmany: howmany, stride: stride, distance: distance,
-                           forward: direction == .forward, effort: effort ?? defaultEffort)
-        cacheLock.lock()
-        if let p = batchCache[key] { cacheLock.unlock(); return p }
-        cacheLock.unlock()
-        let p = try FFTBatchPlan(shape: shape, howmany: howmany, stride: stride, distance: distance,
-                                 direction: direction, effort: key.effort)
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
-        if let existing = batchCache[key] { return existing }
-        batchCache[key] = p
-        return p
+        let e = effort ?? defaultEffort
+        return try cached(.batch(shape: shape, howmany: howmany, stride: stride, distance: distance,
+                                 forward: direction == .forward, effort: e)) {
+            try FFTBatchPlan(shape: shape, howmany: howmany, stride: stride, distance: distance,
+                             direction: direction, effort: e)
+        }
     }
 }

@@ -133,31 +133,12 @@ extension Volume where Element == Complex32 {
         return c
     }
 
-    /// The linear phase ramp of an object (cycles per voxel, per axis, in (−1/2, 1/2]): the
-    /// circular centre of mass of the Bragg peak |F|² in frequency, g_a = arg Σ_k |F_k|²
-    /// e^{2πi k_a/n_a} / 2π. A ramp exp(2πi g·r) moves the peak by g; removing it puts the
-    /// object in the frame every BCDI result is reported in.
-    ///
-    /// By Wiener–Khinchin the sum is n times the object's circular autocorrelation at one
-    /// voxel's lag, Σ_r ρ*(r) ρ(r + e_a), computed here in real space. That makes it exact
-    /// for a ramp on any object that does not wrap around the box, whatever its shape; the
-    /// arithmetic centroid over (−1/2, 1/2] it replaces was pulled toward zero by the tails
-    /// of a broad spectrum that wrap past ±1/2 (0.12 read as 0.113 on a sharp-edged 32³
-    /// box) and by the Nyquist bin's lack of a sign (a ramp-free box read as −0.0012 to
-    /// −0.0017). For a strained crystal it is the mean phase step between neighbours,
-    /// weighted by the product of their moduli.
-    public func braggPeakRamp() throws -> [Double] {
-        meanPhaseStep().map { g in
-            let c = g / (2 * Double.pi)
-            return c == -0.5 ? 0.5 : c
-        }
-    }
-
     /// The mean phase step between neighbours along each axis, arg Σ ρ*(r) ρ(r + e_a) in
     /// (−π, π] radians per voxel: from the complex field, so phase wraps do not bias it, and
     /// weighted by the product of the neighbours' moduli. Over the whole box circularly
     /// (the Bragg peak's circular centre of mass, `braggPeakRamp`), or over the pairs whose
-    /// two voxels are both inside `support` (nonzero), not across the box's edge.
+    /// two voxels are both inside `support` (nonzero), not across the box's edge. As a
+    /// typed ramp: `braggPeakRamp`, `phaseRamp(inside:)`.
     public func meanPhaseStep(inside support: [UInt8]? = nil) -> [Double] {
         precondition(support == nil || support!.count == count, "support of \(support!.count) voxels for \(shape)")
         let sh = shape, st = strides
@@ -185,26 +166,6 @@ extension Volume where Element == Complex32 {
                 return re == 0 && im == 0 ? 0 : atan2(im, re)
             }
         }
-    }
-
-    /// ρ · exp(−2πi g·(r − n/2)): removes a ramp `g` (cycles per voxel) keeping the phase
-    /// at the box centre.
-    public func removingPhaseRamp(_ g: [Double]) -> ComplexVolume {
-        var out = self
-        let sh = shape, r = rank
-        out.withUnsafeMutableFloats { p in
-            for i in 0..<count {
-                var rem = i, phi = 0.0
-                for a in stride(from: r - 1, through: 0, by: -1) {
-                    let k = rem % sh[a]; rem /= sh[a]
-                    phi -= 2 * Double.pi * g[a] * Double(k - sh[a] / 2)
-                }
-                let c = Float(cos(phi)), s = Float(sin(phi))
-                let re = p[2 * i], im = p[2 * i + 1]
-                p[2 * i] = re * c - im * s; p[2 * i + 1] = re * s + im * c
-            }
-        }
-        return out
     }
 
     /// Circular convolution (a ⊛ b)(x) = Σ_y a(y) b(x − y), through the FFT.

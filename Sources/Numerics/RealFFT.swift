@@ -27,6 +27,7 @@ public final class RealFFTPlan: @unchecked Sendable {
         return h
     }
 
+    /// Called by `FFTPlanner.cached` only, with the planner lock held.
     init(shape: [Int], direction: FFTDirection, threads: Int, effort: FFTEffort) throws {
         self.shape = shape; self.direction = direction; self.threads = threads; self.effort = effort
         let n = shape.reduce(1, *)
@@ -35,8 +36,6 @@ public final class RealFFTPlan: @unchecked Sendable {
         let real = FloatStorage(count: n)
         let spec = FloatStorage(count: 2 * h)
         let dims = shape.map { Int32($0) }
-        FFTPlanner.lock.lock()
-        defer { FFTPlanner.lock.unlock() }
         FFTPlanner.initThreadsOnce()
         fftwf_plan_with_nthreads(Int32(threads))
         let p = dims.withUnsafeBufferPointer { d -> fftwf_plan? in
@@ -56,7 +55,7 @@ public final class RealFFTPlan: @unchecked Sendable {
     /// Forward: `real` (count Floats) → `spectrum` (2 × halfCount Floats).
     /// Backward: `spectrum` → `real` (the spectrum is overwritten).
     /// Both must be 64-byte aligned (Volume and FloatStorage memory is). Thread-safe.
-    public func execute(real: UnsafeMutablePointer<Float>, spectrum: UnsafeMutablePointer<Float>) {
+    package func execute(real: UnsafeMutablePointer<Float>, spectrum: UnsafeMutablePointer<Float>) {
         let h = halfCount
         spectrum.withMemoryRebound(to: fftwf_complex.self, capacity: h) { c in
             if direction == .forward { fftwf_execute_dft_r2c(plan, real, c) }
@@ -64,25 +63,16 @@ public final class RealFFTPlan: @unchecked Sendable {
         }
     }
 
-    nonisolated(unsafe) static var cache: [FFTPlanner.Key: RealFFTPlan] = [:]
-    static let cacheLock = NSLock()
-
-    /// A plan from the cache, made on first use (threads and effort default as `FFTPlanner`'s).
+    /// A plan from the process's one cache (`FFTPlanner`), made on first use (threads and
+    /// effort default as `FFTPlanner`'s).
     public static func plan(shape: [Int], direction: FFTDirection, threads: Int? = nil,
                             effort: FFTEffort? = nil) throws -> RealFFTPlan {
         guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else {
             throw NumericsError.invalidArgument("cannot plan a real FFT of shape \(shape)")
         }
-        let key = FFTPlanner.Key(shape: shape, forward: direction == .forward, inPlace: false,
-                                 threads: threads ?? Parallel.threads, effort: effort ?? FFTPlanner.defaultEffort)
-        cacheLock.lock()
-        if let p = cache[key] { cacheLock.unlock(); return p }
-        cacheLock.unlock()
-        let p = try RealFFTPlan(shape: shape, direction: direction, threads: key.threads, effort: key.effort)
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
-        if let existing = cache[key] { return existing }
-        cache[key] = p
-        return p
+        let t = threads ?? Parallel.threads, e = effort ?? FFTPlanner.defaultEffort
+        return try FFTPlanner.cached(.real(shape: shape, forward: direction == .forward, threads: t, effort: e)) {
+            try RealFFTPlan(shape: shape, direction: direction, threads: t, effort: e)
+        }
     }
 }

@@ -6,13 +6,13 @@ import Foundation
 // around it, with separable matrix products (no large zero-padded FFT).
 
 extension Registration {
-    /// The shift (voxels per axis, in (−n/2, n/2]) that moves `moving` onto `reference`
-    /// (`moving.fourierShifted(by: s)` ≈ `reference`), to 1/`upsampling` voxel, and the
-    /// normalised correlation coefficient at that shift (Pearson's r when `subtractMean`).
-    /// Volumes of rank 1 to 3. Cost: one FFT pair plus O(N · 1.5 upsampling) for the fine
-    /// search; meant for boxes up to ~128³.
-    public static func upsampledShift(of moving: RealVolume, onto reference: RealVolume,
-                                      upsampling: Int = 20, subtractMean: Bool = true) throws
+    /// `shift(of:onto:method: .upsampledDFT(factor: upsampling))`: the shift (voxels per axis,
+    /// in (−n/2, n/2]) that moves `moving` onto `reference` (`moving.fourierShifted(by: s)` ≈
+    /// `reference`), to 1/`upsampling` voxel, and the normalised correlation coefficient at
+    /// that shift (Pearson's r when `subtractMean`). Volumes of rank 1 to 3. Cost: one FFT
+    /// pair plus O(N · 1.5 upsampling) for the fine search; meant for boxes up to ~128³.
+    static func upsampledShift(of moving: RealVolume, onto reference: RealVolume,
+                               upsampling: Int = 20, subtractMean: Bool = true) throws
         -> (shift: [Double], correlation: Double) {
         guard moving.shape == reference.shape else {
             throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")

@@ -208,10 +208,20 @@ extension Volume {
     public func reflectedAboutCentre(axes: [Int]? = nil) -> Volume {
         precondition(rank == 3, "reflectedAboutCentre needs a 3D volume, got shape \(shape)")
         let ax = Set(axes ?? [0, 1, 2])
+        return pointReflected(indexSum: (0..<3).map { ax.contains($0) ? 2 * (shape[$0] / 2) : nil })
+    }
+
+    /// The point reflection i ↦ (s_a − i) mod N_a on each axis a whose index sum s_a is
+    /// given (nil leaves the axis as it is): the reflection about the point s/2, a voxel
+    /// (s even) or the midpoint between two (s odd). Rank 3.
+    public func pointReflected(indexSum: [Int?]) -> Volume {
+        precondition(rank == 3 && indexSum.count == 3, "pointReflected needs a 3D volume and three index sums, got \(shape), \(indexSum)")
         let st = strides
         let offsets: [[Int]] = (0..<3).map { (a: Int) -> [Int] in
-            let n = shape[a], c = 2 * (shape[a] / 2), reflect = ax.contains(a)
-            return (0..<n).map { (i: Int) -> Int in (reflect ? (c - i + n) % n : i) * st[a] }
+            let n = shape[a]
+            guard let s = indexSum[a] else { return (0..<n).map { $0 * st[a] } }
+            let c = ((s % n) + n) % n
+            return (0..<n).map { (i: Int) -> Int in ((c - i + n) % n) * st[a] }
         }
         return gathered(shape: shape, offsets: offsets)
     }
@@ -247,5 +257,25 @@ extension Volume {
             }
         }
         return out
+    }
+}
+
+// The twin image: a diffraction pattern |F|² cannot tell an object ρ(r) from conj ρ(−r),
+// so every comparison of reconstructions (merging runs, aligning a series, scoring against
+// a truth, supervising a network) must try both. One definition, used by all of them.
+extension Volume where Element == Complex32 {
+    /// The twin image conj ρ(−r) about the centre voxel ⌊N/2⌋ of each axis (the frame
+    /// every object is stored in), or about the point `indexSum`/2 when given
+    /// (`pointReflected`). Its pattern is the same as the object's.
+    public func twin(indexSum: [Int]? = nil) -> Volume {
+        (indexSum.map { pointReflected(indexSum: $0) } ?? reflectedAboutCentre()).conjugated()
+    }
+}
+
+extension Volume where Element == Float {
+    /// A real field (a support, an amplitude) under the twin's point reflection, about the
+    /// centre voxel ⌊N/2⌋ or about `indexSum`/2 when given; nothing to conjugate.
+    public func twin(indexSum: [Int]? = nil) -> Volume {
+        indexSum.map { pointReflected(indexSum: $0) } ?? reflectedAboutCentre()
     }
 }

@@ -59,7 +59,7 @@ public enum PhasingKernels {
     /// root and one division per pixel (vectorised, 8 pixels a time): this pass is bound by
     /// them rather than by memory at 128³.
     @inlinable
-    public static func projectModulus(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
+    package static func projectModulus(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
                                       range: Range<Int>, scale: Float) {
         for i in range {
             let re = f[2 &* i], im = f[2 &* i &+ 1]
@@ -74,7 +74,7 @@ public enum PhasingKernels {
     /// `projectModulus` that also accumulates, over measured pixels, Σ√I|F|, Σ|F|² and
     /// Σ I from the spectrum before projection (for χ² of Eq. 1).
     @inlinable
-    public static func projectModulusWithSums(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
+    package static func projectModulusWithSums(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>,
                                               range: Range<Int>, scale: Float) -> (aF: Double, ff: Double, aa: Double) {
         var aF = 0.0, ff = 0.0, aa = 0.0
         var lo = range.lowerBound
@@ -108,7 +108,7 @@ public enum PhasingKernels {
     /// support is one byte per voxel (nonzero inside): a quarter of the traffic of a Float
     /// mask, which made this pass 28% faster at 128³.
     @inlinable
-    public static func updateSupport(rho: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>,
+    package static func updateSupport(rho: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>,
                                      support: UnsafePointer<UInt8>, range: Range<Int>, a: Float, b: Float) {
         for i in range {
             let p0 = work[2 &* i], p1 = work[2 &* i &+ 1]
@@ -468,11 +468,9 @@ public final class PhasingEngine: @unchecked Sendable {
         return PhasingEngine.chi2(aF: aF, ff: ff, aa: aa)
     }
 
-    /// Eq. (1) with the model scaled to the data (k ΣR = ΣD):
-    /// Σ(√D − √(kR))² / Σ kR = 2 − 2 Σ√D√R / √(ΣD ΣR).
+    /// Eq. (1) from the sums Σ√D√R, ΣR and ΣD (`ChiSquare.eq1`).
     static func chi2(aF: Double, ff: Double, aa: Double) -> Double {
-        guard ff > 0, aa > 0 else { return .nan }
-        return max(0, 2 - 2 * aF / (aa * ff).squareRoot())
+        ChiSquare.eq1(dataModelAmplitudes: aF, model: ff, data: aa)
     }
 
     /// Shrink-wrap: S ← {G_σ ∗ |P_S ρ| > t · max}. Uses `work` as scratch and leaves it

@@ -78,8 +78,8 @@ public struct PhasingRunResult: Sendable {
     /// Centred, de-ramped object and its support (only kept for the best `keep` runs).
     public var object: ComplexVolume?
     public var support: RealVolume?
-    /// Removed phase ramp (cycles per voxel, per axis) and the roll that centred it.
-    public var ramp: [Double] = []
+    /// Removed phase ramp and the roll that centred it.
+    public var ramp = PhaseRamp.zero()
     public var roll: [Int] = []
     public var chi2History: [(iteration: Int, chi2: Double)] = []
     public var seconds: Double = 0
@@ -117,8 +117,8 @@ public struct PhasingResult: Sendable {
     public var spread: Double
     /// Which kept runs were replaced by their twin to align.
     public var twinned: [Int]
-    /// The removed phase ramp of the best run (cycles per voxel, z y x).
-    public var ramp: [Double]
+    /// The removed phase ramp of the best run (z y x).
+    public var ramp: PhaseRamp
     /// Metrics of the written object against the data.
     public var metrics: PhasingMetrics
     public var recipe: Recipe
@@ -332,16 +332,16 @@ public enum Phaser {
     }
 
     /// Metrics of a centred object as it stands (no support applied) against all measured
-    /// pixels, a removed ramp `ramp` (cycles per voxel) put back first.
+    /// pixels, a removed ramp `ramp` put back first.
     /// `psf`: the partial-coherence model the runs ended with (nil: coherent).
-    public static func metricsOfObject(_ object: ComplexVolume, ramp: [Double], data: PhasingData,
+    public static func metricsOfObject(_ object: ComplexVolume, ramp: PhaseRamp, data: PhasingData,
                                        psf: PointSpreadFunction? = nil,
                                        threads: Int = Parallel.threads) throws -> PhasingMetrics {
         let everywhere = FloatStorage(count: data.count)
         for i in 0..<data.count { everywhere.pointer[i] = 1 }
         let engine = try PhasingEngine(data: data, supportFFTOrder: everywhere, threads: threads)
         if let psf { try engine.applyPSF(.fixed(psf)) }
-        try PhasingPost.removingRamp(object.reshaped(data.shape), ramp: ramp.map { -$0 }).ifftshifted()
+        try object.reshaped(data.shape).removingPhaseRamp(-ramp).ifftshifted()
             .withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
         var m = engine.finalMetrics()
         m.supportVoxels = object.modulus().nonzeroCount()

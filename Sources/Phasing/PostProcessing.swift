@@ -44,22 +44,10 @@ public enum PhasingPost {
     /// support, its linear phase ramp removed (the Bragg peak's circular centre of mass at zero
     /// frequency) and its global phase zeroed. Returns the ramp and the roll it applied.
     public static func reportingFrame(object: ComplexVolume, support: RealVolume) throws
-        -> (object: ComplexVolume, support: RealVolume, ramp: [Double], roll: [Int]) {
+        -> (object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, roll: [Int]) {
         let centred = try centred(object: object, support: support)
-        let ramp = try phaseRamp(of: centred.object)
-        return (zeroingGlobalPhase(removingRamp(centred.object, ramp: ramp)), centred.support, ramp, centred.roll)
-    }
-
-    /// The linear phase ramp of an object (cycles per voxel per axis): the circular centre of mass
-    /// of |F|² in frequency (`ComplexVolume.braggPeakRamp`).
-    public static func phaseRamp(of object: ComplexVolume) throws -> [Double] {
-        try object.braggPeakRamp()
-    }
-
-    /// ρ · exp(−2πi g·(r − n/2)): removes a ramp `g` keeping the phase at the box centre
-    /// (`ComplexVolume.removingPhaseRamp`).
-    public static func removingRamp(_ object: ComplexVolume, ramp g: [Double]) -> ComplexVolume {
-        object.removingPhaseRamp(g)
+        let ramp = centred.object.braggPeakRamp()
+        return (zeroingGlobalPhase(centred.object.removingPhaseRamp(ramp)), centred.support, ramp, centred.roll)
     }
 
     /// Rotates the global phase so that Σρ over the object is real and positive.
@@ -68,19 +56,6 @@ public enum PhasingPost {
         var out = object
         if s.re != 0 || s.im != 0 { out.rotatePhase(by: -atan2(s.im, s.re)) }
         return out
-    }
-
-    /// The twin image ρ*(−r) about the box centre n/2: conjugate, flip every axis, and
-    /// roll by one voxel on even axes (a flip maps i → n−1−i, the point reflection about
-    /// n/2 is i → n−i).
-    public static func twin(_ v: ComplexVolume) -> ComplexVolume {
-        let f = v.conjugated().flipped()
-        return try! f.rolled(by: v.shape.map { $0 % 2 == 0 ? 1 : 0 })
-    }
-
-    /// The reflected support (no conjugation).
-    public static func twin(_ v: RealVolume) -> RealVolume {
-        try! v.flipped().rolled(by: v.shape.map { $0 % 2 == 0 ? 1 : 0 })
     }
 
     /// Normalised complex error after the best complex scale (global phase and amplitude):
@@ -96,48 +71,33 @@ public enum PhasingPost {
     /// (1) each candidate, `moving` and its twin, is given the reference's phase ramp (the
     /// circular centre of mass of |F|², `braggPeakRamp`), so that a ramp difference does not
     /// spoil the complex correlation; (2) the candidate correlating better is taken; (3) its
-    /// shift is refined to ~0.01 voxel on the complex correlation itself (`refinedShift`; the
+    /// shift is refined to ~0.01 voxel on the complex correlation itself (`.peakSearch`; the
     /// parabola through three samples is biased by ~0.1 voxel on a sharp crystal, and the
     /// moduli of Fourier-shifted sharp crystals ring) and applied in Fourier space; (4) the phase ramp left between them,
     /// arg Σ conj(ρ_ref)ρ, conj(ρ_ref)ρ one voxel on (per axis), is removed; (5) the global phase is
     /// matched. Returns the aligned object, whether the twin was taken, the shift, the
-    /// removed relative ramp (cycles per voxel) and the phase added.
+    /// removed relative ramp and the phase added.
     public static func align(_ moving: ComplexVolume, onto reference: ComplexVolume) throws
-        -> (object: ComplexVolume, twinned: Bool, shift: [Double], ramp: [Double], phase: Double) {
-        let gRef = try reference.braggPeakRamp()
+        -> (object: ComplexVolume, twinned: Bool, shift: [Double], ramp: PhaseRamp, phase: Double) {
+        let gRef = reference.braggPeakRamp()
         func matchingRamp(_ v: ComplexVolume) throws -> ComplexVolume {
-            let g = try v.braggPeakRamp()
-            return v.removingPhaseRamp(zip(g, gRef).map { $0 - $1 })
+            v.removingPhaseRamp(v.braggPeakRamp() - gRef)
         }
         let direct = try matchingRamp(moving)
-        let tw = try matchingRamp(twin(moving))
+        let tw = try matchingRamp(moving.twin())
         let rd = try Registration.shift(of: direct, onto: reference)
         let rt = try Registration.shift(of: tw, onto: reference)
         let useTwin = rt.correlation > rd.correlation
-        let (cand, coarse) = useTwin ? (tw, rt.shift) : (direct, rd.shift)
-        let shift = try refinedShift(of: cand, onto: reference, from: coarse)
+        let cand = useTwin ? tw : direct
+        let shift = try Registration.shift(of: cand, onto: reference, method: .peakSearch(from: .parabolic)).shift
         var shifted = shift.allSatisfy({ $0 == 0 }) ? cand : try cand.fourierShifted(by: shift)
         var product = reference.conjugated()
         try product.multiply(by: shifted)
-        let ramp = product.meanPhaseStep().map { $0 / (2 * Double.pi) }
-        shifted = shifted.removingPhaseRamp(ramp)
+        let ramp = PhaseRamp(radiansPerVoxel: product.meanPhaseStep())
+        shifted.removePhaseRamp(ramp)
         let ip = try reference.inner(shifted)     // Σ conj(ref)·shifted
         let phi = -atan2(ip.im, ip.re)
         shifted.rotatePhase(by: Float(phi))
         return (shifted, useTwin, shift, ramp, phi)
-    }
-
-    /// The sub-voxel shift s maximising the complex correlation (Registration.refinedCorrelationPeak) |c(s)| = |Σ_k conj(M_k) R_k e^{2πi f_k·s}|
-    /// (M, R the spectra of `moving` and `reference`, f_k the frequencies), from `start` by
-    /// coordinate-wise parabolas with a halving step (six rounds: steps ½ … 1/64 voxel), each
-    /// |c(s)| evaluated exactly as a separable sum. `moving.fourierShifted(by: s)` ≈ `reference`.
-    public static func refinedShift(of moving: ComplexVolume, onto reference: ComplexVolume, from start: [Double]) throws -> [Double] {
-        let sh = moving.shape
-        guard sh.count == 3, reference.shape == sh else { return start }
-        var m = moving, r = reference
-        try FFT.forward(&m); try FFT.forward(&r)
-        var x = m.conjugated()
-        try x.multiply(by: r)
-        return Registration.refinedCorrelationPeak(x, from: start).shift
     }
 }

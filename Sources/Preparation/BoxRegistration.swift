@@ -2,7 +2,7 @@ import Foundation
 import Numerics
 
 /// Sub-voxel registration of two registration boxes by the upsampled DFT (Guizar-Sicairos,
-/// Thurman & Fienup, Opt. Lett. 33, 156 (2008)), as `Registration.upsampledShift`, but with
+/// Thurman & Fienup, Opt. Lett. 33, 156 (2008)), as `Registration.shift(…, method: .upsampledDFT(factor:))`, but with
 /// the fine search done in two steps: the correlation's Fourier series is evaluated on a
 /// grid 1/4 voxel fine over ±0.75 voxel around the integer peak, then 1/upsampling fine over
 /// ±1/4 voxel around the best point of that grid (the points of the second grid are points

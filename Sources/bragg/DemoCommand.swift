@@ -249,7 +249,7 @@ struct DemoCommand: ParsableCommand {
                                          parameters: ["algorithm": .string("neural phase retrieval (BraggKit Neural)"),
                                                       "model": .string(modelPath), "refine_steps": .int(refineSteps),
                                                       "source": .string(p.path),
-                                                      "phase_ramp_removed_cycles_per_voxel": .doubles(framed.ramp)],
+                                                      "phase_ramp_removed_cycles_per_voxel": .doubles(framed.ramp.cyclesPerVoxel)],
                                          metrics: ["chi2": r.chi2, "loss": r.lossCurve.min() ?? .nan], curves: ["loss": r.lossCurve])
                     try res.write(to: path, overwrite: true)
                     alternatives[s.label] = path

@@ -89,7 +89,7 @@ struct NeuralPhaseRun {
             let binnedChi2 = r.chi2
             // χ² from here on is against the full pattern, as the results file states it.
             let full = try PhasingData(intensity: intensity, mask: maskVolume, name: "'\(pattern)'")
-            r.chi2 = try Phaser.metricsOfObject(up.object, ramp: [0, 0, 0], data: full).chi2
+            r.chi2 = try Phaser.metricsOfObject(up.object, ramp: .zero(), data: full).chi2
             bar.message(String(format: "neural: the prediction (chi2 %.4f against the binned, cropped pattern) carried up to the full %@ grid: chi2 %.4f, %d support voxels",
                                binnedChi2, intensity.shape.map(String.init).joined(separator: "×"), r.chi2, Int(up.support.sum())))
         }
@@ -144,7 +144,7 @@ struct NeuralPhaseRun {
                 "best_step": .int(bestStep),
                 "support_threshold": .double(Double(options.supportThreshold)),
                 "source": .string(pattern),
-                "phase_ramp_removed_cycles_per_voxel": .doubles(framed.ramp),
+                "phase_ramp_removed_cycles_per_voxel": .doubles(framed.ramp.cyclesPerVoxel),
             ]
             if let m = maskSource { params["mask_source"] = .string(m) }
             if let fit {

@@ -238,8 +238,7 @@ struct PhaseCommand: ParsableCommand {
         }
         print(String(format: "result: %@, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
                      what, result.spread, result.metrics.chi2, result.metrics.llk,
-                     result.ramp.count > 0 ? result.ramp[0] : 0, result.ramp.count > 1 ? result.ramp[1] : 0,
-                     result.ramp.count > 2 ? result.ramp[2] : 0, out))
+                     result.ramp.cyclesPerVoxel[0], result.ramp.cyclesPerVoxel[1], result.ramp.cyclesPerVoxel[2], out))
 
         if ext == "npy" {
             try ArrayIO.write(result.object, to: out, overwrite: force)

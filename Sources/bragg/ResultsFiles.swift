@@ -18,7 +18,7 @@ func iterativeResultsFile(_ result: PhasingResult, options: PhasingOptions, inte
         "shrink_wrap_threshold_reference": .string(options.shrinkWrap.reference.rawValue),
         "free_fraction": .double(options.freeFraction),
         "initial_support": .string(supportDescription),
-        "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp),
+        "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp.cyclesPerVoxel),
         "intensity_policy": .string("negative/NaN/inf intensities masked"),
         "source": .string(source),
         "metrics_note": .string("llk/free_llk: mean Poisson deviance per pixel, model scaled to the data; chi2: Eq. (1) of Serban et al. 2024"),

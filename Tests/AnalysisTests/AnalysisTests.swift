@@ -70,10 +70,10 @@ final class AlignmentTests: XCTestCase {
             let c = n / 2
             v[c, c, c] = Complex32(1, 2)
             v[c + 1, c, c - 2] = Complex32(3, -1)
-            let t = Alignment.twin(v)
+            let t = v.twin()
             XCTAssertEqual(t[c, c, c], Complex32(1, -2))          // the centre maps onto itself
             XCTAssertEqual(t[c - 1, c, c + 2], Complex32(3, 1))   // r → −r, conjugated
-            XCTAssertEqual(Alignment.twin(t), v)
+            XCTAssertEqual(t.twin(), v)
         }
     }
 
@@ -83,7 +83,7 @@ final class AlignmentTests: XCTestCase {
         let amp = try RealVolume(shape: shape, elements: Synthetic.amplitude(shape: shape))
         for s in [[1.3, -2.7, 0.45], [-0.5, 0.25, 3.8]] {
             let moved = try amp.fourierShifted(by: s)
-            let r = try Alignment.register(moved, onto: amp)
+            let r = try Registration.shift(of: moved, onto: amp, method: .peakSearch(from: .integer))
             for a in 0..<3 { XCTAssertEqual(r.shift[a], -s[a], accuracy: 0.02, "axis \(a) of \(s)") }
             XCTAssertGreaterThan(r.correlation, 0.9)
         }
@@ -98,9 +98,9 @@ final class AlignmentTests: XCTestCase {
             return Complex32(modulus: 1, phase: Float(g[0] * Double(i) + g[1] * Double(j) + g[2] * Double(k)))
         }
         let sup = [UInt8](repeating: 1, count: v.count)
-        let est = Alignment.phaseRamp(v, support: sup)
-        for a in 0..<3 { XCTAssertEqual(est[a], g[a], accuracy: 1e-4) }
-        Alignment.removeRamp(&v, gradient: est)
+        let est = v.phaseRamp(inside: sup)
+        for a in 0..<3 { XCTAssertEqual(est.radiansPerVoxel[a], g[a], accuracy: 1e-4) }
+        v.removePhaseRamp(est)
         let p = v.phase()
         XCTAssertLessThan(abs(Double(p[0, 0, 0] - p[23, 19, 15])), 1e-2)   // flat afterwards
     }
@@ -204,7 +204,7 @@ final class SeriesTests: XCTestCase {
         for (s, ph) in truthPhases.enumerated() {
             var o = Synthetic.object(amplitude: amp, phase: ph, shape: shape)
             let flip = s > 0 && rng.uniform(0, 1) < 0.5
-            if flip { o = Alignment.twin(o) }
+            if flip { o = o.twin() }
             flips.append(flip)
             if s > 0 {
                 let sh = (0..<3).map { _ in rng.uniform(-3, 3) }

@@ -186,8 +186,8 @@ final class PostProcessingTests: XCTestCase {
         for n in [8, 9] {
             var rng = PhasingRNG(seed: UInt64(n))
             let v = ComplexVolume(shape: [n, n - 1, n + 2]) { _ in Complex32(Float(rng.gaussian()), Float(rng.gaussian())) }
-            let t = PhasingPost.twin(v)
-            XCTAssertEqual(PhasingPost.twin(t), v)
+            let t = v.twin()
+            XCTAssertEqual(t.twin(), v)
             var fv = v, ft = t
             try FFT.forward(&fv); try FFT.forward(&ft)
             let d = try (fv.modulus() - ft.modulus()).squaredNorm() / fv.modulus().squaredNorm()
@@ -204,9 +204,9 @@ final class PostProcessingTests: XCTestCase {
             let phi = 2 * Double.pi * (g[0] * z + g[1] * y + g[2] * x)
             return Complex32(Float(a * cos(phi)), Float(a * sin(phi)))
         }
-        let ramp = try PhasingPost.phaseRamp(of: blob)
-        for a in 0..<3 { XCTAssertEqual(ramp[a], g[a], accuracy: 2e-3) }
-        let flat = PhasingPost.removingRamp(blob, ramp: ramp)
+        let ramp = blob.braggPeakRamp()
+        for a in 0..<3 { XCTAssertEqual(ramp.cyclesPerVoxel[a], g[a], accuracy: 2e-3) }
+        let flat = blob.removingPhaseRamp(ramp)
         let ph = flat.phase()
         XCTAssertLessThan(abs(ph[16, 16, 22] - ph[16, 16, 16]) + abs(ph[20, 12, 16] - ph[16, 16, 16]), 0.05)
     }
@@ -226,7 +226,7 @@ final class PostProcessingTests: XCTestCase {
         }
         for g in [[0.12, -0.3, 0.05], [0, 0, 0], [0.45, -0.5 + 1.0 / 64, 0.2]] {
             let v = box(g)
-            let ramp = try PhasingPost.phaseRamp(of: v)
+            let fitted = v.braggPeakRamp(), ramp = fitted.cyclesPerVoxel
             for a in 0..<3 { XCTAssertEqual(ramp[a], g[a], accuracy: 1e-6, "axis \(a) of ramp \(g)") }
             // The real-space sum is the circular first moment of |F|² (Wiener–Khinchin).
             var f = v
@@ -242,7 +242,7 @@ final class PostProcessingTests: XCTestCase {
                 XCTAssertEqual(atan2(im, re) / (2 * Double.pi), ramp[a], accuracy: 1e-6, "axis \(a), moment of |F|²")
             }
             // Removing it leaves a flat phase over the crystal.
-            let ph = PhasingPost.removingRamp(v, ramp: ramp).phase()
+            let ph = v.removingPhaseRamp(fitted).phase()
             XCTAssertLessThan(abs(ph[20, 19, 21] - ph[12, 13, 11]), 1e-4, "ramp \(g)")
         }
     }

@@ -12,8 +12,8 @@ final class RunsTests: XCTestCase {
     func testAlignmentUndoesTwinShiftRampAndGlobalPhase() throws {
         let sim = try SimulatedCrystal(size: 48, radius: 8, length: 16, seed: 3)
         let truth = sim.object
-        var copy = try PhasingPost.twin(truth).fourierShifted(by: [1.3, -0.6, 2.2])
-        copy = copy.removingPhaseRamp([-0.02, 0.015, -0.01])      // adds a ramp of +0.02, −0.015, +0.01 cycles/voxel
+        var copy = try truth.twin().fourierShifted(by: [1.3, -0.6, 2.2])
+        copy = copy.removingPhaseRamp(PhaseRamp(cyclesPerVoxel: [-0.02, 0.015, -0.01]))      // adds a ramp of +0.02, −0.015, +0.01 cycles/voxel
         copy.rotatePhase(by: 1.1)
         XCTAssertGreaterThan(try PhasingPost.normalisedError(copy, truth), 0.5)
         let a = try PhasingPost.align(copy, onto: truth)

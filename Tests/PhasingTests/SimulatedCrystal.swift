@@ -68,7 +68,7 @@ struct SimulatedCrystal {
     /// registration) and the global phase and scale; the truth's linear phase ramp is
     /// removed by the same convention as the output (centre of mass of |F|²).
     func error(of reconstruction: ComplexVolume) throws -> Double {
-        let truth = PhasingPost.removingRamp(object, ramp: try PhasingPost.phaseRamp(of: object))
+        let truth = object.removingPhaseRamp(object.braggPeakRamp())
         let n = reconstruction.shape
         let twin = try reconstruction.conjugated().flipped().rolled(by: n.map { $0 % 2 == 0 ? 1 : 0 })
         var best = 1.0

@@ -132,7 +132,7 @@ final class PreparationTests: XCTestCase {
         let ref = sim.expected
         for s in [[0.3, -1.27, 2.45], [-0.8, 0.05, -3.6]] {
             let moved = try ref.fourierShifted(by: s.map { -$0 })
-            let r = try Registration.upsampledShift(of: moved, onto: ref, upsampling: 50)
+            let r = try Registration.shift(of: moved, onto: ref, method: .upsampledDFT(factor: 50))
             for a in 0..<3 { XCTAssertEqual(r.shift[a], s[a], accuracy: 0.02, "axis \(a) of \(s)") }
             XCTAssertGreaterThan(r.correlation, 0.99)
             // The coarse parabolic estimate is the baseline this improves on.
@@ -153,7 +153,7 @@ final class PreparationTests: XCTestCase {
             for ax in 0..<3 { XCTAssertEqual(whole.shift[ax], s[ax].rounded(), "axis \(ax) of \(s)") }
             for u in [4, 5, 20, 50] {
                 let a = try BoxRegistration.upsampledShift(of: moved, onto: ref, upsampling: u)
-                let b = try Registration.upsampledShift(of: moved, onto: ref, upsampling: u)
+                let b = try Registration.shift(of: moved, onto: ref, method: .upsampledDFT(factor: u))
                 // Where u is a multiple of 4 the second grid is part of the single 1/u grid.
                 let tolerance = u % 4 == 0 ? 1e-3 : 1 / Double(u)
                 for ax in 0..<3 {
