@@ -88,7 +88,7 @@ let package = Package(
 if Context.environment["BRAGG_FUZZ"] != nil {
     let fuzzers: [(String, [Target.Dependency])] = [
         ("npy", ["Formats"]), ("npz", ["Formats"]), ("vti", ["Formats"]), ("tiff", ["Formats"]),
-        ("safetensors", ["Neural"]), ("experiment", ["Analysis"]), ("hdf5", ["Formats"]),
+        ("safetensors", ["Neural"]), ("experiment", ["Analysis"]), ("hdf5", ["Formats"]), ("recipe", ["Phasing"]),
     ]
     for (name, deps) in fuzzers {
         package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: deps, path: "Fuzz/\(name)",

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-30}
-targets=${*:-npy npz vti tiff safetensors experiment hdf5}
+targets=${*:-npy npz vti tiff safetensors experiment hdf5 recipe}
 for t in $targets; do
   BRAGG_FUZZ=1 swift build -c release --sanitize=fuzzer --build-path .build-fuzz --product "fuzz-$t" 2>&1 | tail -1
 done

@@ -105,11 +105,7 @@ public enum CalibrationImage {
         let lower = spec.lowercased()
         var v: RealVolume
         if lower.hasSuffix(".tif") || lower.hasSuffix(".tiff") {
-            let r = try TIFFReader(spec)
-            v = RealVolume(shape: r.shape)
-            try v.withUnsafeMutableFloats { p in
-                for k in 0..<r.pageCount { try r.readPage(k, into: p.baseAddress! + k * r.rows * r.columns) }
-            }
+            v = try TIFFReader(spec).readAll()   // refuses a stack larger than memory before allocating it
         } else {
             v = try ArrayIO.readReal(spec)
         }

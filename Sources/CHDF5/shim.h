@@ -47,3 +47,4 @@ static inline int bk_h5o_identity(hid_t obj, unsigned long *fileno, unsigned lon
 #endif
     return 0;
 }
+#include "isolated_walk.h"

@@ -67,6 +67,7 @@ public final class HDF5File {
         _ = HDF5File.setUp
         _ = try InputFile(path)   // existence and readability, with the usual messages
         guard H5Fis_hdf5(path) > 0 else { throw FormatError.notHDF5(path: path) }
+        try HDF5File.checkGroupStructure(path)   // a corrupt B-tree can crash libhdf5: walk it in a child first
         let fid = H5Fopen(path, bk_h5f_acc_rdonly(), HDF5File.P)
         guard fid >= 0 else {
             // The usual cause: a copy cut short. Say so, with the sizes, when the superblock shows it.
@@ -435,6 +436,30 @@ public final class HDF5File {
         return try body(NumericDataset(name: p, id: d, space: s, type: t, info: info, dtype: dt, shape: try HDF5File.shape(ofSpace: s, path: path, dataset: p)))
     }
 
+    /// Refuses, before allocating, a whole-dataset read that cannot succeed: a contiguous
+    /// dataset whose declared bytes lie past the end of the file (a header declaring 2³⁴
+    /// elements in a small file), or any dataset (chunked and compressed ones too, whose
+    /// size the file cannot bound) larger in memory than this machine's physical memory.
+    private func checkWholeRead(_ ds: NumericDataset, bytesPerElement: Int) throws {
+        let n = ds.shape.reduce(1, *)   // shape(ofSpace:) refused counts whose bytes overflow
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: bytesPerElement)
+        let memory = ProcessInfo.processInfo.physicalMemory
+        guard !overflow, UInt64(bytes) <= memory else {
+            throw FormatError.unsupported(path: path, reason: "dataset \(ds.name) declares \(n) elements (\(bytes) bytes to read), more than this machine's \(memory) bytes of memory")
+        }
+        let dcpl = H5Dget_create_plist(ds.id)
+        guard dcpl >= 0 else { return }
+        defer { H5Pclose(dcpl) }
+        guard H5Pget_layout(dcpl) == H5D_CONTIGUOUS, H5Pget_external_count(dcpl) == 0 else { return }
+        let offset = UInt64(H5Dget_offset(ds.id))   // HADDR_UNDEF (all bits set) until data is written: fill values
+        guard offset != UInt64.max, let size = HDF5File.fileSize(path) else { return }
+        let stored = UInt64(n).multipliedReportingOverflow(by: UInt64(H5Tget_size(ds.type)))
+        let end = offset.addingReportingOverflow(stored.partialValue)
+        if stored.overflow || end.overflow || end.partialValue > size {
+            throw FormatError.truncated(path: path, reason: "dataset \(ds.name) declares \(n) elements stored at byte \(offset) (\(stored.partialValue) bytes) but the file has \(size)")
+        }
+    }
+
     /// Reads the whole dataset into `buffer` with memory type `mem`.
     private func read(_ d: hid_t, mem: hid_t, into buffer: UnsafeMutableRawPointer?, dpath: String) throws {
         guard H5Dread(d, mem, bk_h5s_all(), bk_h5s_all(), HDF5File.P, buffer) >= 0 else {
@@ -445,6 +470,7 @@ public final class HDF5File {
     /// Reads a numeric dataset keeping its dtype (float16 is widened to float32).
     public func readArray(_ dpath: String) throws -> NDArray {
         try withNumericDataset(dpath) { ds in
+            try checkWholeRead(ds, bytesPerElement: ds.dtype.itemSize)
             var a = NDArray(dtype: ds.dtype, shape: ds.shape)
             let (mem, owned) = ds.memoryType()
             defer { if owned { H5Tclose(mem) } }
@@ -464,6 +490,7 @@ public final class HDF5File {
                 throw FormatError.wrongShape(path: path, dataset: p, reason: "is complex (\(dt)); a real array was expected (take its modulus or phase first)")
             }
             if dt == .bool { return try readArray(p).realVolume(source: path, dataset: p) }
+            try checkWholeRead(ds, bytesPerElement: MemoryLayout<Float>.size)
             let storage = FloatStorage(count: shape.reduce(1, *))
             if storage.count > 0 { try read(ds.id, mem: bk_h5t_native_float(), into: storage.pointer, dpath: p) }
             return try RealVolume(shape: shape.isEmpty ? [1] : shape, storage: storage)
@@ -478,6 +505,7 @@ public final class HDF5File {
             let (p, dt, shape, info) = (ds.name, ds.dtype, ds.shape, ds.info)
             let n = shape.reduce(1, *)
             if dt == .bool { return try readArray(p).complexVolume(source: path, dataset: p) }
+            try checkWholeRead(ds, bytesPerElement: 2 * MemoryLayout<Float>.size)
             if dt.isComplex {
                 let storage = FloatStorage(count: 2 * n)
                 let (mem, _) = HDF5File.memoryType(.complex64, memberNames: info.memberNames)
@@ -559,6 +587,16 @@ public final class HDF5File {
         try withNumericDataset(dpath) { ds in
             let (p, d, fs, dt, shape) = (ds.name, ds.id, ds.space, ds.dtype, ds.shape)
             let n = shape.reduce(1, *)
+            // Streamed, so larger than memory is fine; but a dataset declaring far more than
+            // the file stores (2⁵⁰ never-written elements read as fill values) would take
+            // days: refused when beyond both memory and 1000 times its stored bytes (sparse
+            // detector frames compress some 100-fold).
+            let declared = UInt64(n) * UInt64(H5Tget_size(ds.type))
+            let stored = UInt64(H5Dget_storage_size(d))
+            let memory = ProcessInfo.processInfo.physicalMemory
+            if declared > memory && declared / 1000 > stored {
+                throw FormatError.unsupported(path: path, reason: "dataset \(p) declares \(n) elements (\(declared) bytes) but the file stores \(stored) bytes of it, and they exceed this machine's \(memory) bytes of memory")
+            }
             var stats = ArrayStatistics(dtype: dt)
             guard n > 0 else { return stats }
             let (mem, owned) = ds.memoryType()

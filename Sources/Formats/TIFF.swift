@@ -91,6 +91,18 @@ public final class TIFFReader {
             // every property is set: deinit closes the file
             throw FormatError.badHeader(path: path, reason: "\(pageCount) pages of \(columns) × \(rows) pixels are more than any memory can hold")
         }
+        // A page is read whole: refuse, before the caller allocates it, one that cannot be in
+        // the file (uncompressed, so its bytes must all be there) or cannot fit in memory.
+        let bits = Int(TIFFReader.uint16Field(t, UInt32(TIFFTAG_BITSPERSAMPLE)) ?? 1)
+        let compression = TIFFReader.uint16Field(t, UInt32(TIFFTAG_COMPRESSION)) ?? UInt16(COMPRESSION_NONE)
+        let pageBytes = rows * columns * max(bits, 1) / 8   // < 2⁶³: rows, columns < 2³²; bits < 2¹⁶
+        if compression == UInt16(COMPRESSION_NONE), pageBytes > st.st_size {
+            throw FormatError.truncated(path: path, reason: "page 1 declares \(columns) × \(rows) pixels of \(bits) bits (\(pageBytes) bytes) but the file has \(st.st_size)")
+        }
+        let memory = ProcessInfo.processInfo.physicalMemory
+        if UInt64(rows * columns * MemoryLayout<Float>.size) > memory {
+            throw FormatError.unsupported(path: path, reason: "page 1 declares \(columns) × \(rows) pixels, more than this machine's \(memory) bytes of memory can hold")
+        }
     }
 
     deinit { TIFFClose(tif) }
@@ -167,6 +179,10 @@ public final class TIFFReader {
 
     /// Every page as a [pages, rows, columns] volume.
     public func readAll() throws -> RealVolume {
+        let memory = ProcessInfo.processInfo.physicalMemory
+        guard UInt64(pageCount * rows * columns * MemoryLayout<Float>.size) <= memory else {
+            throw FormatError.unsupported(path: path, reason: "\(pageCount) pages of \(columns) × \(rows) pixels are more than this machine's \(memory) bytes of memory can hold")
+        }
         var v = RealVolume(shape: shape)
         try v.withUnsafeMutableFloats { b in
             for k in 0..<pageCount { try readPage(k, into: b.baseAddress! + k * rows * columns) }
