@@ -109,7 +109,7 @@ public struct StateResult: @unchecked Sendable {
     public var shift: [Double]
     /// Normalised amplitude correlation with the reference after the twin choice.
     public var correlation: Double
-    /// Removed phase ramp.
+    /// Removed phase ramp (rad per voxel per axis).
     public var phaseRamp: PhaseRamp
     /// Common-support voxels whose density was filled.
     public var filledVoxels: Int
@@ -165,8 +165,72 @@ public enum SeriesAnalysis {
         return v[Int(0.9 * Double(v.count - 1))]
     }
 
-    public static func run(states: [StateInput], geometry: BraggGeometry, options: AnalysisOptions = AnalysisOptions(),
+    /// Aligns and measures a series: the stages in `SeriesStages.swift`, in order, over one
+    /// `StateReconstruction` per state.
+    public static func run(states inputs: [StateInput], geometry: BraggGeometry, options: AnalysisOptions = AnalysisOptions(),
                            progress: ProgressHandler? = nil) throws -> SeriesResult {
+        let shape = try validate(inputs, geometry: geometry, options: options)
+        let ref = options.reference
+        let basis = geometry.realSpaceBasis(shape: shape)
+        let total = inputs.count
+        func report(_ stage: String, _ done: Int) { progress?(ProgressReport(stage: stage, done: done, total: total)) }
+
+        // 1. Own support and normalised amplitude.
+        var states = try inputs.map { try normalise($0, options: options) }
+        // 2. Phase ramps, then twin choice and registration against the reference.
+        var rampFree = states.indices.map { removePhaseRamp(&states[$0], options: options) }
+        let refAmp = states[ref].object.modulus()
+        states[ref].twinOverlaps = (1, 0)
+        for i in 0..<total where i != ref {
+            try Interruption.check()
+            report("align", i)
+            try alignToReference(&states[i], rampFree: rampFree[i], referenceRampFree: rampFree[ref],
+                                 referenceAmplitude: refAmp, options: options)
+        }
+        rampFree = []
+        // 3. Common support and its core.
+        let common = try commonMorphology(states, rule: options.commonSupport, coreFraction: options.coreFraction, basis: basis)
+        // 4. Missing density (against the amplitudes before any fill).
+        let amps = states.map { $0.object.modulus().floats }
+        for i in 0..<total {
+            try Interruption.check()
+            report("fill", i)
+            fillMissingDensity(&states[i], index: i, amplitudes: amps, common: common, options: options)
+        }
+        // 5. Global phase over the core.
+        for i in 0..<total { removeCorePhase(&states[i], core: common) }
+        // 6. Δφᵢ over the common support, and the PCA.
+        report("pca", 0)
+        for i in 0..<total { states[i].phaseDifference = phaseDifference(states[i].object, reference: states[ref].object, common: common) }
+        let pca = try PhasePCA(differences: states.map(\.phaseDifference), regionFraction: options.pcaRegionFraction)
+        // 7. Unwrapped phase, displacement and strain.
+        for i in 0..<total {
+            try Interruption.check()
+            report("strain", i)
+            try strain(&states[i], common: common, basis: basis, geometry: geometry)
+        }
+        // 8. Lab frame.
+        var grid: LabGrid? = nil
+        if options.labFrame {
+            grid = try labFrame(&states, reference: ref, common: common, pca: pca, basis: basis, geometry: geometry,
+                                options: options, report: report)
+        }
+        // 9. PRTF for states with several runs.
+        for i in 0..<total where !inputs[i].runs.isEmpty {
+            try Interruption.check()
+            report("prtf", i)
+            states[i].prtfResolution = try prtfResolution(inputs[i], geometry: geometry)
+        }
+        // 10. Per-state numbers.
+        let results = states.indices.map { stateResult(states, index: $0, reference: ref, common: common, basis: basis, geometry: geometry, pca: pca) }
+        report("done", total)
+        return SeriesResult(geometry: geometry, options: options, shape: shape, basis: basis, states: results, pca: pca,
+                            commonSupport: common.support, commonSupportVoxels: common.indices.count,
+                            coreVoxels: common.coreIndices.count, labGrid: grid)
+    }
+
+    /// Checks the inputs before any work; returns the common shape.
+    static func validate(_ states: [StateInput], geometry: BraggGeometry, options: AnalysisOptions) throws -> [Int] {
         guard !states.isEmpty else { throw AnalysisError.tooFewStates(0) }
         try geometry.validateForAnalysis()
         try options.validate(states: states.count)
@@ -182,255 +246,26 @@ public enum SeriesAnalysis {
             guard st.object.modulus().maximum() > 0 else { throw AnalysisError.emptyObject(state: st.label) }
             if let s = st.support, s.shape != shape { throw AnalysisError.supportMismatch(state: st.label, shape: s.shape, expected: shape) }
         }
-        let n = shape.reduce(1, *)
-        let basis = geometry.realSpaceBasis(shape: shape)
-        let qMag = geometry.qMagnitude
-        let total = states.count
-        func report(_ stage: String, _ done: Int) { progress?(ProgressReport(stage: stage, done: done, total: total)) }
+        return shape
+    }
 
-        // 1. Each state's own support, and amplitudes normalised to mean 1 over it.
-        var objects: [ComplexVolume] = []
-        var supports: [[UInt8]] = []
-        var levels = [Float](repeating: 0, count: total)   // amplitude threshold of the support (after normalising)
-        for (i, st) in states.enumerated() {
-            let amp = st.object.modulus()
-            var sup: [UInt8]
-            if let s = st.support { sup = s.floats.map { $0 != 0 ? 1 : 0 } }
-            else { let t = Float(options.supportThreshold) * amp.maximum(); sup = amp.floats.map { $0 > t ? 1 : 0 } }
-            if let f = options.supportFraction {
-                levels[i] = Float(f) * Self.interiorLevel(amp, support: sup)
-                sup = amp.floats.map { $0 > levels[i] ? 1 : 0 }
-            }
-            var sum = 0.0, cnt = 0
-            amp.withUnsafeFloats { a in for i in 0..<n where sup[i] != 0 { sum += Double(a[i]); cnt += 1 } }
-            guard cnt > 0, sum > 0 else { throw AnalysisError.emptySupport("state '\(st.label)': its support is empty") }
-            var o = st.object
-            o.scale(by: Float(Double(cnt) / sum))
-            levels[i] *= Float(Double(cnt) / sum)
-            objects.append(o); supports.append(sup)
+    /// The numbers of state `i` once every stage has run: mean Δφ and displacement, mean
+    /// strain relative to the reference where both have a central difference, Ω, extent.
+    static func stateResult(_ states: [StateReconstruction], index i: Int, reference ref: Int, common: CommonMorphology,
+                            basis: Matrix3x3, geometry: BraggGeometry, pca: PhasePCA) -> StateResult {
+        let st = states[i], shape = st.object.shape
+        let dm = st.phaseDifference.reduce(0.0) { $0 + Double($1) } / Double(common.indices.count)
+        var es = 0.0, ec = 0
+        for f in common.indices where st.strainValid[f] == 2 && states[ref].strainValid[f] == 2 {
+            es += Double(st.strain[f] - states[ref].strain[f]); ec += 1
         }
-
-        // 2. Ramp removal, twin choice and registration against the reference. The twin choice
-        // compares the complex overlaps |Σ ρ_ref* ρ| / (‖ρ_ref‖ ‖ρ‖) of the object and of its twin
-        // after sub-voxel registration (of the complex fields, both with their linear phase
-        // ramps removed: a ramp survives the twin operation and would lower both overlaps).
-        // Δφ between states is small, so the right candidate overlaps the reference closely in
-        // phase as well as in amplitude; the amplitudes alone cannot tell the twin of a
-        // (nearly) centrosymmetric crystal.
-        var ramps = [PhaseRamp](repeating: .zero(), count: total)
-        var rampFree = objects
-        for i in 0..<total {
-            let g = objects[i].phaseRamp(inside: supports[i])
-            rampFree[i].removePhaseRamp(g)
-            if options.removeRamp { objects[i] = rampFree[i]; ramps[i] = g }
-        }
-        let refAmp = objects[ref].modulus()
-        var twinFlags = [Bool](repeating: false, count: total)
-        var shifts = [[Double]](repeating: [0, 0, 0], count: total)
-        var correlations = [Double](repeating: 1, count: total)
-        var overlaps = [(object: Double, twin: Double)](repeating: (0, 0), count: total)
-        overlaps[ref] = (1, 0)
-        for i in 0..<total where i != ref {
-            try Interruption.check()
-            report("align", i)
-            var obj = objects[i]
-            var sup = supports[i]
-            var flip = false
-            if options.twinCheck {
-                let direct = try Registration.shift(of: rampFree[i], onto: rampFree[ref], method: options.registration)
-                let twin = try Registration.shift(of: rampFree[i].twin(), onto: rampFree[ref], method: options.registration)
-                overlaps[i] = (direct.correlation, twin.correlation)
-                flip = twin.correlation > direct.correlation
-            }
-            if flip {
-                obj = obj.twin()
-                sup = try RealVolume(shape: shape, elements: sup.map { Float($0) }).twin().floats.map { $0 != 0 ? 1 : 0 }
-            }
-            // The shift comes from the amplitudes, which the phase changes being measured do not bias.
-            let reg = try Registration.shift(of: obj.modulus(), onto: refAmp, method: options.registration)
-            var sh = reg.shift
-            if !options.subVoxel { sh = sh.map { $0.rounded() } }
-            if sh.contains(where: { $0 != 0 }) {
-                obj = try obj.fourierShifted(by: sh)
-                if options.supportFraction != nil {
-                    // The same amplitude threshold on the moved amplitude.
-                    sup = obj.modulus().floats.map { $0 > levels[i] ? 1 : 0 }
-                } else if states[i].support != nil {
-                    let sv = try RealVolume(shape: shape, elements: sup.map { Float($0) }).fourierShifted(by: sh)
-                    sup = sv.floats.map { $0 > 0.5 ? 1 : 0 }
-                } else {
-                    // No support given: threshold the moved amplitude again (sharper than moving the mask).
-                    let a = obj.modulus()
-                    let t = Float(options.supportThreshold) * a.maximum()
-                    sup = a.floats.map { $0 > t ? 1 : 0 }
-                }
-            }
-            objects[i] = obj; supports[i] = sup
-            twinFlags[i] = flip; shifts[i] = sh; correlations[i] = reg.correlation
-        }
-        rampFree = []
-
-        // 3. Common support.
-        let common = Alignment.commonSupport(supports, rule: options.commonSupport)
-        let commonIdx = (0..<n).filter { common[$0] != 0 }
-        guard !commonIdx.isEmpty else {
-            throw AnalysisError.emptySupport("the \(options.commonSupport.rawValue) common support of the aligned states is empty")
-        }
-
-        // 4. Missing density: amplitude from the other states, phase inpainted from its own.
-        let amps = objects.map { $0.modulus().floats }
-        var filled = [Int](repeating: 0, count: total)
-        for i in 0..<total {
-            try Interruption.check()
-            report("fill", i)
-            var vals = commonIdx.map { amps[i][$0] }
-            vals.sort()
-            let med = vals[vals.count / 2]
-            let thr = Float(options.fillThreshold) * med
-            // Missing where low against this state's own level and against the others' mean
-            // at that voxel (the soft surface layer, low in every state, is not missing).
-            var meanAmp = [Float](repeating: 0, count: n)
-            var fill: [Int] = []
-            if total > 1 {
-                for f in commonIdx where amps[i][f] < thr {
-                    var acc: Float = 0
-                    for j in 0..<total where j != i { acc += amps[j][f] }
-                    let m = acc / Float(total - 1)
-                    if amps[i][f] < Float(options.fillThreshold) * m { fill.append(f); meanAmp[f] = m }
-                }
-            }
-            filled[i] = fill.count
-            guard !fill.isEmpty else { continue }
-            var known = common
-            for f in fill { known[f] = 0 }
-            Alignment.inpaint(&objects[i], fill: fill, amplitude: meanAmp, known: known, domain: common)
-        }
-
-        // 5. Core of the common support and the global phase of each state.
-        let spacing = [norm(basis.column(0)), norm(basis.column(1)), norm(basis.column(2))].map { $0 * 1e9 }
-        let depth = Morphology.depth(common, shape: shape, spacing: spacing)
-        let core = Morphology.core(depth: depth, fraction: options.coreFraction)
-        let coreIdx = (0..<n).filter { core[$0] != 0 }
-        var seed = 0
-        for i in 0..<n where depth[i] > depth[seed] { seed = i }
-        for i in 0..<total {
-            let ph = objects[i].withUnsafeFloats { p in coreIdx.map { Double(atan2(p[2 * $0 + 1], p[2 * $0])) } }
-            let g = Alignment.circularMedian(ph)
-            objects[i].rotatePhase(by: Float(-g))
-        }
-
-        // 6. Δφᵢ over the common support, and the PCA.
-        report("pca", 0)
-        var diffs: [[Float]] = []
-        for i in 0..<total {
-            let d: [Float] = objects[i].withUnsafeFloats { a in objects[ref].withUnsafeFloats { b in
-                commonIdx.map { f in
-                    let ar = a[2 * f], ai = a[2 * f + 1], br = b[2 * f], bi = b[2 * f + 1]
-                    // arg(ρᵢ ρ_ref*) ∈ (−π, π]
-                    return atan2(ai * br - ar * bi, ar * br + ai * bi)
-                }
-            } }
-            diffs.append(d)
-        }
-        let pca = try PhasePCA(differences: diffs, regionFraction: options.pcaRegionFraction)
-
-        // 7. Unwrapped phase, displacement and strain.
-        var unwrapped: [[Float]] = [], strains: [[Float]] = [], valids: [[UInt8]] = []
-        for i in 0..<total {
-            try Interruption.check()
-            report("strain", i)
-            var u = Morphology.unwrapPhase(objects[i], mask: common, seed: seed)
-            for f in 0..<n where common[f] == 0 { u[f] = 0 }
-            unwrapped.append(u)
-            let e = try Strain.alongQ(objects[i], support: common, basis: basis, qHat: geometry.qHat, qMagnitude: qMag)
-            strains.append(e.strain); valids.append(e.valid)
-        }
-
-        // 8. Lab frame.
-        var grid: LabGrid? = nil
-        var labs = [LabFields?](repeating: nil, count: total)
-        var edge = [Double?](repeating: nil, count: total)
-        if options.labFrame {
-            let voxel = options.labVoxelSize ?? min(norm(basis.column(0)), norm(basis.column(1)), norm(basis.column(2)))
-            let g = try LabGrid.enclosing(mask: common, shape: shape, basis: basis, voxelSize: voxel)
-            grid = g
-            let commonVol = try RealVolume(shape: shape, elements: common.map { Float($0) })
-            let labSupport = try LabFrame.resample(commonVol, basis: basis, onto: g).floats.map { $0 > 0.5 ? Float(1) : 0 }
-            let labSupportVol = try RealVolume(shape: g.shape, elements: labSupport)
-            var psiFull = [Float](repeating: 0, count: n), regFull = psiFull
-            for (t, f) in commonIdx.enumerated() { psiFull[f] = pca.component[t]; regFull[f] = Float(pca.region[t]) }
-            let psiLab = try LabFrame.resample(RealVolume(shape: shape, elements: psiFull), basis: basis, onto: g).floats
-            let regLab = try LabFrame.resample(RealVolume(shape: shape, elements: regFull), basis: basis, onto: g).floats.map { $0 > 0.5 ? Float(1) : 0 }
-            let refLab = try LabFrame.resample(objects[ref], basis: basis, onto: g)
-            for i in 0..<total {
-                try Interruption.check()
-                report("lab frame", i)
-                let c = i == ref ? refLab : try LabFrame.resample(objects[i], basis: basis, onto: g)
-                var dfull = [Float](repeating: 0, count: n)
-                for (t, f) in commonIdx.enumerated() { dfull[f] = diffs[i][t] }
-                let m = g.shape.reduce(1, *)
-                func masked(_ v: [Float]) throws -> RealVolume {
-                    try RealVolume(shape: g.shape, elements: (0..<m).map { labSupport[$0] != 0 ? v[$0] : 0 })
-                }
-                // Δφ on the lab grid from the resampled complex fields (no interpolation across wraps).
-                let dl: [Float] = c.withUnsafeFloats { a in refLab.withUnsafeFloats { b in
-                    (0..<m).map { f in atan2(a[2 * f + 1] * b[2 * f] - a[2 * f] * b[2 * f + 1], a[2 * f] * b[2 * f] + a[2 * f + 1] * b[2 * f + 1]) }
-                } }
-                let uLab = try LabFrame.resample(RealVolume(shape: shape, elements: unwrapped[i]), basis: basis, onto: g).floats.map { $0 / Float(qMag) }
-                let eLab = try LabFrame.resample(RealVolume(shape: shape, elements: strains[i]), basis: basis, onto: g).floats
-                let om = Float(pca.omega[i])
-                let amp = c.modulus()
-                labs[i] = LabFields(amplitude: try masked(amp.floats.map { $0 }), phase: try masked(c.phase().floats),
-                                    phaseDifference: try masked(dl), displacement: try masked(uLab),
-                                    strain: try masked(eLab), support: labSupportVol,
-                                    pcaProjection: try masked(psiLab.map { $0 * om }),
-                                    pcaRegion: try RealVolume(shape: g.shape, elements: regLab))
-                if let fit = try? Resolution.edgeProfile(amplitude: amp, support: labSupport.map { $0 != 0 ? 1 : 0 }, voxelSize: voxel) {
-                    edge[i] = fit.fwhm
-                }
-            }
-        }
-
-        // 9. PRTF for states with several runs.
-        var prtfRes = [Double?](repeating: nil, count: total)
-        for i in 0..<total where !states[i].runs.isEmpty {
-            try Interruption.check()
-            report("prtf", i)
-            var runs: [ComplexVolume] = [states[i].object]
-            for r in states[i].runs {
-                guard r.shape == shape else { throw AnalysisError.shapeMismatch(state: "\(states[i].label) (run)", shape: r.shape, expected: shape) }
-                var o = r
-                let refA = states[i].object.modulus()
-                let d = try Registration.shift(of: o.modulus(), onto: refA, method: .integer)
-                let t = try Registration.shift(of: o.modulus().twin(), onto: refA, method: .integer)
-                if t.correlation > d.correlation { o = o.twin() }
-                let reg = try Registration.shift(of: o.modulus(), onto: refA, method: .peakSearch(from: .integer))
-                o = try o.fourierShifted(by: reg.shift)
-                let ip = try states[i].object.inner(o)   // Σ conj(ref)·o: its phase is the global offset
-                o.rotatePhase(by: Float(-atan2(ip.im, ip.re)))
-                runs.append(o)
-            }
-            prtfRes[i] = try Resolution.prtf(runs: runs, intensity: states[i].pattern, steps: geometry.reciprocalBasis).resolution
-        }
-
-        // 10. Per-state numbers.
-        var results: [StateResult] = []
-        for i in 0..<total {
-            let dm = diffs[i].reduce(0.0) { $0 + Double($1) } / Double(commonIdx.count)
-            var es = 0.0, ec = 0
-            for f in commonIdx where valids[i][f] == 2 && valids[ref][f] == 2 { es += Double(strains[i][f] - strains[ref][f]); ec += 1 }
-            let ext = LabFrame.extent(mask: supports[i], shape: shape, basis: basis)
-            results.append(StateResult(
-                label: states[i].label, condition: states[i].condition, chi2: states[i].chi2,
-                twinFlipped: twinFlags[i], twinOverlaps: overlaps[i], shift: shifts[i], correlation: correlations[i], phaseRamp: ramps[i],
-                filledVoxels: filled[i], meanPhaseDifference: dm, meanRelativeDisplacement: dm / qMag,
-                meanRelativeStrain: ec > 0 ? es / Double(ec) : 0, omega: pca.omega[i],
-                omegaNormalised: pca.omegaNormalised[i], edgeResolution: edge[i], prtfResolution: prtfRes[i],
-                extent: ext, aligned: objects[i], unwrappedPhase: unwrapped[i], strain: strains[i], lab: labs[i]))
-        }
-        report("done", total)
-        return SeriesResult(geometry: geometry, options: options, shape: shape, basis: basis, states: results, pca: pca,
-                            commonSupport: common, commonSupportVoxels: commonIdx.count, coreVoxels: coreIdx.count,
-                            labGrid: grid)
+        return StateResult(
+            label: st.input.label, condition: st.input.condition, chi2: st.input.chi2,
+            twinFlipped: st.twinFlipped, twinOverlaps: st.twinOverlaps, shift: st.shift, correlation: st.correlation,
+            phaseRamp: st.phaseRamp, filledVoxels: st.filledVoxels, meanPhaseDifference: dm,
+            meanRelativeDisplacement: dm / geometry.qMagnitude, meanRelativeStrain: ec > 0 ? es / Double(ec) : 0,
+            omega: pca.omega[i], omegaNormalised: pca.omegaNormalised[i], edgeResolution: st.edgeResolution,
+            prtfResolution: st.prtfResolution, extent: LabFrame.extent(mask: st.support, shape: shape, basis: basis),
+            aligned: st.object, unwrappedPhase: st.unwrappedPhase, strain: st.strain, lab: st.lab)
     }
 }

@@ -112,8 +112,20 @@ public struct PreparationOptions {
     public var binning = [1, 1, 1]
     /// Frames read at a time.
     public var framesPerRead = 16
+    /// How the forward FFT of a shifted scan is computed (the same sum either way, to
+    /// rounding).
+    public var scanTransform: ScanTransform = .framesAndColumns
 
     public init() {}
+}
+
+/// The forward FFT of a shifted scan before it is added to the sum.
+public enum ScanTransform: Sendable {
+    /// 2D FFTs of the frames, then 1D FFTs along the frame axis in blocks of columns, each
+    /// block phase-ramped and added while in cache: chunks the reading thread can join.
+    case framesAndColumns
+    /// One 3D plan (a frame shape that would break FFTW's alignment uses it anyway).
+    case wholeScan
 }
 
 /// What happened to one scan.

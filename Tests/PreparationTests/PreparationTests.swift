@@ -219,9 +219,9 @@ final class PreparationTests: XCTestCase {
     func testSplitScanTransformMatchesWholeScanPlan() throws {
         let sim = SimulatedScans(scans: 4)
         let split = try Preparation.prepare(scans: sim.scans)
-        ScanAccumulator.splitTransform = false
-        defer { ScanAccumulator.splitTransform = true }
-        let whole = try Preparation.prepare(scans: sim.scans)
+        var options = PreparationOptions()
+        options.scanTransform = .wholeScan
+        let whole = try Preparation.prepare(scans: sim.scans, options: options)
         XCTAssertEqual(split.pattern.shape, whole.pattern.shape)
         XCTAssertEqual(split.mask, whole.mask)
         XCTAssertTrue(split.scans.dropFirst().allSatisfy { r in r.shift.contains { abs($0) > 0.05 } }, "scans are shifted")
