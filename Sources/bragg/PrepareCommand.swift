@@ -200,8 +200,8 @@ struct PrepareCommand: ParsableCommand {
             || (FileManager.default.fileExists(atPath: out, isDirectory: &isDir) && isDir.boolValue)
     }
 
-    /// The states to prepare: (name, scan paths, SPEC scan number).
-    func stateList() throws -> [(name: String, paths: [String], specScan: Int?)] {
+    /// The states to prepare: (name, scan paths, SPEC scan number, scan in a multi-scan file).
+    func stateList() throws -> [(name: String, paths: [String], specScan: Int?, scan: String?)] {
         func stem(_ p: String) -> String {
             let u = URL(fileURLWithPath: p.hasSuffix("/") ? String(p.dropLast()) : p)
             return u.pathExtension.isEmpty || isDirectory(p) ? u.lastPathComponent : u.deletingPathExtension().lastPathComponent
@@ -209,7 +209,7 @@ struct PrepareCommand: ParsableCommand {
         if let file = states {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw UsageError("cannot read the states file \(file)") }
             let base = URL(fileURLWithPath: file).deletingLastPathComponent()
-            var list: [(String, [String], Int?)] = []
+            var list: [(String, [String], Int?, String?)] = []
             for (k, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
                 let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
@@ -219,12 +219,12 @@ struct PrepareCommand: ParsableCommand {
                     guard words.count == 3, let n = Int(words[2]) else {
                         throw UsageError("\(file) line \(k + 1): with --spec a state is 'NAME FOLDER SCAN_NUMBER' (got '\(line.trimmingCharacters(in: .whitespaces))')")
                     }
-                    list.append((words[0], [resolved(words[1])], n))
+                    list.append((words[0], [resolved(words[1])], n, nil))
                 } else {
                     guard words.count >= 2 else {
                         throw UsageError("\(file) line \(k + 1): a state is 'NAME SCAN [SCAN …]' (got '\(line.trimmingCharacters(in: .whitespaces))')")
                     }
-                    list.append((words[0], words.dropFirst().map(resolved), nil))
+                    list.append((words[0], words.dropFirst().map(resolved), nil, nil))
                 }
             }
             guard !list.isEmpty else { throw UsageError("the states file \(file) lists no state") }
@@ -235,17 +235,17 @@ struct PrepareCommand: ParsableCommand {
             guard scans.count == scan.count else {
                 throw UsageError("--spec pairs each TIFF folder with one --scan number: \(scans.count) folder(s) for \(scan.count) --scan")
             }
-            return zip(scans, scan).map { (stem($0), [$0], Int($1)) }
+            return zip(scans, scan).map { (stem($0), [$0], Int($1), nil) }
         }
         if scan.count > 1 {
             // Several scans of one multi-scan file (ID01 BLISS), or one --scan per file.
-            if scans.count == 1 { return scan.map { ("\(stem(scans[0]))_\($0)", scans, nil) } }
+            if scans.count == 1 { return scan.map { ("\(stem(scans[0]))_\($0)", scans, nil, $0) } }
             guard scans.count == scan.count else {
                 throw UsageError("give one --scan per file or one file for all --scan numbers (got \(scans.count) files and \(scan.count) --scan)")
             }
-            return zip(scans, scan).map { ("\(stem($0))_\($1)", [$0], nil) }
+            return zip(scans, scan).map { ("\(stem($0))_\($1)", [$0], nil, $1) }
         }
-        return scans.map { (stem($0), [$0], nil) }   // one state per SCAN
+        return scans.map { (stem($0), [$0], nil, nil) }   // one state per SCAN
     }
 
     func isDirectory(_ p: String) -> Bool {
@@ -301,7 +301,9 @@ struct PrepareCommand: ParsableCommand {
         var outputs: [String] = []
         do {
             for st in list {
-                let o = try StatePreparation.open(name: st.name, paths: st.paths, specScan: st.specScan, request: request)
+                var r = request
+                if let n = st.scan { r.scan = n }
+                let o = try StatePreparation.open(name: st.name, paths: st.paths, specScan: st.specScan, request: r)
                 opened.append(o)
                 if !common.quiet {
                     for b in o.beamlineScans ?? [] {

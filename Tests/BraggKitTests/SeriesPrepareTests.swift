@@ -120,6 +120,30 @@ final class SeriesPrepareTests: XCTestCase {
         }
     }
 
+    /// Several scans of one multi-scan file (ESRF ID01 BLISS, written in its layout by
+    /// Tests/scripts/make_beamline_scans.py) as states: `--scan 3 --scan 4`, one file each.
+    func testScansOfOneFileAsStates() throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/make_beamline_scans.py").path
+        var made = false
+        for py in ["/usr/bin/python3", "/usr/local/bin/python3"] where FileManager.default.isExecutableFile(atPath: py) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: py)
+            p.arguments = [script, path("files"), "id01"]
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            try p.run(); p.waitUntilExit()
+            if p.terminationStatus == 0 { made = true; break }
+        }
+        guard made else { throw XCTSkip("no python3 with numpy and h5py to write the ID01 file") }
+        let dir = path("id01") + "/"
+        let r = try bragg(["prepare", path("files/id01.h5"), "--scan", "3", "--scan", "4", "--out", dir, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let a = try CXIResults.read(from: dir + "id01_3.cxi"), b = try CXIResults.read(from: dir + "id01_4.cxi")
+        XCTAssertEqual(a.pattern?.shape, b.pattern?.shape)
+        XCTAssertEqual(a.geometry.beamline, "id01"); XCTAssertEqual(b.geometry.beamline, "id01")
+        XCTAssertNotEqual(a.pattern?.floats, b.pattern?.floats, "two scans, two patterns")
+    }
+
     /// A state that cannot be read, or of another detector shape, is refused with one
     /// sentence naming its file, exit 2, before any frame is read and with nothing written.
     func testBadStatesAreRefusedBeforeAnyWork() throws {
