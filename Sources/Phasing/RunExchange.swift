@@ -68,7 +68,7 @@ enum RunExchange {
         w.bool(r.metrics != nil)
         if let m = r.metrics { w.double(m.chi2); w.double(m.llk); w.double(m.freeLLK); w.int(m.supportVoxels) }
         w.bool(r.failure != nil); w.string(r.failure ?? "")
-        w.doubles(r.ramp); w.ints(r.roll)
+        w.doubles(r.ramp.radiansPerVoxel); w.ints(r.roll)
         w.ints(r.chi2History.map(\.iteration)); w.doubles(r.chi2History.map(\.chi2))
         w.double(r.seconds); w.int(r.iterations); w.int(r.restarts); w.doubles(r.checkChi2)
         w.bool(r.psf != nil)
@@ -83,7 +83,7 @@ enum RunExchange {
         }
         let failed = try rd.bool(), failure = try rd.string()
         r.failure = failed ? failure : nil
-        r.ramp = try rd.doubles(); r.roll = try rd.ints()
+        r.ramp = PhaseRamp(radiansPerVoxel: try rd.doubles()); r.roll = try rd.ints()
         let its = try rd.ints(), chi2 = try rd.doubles()
         guard its.count == chi2.count else { throw CommunicationError.malformed("a χ² history of \(its.count) iterations and \(chi2.count) values") }
         r.chi2History = zip(its, chi2).map { (iteration: $0, chi2: $1) }
