@@ -95,7 +95,7 @@ final class RanksTests: XCTestCase {
         var r = PhasingRunResult(index: 3, seed: 0xDEAD_BEEF_0123_4567)
         r.metrics = PhasingMetrics(chi2: 0.1 + 0.2, llk: -.pi, freeLLK: .nan, supportVoxels: 1234)
         r.failure = "stalled, \"twice\""
-        r.ramp = [1e-300, -0.0, 3]; r.roll = [-1, 0, 7]
+        r.ramp = PhaseRamp(radiansPerVoxel: [1e-300, -0.0, 3]); r.roll = [-1, 0, 7]
         r.chi2History = [(10, 0.5), (20, 0.25)]
         r.iterations = 230; r.restarts = 2; r.checkChi2 = [4, 5.5]; r.seconds = 1.5
         var p = PointSpreadFunction(model: .pseudoVoigt, fwhm: [0.5, 0.7, 1.1], eta: 0.3)
@@ -110,7 +110,7 @@ final class RanksTests: XCTestCase {
         XCTAssertEqual(back.metrics!.chi2.bitPattern, r.metrics!.chi2.bitPattern)
         XCTAssertTrue(back.metrics!.freeLLK.isNaN); XCTAssertEqual(back.metrics!.supportVoxels, 1234)
         XCTAssertEqual(back.failure, r.failure)
-        XCTAssertEqual(back.ramp.map(\.bitPattern), r.ramp.map(\.bitPattern)); XCTAssertEqual(back.roll, r.roll)
+        XCTAssertEqual(back.ramp.radiansPerVoxel.map(\.bitPattern), r.ramp.radiansPerVoxel.map(\.bitPattern)); XCTAssertEqual(back.roll, r.roll)
         XCTAssertEqual(back.chi2History.map(\.iteration), [10, 20]); XCTAssertEqual(back.chi2History.map(\.chi2), [0.5, 0.25])
         XCTAssertEqual(back.iterations, 230); XCTAssertEqual(back.restarts, 2); XCTAssertEqual(back.checkChi2, [4, 5.5])
         XCTAssertEqual(back.psf, r.psf)
