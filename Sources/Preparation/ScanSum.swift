@@ -296,3 +296,4 @@ public struct SummedStack {
                                cropStart: start, cropSize: size, binning: options.binning, stackShape: stackShape,
                                maskedPixels: alignedBad.reduce(0) { $0 + Int($1) }, peakInPattern: peakOut)
     }
+}
