@@ -79,6 +79,15 @@ extension HardeningTests {
         XCTAssertThrowsError(try TIFFReader(tif)) { e in
             XCTAssertEqual("\(e)", "file \(tif) is truncated: page 1 declares 65536 × 65536 pixels of 16 bits (8589934592 bytes) but the file has \(tiffHeader(width: 1, height: 1, bits: 16).count)")
         }
+        // A deflated stack of 64 such pages (1 TiB as floats): each page could be real, the
+        // stack cannot be held whole (beyond any test machine's memory).
+        let stack = path("stack.tif")
+        FileManager.default.createFile(atPath: stack, contents: tiffHeader(width: 65536, height: 65536, bits: 16, pages: 64, compression: 8))
+        let reader = try TIFFReader(stack)
+        XCTAssertEqual(reader.shape, [64, 65536, 65536])
+        XCTAssertThrowsError(try reader.readAll()) { e in
+            XCTAssertTrue("\(e)".hasPrefix("\(stack): 64 pages of 65536 × 65536 pixels are more than this machine's"), "\(e)")
+        }
         // HDF5: a chunked, compressed dataset of 2⁵⁰ elements, never written (legal: it reads
         // as its fill value), so its size cannot be checked against the file: against memory.
         guard let py = python(with: ["h5py"]) else { throw XCTSkip("python3 with h5py not found") }
@@ -103,25 +112,29 @@ extension HardeningTests {
         XCTAssertEqual(s, 0, o)
         assertRefused(try bragg(["convert", h5, path("h.npy")], timeout: 30), naming: h5, saying: "bytes of memory")
         assertRefused(try bragg(["phase", h5, "--out", path("h.cxi")], timeout: 30), naming: h5, saying: "bytes of memory")
+        // `info` streams its statistics, so only data far beyond what the file stores is refused.
+        assertRefused(try bragg(["info", h5], timeout: 30), naming: h5, saying: "but the file stores 0 bytes of it")
         let r = try bragg(["convert", contiguous, path("c.npy")], timeout: 30)
         assertRefused(r, naming: contiguous, saying: "4294967296 elements")
         XCTAssertEqual(files(in: dir).filter { $0.hasSuffix(".npy") || $0.hasSuffix(".cxi") }, [])
     }
 
-    /// A little-endian baseline TIFF header and one directory: an uncompressed greyscale page
-    /// whose one strip (8 bytes at offset 8) is far shorter than the size it declares.
-    func tiffHeader(width: UInt32, height: UInt32, bits: UInt16) -> Data {
+    /// A little-endian baseline TIFF: `pages` directories of greyscale pages (compression 1:
+    /// none, 8: deflate) sharing one 8-byte strip at offset 8, far shorter than each declares.
+    func tiffHeader(width: UInt32, height: UInt32, bits: UInt16, pages: Int = 1, compression: UInt16 = 1) -> Data {
         var d = Data([0x49, 0x49, 42, 0]); d.append(le32(16)); d.append(Data(count: 8))
         let entries: [(UInt16, UInt16, UInt32)] = [   // tag, type (3 SHORT, 4 LONG), value
-            (256, 4, width), (257, 4, height), (258, 3, UInt32(bits)), (259, 3, 1), (262, 3, 1),
+            (256, 4, width), (257, 4, height), (258, 3, UInt32(bits)), (259, 3, UInt32(compression)), (262, 3, 1),
             (273, 4, 8), (277, 3, 1), (278, 4, height), (279, 4, 8),
         ]
-        d.append(le16(UInt16(entries.count)))
-        for (tag, type, value) in entries {
-            d.append(le16(tag)); d.append(le16(type)); d.append(le32(1))
-            d.append(type == 3 ? le16(UInt16(value)) + le16(0) : le32(value))
+        for k in 0..<pages {
+            d.append(le16(UInt16(entries.count)))
+            for (tag, type, value) in entries {
+                d.append(le16(tag)); d.append(le16(type)); d.append(le32(1))
+                d.append(type == 3 ? le16(UInt16(value)) + le16(0) : le32(value))
+            }
+            d.append(le32(k + 1 < pages ? UInt32(d.count + 4) : 0))   // the next directory follows
         }
-        d.append(le32(0))
         return d
     }
 
