@@ -180,6 +180,7 @@ struct PhaseCommand: ParsableCommand {
             throw UsageError("\(foreign.joined(separator: ", ")) \(foreign.count == 1 ? "applies" : "apply") only to --method \(method == "neural" ? "iterative" : "neural")")
         }
         if method == "neural" {
+            try ClusterRun.refuseRanks("--method neural")   // one network pass: nothing to spread (#24)
             try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
                                learningRate: refineLearningRate, anySize: anySize, out: out, force: force,
                                quiet: common.quiet, then: try then.map { try Recipe.parse($0) }, symmetries: symmetries).run()
