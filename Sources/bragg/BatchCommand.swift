@@ -25,6 +25,15 @@ enum ClusterRun {
         Parallel.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / World.localSize)
     }
 
+    /// Refuses work that is not spread over ranks when several were started: every rank
+    /// would do it all and write the same files.
+    static func refuseRanks(_ what: String) throws {
+        let world = try world()
+        guard world.size > 1 else { return }
+        if !world.isRoot { exit(2) }   // said once, by rank 0
+        throw UsageError("\(what) does not spread over MPI ranks; run it without mpirun (\(world.size) ranks were started)")
+    }
+
     /// `Phaser.phase` over the ranks of this job: the result on rank 0, nil on the others.
     /// A failure that only one rank sees (a lost message) ends the whole job at once, since
     /// the other ranks would wait for it forever; a failure every rank sees alike (no run

@@ -173,6 +173,7 @@ struct PhaseCommand: ParsableCommand {
         common.apply()
         try checkMethodOptions()
         if method == .neural {
+            try ClusterRun.refuseRanks("--method neural")   // one network pass: nothing to spread (#24)
             try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
                                learningRate: refineLearningRate, anySize: anySize, out: out, force: force,
                                quiet: common.quiet, then: try then.map { try Recipe.parse($0) }, symmetries: symmetries).run()

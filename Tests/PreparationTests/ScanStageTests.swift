@@ -45,8 +45,8 @@ final class ScanStageTests: XCTestCase {
         try sum.add(data, shift: d.map { -$0 }, badList: [])
         let report = ScanReport(index: 0, source: "moved", shift: d.map { -$0 }, correlation: 1, included: true,
                                 note: nil, hotPixels: 0, deadPixels: 0, otherBadPixels: 0, totalCounts: 0)
-        let p = try sum.pattern(reports: [report], knownBad: [UInt8](repeating: 0, count: shape[1] * shape[2]),
-                                buffer: FloatStorage(count: moved.count))
+        let p = try sum.summed(reports: [report], knownBad: [UInt8](repeating: 0, count: shape[1] * shape[2]),
+                               buffer: FloatStorage(count: moved.count)).pattern(size: options.size)
         XCTAssertEqual(p.pattern.shape, shape)
         XCTAssertEqual(p.cropStart, [0, 0, 0])
         var diff = 0.0, norm = 0.0, good = 0
