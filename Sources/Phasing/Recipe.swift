@@ -58,7 +58,7 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A sequence of algorithm steps written PyNX-style, e.g.
-/// `"HIO:400 beta=0.9 sw=20, RAAR:300, ER:100"`. Steps are separated by commas (or `;`),
+/// `"HIO:400 beta=0.9 sw=20, RAAR:500, ER:100"`. Steps are separated by commas (or `;`),
 /// each `NAME:ITERATIONS` followed by optional `key=value` options:
 /// `beta` (0 < β ≤ 1), `sw` (shrink-wrap period in iterations, 0 = off), `threshold`
 /// (0 < t < 1), `ref` (`max` or `rms`: what the threshold is a fraction of) and `psf`

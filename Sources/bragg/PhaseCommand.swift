@@ -16,7 +16,7 @@ struct PhaseCommand: ParsableCommand {
             shape or a bad recipe is refused with exit status 2.
 
             Recipe: steps separated by commas, NAME:ITERATIONS then options, e.g. \
-            "HIO:400 beta=0.9 sw=20, RAAR:300 beta=0.8, ER:100". Algorithms: ER (ρ ← P_S P_M ρ), \
+            "HIO:400 beta=0.9 sw=20, RAAR:500 beta=0.8, ER:100". Algorithms: ER (ρ ← P_S P_M ρ), \
             HIO (ρ' in S, ρ − βρ' outside), RAAR (ρ' in S, βρ + (1−2β)ρ' outside), with \
             ρ' = P_M ρ. Options: beta, sw (shrink-wrap every sw iterations, 0 = off), \
             threshold (shrink-wrap fraction of the blurred modulus' maximum, or of its RMS over \
@@ -29,8 +29,8 @@ struct PhaseCommand: ParsableCommand {
             option a step does not use (beta on ER, threshold with sw=0) is refused. The \
             default recipe switches psf=auto on after HIO, so that coherent and partially \
             coherent data both phase; the PSF found is printed per run and written to the \
-            results file. Two recipes have names: "default" (800 \
-            iterations) and "short" (HIO:100, RAAR:50, ER:50: a quarter of them, for a start \
+            results file. Two recipes have names: "default" (1000 \
+            iterations) and "short" (HIO:100, RAAR:50, ER:50: 200 iterations, for a start \
             near the answer, as with --method neural --then short).
 
             With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
