@@ -245,6 +245,8 @@ struct PrepareCommand: ParsableCommand {
             }
             return zip(scans, scan).map { ("\(stem($0))_\($1)", [$0], nil, $1) }
         }
+        // One output file: every SCAN is a scan of the one state (summed).
+        if !isSeries { return [(stem(scans[0]), scans, nil, scan.first)] }
         return scans.map { (stem($0), [$0], nil, nil) }   // one state per SCAN
     }
 

@@ -46,6 +46,17 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(crystal.dislocation, .edge)
     }
 
+    /// Several SCANs into one file are the scans of one state (summed); into a folder, one
+    /// state each. (An earlier merge took only the first scan into a file.)
+    func testScansIntoOneFileAreOneState() throws {
+        let one = try parse(["prepare", "s0.h5", "s1.h5", "s2.h5", "--out", "p.cxi"], as: PrepareCommand.self).stateList()
+        XCTAssertEqual(one.count, 1)
+        XCTAssertEqual(one.first?.paths, ["s0.h5", "s1.h5", "s2.h5"])
+        let series = try parse(["prepare", "s0.h5", "s1.h5", "--out", "states/"], as: PrepareCommand.self).stateList()
+        XCTAssertEqual(series.map(\.name), ["s0", "s1"])
+        XCTAssertEqual(series.map(\.paths), [["s0.h5"], ["s1.h5"]])
+    }
+
     /// A word outside a closed set is refused while parsing, naming the option and the words it takes.
     func testClosedSetsRefuseOtherWords() {
         let phase = ["phase", "p.npy", "--out", "o.cxi"]
