@@ -36,7 +36,13 @@ public struct PhasePCA: Sendable {
             } }
             g[i * k + j] = v; g[j * k + i] = v
         } }
-        let (vals, vecs) = PhasePCA.symmetricEigen(g, k)
+        // Numerics' one Jacobi solver; its stop (full off-diagonal sum against the diagonal)
+        // at 2e-30 matches the upper-triangle test at 1e-30 this PCA had.
+        let (diag, columns) = symmetricEigen((0..<k).map { i in Array(g[(i * k)..<(i * k + k)]) }, tolerance: 2e-30)
+        let order = (0..<k).sorted { diag[$0] > diag[$1] }
+        let vals = order.map { diag[$0] }
+        var vecs = [Double](repeating: 0, count: k * k)   // row-major, column c = eigenvector of vals[c]
+        for (c, o) in order.enumerated() { for r in 0..<k { vecs[r * k + c] = columns[r][o] } }
         eigenvalues = vals.map { max(0, $0) }
         let total = eigenvalues.reduce(0, +)
         explainedVariance = eigenvalues.map { total > 0 ? $0 / total : 0 }
@@ -70,42 +76,5 @@ public struct PhasePCA: Sendable {
             }
         }
         region = reg
-    }
-
-    /// Cyclic Jacobi eigen-decomposition of a symmetric n×n matrix (row-major): eigenvalues
-    /// in decreasing order and the eigenvectors as the columns of a row-major matrix.
-    static func symmetricEigen(_ a0: [Double], _ n: Int) -> ([Double], [Double]) {
-        var a = a0
-        var v = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { v[i * n + i] = 1 }
-        for _ in 0..<100 {
-            var off = 0.0
-            for p in 0..<n { for q in (p + 1)..<max(p + 1, n) { off += a[p * n + q] * a[p * n + q] } }
-            if off < 1e-30 * max(1, a.map { $0 * $0 }.reduce(0, +)) { break }
-            for p in 0..<n { for q in (p + 1)..<max(p + 1, n) {
-                let apq = a[p * n + q]
-                guard abs(apq) > 0 else { continue }
-                let theta = (a[q * n + q] - a[p * n + p]) / (2 * apq)
-                let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
-                let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                for r in 0..<n {
-                    let arp = a[r * n + p], arq = a[r * n + q]
-                    a[r * n + p] = c * arp - s * arq; a[r * n + q] = s * arp + c * arq
-                }
-                for r in 0..<n {
-                    let apr = a[p * n + r], aqr = a[q * n + r]
-                    a[p * n + r] = c * apr - s * aqr; a[q * n + r] = s * apr + c * aqr
-                }
-                for r in 0..<n {
-                    let vrp = v[r * n + p], vrq = v[r * n + q]
-                    v[r * n + p] = c * vrp - s * vrq; v[r * n + q] = s * vrp + c * vrq
-                }
-            } }
-        }
-        let order = (0..<n).sorted { a[$0 * n + $0] > a[$1 * n + $1] }
-        let vals = order.map { a[$0 * n + $0] }
-        var vecs = [Double](repeating: 0, count: n * n)
-        for (c, o) in order.enumerated() { for r in 0..<n { vecs[r * n + c] = v[r * n + o] } }
-        return (vals, vecs)
     }
 }
