@@ -13,6 +13,12 @@ public struct PatternInput {
     /// `bragg simulate`), nil when it records none.
     public var geometry: CXIGeometry?
 
+    /// A pattern held in memory (centred intensity, mask nonzero = bad); `maskSource` and
+    /// `geometry` are recorded in the results when given.
+    public init(pattern: RealVolume, mask: RealVolume? = nil, maskSource: String? = nil, geometry: CXIGeometry? = nil) {
+        self.pattern = pattern; self.mask = mask; self.maskSource = maskSource; self.geometry = geometry
+    }
+
     /// Reads the pattern (and mask) to phase. A CXI/HDF5 file named without a dataset gives
     /// its pattern at /entry_1/data_1/data, its geometry, and, when no `mask` is given, its
     /// mask at /entry_1/data_1/mask if it has one. Other inputs (FILE:DATASET, .npy, .npz)

@@ -82,7 +82,7 @@ struct AnalyzeCommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        try checkAnalysisOutput(out, force: force)   // before any work (#22)
+        try SeriesOutputs.check(folder: out, overwrite: force)   // before any work (#22)
         common.apply()
         guard !inputs.isEmpty else { throw UsageError("give an experiment file (.toml) or the reconstructions to analyse") }
         // 1. The states, geometry and options.
@@ -140,10 +140,6 @@ struct AnalyzeCommand: ParsableCommand {
         }
 
         // 3. Geometry: command line over experiment file over the reference's results file.
-        var record: CXIGeometry? = nil
-        var source = ""
-        if let g = geometry { record = CXIGeometry(g); source = "the experiment file \(inputs[0])" }
-        else if let c = storedGeometry { record = c; source = specs[options.reference].file }
         var overrides: [GeometryOverride] = []
         if let v = energyKeV { overrides.append(GeometryOverride(option: "--energy-kev", quantity: .energy, value: v * 1000)) }
         if let v = twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: v * .pi / 180)) }
@@ -156,24 +152,16 @@ struct AnalyzeCommand: ParsableCommand {
             guard let v = axes[a] else { throw UsageError("--rocking-axis must be x, y or z (got '\(a)')") }
             overrides.append(GeometryOverride(option: "--rocking-axis", quantity: .rockingAxis, value: 0, axis: v))
         }
-        var overrideNote: String? = nil
-        var geo: BraggGeometry
+        let resolved: ResolvedGeometry
         do {
-            if var r = record {
-                // Values the command line overrides describe the reconstruction grid anew.
-                if !overrides.isEmpty { r.voxelSize = nil; r.realSpaceBasis = nil }
-                (r, overrideNote) = try GeometryMerge.apply(overrides, to: r, source: source)
-                record = r
-            } else if !overrides.isEmpty {
-                (record, _) = try GeometryMerge.apply(overrides, to: CXIGeometry(), source: "the command line")
-                source = "the command line"
-            }
-            guard let r = record, let g = try r.braggGeometry() else {
-                throw UsageError("no geometry: the results files record none and no [geometry] was given; give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
-            }
-            geo = g
+            resolved = try GeometryMerge.resolve(experiment: geometry, experimentSource: "the experiment file \(inputs[0])",
+                                                 stored: storedGeometry, storedSource: specs[options.reference].file,
+                                                 overrides: overrides)
+        } catch PipelineError.noGeometry {
+            throw UsageError("no geometry: the results files record none and no [geometry] was given; give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
         } catch let e as PipelineError { throw UsageError(e.description) }
-        if let n = overrideNote { print(n) } else { print("geometry from \(source)") }
+        let geo = resolved.geometry
+        print(resolved.summary)
 
         // One shape for the series.
         do {
@@ -188,13 +176,8 @@ struct AnalyzeCommand: ParsableCommand {
 
         // 5. Write (the folder is made only now: a failed analysis leaves nothing behind).
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let ref = result.states[options.reference]
-        var table: [String: Any] = ["geometry_source": source, "geometry_record": record?.summary ?? [:],
-                                    "q_magnitude_per_m": geo.qMagnitude,
-                                    "voxel_size_nm": (0..<3).map { norm(result.basis.column($0)) * 1e9 },
-                                    "crystal_extent_lab_um": ["x": ref.extent.x * 1e6, "y": ref.extent.y * 1e6, "z": ref.extent.z * 1e6]]
-        if let n = overrideNote { table["geometry_overrides"] = n }
-        let vtis = try writeAnalysisOutputs(result, to: out, force: force, tableExtras: table)
+        let vtis = try SeriesOutputs.write(result, to: out, overwrite: force,
+                                           tableExtras: SeriesOutputs.geometryExtras(resolved, result: result, reference: options.reference))
 
         // 6. Summary: the seed's Table 1.
         print(String(format: "|Q| = %.4g m⁻¹, Q̂ = (%.3f, %.3f, %.3f) (x, y, z); common support %d voxels; %.1f s",

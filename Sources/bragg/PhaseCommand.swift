@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
-import Numerics
-import Formats
-import Neural
-import Phasing
+import BraggKit
 
 struct PhaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -181,8 +178,7 @@ struct PhaseCommand: ParsableCommand {
             return
         }
         // Check everything cheap before the long work.
-        let ext = (out as NSString).pathExtension.lowercased()
-        guard ["h5", "cxi", "npy"].contains(ext) else {
+        guard Reconstruction.canWrite(to: out) else {
             throw UsageError("output '\(out)' must end in .h5, .cxi (CXI results) or .npy (complex object)")
         }
         if FileManager.default.fileExists(atPath: out) && !force {
@@ -202,9 +198,9 @@ struct PhaseCommand: ParsableCommand {
         options.shrinkWrap.sigmaStart = sig[0]; options.shrinkWrap.sigmaEnd = sig[1]
         options.shrinkWrap.reference = thresholdReference
 
-        let (intensity, maskVolume, maskSource) = try readPatternInput(pattern, mask: mask)
+        let patternInput = try PatternInput.read(pattern, mask: mask)
         options.support = try parseSupport(support)
-        let data = try PhasingData(intensity: intensity, mask: maskVolume, name: "'\(pattern)'")
+        let data = try PhasingData(intensity: patternInput.pattern, mask: patternInput.mask, name: "'\(pattern)'")
         let bar = ProgressBar(quiet: common.quiet || !ClusterRun.isRoot)   // one view under mpirun (#24)
         for w in data.warnings { bar.message("bragg: warning: \(w)") }
         if !common.quiet {
@@ -241,14 +237,9 @@ struct PhaseCommand: ParsableCommand {
                      what, result.spread, result.metrics.chi2, result.metrics.llk,
                      result.ramp.cyclesPerVoxel[0], result.ramp.cyclesPerVoxel[1], result.ramp.cyclesPerVoxel[2], out))
 
-        if ext == "npy" {
-            try ArrayIO.write(result.object, to: out, overwrite: force)
-        } else {
-            var res = iterativeResultsFile(result, options: options, intensity: intensity, mask: maskVolume,
-                                           source: pattern, maskSource: maskSource, supportDescription: support)
-            try carryPatternGeometry(&res, pattern: pattern, patternShape: intensity.shape)
-            try res.write(to: out, overwrite: force)
-        }
+        let reconstruction = Reconstruction(iterative: result, options: options, pattern: patternInput, source: pattern,
+                                            supportDescription: support)
+        do { try reconstruction.write(to: out, overwrite: force) } catch let e as PipelineError { throw UsageError(e.description) }
     }
 
     func parseSupport(_ s: String) throws -> InitialSupport {

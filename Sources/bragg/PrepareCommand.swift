@@ -390,7 +390,7 @@ struct PrepareCommand: ParsableCommand {
             print("\(label)geometry: incomplete\(why) (give the missing values with --energy-kev, --distance, --pixel-um, --two-theta, --rocking-step)")
         }
 
-        let cxi = preparedPatternFile(result, options: options, geometry: g)
+        let cxi = ResultsFile.prepared(result, options: options, geometry: g, programName: "BraggKit \(Bragg.version) prepare")
         try cxi.write(to: path, overwrite: force, compression: compression == 0 ? nil : compression)
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Analysis
+import BraggKit
 import Foundation
 import Formats
 import Numerics
@@ -186,7 +187,7 @@ struct SimulateOperando: ParsableCommand {
         var doc = (try JSONSerialization.jsonObject(with: try JSONEncoder.pretty.encode(series.metrics)) as? [String: Any]) ?? [:]
         let truth = try SeriesAnalysis.groundTruth(objects: series.states.map(\.object), supports: series.states.map(\.support),
                                                    labels: series.states.map(\.label), geometry: g)
-        doc["analysis_convention"] = analysisGroundTruth(truth)
+        doc["analysis_convention"] = SeriesOutputs.groundTruth(truth)
         doc["analysis_convention_note"] = "Δφ_mean, Ω and the edge FWHM as bragg analyze computes them on the true objects (support: amplitude above half its interior level; core-median global phase; ramp removed; majority common support; erf edge fit in the lab frame); compare reconstructions against these. Phase retrieval may return the whole series as the twin of the truth: its Δφ_mean then all change sign (Ω and edge widths stay); decide that once for the series, from the reference's overlap with the true object, never per state"
         let json = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
         try SafeOutput.write(to: out + "/ground_truth.json", overwrite: force) { _ = fm.createFile(atPath: $0, contents: json) }
