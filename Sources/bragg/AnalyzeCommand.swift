@@ -41,20 +41,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Comma-separated state labels (with reconstructions on the command line).")
     var labels: String?
 
-    @Option(name: .customLong("energy-kev"), help: "Photon energy (keV).")
-    var energyKeV: Double?
-    @Option(name: .customLong("two-theta"), help: "Scattering angle 2θ (degrees).")
-    var twoTheta: Double?
-    @Option(name: .customLong("out-of-plane"), help: "Detector out-of-plane angle δ (degrees).")
-    var outOfPlane: Double?
-    @Option(name: .customLong("distance"), help: "Sample–detector distance (m).")
-    var distance: Double?
-    @Option(name: .customLong("pixel-um"), help: "Detector pixel size (µm).")
-    var pixelMicrons: Double?
-    @Option(name: .customLong("rocking-step"), help: "Rocking step (degrees).")
-    var rockingStep: Double?
-    @Option(name: .customLong("rocking-axis"), help: "Rocking axis: x, y or z (lab frame).")
-    var rockingAxis: String?
+    @OptionGroup var geometryOverrides: GeometryOverrideOptions
 
     @Option(help: "Reference state: a label or a 0-based index.")
     var reference: String?
@@ -73,15 +60,12 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(name: .customLong("keep-ramp"), help: "Keep each state's linear phase ramp (a uniform strain stays in).")
     var keepRamp = false
 
-    @Option(name: .shortAndLong, help: "Output folder (created if missing).")
-    var out: String
-
-    @Flag(help: "Replace existing outputs.")
-    var force = false
+    @OptionGroup var output: OutputFolderOptions
 
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        let out = output.out, force = output.force
         try SeriesOutputs.check(folder: out, overwrite: force)   // before any work (#22)
         common.apply()
         guard !inputs.isEmpty else { throw UsageError("give an experiment file (.toml) or the reconstructions to analyse") }
@@ -140,18 +124,7 @@ struct AnalyzeCommand: ParsableCommand {
         }
 
         // 3. Geometry: command line over experiment file over the reference's results file.
-        var overrides: [GeometryOverride] = []
-        if let v = energyKeV { overrides.append(GeometryOverride(option: "--energy-kev", quantity: .energy, value: v * 1000)) }
-        if let v = twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: v * .pi / 180)) }
-        if let v = outOfPlane { overrides.append(GeometryOverride(option: "--out-of-plane", quantity: .outOfPlane, value: v * .pi / 180)) }
-        if let v = distance { overrides.append(GeometryOverride(option: "--distance", quantity: .distance, value: v)) }
-        if let v = pixelMicrons { overrides.append(GeometryOverride(option: "--pixel-um", quantity: .pixelSize, value: v * 1e-6)) }
-        if let v = rockingStep { overrides.append(GeometryOverride(option: "--rocking-step", quantity: .rockingStep, value: v * .pi / 180)) }
-        if let a = rockingAxis {
-            let axes = ["x": [1.0, 0, 0], "y": [0, 1.0, 0], "z": [0, 0, 1.0]]
-            guard let v = axes[a] else { throw UsageError("--rocking-axis must be x, y or z (got '\(a)')") }
-            overrides.append(GeometryOverride(option: "--rocking-axis", quantity: .rockingAxis, value: 0, axis: v))
-        }
+        let overrides = try geometryOverrides.overrides()
         let resolved: ResolvedGeometry
         do {
             resolved = try GeometryMerge.resolve(experiment: geometry, experimentSource: "the experiment file \(inputs[0])",

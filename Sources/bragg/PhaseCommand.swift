@@ -44,136 +44,38 @@ struct PhaseCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The pattern: FILE or FILE:DATASET (.npy, .npz, .h5, .cxi).")
-    var pattern: String
-
-    @Option(help: "Bad-pixel mask of the pattern's shape (nonzero = bad).")
-    var mask: String?
-
-    @Option(help: "Algorithm recipe (see below).")
-    var recipe: String = Recipe.defaultString
+    @OptionGroup var input: PatternOptions
 
     @Option(help: "iterative (ER/HIO/RAAR recipe) or neural (the trained network, see --model).")
     var method: PhaseMethod = .iterative
 
-    @Option(help: "Neural method: model file (.safetensors; default models/default-c8-64.safetensors or $BRAGG_MODEL).")
-    var model: String?
+    @OptionGroup(title: "Iterative method") var iterative: IterativeOptions
 
-    @Option(name: .customLong("refine-steps"), help: "Neural method: steps fine-tuning the network on this pattern (physics loss; best prediction kept).")
-    var refineSteps: Int = 0
+    @OptionGroup(title: "Neural method") var neural: NeuralOptions
 
-    @Option(name: .customLong("refine-learning-rate"), help: "Neural method: Adam learning rate of the refinement.")
-    var refineLearningRate: Double = 1e-4
-
-    @Option(name: .customLong("then"), help: "Neural method: hand the prediction (object and support) to the iterative engine with this recipe, e.g. \"ER:50\" or \"short\" (HIO:100, RAAR:50, ER:50).")
-    var then: String?
-
-    @Option(help: "Neural method: run the network on the pattern under symmetries of the cube, none, reflections (8 passes) or cube (48), each pass on the pattern reflected about its centre and/or with its axes permuted; the predictions are transformed back and the one of lowest loss is kept.")
-    var symmetries: NeuralPhaser.PredictionSymmetries = .none
-
-    @Flag(name: .customLong("any-size"), help: "Neural method: run on a cubic pattern of another edge (multiple of 8) than the model's.")
-    var anySize = false
-
-    @Option(help: "Independent random starts.")
-    var runs: Int = 1
-
-    @Option(help: "Best runs aligned and merged by mode decomposition into the result (≤ --runs).")
-    var keep: Int = 1
-
-    @Option(help: "Random seed (the same seed gives the same result).")
-    var seed: UInt64 = 1
-
-    @Option(help: "Initial support: auto (autocorrelation), auto:T (threshold fraction T), box:Z,Y,X, sphere:R (voxels), or FILE[:DATASET] (nonzero inside, centred).")
-    var support: String = "auto"
-
-    @Option(name: .customLong("sigma"), help: "Shrink-wrap Gaussian σ in voxels, START,END (decays linearly over the recipe).")
-    var sigma: String = "2,1"
-
-    @Option(name: .customLong("threshold-reference"), help: "What the shrink-wrap threshold is a fraction of: max (of the blurred modulus) or rms (over the support; robust to a bright spot, e.g. with a gap through the Bragg peak).")
-    var thresholdReference: ShrinkWrapReference = .maximum
-
-    @Option(name: .customLong("free-fraction"), help: "Fraction of measured pixels withheld for the free log-likelihood (0–0.2; 0 disables).")
-    var freeFraction: Double = 0.04
-
-    @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: free-llk (the default; llk when --free-fraction is 0), llk or chi2.")
-    var rankBy: PhasingRankMetric?
-
-    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the median of the other runs' is restarted from a new random start (--stall-restarts times), then dropped.")
-    var stallCheck: Double = 0.3
-
-    @Option(name: .customLong("stall-factor"), help: "How many times the median chi2 of the other runs makes a run stalled.")
-    var stallFactor: Double = 4
-
-    @Option(name: .customLong("stall-restarts"), help: "New random starts a stalled run gets before it is dropped.")
-    var stallRestarts: Int = 1
-
-    @Option(name: .customLong("merge-tolerance"), help: "The first mode of the kept runs is written when its chi2 is at most this many times the best run's; otherwise the best run is written (1 = never worse than the best run).")
-    var mergeTolerance: Double = 1.1
-
-    @Option(name: .shortAndLong, help: "Output: .h5/.cxi (CXI results) or .npy (complex object).")
-    var out: String
-
-    @Flag(help: "Replace an existing output file.")
-    var force = false
+    @OptionGroup var output: OutputFileOptions
 
     @OptionGroup var common: CommonOptions
 
-    func validate() throws {
-        guard runs >= 1 else { throw ValidationError("--runs must be at least 1 (got \(runs))") }
-        guard keep >= 1 && keep <= runs else { throw ValidationError("--keep must be between 1 and --runs (\(runs)) (got \(keep))") }
-        if rankBy == .freeLLK && freeFraction == 0 {
-            throw ValidationError("--rank-by free-llk needs withheld pixels; give --free-fraction above 0")
-        }
-        guard stallCheck >= 0 && stallCheck < 1 else { throw ValidationError("--stall-check must be a fraction in [0, 1) (got \(stallCheck))") }
-        guard stallFactor > 1 else { throw ValidationError("--stall-factor must be above 1 (got \(stallFactor))") }
-        guard stallRestarts >= 0 else { throw ValidationError("--stall-restarts must be ≥ 0 (got \(stallRestarts))") }
-        guard mergeTolerance >= 1 else { throw ValidationError("--merge-tolerance must be at least 1 (got \(mergeTolerance))") }
-    }
-
-    /// The command as parsed with nothing but its required arguments: the defaults the
-    /// method checks below compare against, declared once, on the options themselves.
-    static func defaults() throws -> PhaseCommand { try PhaseCommand.parse(["pattern", "--out", "out"]) }
-
-    /// The neural-only options given a value other than their default.
-    func neuralOnlyOptionsGiven() throws -> [String] {
-        let d = try Self.defaults()
-        return [("--model", model != d.model), ("--refine-steps", refineSteps != d.refineSteps),
-                ("--refine-learning-rate", refineLearningRate != d.refineLearningRate), ("--then", then != d.then),
-                ("--symmetries", symmetries != d.symmetries), ("--any-size", anySize != d.anySize)]
-            .filter(\.1).map(\.0)
-    }
-
-    /// The iterative-only options given a value other than their default (the neural
-    /// method's hand-off to the iterative engine takes its recipe from --then and the
-    /// engine's defaults for the rest).
-    func iterativeOnlyOptionsGiven() throws -> [String] {
-        let d = try Self.defaults()
-        return [("--recipe", recipe != d.recipe), ("--runs", runs != d.runs), ("--keep", keep != d.keep),
-                ("--seed", seed != d.seed), ("--support", support != d.support), ("--sigma", sigma != d.sigma),
-                ("--threshold-reference", thresholdReference != d.thresholdReference),
-                ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy),
-                ("--stall-check", stallCheck != d.stallCheck), ("--stall-factor", stallFactor != d.stallFactor),
-                ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance)]
-            .filter(\.1).map(\.0)
-    }
-
     /// An option of the other method would be silently ignored: say so instead.
     func checkMethodOptions() throws {
-        let foreign = method == .neural ? try iterativeOnlyOptionsGiven() : try neuralOnlyOptionsGiven()
+        let foreign = method == .neural ? try iterative.optionsGiven() : try neural.optionsGiven()
         if !foreign.isEmpty {
             throw UsageError("\(foreign.joined(separator: ", ")) \(foreign.count == 1 ? "applies" : "apply") only to --method \(method == .neural ? "iterative" : "neural")")
         }
     }
 
     func run() throws {
+        let out = output.out, force = output.force, pattern = input.pattern, mask = input.mask
         try OutputCheck.file(out, overwrite: force)   // before any work (#22)
         common.apply()
         try checkMethodOptions()
         if method == .neural {
             try ClusterRun.refuseRanks("--method neural")   // one network pass: nothing to spread (#24)
-            try NeuralPhaseRun(pattern: pattern, mask: mask, model: model, refineSteps: refineSteps,
-                               learningRate: refineLearningRate, anySize: anySize, out: out, force: force,
-                               quiet: common.quiet, then: try then.map { try Recipe.parse($0) }, symmetries: symmetries).run()
+            try NeuralPhaseRun(pattern: pattern, mask: mask, model: neural.model, refineSteps: neural.refineSteps,
+                               learningRate: neural.refineLearningRate, anySize: neural.anySize, out: out, force: force,
+                               quiet: common.quiet, then: try neural.then.map { try Recipe.parse($0) },
+                               symmetries: neural.symmetries).run()
             common.saveWisdom()
             return
         }
@@ -184,22 +86,10 @@ struct PhaseCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: out) && !force {
             throw UsageError("output '\(out)' exists; use --force to replace it")
         }
-        var options = PhasingOptions()
-        options.recipe = try Recipe.parse(recipe)
-        options.runs = runs; options.keep = keep; options.seed = seed
-        options.freeFraction = freeFraction
-        if let r = rankBy { options.rankBy = r }
-        options.stallCheckFraction = stallCheck; options.stallFactor = stallFactor
-        options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
-        let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
-            throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")
-        }
-        options.shrinkWrap.sigmaStart = sig[0]; options.shrinkWrap.sigmaEnd = sig[1]
-        options.shrinkWrap.reference = thresholdReference
-
+        var options = try iterative.phasingOptions()
+        let runs = options.runs
         let patternInput = try PatternInput.read(pattern, mask: mask)
-        options.support = try parseSupport(support)
+        options.support = try iterative.initialSupport()
         let data = try PhasingData(intensity: patternInput.pattern, mask: patternInput.mask, name: "'\(pattern)'")
         let bar = ProgressBar(quiet: common.quiet || !ClusterRun.isRoot)   // one view under mpirun (#24)
         for w in data.warnings { bar.message("bragg: warning: \(w)") }
@@ -238,32 +128,8 @@ struct PhaseCommand: ParsableCommand {
                      result.ramp.cyclesPerVoxel[0], result.ramp.cyclesPerVoxel[1], result.ramp.cyclesPerVoxel[2], out))
 
         let reconstruction = Reconstruction(iterative: result, options: options, pattern: patternInput, source: pattern,
-                                            supportDescription: support)
+                                            supportDescription: iterative.support)
         do { try reconstruction.write(to: out, overwrite: force) } catch let e as PipelineError { throw UsageError(e.description) }
-    }
-
-    func parseSupport(_ s: String) throws -> InitialSupport {
-        if s == "auto" { return .standard }
-        if s.hasPrefix("auto:") {
-            guard let t = Double(s.dropFirst(5)), t > 0, t < 1 else {
-                throw UsageError("--support auto:T needs a threshold fraction 0 < T < 1 (got '\(s)')")
-            }
-            return .autocorrelation(threshold: t)
-        }
-        if s.hasPrefix("box:") {
-            let v = s.dropFirst(4).split(separator: ",").compactMap { Int($0) }
-            guard v.count >= 2, v.allSatisfy({ $0 > 0 }) else {
-                throw UsageError("--support box:Z,Y,X needs positive sizes in voxels (got '\(s)')")
-            }
-            return .box(v)
-        }
-        if s.hasPrefix("sphere:") {
-            guard let r = Double(s.dropFirst(7)), r > 0 else {
-                throw UsageError("--support sphere:R needs a positive radius in voxels (got '\(s)')")
-            }
-            return .sphere(radius: r)
-        }
-        return .volume(try ArrayIO.readReal(s))
     }
 }
 

@@ -150,8 +150,9 @@ struct SimulateOperando: ParsableCommand {
     @Flag(name: .customLong("detector-frame"), help: "Sample on the seed geometry's detector/rocking grid (patterns are rocking-frame stacks).") var detectorFrame = false
     @Flag(name: .customLong("no-noise"), help: "Expected counts, no Poisson noise.") var noNoise = false
     @Flag(name: .customLong("truncated-corner"), help: "Cut one corner off the prism (~6% of its volume): a crystal that is not centrosymmetric, whose twin differs in amplitude.") var truncatedCorner = false
-    @Option(help: "Output folder.") var out: String
-    @Flag(help: "Overwrite existing outputs.") var force = false
+    @OptionGroup var output: OutputFolderOptions
+    var out: String { output.out }
+    var force: Bool { output.force }
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -232,8 +233,9 @@ struct SimulateScans: ParsableCommand {
     @Option(name: .customLong("module-size"), help: "Detector module size in pixels: a 2-pixel gap after each module (0: no gaps; default 7/8 of --size).") var moduleSize: Int?
     @Flag(name: .customLong("truncated-corner"), help: "Cut one corner off the prism, as `bragg demo` does (see `simulate operando`).") var truncatedCorner = false
     @Option(help: "Operando state 0–5 to scan, or all (default: the first state's crystal).") var state: String = "0"
-    @Option(help: "Output folder.") var out: String
-    @Flag(help: "Overwrite existing outputs.") var force = false
+    @OptionGroup var output: OutputFolderOptions
+    var out: String { output.out }
+    var force: Bool { output.force }
     @OptionGroup var common: CommonOptions
 
     func run() throws {
