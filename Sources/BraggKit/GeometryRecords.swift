@@ -11,12 +11,20 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
     case output(String)
     /// No source gave a complete diffraction geometry (a program says which values to give).
     case noGeometry
+    /// A monitor named as an HDF5 dataset for scan `scan` (0-based) of `source`, which is not HDF5.
+    case monitorNotHDF5(scan: Int, source: String)
+    /// Two states of a series share a name (their outputs would collide).
+    case duplicateStateName(name: String, paths: [String])
     public var description: String {
         switch self {
         case .geometry(let s): return s
         case .input(let s): return s
         case .output(let s): return s
         case .noGeometry: return "no geometry: the results files record none and no [geometry] was given"
+        case .monitorNotHDF5(let k, let s):
+            return "scan \(k + 1) (\(s)): the monitor names an HDF5 dataset, but this scan is not an HDF5 file"
+        case .duplicateStateName(let n, let paths):
+            return "two states are named \(n) (\(paths.joined(separator: ", "))): their files would overwrite each other; name them apart"
         }
     }
 }
@@ -252,7 +260,23 @@ public enum ResultsGeometry {
 
 /// One command-line value that replaces the geometry's.
 public struct GeometryOverride: Sendable {
-    public enum Quantity: Sendable { case energy, twoTheta, outOfPlane, distance, pixelSize, rockingStep, rockingAxis }
+    public enum Quantity: Sendable {
+        case energy, twoTheta, outOfPlane, distance, pixelSize, rockingStep, rockingAxis
+        /// The quantity in words, the label of an override a program gives no name of its own.
+        public var name: String {
+            switch self {
+            case .energy: return "energy"
+            case .twoTheta: return "2θ"
+            case .outOfPlane: return "out-of-plane angle"
+            case .distance: return "distance"
+            case .pixelSize: return "pixel size"
+            case .rockingStep: return "rocking step"
+            case .rockingAxis: return "rocking axis"
+            }
+        }
+    }
+    /// How the override is named in the note of what replaced what (a program's own name
+    /// for the setting, e.g. its flag).
     public var option: String
     public var quantity: Quantity
     /// SI value (eV, rad, m); for the rocking axis, unused (see `axis`).

@@ -44,12 +44,7 @@ struct NeuralPhaseRun {
         do {
             prediction = try NeuralReconstruction.predict(input, source: pattern, model: net, refineSteps: refineSteps,
                                                           options: options, message: bar.message, progress: bar.handler)
-        } catch let e as NeuralReconstructionError {
-            if case .doesNotFit(_, _, _, false) = e {
-                throw UsageError("\(e) (or pass --any-size to run the fully convolutional network on it anyway)")
-            }
-            throw UsageError(e.description)
-        }
+        } catch let e as NeuralReconstructionError { throw UsageError(commandLineMessage(for: e)) }
         bar.finish()
         let r = prediction
         print(String(format: "result: prediction loss %.5f, best loss %.5f at step %d of %d, chi2 %.5f, support %d voxels, %.1f s → %@",
@@ -65,6 +60,6 @@ struct NeuralPhaseRun {
         } else {
             result = try prediction.reconstruction()
         }
-        do { try result.write(to: out, overwrite: force) } catch let e as PipelineError { throw UsageError(e.description) }
+        try result.write(to: out, overwrite: force)
     }
 }

@@ -129,7 +129,7 @@ struct PhaseCommand: ParsableCommand {
 
         let reconstruction = Reconstruction(iterative: result, options: options, pattern: patternInput, source: pattern,
                                             supportDescription: iterative.support)
-        do { try reconstruction.write(to: out, overwrite: force) } catch let e as PipelineError { throw UsageError(e.description) }
+        try reconstruction.write(to: out, overwrite: force)
     }
 }
 

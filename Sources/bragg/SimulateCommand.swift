@@ -18,7 +18,7 @@ struct SimulateCommand: ParsableCommand {
 
 /// Maps library errors to one-sentence usage errors (exit status 2).
 private func usage<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as SimulationError { throw UsageError(e.description) }
+    do { return try body() } catch let e as SimulationError { throw UsageError(commandLineMessage(for: e)) }
 }
 
 /// Planning effort for one-shot transforms: `estimate` unless the user chose one.
