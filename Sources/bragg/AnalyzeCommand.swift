@@ -115,12 +115,12 @@ struct AnalyzeCommand: ParsableCommand {
         var storedGeometry: CXIGeometry? = nil
         for (i, s) in specs.enumerated() {
             bar.update(ProgressReport(stage: "read", done: i, total: specs.count))
-            let (obj, sup, chi2, pattern, g) = try readState(s.file, label: s.label)
-            if i == options.reference { storedGeometry = g }
+            let r = try read(s.file, label: s.label)
+            if i == options.reference { storedGeometry = r.geometry }
             var runs: [ComplexVolume] = []
-            for r in s.runs { runs.append(try readState(r, label: s.label).0) }
-            states.append(StateInput(label: s.label, condition: s.condition, object: obj, support: sup, chi2: chi2,
-                                     runs: runs, pattern: runs.isEmpty ? nil : pattern))
+            for f in s.runs { runs.append(try read(f, label: s.label).object) }
+            states.append(StateInput(label: s.label, condition: s.condition, object: r.object, support: r.support, chi2: r.chi2,
+                                     runs: runs, pattern: runs.isEmpty ? nil : r.pattern))
         }
 
         // 3. Geometry: command line over experiment file over the reference's results file.
@@ -172,31 +172,11 @@ struct AnalyzeCommand: ParsableCommand {
         common.saveWisdom()
     }
 
-    /// Reads one reconstruction: CXI results (object, support, χ², pattern, geometry) or a
-    /// complex array; every failure names the state.
-    func readState(_ file: String, label: String) throws -> (ComplexVolume, RealVolume?, Double?, RealVolume?, CXIGeometry?) {
-        let path = String(file.split(separator: ":", maxSplits: 1).first ?? Substring(file))
-        let ext = (path as NSString).pathExtension.lowercased()
-        do {
-            if !file.contains(":"), let p = try PeerResults.read(path) {   // PyNX, cohere, bcdi
-                print(p.note)
-                return (p.object, p.support, nil, nil, p.geometry.isEmpty ? nil : p.geometry)
-            }
-            if (ext == "cxi" || ext == "h5" || ext == "hdf5") && !file.contains(":") {
-                let r = try CXIResults.read(from: path)
-                guard let o = r.object else {
-                    throw UsageError("state '\(label)': '\(path)' holds no object at \(CXIResults.objectPath)")
-                }
-                if let s = r.support, s.nonzeroCount() == 0 {   // else the whole box is taken for the crystal
-                    throw UsageError("state '\(label)': the support in '\(path)' (\(CXIResults.supportPath)) is empty: no voxel lies inside the crystal")
-                }
-                return (o, r.support, r.metrics["chi2"], r.pattern, r.geometry.isEmpty ? nil : r.geometry)
-            }
-            return (try ArrayIO.readComplex(file), nil, nil, nil, nil)
-        } catch let e as UsageError {
-            throw e
-        } catch {
-            throw UsageError("state '\(label)': \(error)")
-        }
+    /// Reads one reconstruction (BraggKit's `ReconstructionFile`), printing what was read
+    /// of another program's results.
+    func read(_ file: String, label: String) throws -> ReconstructionFile {
+        let r = try ReconstructionFile.read(file, state: label)
+        if let n = r.note { print(n) }
+        return r
     }
 }
