@@ -63,12 +63,12 @@ public enum StatePreparation {
         var beamlineScans: [BeamlineScan]?
         if let specPath = request.spec, let n = specScan {
             do { beamlineScans = [try APS34IDC.read(folder: paths[0], specPath: specPath, scan: n)] }
-            catch { throw fail("\(error)") }
+            catch let e as BeamlineError { throw e } catch { throw fail("\(error)") }
         } else {
             do {   // --dataset without --beamline: the frames are named, the files read as plain stacks
                 beamlineScans = request.dataset != nil && request.beamline == nil ? nil
                     : try BeamlineReaders.scans(paths, beamline: request.beamline, scan: request.scan)
-            } catch { throw fail("\(error)") }
+            } catch let e as BeamlineError { throw e } catch { throw fail("\(error)") }
         }
         var options = request.options
         func calibration(_ spec: String, _ what: String) throws -> RealVolume {

@@ -18,6 +18,16 @@ func commandLineMessage(for error: Error) -> String {
         return "two states are named \(n) (\(paths.joined(separator: ", "))): their files would overwrite each other; name them in a --states file"
     case NeuralReconstructionError.doesNotFit(_, _, _, false):
         return "\(error) (or pass --any-size to run the fully convolutional network on it anyway)"
+    case BeamlineError.scanNeeded:
+        return "\(error) with --scan"
+    case BeamlineError.notThisBeamline(let p, .aps34IDC, _):
+        return "\(p) does not hold a scan in the \(Beamline.aps34IDC.rawValue) layout: 34-ID-C scans are a TIFF folder with a SPEC file: give --spec FILE --scan N"
+    case PreparationError.unknownBeamline(let name):
+        return "--beamline must be one of \(Beamline.allCases.map { $0.rawValue }.joined(separator: ", ")) (got '\(name)')"
+    case PreparationError.noCommonCrop(let a, let b):
+        return "no crop of axis \(a) divisible by the binning \(b) fits around every state's Bragg peak; give --size"
+    case PreparationError.noCrop(let a, let n, let c, let b):
+        return "no crop of axis \(a) (length \(n)) around the Bragg peak at \(c) is divisible by the binning \(b); give --size"
     default:
         return String(describing: error)
     }

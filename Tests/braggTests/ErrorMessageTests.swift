@@ -22,6 +22,14 @@ final class ErrorMessageTests: XCTestCase {
             (NeuralReconstructionError.doesNotFit(pattern: "p.npy", model: "m", reason: .invalidInput("too small"), otherSizeAllowed: true),
              "'p.npy' does not fit model m: too small"),
             (PipelineError.noGeometry, "no geometry: the results files record none and no [geometry] was given"),
+            (BeamlineError.scanNeeded(path: "s.h5", available: ["a_3.1", "a_4.1"]), "s.h5 holds several scans (a_3.1, a_4.1); choose one with --scan"),
+            (BeamlineError.notThisBeamline(path: "d", beamline: .aps34IDC, reason: "34-ID-C scans are a TIFF folder with a SPEC file: give the SPEC file and the scan number"),
+             "d does not hold a scan in the 34idc layout: 34-ID-C scans are a TIFF folder with a SPEC file: give --spec FILE --scan N"),
+            (PreparationError.unknownBeamline("id99"), "--beamline must be one of 34idc, id01, p10, i16, nexus, sixs (got 'id99')"),
+            (PreparationError.noCommonCrop(axis: 1, binning: 3),
+             "no crop of axis 1 divisible by the binning 3 fits around every state's Bragg peak; give --size"),
+            (PreparationError.noCrop(axis: 0, length: 31, peak: 2, binning: 2),
+             "no crop of axis 0 (length 31) around the Bragg peak at 2 is divisible by the binning 2; give --size"),
         ]
         for (error, sentence) in cases {
             XCTAssertFalse("\(error)".contains("--"), "the library names a flag: \(error)")
