@@ -41,7 +41,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Comma-separated state labels (with reconstructions on the command line).")
     var labels: String?
 
-    @OptionGroup var geometryOverrides: GeometryOverrideOptions
+    @OptionGroup(title: "Geometry (overrides the files')") var geometryOverrides: GeometryOverrideOptions
 
     @Option(help: "Reference state: a label or a 0-based index.")
     var reference: String?

@@ -49,7 +49,7 @@ extension MethodOptions {
 
 /// `bragg phase --method iterative`: the recipe, the runs and how they are ranked and merged.
 struct IterativeOptions: MethodOptions {
-    @Option(help: "Algorithm recipe (see below).")
+    @Option(help: "Algorithm recipe (see the description above).")
     var recipe: String = Recipe.defaultString
 
     @Option(help: "Independent random starts.")
