@@ -158,5 +158,14 @@ final class ReconstructionTests: XCTestCase {
         let cli = try GeometryMerge.resolve(experiment: nil, stored: nil, storedSource: "", overrides: all)
         XCTAssertEqual(cli.source, "the command line")
         XCTAssertEqual(cli.geometry.qMagnitude, seed.qMagnitude, accuracy: 1e-9 * seed.qMagnitude)
+
+        // Rocking about x in the seed study's horizontal scattering plane moves q along y, a
+        // direction the detector's rows already span: no 3D grid. Refused with a sentence
+        // (it used to stop `bragg analyze --rocking-axis x` on a singular matrix, exit 132).
+        let degenerate = [GeometryOverride(option: "axis", quantity: .rockingAxis, value: 0, axis: [1, 0, 0])]
+        XCTAssertThrowsError(try GeometryMerge.resolve(experiment: seed, stored: nil, storedSource: "", overrides: degenerate)) { e in
+            guard case PipelineError.geometry(let m)? = e as? PipelineError else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("the frames add no third dimension"), m)
+        }
     }
 }
