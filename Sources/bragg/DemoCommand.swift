@@ -307,7 +307,7 @@ struct DemoCommand: ParsableCommand {
         try SafeOutput.write(to: "\(out)/provenance.json", overwrite: true) { _ = fm.createFile(atPath: $0, contents: provJSON) }
         let report: SeriesReportBuilder.Output
         do { report = try SeriesReportBuilder.build(directory: out, provenance: prov, progress: bar.handler) }
-        catch let e as ReportError { throw UsageError(e.description) }
+        catch let e as ReportError { throw UsageError(commandLineMessage(for: e)) }
         bar.finish()
         endStep("report")
         common.saveWisdom()

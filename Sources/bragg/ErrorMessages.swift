@@ -28,6 +28,10 @@ func commandLineMessage(for error: Error) -> String {
         return "no crop of axis \(a) divisible by the binning \(b) fits around every state's Bragg peak; give --size"
     case PreparationError.noCrop(let a, let n, let c, let b):
         return "no crop of axis \(a) (length \(n)) around the Bragg peak at \(c) is divisible by the binning \(b); give --size"
+    case ReportError.analysisMissing(let p):
+        return "\(p) is missing: run `bragg analyze --out` on the series first"
+    case ReportError.stateFileMissing(let d, let i, let l, let n):
+        return "\(d) has no \(ReportError.stateFilePattern(i)) for state '\(l)' (table.json lists \(n) states): rerun `bragg analyze --out \(d)`"
     default:
         return String(describing: error)
     }
