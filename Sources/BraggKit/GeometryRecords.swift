@@ -7,10 +7,24 @@ import Preparation
 public enum PipelineError: Error, CustomStringConvertible, Equatable {
     case geometry(String)
     case input(String)
+    /// An output could not be written.
+    case output(String)
+    /// No source gave a complete diffraction geometry (a program says which values to give).
+    case noGeometry
+    /// A monitor named as an HDF5 dataset for scan `scan` (0-based) of `source`, which is not HDF5.
+    case monitorNotHDF5(scan: Int, source: String)
+    /// Two states of a series share a name (their outputs would collide).
+    case duplicateStateName(name: String, paths: [String])
     public var description: String {
         switch self {
         case .geometry(let s): return s
         case .input(let s): return s
+        case .output(let s): return s
+        case .noGeometry: return "no geometry: the results files record none and no [geometry] was given"
+        case .monitorNotHDF5(let k, let s):
+            return "scan \(k + 1) (\(s)): the monitor names an HDF5 dataset, but this scan is not an HDF5 file"
+        case .duplicateStateName(let n, let paths):
+            return "two states are named \(n) (\(paths.joined(separator: ", "))): their files would overwrite each other; name them apart"
         }
     }
 }
@@ -246,7 +260,23 @@ public enum ResultsGeometry {
 
 /// One command-line value that replaces the geometry's.
 public struct GeometryOverride: Sendable {
-    public enum Quantity: Sendable { case energy, twoTheta, outOfPlane, distance, pixelSize, rockingStep, rockingAxis }
+    public enum Quantity: Sendable {
+        case energy, twoTheta, outOfPlane, distance, pixelSize, rockingStep, rockingAxis
+        /// The quantity in words, the label of an override a program gives no name of its own.
+        public var name: String {
+            switch self {
+            case .energy: return "energy"
+            case .twoTheta: return "2θ"
+            case .outOfPlane: return "out-of-plane angle"
+            case .distance: return "distance"
+            case .pixelSize: return "pixel size"
+            case .rockingStep: return "rocking step"
+            case .rockingAxis: return "rocking axis"
+            }
+        }
+    }
+    /// How the override is named in the note of what replaced what (a program's own name
+    /// for the setting, e.g. its flag).
     public var option: String
     public var quantity: Quantity
     /// SI value (eV, rad, m); for the rocking axis, unused (see `axis`).
@@ -308,5 +338,48 @@ public enum GeometryMerge {
             if let b = try g.braggGeometry() { g.fill(from: b) }
         }
         return (g, "geometry from \(source), overridden on the command line: " + parts.joined(separator: "; "))
+    }
+}
+
+/// The geometry a series is analysed in, with where it came from.
+public struct ResolvedGeometry {
+    /// The diffraction geometry (SI units).
+    public var geometry: BraggGeometry
+    /// The record it was made from, as written into table.json (nil only when none).
+    public var record: CXIGeometry?
+    /// Where the geometry came from: the experiment file, a results file or the command line.
+    public var source: String
+    /// One line naming each overridden value and what it replaced (nil without overrides).
+    public var overrideNote: String?
+
+    /// What a program says about it: the override note, else "geometry from SOURCE".
+    public var summary: String { overrideNote ?? "geometry from \(source)" }
+}
+
+extension GeometryMerge {
+    /// Merges the geometry sources of a series, by precedence: `overrides` (the command
+    /// line) over `experiment` (an experiment file's [geometry], read from `experimentSource`)
+    /// over `stored` (the record the reference state's results file carries, read from
+    /// `storedSource`). With overrides, the record's voxel size and real-space basis are
+    /// dropped (they describe the grid anew). Throws `PipelineError.noGeometry` when no source
+    /// is complete, `PipelineError.geometry` when a record is inconsistent.
+    public static func resolve(experiment: BraggGeometry?, experimentSource: String = "the experiment file",
+                               stored: CXIGeometry?, storedSource: String,
+                               overrides: [GeometryOverride]) throws -> ResolvedGeometry {
+        var record: CXIGeometry? = nil
+        var source = ""
+        if let g = experiment { record = CXIGeometry(g); source = experimentSource }
+        else if let c = stored { record = c; source = storedSource }
+        var note: String? = nil
+        if var r = record {
+            if !overrides.isEmpty { r.voxelSize = nil; r.realSpaceBasis = nil }
+            (r, note) = try apply(overrides, to: r, source: source)
+            record = r
+        } else if !overrides.isEmpty {
+            (record, _) = try apply(overrides, to: CXIGeometry(), source: "the command line")
+            source = "the command line"
+        }
+        guard let r = record, let g = try r.braggGeometry() else { throw PipelineError.noGeometry }
+        return ResolvedGeometry(geometry: g, record: record, source: source, overrideNote: note)
     }
 }

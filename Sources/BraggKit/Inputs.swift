@@ -13,6 +13,12 @@ public struct PatternInput {
     /// `bragg simulate`), nil when it records none.
     public var geometry: CXIGeometry?
 
+    /// A pattern held in memory (centred intensity, mask nonzero = bad); `maskSource` and
+    /// `geometry` are recorded in the results when given.
+    public init(pattern: RealVolume, mask: RealVolume? = nil, maskSource: String? = nil, geometry: CXIGeometry? = nil) {
+        self.pattern = pattern; self.mask = mask; self.maskSource = maskSource; self.geometry = geometry
+    }
+
     /// Reads the pattern (and mask) to phase. A CXI/HDF5 file named without a dataset gives
     /// its pattern at /entry_1/data_1/data, its geometry, and, when no `mask` is given, its
     /// mask at /entry_1/data_1/mask if it has one. Other inputs (FILE:DATASET, .npy, .npz)
@@ -111,5 +117,51 @@ public enum CalibrationImage {
         }
         if v.rank == 3 && v.shape[0] == 1 { v = try v.reshaped(Array(v.shape.dropFirst())) }
         return v
+    }
+}
+
+/// One state's reconstruction as a series analysis reads it: a CXI results file (BraggKit's:
+/// object, support, χ², pattern, geometry), another program's results (PyNX, cohere, bcdi),
+/// or a complex array (.npy, FILE:DATASET).
+public struct ReconstructionFile {
+    public var object: ComplexVolume
+    public var support: RealVolume?
+    /// χ² recorded by the phasing (nil when the file records none).
+    public var chi2: Double?
+    /// The pattern phased, when the file holds it.
+    public var pattern: RealVolume?
+    /// The geometry the file records (nil when none).
+    public var geometry: CXIGeometry?
+    /// What was read from another program's results (nil for BraggKit's own and arrays).
+    public var note: String?
+
+    /// Reads `file` as the reconstruction of state `label`; every failure is a
+    /// `PipelineError.input` naming the state.
+    public static func read(_ file: String, state label: String) throws -> ReconstructionFile {
+        let path = String(file.split(separator: ":", maxSplits: 1).first ?? Substring(file))
+        let ext = (path as NSString).pathExtension.lowercased()
+        do {
+            if !file.contains(":"), let p = try PeerResults.read(path) {   // PyNX, cohere, bcdi
+                return ReconstructionFile(object: p.object, support: p.support, chi2: nil, pattern: nil,
+                                          geometry: p.geometry.isEmpty ? nil : p.geometry, note: p.note)
+            }
+            if (ext == "cxi" || ext == "h5" || ext == "hdf5") && !file.contains(":") {
+                let r = try CXIResults.read(from: path)
+                guard let o = r.object else {
+                    throw PipelineError.input("state '\(label)': '\(path)' holds no object at \(CXIResults.objectPath)")
+                }
+                if let s = r.support, s.nonzeroCount() == 0 {   // else the whole box is taken for the crystal
+                    throw PipelineError.input("state '\(label)': the support in '\(path)' (\(CXIResults.supportPath)) is empty: no voxel lies inside the crystal")
+                }
+                return ReconstructionFile(object: o, support: r.support, chi2: r.metrics["chi2"], pattern: r.pattern,
+                                          geometry: r.geometry.isEmpty ? nil : r.geometry, note: nil)
+            }
+            return ReconstructionFile(object: try ArrayIO.readComplex(file), support: nil, chi2: nil, pattern: nil,
+                                      geometry: nil, note: nil)
+        } catch let e as PipelineError {
+            throw e
+        } catch {
+            throw PipelineError.input("state '\(label)': \(error)")
+        }
     }
 }

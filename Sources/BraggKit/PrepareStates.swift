@@ -46,7 +46,12 @@ public struct GeometryOptions {
     public var pixelSize: Double?
     public var twoTheta: Double?
     public var rockingStep: Double?
+    /// How each value is named in the note of what it replaced (a program's own names, e.g.
+    /// its flags); a quantity without one is named in words (`GeometryOverride.Quantity.name`).
+    public var labels: [GeometryOverride.Quantity: String] = [:]
     public init() {}
+
+    func label(_ q: GeometryOverride.Quantity) -> String { labels[q] ?? q.name }
 }
 
 public enum StatePreparation {
@@ -58,12 +63,12 @@ public enum StatePreparation {
         var beamlineScans: [BeamlineScan]?
         if let specPath = request.spec, let n = specScan {
             do { beamlineScans = [try APS34IDC.read(folder: paths[0], specPath: specPath, scan: n)] }
-            catch { throw fail("\(error)") }
+            catch let e as BeamlineError { throw e } catch { throw fail("\(error)") }
         } else {
             do {   // --dataset without --beamline: the frames are named, the files read as plain stacks
                 beamlineScans = request.dataset != nil && request.beamline == nil ? nil
                     : try BeamlineReaders.scans(paths, beamline: request.beamline, scan: request.scan)
-            } catch { throw fail("\(error)") }
+            } catch let e as BeamlineError { throw e } catch { throw fail("\(error)") }
         }
         var options = request.options
         func calibration(_ spec: String, _ what: String) throws -> RealVolume {
@@ -99,7 +104,7 @@ public enum StatePreparation {
             var m: [Double]? = beamlineScans?[k].monitor
             if let mp = request.monitor {
                 guard let h = st as? HDF5FrameStack else {
-                    throw fail("scan \(k + 1) (\(st.source)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file")
+                    throw PipelineError.monitorNotHDF5(scan: k, source: st.source)
                 }
                 do { m = try h.perFrame(mp) } catch { throw fail("scan \(k + 1) (\(st.source)): monitor: \(error)") }
             }
@@ -114,7 +119,7 @@ public enum StatePreparation {
         var seen = Set<String>()
         for s in states {
             guard seen.insert(s.name).inserted else {
-                throw PipelineError.input("two states are named \(s.name) (\(s.paths.joined(separator: ", "))): their files would overwrite each other; name them in a --states file")
+                throw PipelineError.duplicateStateName(name: s.name, paths: s.paths)
             }
         }
         do { try Preparation.validateSeries(states.map { ($0.name, $0.scans.map(\.frames)) }) }
@@ -139,9 +144,9 @@ public enum StatePreparation {
                 let t = GeometryOverride(option: option, quantity: q, value: new)
                 replaced.append("\(option) \(t.text(new)) replaces \(old == nil ? "none" : t.text(old))")
             }
-            if let e = o.energy { part("--energy-kev", .energy, e, b.energy); b.energy = e }
-            if let d = o.distance { part("--distance", .distance, d, b.distance); b.distance = d }
-            if let p = o.pixelSize { part("--pixel-um", .pixelSize, p, b.pixelSize?.column); b.pixelSize = (p, p) }
+            if let e = o.energy { part(o.label(.energy), .energy, e, b.energy); b.energy = e }
+            if let d = o.distance { part(o.label(.distance), .distance, d, b.distance); b.distance = d }
+            if let p = o.pixelSize { part(o.label(.pixelSize), .pixelSize, p, b.pixelSize?.column); b.pixelSize = (p, p) }
             do { g = try ScanGeometry.record(scan: b, prepared: result) }
             catch let e as PipelineError { throw e }
             catch { throw PipelineError.geometry("\(b.scanName): \(error)") }
@@ -165,15 +170,15 @@ public enum StatePreparation {
             source = state.scans.first?.frames.source ?? state.name
         }
         if replaced.isEmpty {
-            if let e = o.energy { overrides.append(GeometryOverride(option: "--energy-kev", quantity: .energy, value: e)) }
-            if let d = o.distance { overrides.append(GeometryOverride(option: "--distance", quantity: .distance, value: d)) }
+            if let e = o.energy { overrides.append(GeometryOverride(option: o.label(.energy), quantity: .energy, value: e)) }
+            if let d = o.distance { overrides.append(GeometryOverride(option: o.label(.distance), quantity: .distance, value: d)) }
             if let p = o.pixelSize {
-                overrides.append(GeometryOverride(option: "--pixel-um", quantity: .pixelSize, value: p * Double(bin[2])))
+                overrides.append(GeometryOverride(option: o.label(.pixelSize), quantity: .pixelSize, value: p * Double(bin[2])))
             }
         }
-        if let t = o.twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: t)) }
+        if let t = o.twoTheta { overrides.append(GeometryOverride(option: o.label(.twoTheta), quantity: .twoTheta, value: t)) }
         if let r = o.rockingStep {
-            overrides.append(GeometryOverride(option: "--rocking-step", quantity: .rockingStep, value: r * Double(bin[0])))
+            overrides.append(GeometryOverride(option: o.label(.rockingStep), quantity: .rockingStep, value: r * Double(bin[0])))
         }
         let (merged, note) = try GeometryMerge.apply(overrides, to: g, source: source)
         var parts = replaced

@@ -53,7 +53,7 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
         case .wrongShape(let p, let d, let r):
             return "array \(d.map { "\(p):\($0)" } ?? p) \(r)"
         case .outputExists(let p):
-            return "output \(p) exists already; pass --force to overwrite it"
+            return "output \(p) exists already"
         case .unknownFormat(let p):
             return "cannot tell the format of \(p) (expected .npy, .npz, .h5/.hdf5/.cxi/.nxs or .vti)"
         case .writeFailed(let p, let r):

@@ -6,12 +6,16 @@ public enum NeuralError: Error, CustomStringConvertible, Equatable {
     case invalidInput(String)
     case modelFile(path: String, problem: String)
     case incompatibleModel(path: String, problem: String)
+    /// A checkpoint saved part-way into an epoch of at least as many pairs as the epoch now asked for.
+    case checkpointPastEpoch(path: String, pairsDone: Int, samples: Int)
 
     public var description: String {
         switch self {
         case .invalidInput(let s): return s
         case .modelFile(let p, let s): return "model file \(p): \(s)"
         case .incompatibleModel(let p, let s): return "model file \(p) does not fit: \(s)"
+        case .checkpointPastEpoch(let p, let d, let n):
+            return "model file \(p): its checkpoint is \(d) pairs into an epoch, but an epoch is now \(n) pairs"
         }
     }
 }

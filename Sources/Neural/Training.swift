@@ -169,7 +169,7 @@ public final class Trainer {
         t.pairsDone = file.metadata["epoch_pairs_done"].flatMap(Int.init) ?? 0
         t.epochLossSum = file.metadata["epoch_loss_sum"].flatMap(Double.init) ?? 0
         guard t.pairsDone < options.samples else {
-            throw NeuralError.modelFile(path: path, problem: "its checkpoint is \(t.pairsDone) pairs into an epoch, but --samples is \(options.samples)")
+            throw NeuralError.checkpointPastEpoch(path: path, pairsDone: t.pairsDone, samples: options.samples)
         }
         t.previousHistory = file.metadata["loss_history"] ?? ""
         t.lineageEpochs = file.metadata["loss_history_lineage_epochs"].flatMap(Int.init) ?? 0

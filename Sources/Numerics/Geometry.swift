@@ -242,6 +242,12 @@ public struct BraggGeometry: Equatable, Sendable, CustomStringConvertible {
         guard norm(rockingAxis) > 0, norm(rockingAxis).isFinite, norm(cross(axis, qHat)) > 1e-3 else {
             return "the rocking axis must not be parallel to Q (rocking would not move through the Bragg peak)"
         }
+        // Rocking must move q out of the plane the detector's rows and columns span, else the
+        // frames add no third dimension and the grid has no real-space basis.
+        let b = reciprocalBasis, scale = b.columns.map(norm).reduce(1, *)
+        guard scale > 0, abs(b.determinant) > 1e-6 * scale else {
+            return "rocking about this axis moves q within the plane of the detector's rows and columns: the frames add no third dimension"
+        }
         return nil
     }
 

@@ -25,7 +25,7 @@ public enum BeamlineError: Error, CustomStringConvertible {
         case .scanNotFound(let p, let s, let a):
             return "\(p) holds no scan \(s); its scans are \(list(a))"
         case .scanNeeded(let p, let a):
-            return "\(p) holds several scans (\(list(a))); choose one with --scan"
+            return "\(p) holds several scans (\(list(a))); choose one"
         case .notThisBeamline(let p, let b, let r):
             return "\(p) does not hold a scan in the \(b.rawValue) layout: \(r)"
         }
@@ -166,7 +166,7 @@ public enum BeamlineReaders {
         case .nexus: return try NeXusScan.read(path: path)
         case .soleilSIXS: return try SIXS.read(path: path)
         case .aps34IDC:
-            throw BeamlineError.notThisBeamline(path: path, beamline: b, reason: "34-ID-C scans are a TIFF folder with a SPEC file: give --spec FILE --scan N")
+            throw BeamlineError.notThisBeamline(path: path, beamline: b, reason: "34-ID-C scans are a TIFF folder with a SPEC file: give the SPEC file and the scan number")
         }
     }
 
@@ -195,7 +195,7 @@ public enum BeamlineReaders {
         var b: Beamline?
         if let name = beamline {
             guard let v = Beamline(rawValue: name.lowercased()) else {
-                throw PreparationError.invalidOption("--beamline must be one of \(Beamline.allCases.map { $0.rawValue }.joined(separator: ", ")) (got '\(name)')")
+                throw PreparationError.unknownBeamline(name)
             }
             if v == .aps34IDC { return nil }
             b = v

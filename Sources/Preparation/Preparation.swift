@@ -192,6 +192,10 @@ public enum PreparationError: Error, CustomStringConvertible {
     /// A state of a series whose detector frames differ from the first state's.
     case stateShapeMismatch(state: String, source: String, frame: [Int], expected: [Int], firstState: String, firstSource: String)
     case noCommonCrop(axis: Int, binning: Int)
+    /// No crop of `axis` around the Bragg peak is divisible by the binning (a crop size must be given).
+    case noCrop(axis: Int, length: Int, peak: Int, binning: Int)
+    /// A beamline name BraggKit does not know.
+    case unknownBeamline(String)
 
     public var description: String {
         switch self {
@@ -216,7 +220,11 @@ public enum PreparationError: Error, CustomStringConvertible {
         case .stateShapeMismatch(let st, let src, let fr, let e, let fst, let fsrc):
             return "state \(st) (\(src)) has \(fr[0])×\(fr[1])-pixel frames but state \(fst) (\(fsrc)) has \(e[0])×\(e[1]); the states of a series must come from one detector region"
         case .noCommonCrop(let a, let b):
-            return "no crop of axis \(a) divisible by the binning \(b) fits around every state's Bragg peak; give --size"
+            return "no crop of axis \(a) divisible by the binning \(b) fits around every state's Bragg peak; give a crop size"
+        case .noCrop(let a, let n, let c, let b):
+            return "no crop of axis \(a) (length \(n)) around the Bragg peak at \(c) is divisible by the binning \(b); give a crop size"
+        case .unknownBeamline(let name):
+            return "unknown beamline '\(name)': BraggKit knows \(Beamline.allCases.map { $0.rawValue }.joined(separator: ", "))"
         }
     }
 }

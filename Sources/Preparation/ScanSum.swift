@@ -249,7 +249,7 @@ public struct SummedStack {
         for a in 0..<3 {
             if let s = options.size { size[a] = s[a]; continue }
             guard let n = Preparation.fittingSize(length: stackShape[a], peak: centre[a], bin: options.binning[a]) else {
-                throw PreparationError.invalidOption("no crop of axis \(a) (length \(stackShape[a])) around the Bragg peak at \(centre[a]) is divisible by the binning \(options.binning[a]); give --size")
+                throw PreparationError.noCrop(axis: a, length: stackShape[a], peak: centre[a], binning: options.binning[a])
             }
             size[a] = n
         }

@@ -60,7 +60,7 @@ public enum SeriesReportBuilder {
 
     static func readJSON(_ path: String) throws -> [String: Any] {
         guard let d = FileManager.default.contents(atPath: path) else {
-            throw ReportError.invalid("\(path) is missing: run `bragg analyze --out` on the series first")
+            throw ReportError.analysisMissing(path: path)
         }
         guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
             throw ReportError.invalid("\(path) is not a JSON object")
@@ -97,7 +97,7 @@ public enum SeriesReportBuilder {
         let stateFiles = (try FileManager.default.contentsOfDirectory(atPath: dir)).filter { $0.hasPrefix("state_") && $0.hasSuffix(".vti") }
         if labGrid != nil || !stateFiles.isEmpty {
             for (i, s) in states.enumerated() where !stateFiles.contains(where: { $0.hasPrefix(String(format: "state_%02d_", i)) }) {
-                throw ReportError.invalid("\(dir) has no state_\(String(format: "%02d", i))_*.vti for state '\(s.label)' (table.json lists \(states.count) states): rerun `bragg analyze --out \(dir)`")
+                throw ReportError.stateFileMissing(folder: dir, state: i, label: s.label, states: states.count)
             }
         }
         let figDir = dir + "/figures"

@@ -126,7 +126,20 @@ public enum SliceFigure {
 /// Errors of the Report module: one sentence each.
 public enum ReportError: Error, CustomStringConvertible {
     case invalid(String)
+    /// A file the series analysis writes is missing from `path`'s folder.
+    case analysisMissing(path: String)
+    /// The analysis folder `folder` lacks the lab-frame file of state `state` (0-based).
+    case stateFileMissing(folder: String, state: Int, label: String, states: Int)
+
     public var description: String {
-        switch self { case .invalid(let s): return s }
+        switch self {
+        case .invalid(let s): return s
+        case .analysisMissing(let p): return "\(p) is missing: analyse the series into its folder first"
+        case .stateFileMissing(let d, let i, let l, let n):
+            return "\(d) has no \(ReportError.stateFilePattern(i)) for state '\(l)' (table.json lists \(n) states): analyse the series into it again"
+        }
     }
+
+    /// The name pattern of state `index`'s lab-frame file.
+    public static func stateFilePattern(_ index: Int) -> String { String(format: "state_%02d_*.vti", index) }
 }

@@ -55,7 +55,7 @@ public struct CrystalOptions: Equatable, Sendable {
         let c = crystalSize ?? 0.4 * Double(size)
         guard c > 0 else { throw bad("the crystal size must be > 0 voxels (got \(c))") }
         guard c <= Double(size) / 2 else {
-            throw bad("the crystal (\(c) voxels) is larger than half the box (\(size / 2) voxels): the pattern would be undersampled; enlarge --size or reduce --crystal-size")
+            throw SimulationError.undersampled(crystalVoxels: c, halfBox: size / 2)
         }
         guard photons > 0, photons.isFinite else { throw bad("the peak photon count must be > 0 (got \(photons))") }
         guard voxelSize > 0 else { throw bad("the voxel size must be > 0 m (got \(voxelSize))") }

@@ -4,10 +4,14 @@ import Numerics
 /// Errors raised by the simulation module: one sentence naming what was wrong.
 public enum SimulationError: Error, CustomStringConvertible, Equatable {
     case invalidParameter(String)
+    /// The crystal is larger than half the box: its pattern would be undersampled.
+    case undersampled(crystalVoxels: Double, halfBox: Int)
 
     public var description: String {
         switch self {
         case .invalidParameter(let s): return s
+        case .undersampled(let c, let h):
+            return "the crystal (\(c) voxels) is larger than half the box (\(h) voxels): the pattern would be undersampled; enlarge the box or reduce the crystal"
         }
     }
 }

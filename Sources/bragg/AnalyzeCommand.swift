@@ -41,20 +41,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Comma-separated state labels (with reconstructions on the command line).")
     var labels: String?
 
-    @Option(name: .customLong("energy-kev"), help: "Photon energy (keV).")
-    var energyKeV: Double?
-    @Option(name: .customLong("two-theta"), help: "Scattering angle 2θ (degrees).")
-    var twoTheta: Double?
-    @Option(name: .customLong("out-of-plane"), help: "Detector out-of-plane angle δ (degrees).")
-    var outOfPlane: Double?
-    @Option(name: .customLong("distance"), help: "Sample–detector distance (m).")
-    var distance: Double?
-    @Option(name: .customLong("pixel-um"), help: "Detector pixel size (µm).")
-    var pixelMicrons: Double?
-    @Option(name: .customLong("rocking-step"), help: "Rocking step (degrees).")
-    var rockingStep: Double?
-    @Option(name: .customLong("rocking-axis"), help: "Rocking axis: x, y or z (lab frame).")
-    var rockingAxis: String?
+    @OptionGroup(title: "Geometry (overrides the files')") var geometryOverrides: GeometryOverrideOptions
 
     @Option(help: "Reference state: a label or a 0-based index.")
     var reference: String?
@@ -73,16 +60,13 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(name: .customLong("keep-ramp"), help: "Keep each state's linear phase ramp (a uniform strain stays in).")
     var keepRamp = false
 
-    @Option(name: .shortAndLong, help: "Output folder (created if missing).")
-    var out: String
-
-    @Flag(help: "Replace existing outputs.")
-    var force = false
+    @OptionGroup var output: OutputFolderOptions
 
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        try checkAnalysisOutput(out, force: force)   // before any work (#22)
+        let out = output.out, force = output.force
+        try SeriesOutputs.check(folder: out, overwrite: force)   // before any work (#22)
         common.apply()
         guard !inputs.isEmpty else { throw UsageError("give an experiment file (.toml) or the reconstructions to analyse") }
         // 1. The states, geometry and options.
@@ -131,49 +115,26 @@ struct AnalyzeCommand: ParsableCommand {
         var storedGeometry: CXIGeometry? = nil
         for (i, s) in specs.enumerated() {
             bar.update(ProgressReport(stage: "read", done: i, total: specs.count))
-            let (obj, sup, chi2, pattern, g) = try readState(s.file, label: s.label)
-            if i == options.reference { storedGeometry = g }
+            let r = try read(s.file, label: s.label)
+            if i == options.reference { storedGeometry = r.geometry }
             var runs: [ComplexVolume] = []
-            for r in s.runs { runs.append(try readState(r, label: s.label).0) }
-            states.append(StateInput(label: s.label, condition: s.condition, object: obj, support: sup, chi2: chi2,
-                                     runs: runs, pattern: runs.isEmpty ? nil : pattern))
+            for f in s.runs { runs.append(try read(f, label: s.label).object) }
+            states.append(StateInput(label: s.label, condition: s.condition, object: r.object, support: r.support, chi2: r.chi2,
+                                     runs: runs, pattern: runs.isEmpty ? nil : r.pattern))
         }
 
         // 3. Geometry: command line over experiment file over the reference's results file.
-        var record: CXIGeometry? = nil
-        var source = ""
-        if let g = geometry { record = CXIGeometry(g); source = "the experiment file \(inputs[0])" }
-        else if let c = storedGeometry { record = c; source = specs[options.reference].file }
-        var overrides: [GeometryOverride] = []
-        if let v = energyKeV { overrides.append(GeometryOverride(option: "--energy-kev", quantity: .energy, value: v * 1000)) }
-        if let v = twoTheta { overrides.append(GeometryOverride(option: "--two-theta", quantity: .twoTheta, value: v * .pi / 180)) }
-        if let v = outOfPlane { overrides.append(GeometryOverride(option: "--out-of-plane", quantity: .outOfPlane, value: v * .pi / 180)) }
-        if let v = distance { overrides.append(GeometryOverride(option: "--distance", quantity: .distance, value: v)) }
-        if let v = pixelMicrons { overrides.append(GeometryOverride(option: "--pixel-um", quantity: .pixelSize, value: v * 1e-6)) }
-        if let v = rockingStep { overrides.append(GeometryOverride(option: "--rocking-step", quantity: .rockingStep, value: v * .pi / 180)) }
-        if let a = rockingAxis {
-            let axes = ["x": [1.0, 0, 0], "y": [0, 1.0, 0], "z": [0, 0, 1.0]]
-            guard let v = axes[a] else { throw UsageError("--rocking-axis must be x, y or z (got '\(a)')") }
-            overrides.append(GeometryOverride(option: "--rocking-axis", quantity: .rockingAxis, value: 0, axis: v))
-        }
-        var overrideNote: String? = nil
-        var geo: BraggGeometry
+        let overrides = try geometryOverrides.overrides()
+        let resolved: ResolvedGeometry
         do {
-            if var r = record {
-                // Values the command line overrides describe the reconstruction grid anew.
-                if !overrides.isEmpty { r.voxelSize = nil; r.realSpaceBasis = nil }
-                (r, overrideNote) = try GeometryMerge.apply(overrides, to: r, source: source)
-                record = r
-            } else if !overrides.isEmpty {
-                (record, _) = try GeometryMerge.apply(overrides, to: CXIGeometry(), source: "the command line")
-                source = "the command line"
-            }
-            guard let r = record, let g = try r.braggGeometry() else {
-                throw UsageError("no geometry: the results files record none and no [geometry] was given; give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
-            }
-            geo = g
+            resolved = try GeometryMerge.resolve(experiment: geometry, experimentSource: "the experiment file \(inputs[0])",
+                                                 stored: storedGeometry, storedSource: specs[options.reference].file,
+                                                 overrides: overrides)
+        } catch PipelineError.noGeometry {
+            throw UsageError("no geometry: the results files record none and no [geometry] was given; give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
         } catch let e as PipelineError { throw UsageError(e.description) }
-        if let n = overrideNote { print(n) } else { print("geometry from \(source)") }
+        let geo = resolved.geometry
+        print(resolved.summary)
 
         // One shape for the series.
         do {
@@ -188,13 +149,8 @@ struct AnalyzeCommand: ParsableCommand {
 
         // 5. Write (the folder is made only now: a failed analysis leaves nothing behind).
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let ref = result.states[options.reference]
-        var table: [String: Any] = ["geometry_source": source, "geometry_record": record?.summary ?? [:],
-                                    "q_magnitude_per_m": geo.qMagnitude,
-                                    "voxel_size_nm": (0..<3).map { norm(result.basis.column($0)) * 1e9 },
-                                    "crystal_extent_lab_um": ["x": ref.extent.x * 1e6, "y": ref.extent.y * 1e6, "z": ref.extent.z * 1e6]]
-        if let n = overrideNote { table["geometry_overrides"] = n }
-        let vtis = try writeAnalysisOutputs(result, to: out, force: force, tableExtras: table)
+        let vtis = try SeriesOutputs.write(result, to: out, overwrite: force,
+                                           tableExtras: SeriesOutputs.geometryExtras(resolved, result: result, reference: options.reference))
 
         // 6. Summary: the seed's Table 1.
         print(String(format: "|Q| = %.4g m⁻¹, Q̂ = (%.3f, %.3f, %.3f) (x, y, z); common support %d voxels; %.1f s",
@@ -216,31 +172,11 @@ struct AnalyzeCommand: ParsableCommand {
         common.saveWisdom()
     }
 
-    /// Reads one reconstruction: CXI results (object, support, χ², pattern, geometry) or a
-    /// complex array; every failure names the state.
-    func readState(_ file: String, label: String) throws -> (ComplexVolume, RealVolume?, Double?, RealVolume?, CXIGeometry?) {
-        let path = String(file.split(separator: ":", maxSplits: 1).first ?? Substring(file))
-        let ext = (path as NSString).pathExtension.lowercased()
-        do {
-            if !file.contains(":"), let p = try PeerResults.read(path) {   // PyNX, cohere, bcdi
-                print(p.note)
-                return (p.object, p.support, nil, nil, p.geometry.isEmpty ? nil : p.geometry)
-            }
-            if (ext == "cxi" || ext == "h5" || ext == "hdf5") && !file.contains(":") {
-                let r = try CXIResults.read(from: path)
-                guard let o = r.object else {
-                    throw UsageError("state '\(label)': '\(path)' holds no object at \(CXIResults.objectPath)")
-                }
-                if let s = r.support, s.nonzeroCount() == 0 {   // else the whole box is taken for the crystal
-                    throw UsageError("state '\(label)': the support in '\(path)' (\(CXIResults.supportPath)) is empty: no voxel lies inside the crystal")
-                }
-                return (o, r.support, r.metrics["chi2"], r.pattern, r.geometry.isEmpty ? nil : r.geometry)
-            }
-            return (try ArrayIO.readComplex(file), nil, nil, nil, nil)
-        } catch let e as UsageError {
-            throw e
-        } catch {
-            throw UsageError("state '\(label)': \(error)")
-        }
+    /// Reads one reconstruction (BraggKit's `ReconstructionFile`), printing what was read
+    /// of another program's results.
+    func read(_ file: String, label: String) throws -> ReconstructionFile {
+        let r = try ReconstructionFile.read(file, state: label)
+        if let n = r.note { print(n) }
+        return r
     }
 }

@@ -177,7 +177,7 @@ struct BatchCommand: ParsableCommand {
                 o.ok = FileManager.default.fileExists(atPath: output)
             }
         } catch {
-            o.message = fileErrorSentence(error) ?? String(describing: error)
+            o.message = fileErrorSentence(error) ?? commandLineMessage(for: error)
             print("bragg: error: \(o.message)")
         }
         fflush(nil)

@@ -142,7 +142,7 @@ func braggMain() -> Never {
         if let sentence = fileErrorSentence(error) {
             message = "bragg: error: " + sentence
         } else if !(String(reflecting: type(of: error)).contains("ArgumentParser")) {
-            message = "bragg: error: " + String(describing: error)
+            message = "bragg: error: " + commandLineMessage(for: error)
         } else {
             message = Bragg.fullMessage(for: error)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Analysis
+import BraggKit
 import Foundation
 import Formats
 import Neural
@@ -129,7 +130,7 @@ struct DemoCommand: ParsableCommand {
             throw UsageError("\(out) already holds a report; pass --force to replace it")
         }
         let parsedRecipe = try Recipe.parse(recipe)
-        let neuralModel = noNeural ? nil : (model ?? NeuralPhaseRun.defaultModelPath())
+        let neuralModel = noNeural ? nil : (model ?? NeuralModel.defaultPath())
         if let m = model, !fm.fileExists(atPath: m) { throw UsageError("model '\(m)' does not exist") }
         for sub in ["", "/simulated", "/simulated/scans", "/prepared", "/reconstructions", "/reconstructions/neural"] {
             try fm.createDirectory(atPath: out + sub, withIntermediateDirectories: true)
@@ -212,7 +213,7 @@ struct DemoCommand: ParsableCommand {
             let result = try Phaser.phase(data, options: phasing, progress: bar.handler)
             bar.finish()
             let path = "\(out)/reconstructions/\(names[i]).cxi"
-            try iterativeResultsFile(result, options: phasing, intensity: p.pattern, mask: p.mask, source: p.path,
+            try ResultsFile.iterative(result, options: phasing, intensity: p.pattern, mask: p.mask, source: p.path,
                                      maskSource: p.path + ":" + CXIResults.maskPath, supportDescription: "auto").write(to: path, overwrite: true)
             reconstructions[s.label] = path
             commands.append("bragg phase \(p.path) --recipe \"\(recipe)\" --runs \(runs) --keep \(keep) --seed \(seed) --out \(path)")
@@ -271,8 +272,8 @@ struct DemoCommand: ParsableCommand {
         let truth = try SeriesAnalysis.groundTruth(objects: states.map(\.object), supports: states.map(\.support),
                                                    labels: states.map(\.label), geometry: g)
         let comparison = try TruthComparison(result: analysis, truth: truth)
-        let groundTruth = analysisGroundTruth(truth, comparison: comparison)
-        _ = try writeAnalysisOutputs(analysis, to: out, force: true)
+        let groundTruth = SeriesOutputs.groundTruth(truth, comparison: comparison)
+        try SeriesOutputs.write(analysis, to: out, overwrite: true)
         let experiment = DemoCommand.experimentFile(labels: states.map(\.label), conditions: conditions,
                                                     files: names.map { "reconstructions/\($0).cxi" }, geometry: g, options: analysisOptions)
         try SafeOutput.write(to: "\(out)/experiment.toml", overwrite: true) { try experiment.write(toFile: $0, atomically: false, encoding: .utf8) }
@@ -306,7 +307,7 @@ struct DemoCommand: ParsableCommand {
         try SafeOutput.write(to: "\(out)/provenance.json", overwrite: true) { _ = fm.createFile(atPath: $0, contents: provJSON) }
         let report: SeriesReportBuilder.Output
         do { report = try SeriesReportBuilder.build(directory: out, provenance: prov, progress: bar.handler) }
-        catch let e as ReportError { throw UsageError(e.description) }
+        catch let e as ReportError { throw UsageError(commandLineMessage(for: e)) }
         bar.finish()
         endStep("report")
         common.saveWisdom()
@@ -351,7 +352,7 @@ struct DemoCommand: ParsableCommand {
                                              messages: { bar.message("bragg: warning: " + $0) })
         bar.finish()
         let g = NeXusGeometry.read(from: stacks[0].file)
-        try preparedPatternFile(result, options: options, geometry: g).write(to: path, overwrite: true, compression: nil)
+        try ResultsFile.prepared(result, options: options, geometry: g, programName: "BraggKit \(Bragg.version) prepare").write(to: path, overwrite: true, compression: nil)
         return PreparedState(path: path, pattern: result.pattern, mask: result.mask, result: result)
     }
 

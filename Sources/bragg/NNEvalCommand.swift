@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import BraggKit
 import Formats
 import Neural
 import Numerics
@@ -98,7 +99,7 @@ struct BenchNNEval: ParsableCommand {
     func run() throws {
         if let c = candidates { try OutputCheck.file(c, overwrite: true) }   // before any work (#22)
         common.apply()
-        guard let modelPath = model ?? NeuralPhaseRun.defaultModelPath() else {
+        guard let modelPath = model ?? NeuralModel.defaultPath() else {
             throw UsageError("no model given and models/default-c8-64.safetensors not found: pass --model FILE.safetensors")
         }
         let thenRecipe = then == "none" ? nil : try Recipe.parse(then)

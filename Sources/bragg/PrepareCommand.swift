@@ -15,7 +15,7 @@ func parseTriple(_ s: String, name: String) throws -> [Int] {
 /// Reads a 2D or 3D calibration array (dark, flat, mask) named FILE or FILE:DATASET
 /// (TIFF, NPY, NPZ or HDF5).
 func readCalibration(_ spec: String, what: String) throws -> RealVolume {
-    do { return try CalibrationImage.read(spec) } catch let e as FormatError { throw UsageError("\(what): \(e)") }
+    do { return try CalibrationImage.read(spec) } catch let e as FormatError { throw UsageError("\(what): \(commandLineMessage(for: e))") }
 }
 
 struct PrepareCommand: ParsableCommand {
@@ -318,7 +318,7 @@ struct PrepareCommand: ParsableCommand {
                 outputs = opened.map { URL(fileURLWithPath: out).appendingPathComponent($0.name + ".cxi").path }
                 try OutputCheck.files(outputs, overwrite: force)
             }
-        } catch let e as PipelineError { throw UsageError(e.description) }
+        } catch let e as PipelineError { throw UsageError(commandLineMessage(for: e)) }
         if series { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } else { outputs = [out] }
 
         let bar = ProgressBar(quiet: common.quiet, unit: "frames")
@@ -338,6 +338,7 @@ struct PrepareCommand: ParsableCommand {
         common.saveWisdom()
 
         var geometry = GeometryOptions()
+        geometry.labels = prepareGeometryFlags
         geometry.energy = energyKeV.map { $0 * 1000 }
         geometry.distance = distance
         geometry.pixelSize = pixelMicrons.map { $0 * 1e-6 }
@@ -378,7 +379,7 @@ struct PrepareCommand: ParsableCommand {
             let (record, note) = try StatePreparation.geometry(of: state, prepared: result, options: geometry)
             g = record
             if let n = note { print(label + n) }
-        } catch let e as PipelineError { throw UsageError(e.description) }
+        } catch let e as PipelineError { throw UsageError(commandLineMessage(for: e)) }
         if let bg = try? g.braggGeometry() {
             let v = bg.voxelSizes(shape: result.pattern.shape)
             print(String(format: "%@geometry: 2θ = %.3f°, out of plane %.3f°, |Q| = %.5g Å⁻¹ (d = %.4f Å), Q̂ = (%.3f, %.3f, %.3f); pattern centre at detector pixel (%@); voxel %.1f × %.1f × %.1f nm",
@@ -390,7 +391,7 @@ struct PrepareCommand: ParsableCommand {
             print("\(label)geometry: incomplete\(why) (give the missing values with --energy-kev, --distance, --pixel-um, --two-theta, --rocking-step)")
         }
 
-        let cxi = preparedPatternFile(result, options: options, geometry: g)
+        let cxi = ResultsFile.prepared(result, options: options, geometry: g, programName: "BraggKit \(Bragg.version) prepare")
         try cxi.write(to: path, overwrite: force, compression: compression == 0 ? nil : compression)
     }
 

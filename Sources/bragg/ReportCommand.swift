@@ -32,7 +32,7 @@ struct ReportCommand: ParsableCommand {
         let out: SeriesReportBuilder.Output
         do {
             out = try SeriesReportBuilder.build(directory: directory, provenance: provenance, progress: bar.handler)
-        } catch let e as ReportError { throw UsageError(e.description) }
+        } catch let e as ReportError { throw UsageError(commandLineMessage(for: e)) }
         bar.finish()
         if let line = geometryLine(directory) { print(line) }
         printReportSummary(out)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Analysis
+import BraggKit
 import Foundation
 import Formats
 import Numerics
@@ -17,7 +18,7 @@ struct SimulateCommand: ParsableCommand {
 
 /// Maps library errors to one-sentence usage errors (exit status 2).
 private func usage<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as SimulationError { throw UsageError(e.description) }
+    do { return try body() } catch let e as SimulationError { throw UsageError(commandLineMessage(for: e)) }
 }
 
 /// Planning effort for one-shot transforms: `estimate` unless the user chose one.
@@ -149,8 +150,9 @@ struct SimulateOperando: ParsableCommand {
     @Flag(name: .customLong("detector-frame"), help: "Sample on the seed geometry's detector/rocking grid (patterns are rocking-frame stacks).") var detectorFrame = false
     @Flag(name: .customLong("no-noise"), help: "Expected counts, no Poisson noise.") var noNoise = false
     @Flag(name: .customLong("truncated-corner"), help: "Cut one corner off the prism (~6% of its volume): a crystal that is not centrosymmetric, whose twin differs in amplitude.") var truncatedCorner = false
-    @Option(help: "Output folder.") var out: String
-    @Flag(help: "Overwrite existing outputs.") var force = false
+    @OptionGroup var output: OutputFolderOptions
+    var out: String { output.out }
+    var force: Bool { output.force }
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -186,7 +188,7 @@ struct SimulateOperando: ParsableCommand {
         var doc = (try JSONSerialization.jsonObject(with: try JSONEncoder.pretty.encode(series.metrics)) as? [String: Any]) ?? [:]
         let truth = try SeriesAnalysis.groundTruth(objects: series.states.map(\.object), supports: series.states.map(\.support),
                                                    labels: series.states.map(\.label), geometry: g)
-        doc["analysis_convention"] = analysisGroundTruth(truth)
+        doc["analysis_convention"] = SeriesOutputs.groundTruth(truth)
         doc["analysis_convention_note"] = "Δφ_mean, Ω and the edge FWHM as bragg analyze computes them on the true objects (support: amplitude above half its interior level; core-median global phase; ramp removed; majority common support; erf edge fit in the lab frame); compare reconstructions against these. Phase retrieval may return the whole series as the twin of the truth: its Δφ_mean then all change sign (Ω and edge widths stay); decide that once for the series, from the reference's overlap with the true object, never per state"
         let json = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
         try SafeOutput.write(to: out + "/ground_truth.json", overwrite: force) { _ = fm.createFile(atPath: $0, contents: json) }
@@ -231,8 +233,9 @@ struct SimulateScans: ParsableCommand {
     @Option(name: .customLong("module-size"), help: "Detector module size in pixels: a 2-pixel gap after each module (0: no gaps; default 7/8 of --size).") var moduleSize: Int?
     @Flag(name: .customLong("truncated-corner"), help: "Cut one corner off the prism, as `bragg demo` does (see `simulate operando`).") var truncatedCorner = false
     @Option(help: "Operando state 0–5 to scan, or all (default: the first state's crystal).") var state: String = "0"
-    @Option(help: "Output folder.") var out: String
-    @Flag(help: "Overwrite existing outputs.") var force = false
+    @OptionGroup var output: OutputFolderOptions
+    var out: String { output.out }
+    var force: Bool { output.force }
     @OptionGroup var common: CommonOptions
 
     func run() throws {

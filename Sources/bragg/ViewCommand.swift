@@ -99,7 +99,7 @@ struct ViewCommand: ParsableCommand {
         }
         do {
             try ObjectFigures.validate(object, name: file)
-        } catch let e as ReportError { throw UsageError(e.description) }
+        } catch let e as ReportError { throw UsageError(commandLineMessage(for: e)) }
         guard support.nonzeroCount() > 0 else { throw UsageError("\(file): the support is empty") }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let names = ["slices.png", "isosurface.png", "isosurface.ply", "isosurface.obj"].map { out + "/" + $0 }

@@ -126,7 +126,10 @@ final class DiamondI16Tests: XCTestCase {
         var o = GeometryOptions()
         o.distance = 1.1
         let (_, _, record, note) = try prepared(file, geometry: o)
-        XCTAssertEqual(note, "geometry from i16_classic, overridden on the command line: --distance 1.1 m replaces none")
+        XCTAssertEqual(note, "geometry from i16_classic, overridden on the command line: distance 1.1 m replaces none")
+        o.labels = [.distance: "--distance"]   // a program's own name for the setting (bragg's flag)
+        XCTAssertEqual(try prepared(file, geometry: o).3,
+                       "geometry from i16_classic, overridden on the command line: --distance 1.1 m replaces none")
         let g = try XCTUnwrap(try record.braggGeometry())
         XCTAssertFalse(record.model.isEmpty, "the diffractometer's geometry, not 2θ")
         // eta (mu = 0) turns about −x, the horizontal axis across the beam

@@ -468,7 +468,7 @@ final class OtherFormatTests: XCTestCase {
         let a = try ArrayIO.read(fixture("float32.npy"))
         try ArrayIO.write(a, to: dir + "/x.npy", overwrite: false)
         XCTAssertThrowsError(try ArrayIO.write(a, to: dir + "/x.npy", overwrite: false)) { e in
-            XCTAssertEqual("\(e)", "output \(dir)/x.npy exists already; pass --force to overwrite it")
+            XCTAssertEqual("\(e)", "output \(dir)/x.npy exists already")
         }
         let b = try ArrayIO.read(fixture("int16.npy"))
         try ArrayIO.write(b, to: dir + "/x.npy", overwrite: true)

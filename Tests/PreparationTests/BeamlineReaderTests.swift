@@ -86,7 +86,7 @@ final class BeamlineReaderTests: XCTestCase {
     func testID01ScanChoiceIsNamedWhenMissingOrAmbiguous() throws {
         let p = try BeamlineFiles.path("id01.h5")
         XCTAssertThrowsError(try BeamlineReaders.open(path: p)) { e in
-            XCTAssertEqual("\(e)", "\(p) holds several scans (sampleA_3.1, sampleA_4.1); choose one with --scan")
+            XCTAssertEqual("\(e)", "\(p) holds several scans (sampleA_3.1, sampleA_4.1); choose one")
         }
         XCTAssertThrowsError(try BeamlineReaders.open(path: p, scan: "9")) { e in
             XCTAssertTrue("\(e)".contains("holds no scan 9; its scans are sampleA_3.1, sampleA_4.1, sampleA_5.1"), "\(e)")
@@ -211,7 +211,7 @@ final class BeamlineReaderTests: XCTestCase {
         XCTAssertNil(try BeamlineReaders.scans([try BeamlineFiles.path("generic.nxs")], beamline: nil, scan: nil))
         XCTAssertEqual(try BeamlineReaders.scans([try BeamlineFiles.path("sixs.nxs")], beamline: nil, scan: nil)?.first?.beamline, .soleilSIXS)
         XCTAssertThrowsError(try BeamlineReaders.scans([p], beamline: "id99", scan: nil)) { e in
-            XCTAssertTrue("\(e)".contains("--beamline must be one of 34idc, id01, p10, i16, nexus, sixs"), "\(e)")
+            XCTAssertTrue("\(e)".contains("unknown beamline 'id99': BraggKit knows 34idc, id01, p10, i16, nexus, sixs"), "\(e)")
         }
     }
 

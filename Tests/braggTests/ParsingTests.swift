@@ -24,14 +24,14 @@ final class ParsingTests: XCTestCase {
     func testPhaseDefaultsAndClosedSets() throws {
         let d = try parse(["phase", "p.npy", "--out", "o.cxi"], as: PhaseCommand.self)
         XCTAssertEqual(d.method, .iterative)
-        XCTAssertEqual(d.thresholdReference, .maximum)
-        XCTAssertNil(d.rankBy)
+        XCTAssertEqual(d.iterative.thresholdReference, .maximum)
+        XCTAssertNil(d.iterative.rankBy)
         XCTAssertEqual(d.common.effort, .measure)
         XCTAssertFalse(d.common.fftEffortGiven)
         let c = try parse(["phase", "p.npy", "--out", "o.cxi", "--threshold-reference", "rms", "--rank-by", "free-llk",
                            "--fft-effort", "patient"], as: PhaseCommand.self)
-        XCTAssertEqual(c.thresholdReference, .rms)
-        XCTAssertEqual(c.rankBy, .freeLLK)
+        XCTAssertEqual(c.iterative.thresholdReference, .rms)
+        XCTAssertEqual(c.iterative.rankBy, .freeLLK)
         XCTAssertEqual(c.common.effort, .patient)
         XCTAssertTrue(c.common.fftEffortGiven)
         XCTAssertEqual(try parse(["phase", "p.npy", "--out", "o.cxi", "--method", "neural"], as: PhaseCommand.self).method, .neural)
@@ -111,5 +111,46 @@ final class ParsingTests: XCTestCase {
                        "--threshold-reference, --rank-by apply only to --method iterative")
         XCTAssertEqual(try message(["--method", "neural", "--then", "short", "--symmetries", "reflections"]), "")
         XCTAssertEqual(try message(["--runs", "4", "--keep", "2", "--threshold-reference", "rms"]), "")
+    }
+
+    /// The option groups turn their values into the library's: the iterative method's into
+    /// `PhasingOptions`, the geometry overrides into SI units labelled with their flags, the
+    /// output folder shared by analyze and simulate operando/scans.
+    func testOptionGroupsGiveTheLibrarysValues() throws {
+        let c = try parse(["phase", "p.npy", "--out", "o.cxi", "--mask", "m.npy", "--recipe", "short", "--runs", "3", "--keep", "2",
+                           "--sigma", "3, 0.5", "--rank-by", "llk", "--threshold-reference", "rms", "--support", "sphere:4"],
+                          as: PhaseCommand.self)
+        XCTAssertEqual(c.input.pattern, "p.npy"); XCTAssertEqual(c.input.mask, "m.npy")
+        XCTAssertEqual(c.output.out, "o.cxi"); XCTAssertFalse(c.output.force)
+        let o = try c.iterative.phasingOptions()
+        XCTAssertEqual(o.recipe.description, try Recipe.parse("short").description)
+        XCTAssertEqual(o.runs, 3); XCTAssertEqual(o.keep, 2)
+        XCTAssertEqual(o.shrinkWrap.sigmaStart, 3); XCTAssertEqual(o.shrinkWrap.sigmaEnd, 0.5)
+        XCTAssertEqual(o.shrinkWrap.reference, .rms); XCTAssertEqual(o.rankBy, .llk)
+        guard case .sphere(let r) = try c.iterative.initialSupport() else { return XCTFail("not a sphere") }
+        XCTAssertEqual(r, 4)
+        XCTAssertEqual(try c.iterative.optionsGiven(),
+                       ["--recipe", "--runs", "--keep", "--support", "--sigma", "--threshold-reference", "--rank-by"])
+        XCTAssertEqual(try c.neural.optionsGiven(), [])
+        let bad = try parse(["phase", "p.npy", "--out", "o.cxi", "--sigma", "2"], as: PhaseCommand.self)
+        XCTAssertThrowsError(try bad.iterative.phasingOptions()) { e in
+            XCTAssertEqual("\(e)", "--sigma must be START,END in voxels, both ≥ 0 (got '2')")
+        }
+
+        let a = try parse(["analyze", "e.toml", "-o", "d", "--force", "--energy-kev", "9", "--two-theta", "30",
+                           "--pixel-um", "55", "--rocking-axis", "y"], as: AnalyzeCommand.self)
+        XCTAssertEqual(a.output.out, "d"); XCTAssertTrue(a.output.force)
+        let overrides = try a.geometryOverrides.overrides()
+        XCTAssertEqual(overrides.map(\.option), ["--energy-kev", "--two-theta", "--pixel-um", "--rocking-axis"])
+        XCTAssertEqual(overrides[0].value, 9000)
+        XCTAssertEqual(overrides[1].value, 30 * .pi / 180, accuracy: 1e-15)
+        XCTAssertEqual(overrides[2].value, 55e-6, accuracy: 1e-18)
+        XCTAssertEqual(overrides[3].axis, [0, 1, 0])
+        let axis = try parse(["analyze", "e.toml", "-o", "d", "--rocking-axis", "w"], as: AnalyzeCommand.self)
+        XCTAssertThrowsError(try axis.geometryOverrides.overrides()) { e in
+            XCTAssertEqual("\(e)", "--rocking-axis must be x, y or z (got 'w')")
+        }
+        let series = try parse(["simulate", "operando", "-o", "s", "--force"], as: SimulateOperando.self)
+        XCTAssertEqual(series.out, "s"); XCTAssertTrue(series.force)
     }
 }

@@ -1,5 +1,6 @@
 // use-braggkit PATTERN.cxi OUT: phase a prepared pattern (CXI file of `bragg prepare` or
-// `bragg simulate`, with its mask and geometry), analyse the object, write the results.
+// `bragg simulate`, with its mask and geometry), write the CXI result, analyse the object
+// and write the series outputs (table.csv, table.json, pca.json, the lab-frame .vti).
 import BraggKit
 import Foundation
 
@@ -7,14 +8,15 @@ let (patternFile, out) = (CommandLine.arguments[1], CommandLine.arguments[2])
 let input = try PatternInput.read(patternFile, mask: nil)
 var options = PhasingOptions()
 options.recipe = try Recipe.parse("short")
-let phased = try Phaser.phase(try PhasingData(intensity: input.pattern, mask: input.mask), options: options)
-guard let geometry = try input.geometry?.braggGeometry() else { fatalError("\(patternFile) records no geometry") }
-let analysis = try SeriesAnalysis.run(states: [StateInput(label: "crystal", object: phased.object, support: phased.support)],
-                                      geometry: geometry)
+let phased = try Reconstruction.iterative(input, source: patternFile, options: options)
 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-try ArrayIO.write(phased.object, to: out + "/object.npy", overwrite: true)
-try analysis.tableCSV().write(toFile: out + "/table.csv", atomically: true, encoding: .utf8)
+try phased.write(to: out + "/reconstruction.cxi", overwrite: true)
+let geometry = try GeometryMerge.resolve(experiment: nil, stored: input.geometry, storedSource: patternFile, overrides: [])
+let analysis = try SeriesAnalysis.run(states: [StateInput(label: "crystal", object: phased.object, support: phased.support, chi2: phased.chi2)],
+                                      geometry: geometry.geometry)
+try SeriesOutputs.write(analysis, to: out, overwrite: true,
+                        tableExtras: SeriesOutputs.geometryExtras(geometry, result: analysis, reference: 0))
 let state = analysis.states[0]
-print(String(format: "chi2 %.4f; crystal %.2f × %.2f × %.2f µm (x, y, z), edge resolution %.0f nm → %@/table.csv",
-             phased.metrics.chi2, state.extent.x * 1e6, state.extent.y * 1e6, state.extent.z * 1e6,
-             (state.edgeResolution ?? .nan) * 1e9, out))
+print(String(format: "chi2 %.4f; crystal %.2f × %.2f × %.2f µm (x, y, z), edge resolution %.0f nm; %@ → %@/reconstruction.cxi, table.csv",
+             phased.chi2, state.extent.x * 1e6, state.extent.y * 1e6, state.extent.z * 1e6,
+             (state.edgeResolution ?? .nan) * 1e9, geometry.summary, out))

@@ -1,0 +1,140 @@
+import Foundation
+import Numerics
+import Formats
+import Preparation
+import Phasing
+import Analysis
+
+/// The CXI files the pipeline writes (DESIGN.md's results layout), assembled from what a
+/// stage returns: an iterative reconstruction, a prepared pattern. `bragg phase`, `bragg demo`,
+/// `bragg batch` and `bragg prepare` write these; a Swift program gets the same files.
+public enum ResultsFile {
+    /// The CXI results file of an iterative reconstruction: object, support, pattern and
+    /// mask, the recipe and every option as process parameters, the metrics, and the χ²
+    /// history of the best run and each run's metrics as curves. `source` names the pattern
+    /// (recorded), `supportDescription` the initial support as the user gave it.
+    public static func iterative(_ result: PhasingResult, options: PhasingOptions, intensity: RealVolume, mask: RealVolume?,
+                                 source: String, maskSource: String? = nil, supportDescription: String) -> CXIResults {
+        var params: [String: HDF5Attribute] = [
+            "algorithm": .string("iterative phase retrieval (BraggKit Phasing)"),
+            "recipe": .string(options.recipe.description),
+            "runs": .int(options.runs), "keep": .int(options.keep), "seed": .int(Int(truncatingIfNeeded: options.seed)),
+            "kept_runs": .ints(result.kept.map { $0 + 1 }),
+            "twinned_runs": .ints(result.twinned.map { $0 + 1 }),
+            "rank_by": .string(options.rankBy.rawValue),
+            "shrink_wrap_sigma": .doubles([options.shrinkWrap.sigmaStart, options.shrinkWrap.sigmaEnd]),
+            "shrink_wrap_threshold_reference": .string(options.shrinkWrap.reference.rawValue),
+            "free_fraction": .double(options.freeFraction),
+            "initial_support": .string(supportDescription),
+            "phase_ramp_removed_cycles_per_voxel": .doubles(result.ramp.cyclesPerVoxel),
+            "intensity_policy": .string("negative/NaN/inf intensities masked"),
+            "source": .string(source),
+            "metrics_note": .string("llk/free_llk: mean Poisson deviance per pixel, model scaled to the data; chi2: Eq. (1) of Serban et al. 2024"),
+        ]
+        if let m = maskSource { params["mask_source"] = .string(m) }
+        var metrics: [String: Double] = [
+            "chi2": result.metrics.chi2, "llk": result.metrics.llk,
+            "spread": result.spread, "support_voxels": Double(result.metrics.supportVoxels),
+        ]
+        var curves: [String: [Double]] = [:]
+        if let best = result.runs.first(where: { $0.index == result.kept.first }) {
+            if let m = best.metrics {
+                metrics["best_run_chi2"] = m.chi2; metrics["best_run_llk"] = m.llk
+                if !m.freeLLK.isNaN { metrics["best_run_free_llk"] = m.freeLLK }
+            }
+            curves["chi2"] = best.chi2History.map(\.chi2)
+            curves["chi2_iteration"] = best.chi2History.map { Double($0.iteration) }
+        }
+        // Merging (mode decomposition of the kept runs) and the stalled-run check.
+        params["rank_by"] = .string(options.effectiveRankBy.rawValue)
+        params["mode_weights"] = .doubles(result.modeWeights)
+        params["result_is"] = .string(result.kept.count == 1 ? "best run" : result.merged ? "first mode of the kept runs" : "best run (first mode fitted worse than the merge tolerance)")
+        params["merge_tolerance"] = .double(options.mergeTolerance)
+        params["stall_check"] = .string(String(format: "after %.2f of the recipe, factor %.1f of the median of the other runs, %d restart(s)",
+                                               options.stallCheckFraction, options.stallFactor, options.stallRestarts))
+        if !result.notes.isEmpty { params["notes"] = .string(result.notes.joined(separator: "\n")) }
+        metrics["mode_weight"] = result.modeWeight
+        if let c = result.mergedChi2 { metrics["merged_chi2"] = c }
+        curves["run_iterations"] = result.runs.map { Double($0.iterations) }
+        curves["run_restarts"] = result.runs.map { Double($0.restarts) }
+        // χ² of each run's P_S ρ at the stall check, its last start's (NaN without a check)
+        curves["run_check_chi2"] = result.runs.map { $0.checkChi2.last ?? .nan }
+        var arrays: [String: NDArray] = [:]
+        if let best = result.runs.first(where: { $0.index == result.kept.first }), let psf = best.psf {
+            // The point-spread function (partial coherence) of the best run: its model and widths,
+            // and the kernel itself, centred, cropped to where it is not negligible.
+            params["psf_model"] = .string(psf.model.rawValue)
+            params["psf_fwhm_px"] = .doubles(psf.fwhm)
+            params["psf_sigma_px"] = .doubles(psf.sigma)
+            params["psf_eta"] = .double(psf.eta)
+            params["psf_background_counts"] = .double(psf.background)
+            if let k = try? psf.kernel(shape: result.object.shape) {
+                let half = k.shape.map { n in min((n - 1) / 2, max(3, Int((3 * (psf.fwhm.max() ?? 1)).rounded(.up)))) }
+                let start = zip(k.shape, half).map { $0 / 2 - $1 }, size = half.map { 2 * $0 + 1 }
+                if let c = try? k.cropped(start: start, size: size) { arrays["psf"] = NDArray(c) }
+            }
+            metrics["psf_fwhm_mean_px"] = psf.fwhm.reduce(0, +) / Double(max(1, psf.fwhm.count))
+        }
+        curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
+        curves["run_psf_fwhm_mean_px"] = result.runs.map { r in r.psf.map { $0.fwhm.reduce(0, +) / Double(max(1, $0.fwhm.count)) } ?? .nan }
+        if result.runs.contains(where: { $0.psf != nil }) {
+            // Each run's widths per axis (NaN for a run that failed or modelled no blur).
+            for (a, axis) in ["z", "y", "x"].enumerated() {
+                curves["run_psf_fwhm_\(axis)_px"] = result.runs.map { r in r.psf.flatMap { a < $0.fwhm.count ? $0.fwhm[a] : nil } ?? .nan }
+            }
+        }
+        curves["run_llk"] = result.runs.map { $0.metrics?.llk ?? .nan }
+        curves["run_free_llk"] = result.runs.map { $0.metrics?.freeLLK ?? .nan }
+        return CXIResults(object: result.object, support: result.support, pattern: intensity, mask: mask,
+                          parameters: params, metrics: metrics, curves: curves, arrays: arrays)
+    }
+
+    /// The CXI file of a prepared pattern (what `bragg prepare` and `bragg demo` write):
+    /// pattern, mask, geometry, and each scan's shift, correlation and bad pixels under
+    /// /entry_1/image_1/process_1. `programName` is recorded as the writing program.
+    public static func prepared(_ result: PreparedPattern, options: PreparationOptions, geometry: CXIGeometry,
+                                programName: String) -> CXIResults {
+        let included = result.scans.filter { $0.included }
+        let params: [String: HDF5Attribute] = [
+            "program": .string("bragg prepare"),
+            "scans": .string(result.scans.map { $0.source }.joined(separator: "\n")),
+            "scans_included": .ints(included.map { $0.index + 1 }),
+            "stack_shape": .ints(result.stackShape),
+            "crop_start": .ints(result.cropStart),
+            "crop_size": .ints(result.cropSize),
+            "binning": .ints(result.binning),
+            "bragg_peak_in_sum": .doubles(result.peak),
+            "centring": .string(options.centring.rawValue),
+            "registered": .string(options.register ? "yes" : "no"),
+            "hot_factor": .double(options.hotFactor),
+            "dead_min_counts": .double(options.deadMinCounts),
+            "min_correlation": .double(options.minCorrelation),
+            "upsampling": .int(options.upsampling),
+        ]
+        var arrays: [String: NDArray] = [:]
+        arrays["scan_shifts"] = NDArray(result.scans.flatMap { $0.shift }, shape: [result.scans.count, 3])
+        arrays["scan_correlations"] = NDArray(result.scans.map { $0.correlation })
+        arrays["scan_included"] = NDArray(result.scans.map { $0.included ? 1 : 0 } as [Int])
+        arrays["scan_hot_pixels"] = NDArray(result.scans.map { $0.hotPixels })
+        arrays["scan_constant_pixels"] = NDArray(result.scans.map { $0.deadPixels })
+        let masked = result.mask.sum() / Double(result.mask.count)
+        let metrics: [String: Double] = ["masked_fraction": masked, "total_counts": result.pattern.sum(),
+                                         "scans_summed": Double(included.count)]
+        return CXIResults(pattern: result.pattern, mask: result.mask, parameters: params, metrics: metrics,
+                          arrays: arrays, geometry: geometry, programName: programName)
+    }
+}
+
+extension CXIResults {
+    /// Carries the geometry of the phased pattern's file `spec` (if it is a CXI/HDF5 file
+    /// named without a dataset and records one) into these results, with the real-space
+    /// voxel of the object written; `patternShape` is the pattern's shape as phased.
+    /// Throws `PipelineError.geometry` naming the file when its record cannot describe the grid.
+    public mutating func carryPatternGeometry(of spec: String, patternShape: [Int]) throws {
+        let s = ArraySpec(spec)
+        guard s.dataset == nil, (try? s.format()) == .hdf5 else { return }
+        do {
+            try carryGeometry(try CXIResults.readGeometry(from: s.path), patternShape: patternShape)
+        } catch let e as PipelineError { throw PipelineError.geometry("\(s.path): \(e)") }
+    }
+}

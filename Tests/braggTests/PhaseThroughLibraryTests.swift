@@ -1,0 +1,73 @@
+import XCTest
+@testable import bragg
+import BraggKit
+
+/// `bragg phase` is option parsing and printing around BraggKit's calls: run in process, it
+/// writes the same results file as a Swift program calling `Reconstruction.iterative` or
+/// `NeuralReconstruction` with the same settings (every array, parameter, metric and curve).
+final class PhaseThroughLibraryTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("bragg-phase-library-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func pattern(size: Int, seed: UInt64) throws -> String {
+        var o = TrainingPairOptions(); o.photons = 1e6...1e6; o.phaseRMS = 0.5...0.5; o.poissonNoise = false
+        let path = dir.appendingPathComponent("p\(size).cxi").path
+        try CXIResults(pattern: try TrainingPair.make(size: size, seed: seed, options: o).intensity,
+                       geometry: CXIGeometry(BraggGeometry.seedStudy)).write(to: path, overwrite: true)
+        return path
+    }
+
+    func run(_ args: [String]) throws {
+        var command = try XCTUnwrap(try Bragg.parseAsRoot(args) as? PhaseCommand)
+        try command.run()
+    }
+
+    func assertSameFile(_ a: String, _ b: String, ignoring: Set<String> = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try CXIResults.read(from: a), y = try CXIResults.read(from: b)
+        let ox = try XCTUnwrap(x.object), oy = try XCTUnwrap(y.object)
+        XCTAssertEqual((try ox - oy).modulus().maximum(), 0, "object", file: file, line: line)
+        XCTAssertEqual(x.support?.floats, y.support?.floats, "support", file: file, line: line)
+        XCTAssertEqual(x.parameters, y.parameters, file: file, line: line)
+        // NaN (a run without a check, a coherent run's PSF width) equals NaN here
+        func exact(_ v: Double) -> String { v.isNaN ? "nan" : "\(v.bitPattern)" }
+        XCTAssertEqual(x.metrics.filter { !ignoring.contains($0.key) }.mapValues(exact),
+                       y.metrics.filter { !ignoring.contains($0.key) }.mapValues(exact), file: file, line: line)
+        XCTAssertEqual(x.curves.mapValues { $0.map(exact) }, y.curves.mapValues { $0.map(exact) }, file: file, line: line)
+        XCTAssertEqual(x.geometry, y.geometry, file: file, line: line)
+    }
+
+    func testIterativeCommandIsTheLibraryCall() throws {
+        let p = try pattern(size: 32, seed: 5)
+        let viaCommand = dir.appendingPathComponent("cli.cxi").path, viaLibrary = dir.appendingPathComponent("lib.cxi").path
+        try run(["phase", p, "--recipe", "HIO:60, ER:40", "--seed", "3", "--runs", "2", "--keep", "2", "--out", viaCommand, "-q"])
+        var options = PhasingOptions()
+        options.recipe = try Recipe.parse("HIO:60, ER:40"); options.seed = 3; options.runs = 2; options.keep = 2
+        try Reconstruction.iterative(try PatternInput.read(p, mask: nil), source: p, options: options, supportDescription: "auto")
+            .write(to: viaLibrary, overwrite: false)
+        try assertSameFile(viaCommand, viaLibrary)
+    }
+
+    func testNeuralCommandIsTheLibraryCall() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let model = repo.appendingPathComponent(NeuralModel.defaultRelativePath).path
+        guard FileManager.default.fileExists(atPath: model) else { throw XCTSkip("no default model at \(model)") }
+        let p = try pattern(size: 48, seed: 7)
+        let viaCommand = dir.appendingPathComponent("cli.cxi").path, viaLibrary = dir.appendingPathComponent("lib.cxi").path
+        try run(["phase", p, "--method", "neural", "--model", model, "--then", "ER:20", "--out", viaCommand, "-q"])
+        let prediction = try NeuralReconstruction.predict(try PatternInput.read(p, mask: nil), source: p, model: try NeuralModel(path: model))
+        try prediction.handOff(recipe: try Recipe.parse("ER:20")).write(to: viaLibrary, overwrite: false)
+        try assertSameFile(viaCommand, viaLibrary)
+        // the prediction alone: the same but for the seconds it took
+        let aloneCommand = dir.appendingPathComponent("cli1.cxi").path, aloneLibrary = dir.appendingPathComponent("lib1.cxi").path
+        try run(["phase", p, "--method", "neural", "--model", model, "--out", aloneCommand, "-q"])
+        let again = try NeuralReconstruction.predict(try PatternInput.read(p, mask: nil), source: p, model: try NeuralModel(path: model))
+        try again.reconstruction().write(to: aloneLibrary, overwrite: false)
+        try assertSameFile(aloneCommand, aloneLibrary, ignoring: ["seconds"])
+    }
+}
