@@ -212,7 +212,7 @@ public struct NeuralPrediction {
         let res = try Phaser.refine(data, from: object, support: support, options: opts, progress: progress)
         var file = ResultsFile.iterative(res, options: opts, intensity: pattern.pattern, mask: pattern.mask, source: source,
                                          maskSource: pattern.maskSource,
-                                         supportDescription: "neural prediction (amplitude > 0.2 of its maximum)")
+                                         supportDescription: "neural prediction (amplitude > \(String(format: "%g", Double(options.supportThreshold))) of its maximum)")
         file.parameters["algorithm"] = .string("neural phase retrieval, then iterative (BraggKit Neural + Phasing)")
         file.parameters["model"] = .string(model.path)
         file.parameters["refine_steps"] = .int(refineSteps)

@@ -91,7 +91,8 @@ public enum ResultsFile {
 
     /// The CXI file of a prepared pattern (what `bragg prepare` and `bragg demo` write):
     /// pattern, mask, geometry, and each scan's shift, correlation and bad pixels under
-    /// /entry_1/image_1/process_1. `programName` is recorded as the writing program.
+    /// /entry_1/image_1/process_1. `programName` is the CXI file's writing program; the
+    /// process parameter `program` names the step ("bragg prepare") whoever wrote it.
     public static func prepared(_ result: PreparedPattern, options: PreparationOptions, geometry: CXIGeometry,
                                 programName: String) -> CXIResults {
         let included = result.scans.filter { $0.included }
