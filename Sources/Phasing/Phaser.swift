@@ -34,6 +34,12 @@ public struct PhasingOptions: Sendable {
     /// The first mode of the kept runs is written when its χ² is at most this many times the
     /// best run's; otherwise the best run is written (and the result's notes say so).
     public var mergeTolerance = 1.1
+    /// Refinement of the first mode against the data before it is compared with the best run
+    /// (support fixed to the best run's, its point-spread function fixed; nil or no steps:
+    /// none). The first mode's χ² before and after are both reported.
+    public var mergeRefinement: Recipe? = PhasingOptions.defaultMergeRefinement
+    /// ER:50, support fixed.
+    public static let defaultMergeRefinement = Recipe(steps: [RecipeStep(.er, iterations: 50, shrinkWrapEvery: 0)])
     /// Tests only: called on the engine of each run's first start after its random start
     /// (to force a run off course).
     var startOverride: (@Sendable (Int, PhasingEngine) -> Void)? = nil
@@ -127,8 +133,19 @@ public struct PhasingResult: Sendable {
     /// their sum, largest first; [1] for one run). The first is `modeWeight`.
     public var modeWeights: [Double] = [1]
     public var modeWeight: Double { modeWeights.first ?? 1 }
-    /// χ² (Eq. 1) of the first mode (nil with one kept run), and whether it is the object written.
+    /// χ² (Eq. 1) of the merged object offered for writing (the first mode after the merge
+    /// refinement, if any; nil with one kept run), and whether it is the object written.
     public var mergedChi2: Double? = nil
+    /// χ² of the first mode as the mode decomposition gave it (before any refinement).
+    public var firstModeChi2: Double? = nil
+    /// χ² of each kept run after alignment onto the best (best first), evaluated like the
+    /// first mode (the best run's ramp and point-spread function): alignment that moved a
+    /// run off the data shows here.
+    public var alignedChi2: [Double] = []
+    /// The refinement run on the first mode (nil: none), and how far it moved it: the
+    /// normalised complex error between the refined and the unrefined first mode.
+    public var mergeRefinement: Recipe? = nil
+    public var refinementChange: Double? = nil
     public var merged = false
     /// Decisions the job took, one sentence each (stalled runs, the merge), as reported
     /// through the progress handler's notes.
@@ -293,13 +310,16 @@ public enum Phaser {
                                    recipe: options.recipe, options: options)
         if keptRuns.count > 1 {
             var aligned: [ComplexVolume] = [best.object!]
+            let dataFrame = ProcessInfo.processInfo.environment["BRAGG_MERGE_ALIGN"] != "relative"
             for r in keptRuns.dropFirst() {
-                let a = try PhasingPost.align(r.object!, onto: best.object!)
+                let a = dataFrame
+                    ? try PhasingPost.align(r.object!.removingPhaseRamp(best.ramp - r.ramp), onto: best.object!, matchingRamps: false)
+                    : try PhasingPost.align(r.object!, onto: best.object!)
                 if a.twinned { result.twinned.append(r.index) }
                 aligned.append(a.object)
             }
             let modes = try RunMerging.firstMode(of: aligned)
-            let mode = PhasingPost.zeroingGlobalPhase(modes.mode)
+            var mode = PhasingPost.zeroingGlobalPhase(modes.mode)
             result.modeWeights = modes.weights
             var s2 = 0.0
             for a in aligned { let e = try PhasingPost.normalisedError(a, mode); s2 += e * e }
@@ -307,17 +327,38 @@ public enum Phaser {
             // χ² of exactly the first mode (no support applied), in the data's frame: the best
             // run's ramp put back (the modulus ignores the shift that centred it).
             // The same intensity model as the runs: the best run's point-spread function.
-            let mergedMetrics = try metricsOfObject(mode, ramp: best.ramp, data: data, psf: best.psf, threads: threads)
-            result.mergedChi2 = mergedMetrics.chi2
+            var mergedMetrics = try metricsOfObject(mode, ramp: best.ramp, data: data, psf: best.psf, threads: threads)
+            result.firstModeChi2 = mergedMetrics.chi2
+            result.alignedChi2 = try aligned.map { try metricsOfObject($0, ramp: best.ramp, data: data, psf: best.psf, threads: threads).chi2 }
             let bestChi2 = best.metrics!.chi2
+            var head = String(format: "first mode of %d aligned runs (weight %.3f): χ² %.5g, %.3f× the best run's %.5g (aligned runs' χ² %@)",
+                              aligned.count, result.modeWeight, mergedMetrics.chi2, mergedMetrics.chi2 / max(bestChi2, 1e-300), bestChi2,
+                              result.alignedChi2.map { String(format: "%.5g", $0) }.joined(separator: ", "))
+            // How the runs differ from the best: in all, and in the moduli alone (shape vs phase).
+            let apart = try aligned.dropFirst().map { a in
+                String(format: "%.3f (moduli %.3f)", try PhasingPost.normalisedError(a, aligned[0]), try PhasingPost.modulusError(a, aligned[0]))
+            }
+            head += "; aligned runs' normalised error against the best run " + apart.joined(separator: ", ")
+            if let recipe = options.mergeRefinement, recipe.totalIterations > 0 {
+                let refined = try RunMerging.refine(mode, support: support, ramp: best.ramp, data: data, psf: best.psf,
+                                                    recipe: recipe, freeFraction: options.freeFraction, freeSeed: best.seed,
+                                                    threads: threads)
+                result.refinementChange = try PhasingPost.normalisedError(refined.object, mode)
+                result.mergeRefinement = recipe
+                head += String(format: "; refined (%@, the best run's support and point-spread function) to χ² %.5g, moving it by %.3f (normalised error)",
+                               recipe.description, refined.metrics.chi2, result.refinementChange!)
+                let distances = try aligned.map { String(format: "%.3f", try PhasingPost.normalisedError(refined.object, $0)) }
+                head += "; refined object against the aligned runs: " + distances.joined(separator: ", ")
+                mode = refined.object
+                mergedMetrics = refined.metrics
+            }
+            result.mergedChi2 = mergedMetrics.chi2
             let ratio = mergedMetrics.chi2 / max(bestChi2, 1e-300)
-            let head = String(format: "first mode of %d aligned runs (weight %.3f): χ² %.5g, %.3f× the best run's %.5g",
-                              aligned.count, result.modeWeight, mergedMetrics.chi2, ratio, bestChi2)
+            head += String(format: ": %.3f× the best run's", ratio)
             if ratio <= options.mergeTolerance {
                 result.object = mode; result.metrics = mergedMetrics; result.merged = true
-                if ratio > 1 {
-                    note(head + String(format: "; worse than the best run but within the %.2f× tolerance: the first mode is written", options.mergeTolerance))
-                }
+                note(head + (ratio > 1 ? String(format: "; worse than the best run but within the %.2f× tolerance: the merged object is written", options.mergeTolerance)
+                                       : "; the merged object is written"))
             } else {
                 note(head + String(format: "; above the %.2f× tolerance: the best run (run %d) is written instead", options.mergeTolerance, best.index + 1))
             }

@@ -113,6 +113,9 @@ struct PhaseCommand: ParsableCommand {
     @Option(name: .customLong("merge-tolerance"), help: "The first mode of the kept runs is written when its chi2 is at most this many times the best run's; otherwise the best run is written (1 = never worse than the best run).")
     var mergeTolerance: Double = 1.1
 
+    @Option(name: .customLong("merge-refine"), help: "Recipe refining the first mode of the kept runs against the data before it is compared with the best run (support and point-spread function fixed to the best run's; \"none\" for no refinement).")
+    var mergeRefine: String = "ER:50"
+
     @Option(name: .shortAndLong, help: "Output: .h5/.cxi (CXI results) or .npy (complex object).")
     var out: String
 
@@ -156,7 +159,8 @@ struct PhaseCommand: ParsableCommand {
                 ("--threshold-reference", thresholdReference != d.thresholdReference),
                 ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy),
                 ("--stall-check", stallCheck != d.stallCheck), ("--stall-factor", stallFactor != d.stallFactor),
-                ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance)]
+                ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance),
+                ("--merge-refine", mergeRefine != d.mergeRefine)]
             .filter(\.1).map(\.0)
     }
 
@@ -195,6 +199,7 @@ struct PhaseCommand: ParsableCommand {
         if let r = rankBy { options.rankBy = r }
         options.stallCheckFraction = stallCheck; options.stallFactor = stallFactor
         options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
+        options.mergeRefinement = mergeRefine.lowercased() == "none" ? nil : try Recipe.parse(mergeRefine)
         let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")
@@ -235,7 +240,8 @@ struct PhaseCommand: ParsableCommand {
         } else {
             what = String(format: "%@ of %d kept runs (first-mode weight %.3f, modes %@; first mode chi2 %.5f)",
                           result.merged ? "first mode" : "best run", result.kept.count, result.modeWeight,
-                          result.modeWeights.map { String(format: "%.3f", $0) }.joined(separator: " "), result.mergedChi2 ?? .nan)
+                          result.modeWeights.map { String(format: "%.3f", $0) }.joined(separator: " "), result.firstModeChi2 ?? .nan)
+                + (result.mergeRefinement != nil ? String(format: ", refined %.5f", result.mergedChi2 ?? .nan) : "")
         }
         print(String(format: "result: %@, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
                      what, result.spread, result.metrics.chi2, result.metrics.llk,
