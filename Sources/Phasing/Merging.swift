@@ -63,12 +63,17 @@ public enum RunMerging {
         if let psf { try engine.applyPSF(.fixed(psf)) }
         try object.reshaped(data.shape).removingPhaseRamp(-ramp).ifftshifted()
             .withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
-        // Support fixed: shrink-wrap here would let the support drift from the runs'.
-        var steps = recipe.steps
-        for i in steps.indices { steps[i].shrinkWrapEvery = 0 }
-        try engine.run(recipe: Recipe(steps: steps), shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
+        try engine.run(recipe: withFixedSupport(recipe), shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
         let m = engine.finalMetrics()
         return (PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), m)
+    }
+
+    /// `recipe` with shrink-wrap off in every step: the refinement keeps the support fixed
+    /// (shrink-wrap would let it drift from the runs').
+    static func withFixedSupport(_ recipe: Recipe) -> Recipe {
+        var steps = recipe.steps
+        for i in steps.indices { steps[i].shrinkWrapEvery = 0 }
+        return Recipe(steps: steps)
     }
 
     /// Eigenvalues (largest first) and unit eigenvectors of a small Hermitian matrix H = A + iB,

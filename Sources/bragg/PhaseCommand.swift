@@ -37,11 +37,13 @@ struct PhaseCommand: ParsableCommand {
             checked for stalled runs after --stall-check of the recipe (a run whose chi2 is \
             --stall-factor times the median of the others' is restarted or dropped, and said so), \
             ranked by --rank-by (free log-likelihood by default), and the --keep best are \
-            aligned (twin, sub-voxel shift, phase ramp, global phase) and merged by mode \
-            decomposition (the first eigenvector of their Gram matrix, as PyNX's \
-            pynx-cdi-analysis); its weight says how much the runs agree. The first mode is \
-            written unless its chi2 exceeds --merge-tolerance times the best run's, when the best \
-            run is written instead (and said so). Output: .h5/.cxi gets the CXI results file (object, support, \
+            aligned (twin, sub-voxel shift, global phase; each run's own phase ramp kept, so it \
+            still fits the data) and merged by mode decomposition (the first eigenvector of their \
+            Gram matrix, as PyNX's pynx-cdi-analysis); its weight says how much the runs agree. \
+            The first mode, an average, fits worse than the runs; it is refined against the data \
+            by --merge-refine (ER:50, the best run's support and point-spread function) and \
+            written unless its chi2 then exceeds --merge-tolerance times the best run's, when the \
+            best run is written instead (and said so); both chi2 are reported. Output: .h5/.cxi gets the CXI results file (object, support, \
             pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
             centred on its support and its linear phase ramp is removed (recorded in the file).
             """
