@@ -201,7 +201,8 @@ struct PhaseCommand: ParsableCommand {
         if let r = rankBy { options.rankBy = r }
         options.stallCheckFraction = stallCheck; options.stallFactor = stallFactor
         options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
-        options.mergeRefinement = mergeRefine.lowercased() == "none" ? nil : try Recipe.parse(mergeRefine)
+        do { options.mergeRefinement = mergeRefine.lowercased() == "none" ? nil : try Recipe.parse(mergeRefine) }
+        catch { throw UsageError("--merge-refine '\(mergeRefine)': \(error)") }
         let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")
