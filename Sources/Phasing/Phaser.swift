@@ -35,8 +35,9 @@ public struct PhasingOptions: Sendable {
     /// best run's; otherwise the best run is written (and the result's notes say so).
     public var mergeTolerance = 1.1
     /// Refinement of the first mode against the data before it is compared with the best run
-    /// (support fixed to the best run's, its point-spread function fixed; nil or no steps:
-    /// none). The first mode's χ² before and after are both reported.
+    /// (support fixed to the union of the kept runs', the best run's point-spread function
+    /// fixed; kept when it lowers χ²; nil or no steps: none). The first mode's χ² before and
+    /// after are both reported.
     public var mergeRefinement: Recipe? = PhasingOptions.defaultMergeRefinement
     /// ER:50, support fixed.
     public static let defaultMergeRefinement = Recipe(steps: [RecipeStep(.er, iterations: 50, shrinkWrapEvery: 0)])
@@ -113,6 +114,7 @@ public struct PhasingResult: Sendable {
     /// kept runs, refined (`merged`), or the best run when there was one kept run or when the first
     /// mode fitted the data worse than `PhasingOptions.mergeTolerance` × the best run.
     public var object: ComplexVolume
+    /// The best run's support, or the union of the kept runs' (aligned) when merged.
     public var support: RealVolume
     /// Every run, in run order (objects only on the kept ones).
     public var runs: [PhasingRunResult]
@@ -142,8 +144,9 @@ public struct PhasingResult: Sendable {
     /// first mode (the best run's ramp and point-spread function): alignment that moved a
     /// run off the data shows here.
     public var alignedChi2: [Double] = []
-    /// The refinement run on the first mode (nil: none), and how far it moved it: the
-    /// normalised complex error between the refined and the unrefined first mode.
+    /// The refinement of the first mode (nil: none, or not kept because it did not lower
+    /// χ²), and how far it moved it: the normalised complex error between the refined and
+    /// the unrefined first mode. `mergedChi2` is then the refined object's.
     public var mergeRefinement: Recipe? = nil
     public var refinementChange: Double? = nil
     public var merged = false
@@ -312,6 +315,9 @@ public enum Phaser {
                                    recipe: options.recipe, options: options)
         if keptRuns.count > 1 {
             var aligned: [ComplexVolume] = [best.object!]
+            // The union of the kept runs' supports, each moved as its run was (twin, shift):
+            // where the first mode lives, and the support its refinement keeps.
+            var union = support
             // Each run aligned in the data frame: its own removed ramp put back relative to the
             // best run's (so that with the best run's ramp it fits the data as it did), then
             // twin, Fourier shift and global phase, which all keep its pattern's modulus in
@@ -323,6 +329,10 @@ public enum Phaser {
                                               matchingRamps: false)
                 if a.twinned { result.twinned.append(r.index) }
                 aligned.append(a.object)
+                let moved = try (a.twinned ? r.support!.twin() : r.support!).fourierShifted(by: a.shift).thresholded(above: 0.5)
+                union.withUnsafeMutableFloats { u in moved.withUnsafeFloats { m in
+                    for i in 0..<u.count where m[i] > 0 { u[i] = 1 }
+                } }
             }
             let modes = try RunMerging.firstMode(of: aligned)
             var mode = PhasingPost.zeroingGlobalPhase(modes.mode)
@@ -347,23 +357,31 @@ public enum Phaser {
             head += "; aligned runs' normalised error against the best run " + apart.joined(separator: ", ")
             if let r = options.mergeRefinement, r.totalIterations > 0 {
                 let recipe = RunMerging.withFixedSupport(r)
-                let refined = try RunMerging.refine(mode, support: support, ramp: best.ramp, data: data, psf: best.psf,
+                let refined = try RunMerging.refine(mode, support: union, ramp: best.ramp, data: data, psf: best.psf,
                                                     recipe: recipe, freeFraction: options.freeFraction, freeSeed: best.seed,
                                                     threads: threads)
-                result.refinementChange = try PhasingPost.normalisedError(refined.object, mode)
-                result.mergeRefinement = recipe
-                head += String(format: "; refined (%@, the best run's support and point-spread function) to χ² %.5g, moving it by %.3f (normalised error)",
-                               recipe.description, refined.metrics.chi2, result.refinementChange!)
+                let change = try PhasingPost.normalisedError(refined.object, mode)
+                head += String(format: "; refined (%@, the kept runs' union support, the best run's point-spread function) to χ² %.5g, moving it by %.3f (normalised error)",
+                               recipe.description, refined.metrics.chi2, change)
                 let distances = try aligned.map { String(format: "%.3f", try PhasingPost.normalisedError(refined.object, $0)) }
                 head += "; refined object against the aligned runs: " + distances.joined(separator: ", ")
-                mode = refined.object
-                mergedMetrics = refined.metrics
+                // The refinement is kept only when it fits better: a first mode that already
+                // fits as well as the runs is not pulled towards one of them.
+                if refined.metrics.chi2 < mergedMetrics.chi2 {
+                    result.refinementChange = change
+                    result.mergeRefinement = recipe
+                    mode = refined.object
+                    mergedMetrics = refined.metrics
+                } else {
+                    head += "; not kept (no better than the first mode)"
+                }
             }
             result.mergedChi2 = mergedMetrics.chi2
             let ratio = mergedMetrics.chi2 / max(bestChi2, 1e-300)
             head += String(format: ": %.3f× the best run's", ratio)
             if ratio <= options.mergeTolerance {
                 result.object = mode; result.metrics = mergedMetrics; result.merged = true
+                result.support = union
                 note(head + (ratio > 1 ? String(format: "; worse than the best run but within the %.2f× tolerance: the merged object is written", options.mergeTolerance)
                                        : "; the merged object is written"))
             } else {

@@ -40,10 +40,11 @@ struct PhaseCommand: ParsableCommand {
             aligned (twin, sub-voxel shift, global phase; each run's own phase ramp kept, so it \
             still fits the data) and merged by mode decomposition (the first eigenvector of their \
             Gram matrix, as PyNX's pynx-cdi-analysis); its weight says how much the runs agree. \
-            The first mode, an average, fits worse than the runs; it is refined against the data \
-            by --merge-refine (ER:50, the best run's support and point-spread function) and \
-            written unless its chi2 then exceeds --merge-tolerance times the best run's, when the \
-            best run is written instead (and said so); both chi2 are reported. Output: .h5/.cxi gets the CXI results file (object, support, \
+            The first mode, an average, often fits worse than the runs; it is refined against the \
+            data by --merge-refine (ER:50 in the kept runs' union support, the best run's \
+            point-spread function; kept when it lowers chi2) and written unless its chi2 exceeds \
+            --merge-tolerance times the best run's, when the best run is written instead (and \
+            said so); both chi2 are reported. Output: .h5/.cxi gets the CXI results file (object, support, \
             pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
             centred on its support and its linear phase ramp is removed (recorded in the file).
             """
@@ -115,7 +116,7 @@ struct PhaseCommand: ParsableCommand {
     @Option(name: .customLong("merge-tolerance"), help: "The first mode of the kept runs is written when its chi2 is at most this many times the best run's; otherwise the best run is written (1 = never worse than the best run).")
     var mergeTolerance: Double = 1.1
 
-    @Option(name: .customLong("merge-refine"), help: "Recipe refining the first mode of the kept runs against the data before it is compared with the best run (support and point-spread function fixed to the best run's; \"none\" for no refinement).")
+    @Option(name: .customLong("merge-refine"), help: "Recipe refining the first mode of the kept runs against the data before it is compared with the best run (support fixed to the kept runs' union, point-spread function to the best run's; kept only when it lowers chi2; \"none\" for no refinement).")
     var mergeRefine: String = "ER:50"
 
     @Option(name: .shortAndLong, help: "Output: .h5/.cxi (CXI results) or .npy (complex object).")
