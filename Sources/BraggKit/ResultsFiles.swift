@@ -48,13 +48,17 @@ public enum ResultsFile {
         // Merging (mode decomposition of the kept runs) and the stalled-run check.
         params["rank_by"] = .string(options.effectiveRankBy.rawValue)
         params["mode_weights"] = .doubles(result.modeWeights)
-        params["result_is"] = .string(result.kept.count == 1 ? "best run" : result.merged ? "first mode of the kept runs" : "best run (first mode fitted worse than the merge tolerance)")
+        params["result_is"] = .string(result.kept.count == 1 ? "best run" : result.merged ? (result.mergeRefinement != nil ? "first mode of the kept runs, refined" : "first mode of the kept runs") : "best run (first mode fitted worse than the merge tolerance)")
         params["merge_tolerance"] = .double(options.mergeTolerance)
         params["stall_check"] = .string(String(format: "after %.2f of the recipe, factor %.1f of the median of the other runs, %d restart(s)",
                                                options.stallCheckFraction, options.stallFactor, options.stallRestarts))
         if !result.notes.isEmpty { params["notes"] = .string(result.notes.joined(separator: "\n")) }
         metrics["mode_weight"] = result.modeWeight
         if let c = result.mergedChi2 { metrics["merged_chi2"] = c }
+        if let c = result.firstModeChi2 { metrics["first_mode_chi2"] = c }   // before the merge refinement
+        if let r = result.mergeRefinement { params["merge_refinement"] = .string(r.description) }
+        if let c = result.refinementChange { metrics["merge_refinement_change"] = c }
+        if !result.alignedChi2.isEmpty { curves["kept_run_aligned_chi2"] = result.alignedChi2 }
         curves["run_iterations"] = result.runs.map { Double($0.iterations) }
         curves["run_restarts"] = result.runs.map { Double($0.restarts) }
         // χ² of each run's P_S ρ at the stall check, its last start's (NaN without a check)

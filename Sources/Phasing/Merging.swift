@@ -42,6 +42,40 @@ public enum RunMerging {
         return (mode, values.map { max($0, 0) / sum })
     }
 
+    /// A short refinement of a merged object against the data, what users do after merging:
+    /// the first mode is an average, and averaging runs that differ (in phase, in the weak
+    /// edges of the crystal) lowers the contrast of its diffraction pattern, so its χ² is
+    /// worse than each run's even when the runs are well aligned. `recipe` (ER by default,
+    /// support fixed) is run from `object` (centred, the ramp `ramp` removed) inside `support`
+    /// (centred; the kept runs' union support), with the point-spread function `psf` fixed (nil: coherent) and the pixels
+    /// `freeSeed` withheld (the free pixels of the run of that seed, so that its free
+    /// log-likelihood is scored on the same pixels). Returns P_S ρ in the same frame
+    /// (ramp removed, global phase zeroed) and its metrics.
+    static func refine(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
+                       psf: PointSpreadFunction?, recipe: Recipe, freeFraction: Double, freeSeed: UInt64,
+                       threads: Int) throws -> (object: ComplexVolume, metrics: PhasingMetrics) {
+        let s = try support.reshaped(data.shape).ifftshifted()
+        let st = FloatStorage(count: data.count)
+        s.withUnsafeFloats { p in for i in 0..<data.count { st.pointer[i] = p[i] != 0 ? 1 : 0 } }
+        let engine = try PhasingEngine(data: data, supportFFTOrder: st, threads: threads)
+        var rng = PhasingRNG(seed: freeSeed)
+        engine.withholdFreePixels(fraction: freeFraction, rng: &rng)
+        if let psf { try engine.applyPSF(.fixed(psf)) }
+        try object.reshaped(data.shape).removingPhaseRamp(-ramp).ifftshifted()
+            .withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
+        try engine.run(recipe: withFixedSupport(recipe), shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
+        let m = engine.finalMetrics()
+        return (PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), m)
+    }
+
+    /// `recipe` with shrink-wrap off in every step: the refinement keeps the support fixed
+    /// (shrink-wrap would let it drift from the runs').
+    static func withFixedSupport(_ recipe: Recipe) -> Recipe {
+        var steps = recipe.steps
+        for i in steps.indices { steps[i].shrinkWrapEvery = 0 }
+        return Recipe(steps: steps)
+    }
+
     /// Eigenvalues (largest first) and unit eigenvectors of a small Hermitian matrix H = A + iB,
     /// from the real symmetric [[A, −B], [B, A]] (each eigenvalue of H appears twice there,
     /// with eigenvectors (x, y) and (−y, x) for the eigenvector x + iy of H) by cyclic Jacobi

@@ -67,6 +67,21 @@ public enum PhasingPost {
         return max(0, 1 - (ip.re * ip.re + ip.im * ip.im) / (na * nb)).squareRoot()
     }
 
+    /// The same error between the moduli alone, √(1 − (Σ|a||b|)² / (Σ|a|² Σ|b|²)): what part
+    /// of a difference between reconstructions is in the shape rather than the phase.
+    public static func modulusError(_ a: ComplexVolume, _ b: ComplexVolume) throws -> Double {
+        guard a.shape == b.shape else { throw PhasingError.invalidData("volumes of shapes \(a.shape) and \(b.shape) compared") }
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        a.withUnsafeFloats { p in b.withUnsafeFloats { q in
+            for i in stride(from: 0, to: p.count, by: 2) {
+                let x = Double(p[i] * p[i] + p[i + 1] * p[i + 1]), y = Double(q[i] * q[i] + q[i + 1] * q[i + 1])
+                ab += (x * y).squareRoot(); aa += x; bb += y
+            }
+        } }
+        guard aa > 0, bb > 0 else { return 1 }
+        return max(0, 1 - ab * ab / (aa * bb)).squareRoot()
+    }
+
     /// Aligns `moving` onto `reference` before two reconstructions are compared or merged:
     /// (1) each candidate, `moving` and its twin, is given the reference's phase ramp (the
     /// circular centre of mass of |F|², `braggPeakRamp`), so that a ramp difference does not
@@ -77,11 +92,16 @@ public enum PhasingPost {
     /// arg Σ conj(ρ_ref)ρ, conj(ρ_ref)ρ one voxel on (per axis), is removed; (5) the global phase is
     /// matched. Returns the aligned object, whether the twin was taken, the shift, the
     /// removed relative ramp and the phase added.
-    public static func align(_ moving: ComplexVolume, onto reference: ComplexVolume) throws
+    ///
+    /// With `matchingRamps` false, steps (1) and (4) are skipped: `moving` is taken with the
+    /// phase ramp it has, e.g. put in the reference's data frame by the caller, so that each
+    /// step left (twin, Fourier shift, global phase) keeps its diffraction pattern's modulus
+    /// where it is: an aligned run still fits the data as the run did.
+    public static func align(_ moving: ComplexVolume, onto reference: ComplexVolume, matchingRamps: Bool = true) throws
         -> (object: ComplexVolume, twinned: Bool, shift: [Double], ramp: PhaseRamp, phase: Double) {
         let gRef = reference.braggPeakRamp()
         func matchingRamp(_ v: ComplexVolume) throws -> ComplexVolume {
-            v.removingPhaseRamp(v.braggPeakRamp() - gRef)
+            matchingRamps ? v.removingPhaseRamp(v.braggPeakRamp() - gRef) : v
         }
         let direct = try matchingRamp(moving)
         let tw = try matchingRamp(moving.twin())
@@ -91,10 +111,13 @@ public enum PhasingPost {
         let cand = useTwin ? tw : direct
         let shift = try Registration.shift(of: cand, onto: reference, method: .peakSearch(from: .parabolic)).shift
         var shifted = shift.allSatisfy({ $0 == 0 }) ? cand : try cand.fourierShifted(by: shift)
-        var product = reference.conjugated()
-        try product.multiply(by: shifted)
-        let ramp = PhaseRamp(radiansPerVoxel: product.meanPhaseStep())
-        shifted.removePhaseRamp(ramp)
+        var ramp = PhaseRamp.zero(rank: reference.rank)
+        if matchingRamps {
+            var product = reference.conjugated()
+            try product.multiply(by: shifted)
+            ramp = PhaseRamp(radiansPerVoxel: product.meanPhaseStep())
+            shifted.removePhaseRamp(ramp)
+        }
         let ip = try reference.inner(shifted)     // Σ conj(ref)·shifted
         let phi = -atan2(ip.im, ip.re)
         shifted.rotatePhase(by: Float(phi))

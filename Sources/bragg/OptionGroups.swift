@@ -88,6 +88,9 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("merge-tolerance"), help: "The first mode of the kept runs is written when its chi2 is at most this many times the best run's; otherwise the best run is written (1 = never worse than the best run).")
     var mergeTolerance: Double = 1.1
 
+    @Option(name: .customLong("merge-refine"), help: "Recipe refining the first mode of the kept runs against the data before it is compared with the best run (support fixed to the kept runs' union, point-spread function to the best run's; kept only when it lowers chi2; \"none\" for no refinement).")
+    var mergeRefine: String = "ER:50"
+
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1 (got \(runs))") }
         guard keep >= 1 && keep <= runs else { throw ValidationError("--keep must be between 1 and --runs (\(runs)) (got \(keep))") }
@@ -106,7 +109,8 @@ struct IterativeOptions: MethodOptions {
          ("--threshold-reference", thresholdReference != d.thresholdReference),
          ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy),
          ("--stall-check", stallCheck != d.stallCheck), ("--stall-factor", stallFactor != d.stallFactor),
-         ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance)]
+         ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance),
+         ("--merge-refine", mergeRefine != d.mergeRefine)]
     }
 
     /// The library's options (all but the initial support, which may read a file).
@@ -118,6 +122,8 @@ struct IterativeOptions: MethodOptions {
         if let r = rankBy { options.rankBy = r }
         options.stallCheckFraction = stallCheck; options.stallFactor = stallFactor
         options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
+        do { options.mergeRefinement = mergeRefine.lowercased() == "none" ? nil : try Recipe.parse(mergeRefine) }
+        catch { throw UsageError("--merge-refine '\(mergeRefine)': \(error)") }
         let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")

@@ -34,11 +34,14 @@ struct PhaseCommand: ParsableCommand {
             checked for stalled runs after --stall-check of the recipe (a run whose chi2 is \
             --stall-factor times the median of the others' is restarted or dropped, and said so), \
             ranked by --rank-by (free log-likelihood by default), and the --keep best are \
-            aligned (twin, sub-voxel shift, phase ramp, global phase) and merged by mode \
-            decomposition (the first eigenvector of their Gram matrix, as PyNX's \
-            pynx-cdi-analysis); its weight says how much the runs agree. The first mode is \
-            written unless its chi2 exceeds --merge-tolerance times the best run's, when the best \
-            run is written instead (and said so). Output: .h5/.cxi gets the CXI results file (object, support, \
+            aligned (twin, sub-voxel shift, global phase; each run's own phase ramp kept, so it \
+            still fits the data) and merged by mode decomposition (the first eigenvector of their \
+            Gram matrix, as PyNX's pynx-cdi-analysis); its weight says how much the runs agree. \
+            The first mode, an average, often fits worse than the runs; it is refined against the \
+            data by --merge-refine (ER:50 in the kept runs' union support, the best run's \
+            point-spread function; kept when it lowers chi2) and written unless its chi2 exceeds \
+            --merge-tolerance times the best run's, when the best run is written instead (and \
+            said so); both chi2 are reported. Output: .h5/.cxi gets the CXI results file (object, support, \
             pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
             centred on its support and its linear phase ramp is removed (recorded in the file).
             """
@@ -121,7 +124,8 @@ struct PhaseCommand: ParsableCommand {
         } else {
             what = String(format: "%@ of %d kept runs (first-mode weight %.3f, modes %@; first mode chi2 %.5f)",
                           result.merged ? "first mode" : "best run", result.kept.count, result.modeWeight,
-                          result.modeWeights.map { String(format: "%.3f", $0) }.joined(separator: " "), result.mergedChi2 ?? .nan)
+                          result.modeWeights.map { String(format: "%.3f", $0) }.joined(separator: " "), result.firstModeChi2 ?? .nan)
+                + (result.mergeRefinement != nil ? String(format: ", refined %.5f", result.mergedChi2 ?? .nan) : "")
         }
         print(String(format: "result: %@, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
                      what, result.spread, result.metrics.chi2, result.metrics.llk,

@@ -140,7 +140,7 @@ final class PartialCoherenceTests: XCTestCase {
 
     /// The full matrix of the issue (several seeds; 64³): set BRAGG_PSF_BENCH=1 (and optionally
     /// BRAGG_PSF_SEEDS=1,2,3, BRAGG_PSF_CASES=0,1,2,3 for coherent, σ 0.35, σ 0.5, Lorentzian,
-    /// BRAGG_PSF_RECIPE). Prints one line per crystal; the figures are in bench/README.md.
+    /// BRAGG_PSF_RECIPE, BRAGG_PSF_MERGE_REFINE). Prints one line per crystal; the figures are in bench/README.md.
     func testPartialCoherenceMatrix() throws {
         guard ProcessInfo.processInfo.environment["BRAGG_PSF_BENCH"] != nil else { throw XCTSkip("set BRAGG_PSF_BENCH=1") }
         let seeds: [UInt64] = (ProcessInfo.processInfo.environment["BRAGG_PSF_SEEDS"] ?? "1,2,3").split(separator: ",").compactMap { UInt64($0) }
@@ -157,6 +157,10 @@ final class PartialCoherenceTests: XCTestCase {
                 var o = PhasingOptions()
                 o.runs = 4; o.keep = 2; o.seed = sim.seed
                 if let recipe { o.recipe = try Recipe.parse(recipe) }
+                // BRAGG_PSF_MERGE_REFINE: the first mode's refinement (a recipe, or none).
+                if let m = ProcessInfo.processInfo.environment["BRAGG_PSF_MERGE_REFINE"] {
+                    o.mergeRefinement = m == "none" ? nil : try Recipe.parse(m)
+                }
                 // BRAGG_PSF_DETAIL=1: every run kept, so that each run's own error is printed
                 // (the runs themselves do not depend on --keep; the merge does).
                 let detail = ProcessInfo.processInfo.environment["BRAGG_PSF_DETAIL"] != nil
@@ -173,8 +177,10 @@ final class PartialCoherenceTests: XCTestCase {
                     }
                 }
                 let best = r.runs.first { $0.index == r.kept[0] }!
-                print(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s", name, seed, err, limit,
-                             r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0)))
+                let bestChi2 = best.metrics!.chi2
+                print(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s; %@ (weight %.3f, first mode %.3f×, refined %.3f× the best run's χ²)",
+                             name, seed, err, limit, r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0),
+                             r.merged ? "merged" : "best run", r.modeWeight, (r.firstModeChi2 ?? .nan) / bestChi2, (r.mergedChi2 ?? .nan) / bestChi2))
             }
         }
     }
