@@ -52,9 +52,9 @@ public struct PhasingOptions: Sendable {
     public init() {}
 
     func validate() throws {
-        guard runs >= 1 else { throw PhasingError.invalidOption("--runs must be at least 1 (got \(runs))") }
+        guard runs >= 1 else { throw PhasingError.invalidOption("the number of runs must be at least 1 (got \(runs))") }
         guard keep >= 1, keep <= runs else {
-            throw PhasingError.invalidOption("--keep must be between 1 and --runs (\(runs)) (got \(keep))")
+            throw PhasingError.invalidOption("the runs to keep must number between 1 and the runs (\(runs)) (got \(keep))")
         }
         guard freeFraction >= 0, freeFraction <= 0.2 else {
             throw PhasingError.invalidOption("the free-pixel fraction must be in [0, 0.2] (got \(freeFraction))")
@@ -305,7 +305,7 @@ public enum Phaser {
         guard try RunExchange.keptObjects(&results, kept: keepIdx, world) else { return nil }
         let keptRuns = ranked.prefix(options.keep).map { r in results.first { $0.index == r.index }! }
         if keptRuns.count < options.keep {
-            note("only \(keptRuns.count) run(s) finished, fewer than --keep \(options.keep)")
+            note("only \(keptRuns.count) run(s) finished, fewer than the \(options.keep) to keep")
         }
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: 0, total: keptRuns.count))
         let best = keptRuns[0]

@@ -164,7 +164,7 @@ struct BatchCommand: ParsableCommand {
         let savedOut = dup(STDOUT_FILENO)
         if logFD >= 0 { fflush(nil); dup2(logFD, STDOUT_FILENO) }
         do {
-            var command = try PhaseCommand.parse([file, "--out", output] + args)
+            let command = try PhaseCommand.parse([file, "--out", output] + args)
             try command.run()
             if let r = ClusterRun.lastResult {
                 o.ok = true
