@@ -43,7 +43,7 @@ final class ErrorMessageTests: XCTestCase {
     /// `bragg simulate crystal` with a crystal too large for its box: the sentence names the flags.
     func testSimulateNamesTheFlags() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("bragg-errors-\(getpid())-c.h5").path
-        var command = try XCTUnwrap(try Bragg.parseAsRoot(["simulate", "crystal", "--size", "32", "--crystal-size", "20",
+        let command = try XCTUnwrap(try Bragg.parseAsRoot(["simulate", "crystal", "--size", "32", "--crystal-size", "20",
                                                            "--out", out, "-q"]) as? SimulateCrystal)
         XCTAssertThrowsError(try command.run()) { e in
             XCTAssertFalse(FileManager.default.fileExists(atPath: out))

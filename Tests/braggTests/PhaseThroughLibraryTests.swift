@@ -24,7 +24,7 @@ final class PhaseThroughLibraryTests: XCTestCase {
     }
 
     func run(_ args: [String]) throws {
-        var command = try XCTUnwrap(try Bragg.parseAsRoot(args) as? PhaseCommand)
+        let command = try XCTUnwrap(try Bragg.parseAsRoot(args) as? PhaseCommand)
         try command.run()
     }
 
