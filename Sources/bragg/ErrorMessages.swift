@@ -12,6 +12,8 @@ func commandLineMessage(for error: Error) -> String {
         return "the crystal (\(c) voxels) is larger than half the box (\(h) voxels): the pattern would be undersampled; enlarge --size or reduce --crystal-size"
     case NeuralError.checkpointPastEpoch(let p, let d, let n):
         return "model file \(p): its checkpoint is \(d) pairs into an epoch, but --samples is \(n)"
+    case DemoError.reportExists:
+        return "\(error); pass --force to replace it"
     case PipelineError.monitorNotHDF5(let k, let s):
         return "scan \(k + 1) (\(s)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file"
     case PipelineError.duplicateStateName(let n, let paths):

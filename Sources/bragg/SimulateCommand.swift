@@ -316,3 +316,9 @@ struct BenchSimulate: ParsableCommand {
         }
     }
 }
+
+extension JSONEncoder {
+    static var pretty: JSONEncoder {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; return e
+    }
+}

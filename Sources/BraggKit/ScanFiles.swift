@@ -4,21 +4,21 @@ import Numerics
 import Simulation
 
 /// Simulated rocking scans as NeXus-like HDF5 files, as `bragg simulate scans` and
-/// `bragg demo` write them and `bragg prepare` reads them: frames at
+/// `Demo.run` write them and `bragg prepare` reads them: frames at
 /// /entry/instrument/detector/data (counts, frame × row × column), the detector's own
 /// mask of gap pixels at /entry/instrument/detector/pixel_mask (hot pixels are not in it:
 /// the preparation finds them), the monitor per frame at /entry/monitor/data (NXmonitor),
 /// the rocking angles, energy, distance, pixel size and 2θ with units, and the hidden ground
 /// truth (drift, intensity factor) under /entry/simulation.
-enum ScanFiles {
-    static let framesPath = "/entry/instrument/detector/data"
-    static let pixelMaskPath = "/entry/instrument/detector/pixel_mask"
-    static let monitorPath = "/entry/monitor/data"
-    static let driftPath = "/entry/simulation/drift"
+public enum ScanFiles {
+    public static let framesPath = "/entry/instrument/detector/data"
+    public static let pixelMaskPath = "/entry/instrument/detector/pixel_mask"
+    public static let monitorPath = "/entry/monitor/data"
+    public static let driftPath = "/entry/simulation/drift"
 
     /// The detector's gaps (1 = gap) for frames of `rows` × `cols` pixels: what a beamline's
     /// pixel mask records, without the hot pixels (which appear in use).
-    static func gapMask(rows: Int, cols: Int, defects: DetectorDefects) -> [UInt8] {
+    public static func gapMask(rows: Int, cols: Int, defects: DetectorDefects) -> [UInt8] {
         var gaps = defects
         gaps.hotPixels = 0
         let (m, _) = Diffraction.detectorMask(shape: [1, rows, cols], defects: gaps, seed: 0)
@@ -30,7 +30,7 @@ enum ScanFiles {
     /// deflated at `compression` (most pixels far from the peak hold 0–2 counts: a 64³
     /// scan of 512 KiB takes a few tens of KiB). Returns the dtype used.
     @discardableResult
-    static func write(_ s: RockingScan, to path: String, geometry g: BraggGeometry, gaps: [UInt8], label: String,
+    public static func write(_ s: RockingScan, to path: String, geometry g: BraggGeometry, gaps: [UInt8], label: String,
                       seed: UInt64, overwrite: Bool, compression: Int = 1) throws -> DType {
         let shape = s.frames.shape
         let top = s.frames.maximum()
