@@ -21,6 +21,7 @@ final class ErrorMessageTests: XCTestCase {
              "'p.npy' does not fit model m: too small (or pass --any-size to run the fully convolutional network on it anyway)"),
             (NeuralReconstructionError.doesNotFit(pattern: "p.npy", model: "m", reason: .invalidInput("too small"), otherSizeAllowed: true),
              "'p.npy' does not fit model m: too small"),
+            (DemoError.reportExists(folder: "d"), "d already holds a report; pass --force to replace it"),
             (PipelineError.noGeometry, "no geometry: the results files record none and no [geometry] was given"),
             (ReportError.analysisMissing(path: "d/table.json"), "d/table.json is missing: run `bragg analyze --out` on the series first"),
             (ReportError.stateFileMissing(folder: "d", state: 2, label: "b", states: 3),
