@@ -61,6 +61,11 @@ final class DemoPipelineTests: XCTestCase {
         XCTAssertEqual(prov.commands.count, 3 + 6 + 6 + 2)
         XCTAssertEqual(prov.commands.filter { $0.hasPrefix("bragg prepare ") }.count, 6)
         XCTAssertEqual(prov.reconstructions.count, 6)
+        for (i, label) in outcome.labels.enumerated() {
+            XCTAssertEqual(prov.reconstructions[label], "\(out)/reconstructions/\(outcome.names[i]).cxi")
+            XCTAssertEqual(prov.preparations?[label], outcome.prepared[i].path)
+            XCTAssertEqual(prov.inputs[i], outcome.scanFiles[i][0])
+        }
         XCTAssertTrue(prov.alternatives.isEmpty)
         for c in outcome.comparison.states {
             let t = try XCTUnwrap(prov.groundTruth[c.label]?["delta_phi_mean_deg"])
