@@ -64,9 +64,21 @@ public final class HDF5SlabReader {
 
     deinit { H5Sclose(space); H5Dclose(id) }
 
+    /// Entries `range` of axis 0 (all of the other axes) as Floats: a volume of shape
+    /// [range.count] + the other axes.
+    public func read(_ range: Range<Int>) throws -> RealVolume {
+        guard range.lowerBound >= 0, range.upperBound <= shape[0] else {
+            throw FormatError.wrongShape(path: file.path, dataset: dataset, reason: "has \(shape[0]) entries along axis 0; entries \(range) were asked for")
+        }
+        var v = RealVolume(shape: [range.count] + shape.dropFirst())
+        try v.withUnsafeMutableFloats { try read(range, into: $0.baseAddress!) }
+        return v
+    }
+
     /// Reads entries `range` of axis 0 (all of the other axes) as Floats into `buffer`
-    /// (range.count × the product of the other axes).
-    public func read(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+    /// (range.count × the product of the other axes). `package`: the frame readers fill
+    /// their caller's buffer in place; users read through `read(_:)`.
+    package func read(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
         try read(range, memoryType: bk_h5t_native_float(), into: UnsafeMutableRawPointer(buffer))
     }
 
@@ -74,7 +86,8 @@ public final class HDF5SlabReader {
     /// order) into `buffer` (range.count × the product of the other axes × dtype.itemSize
     /// bytes). Without a type conversion HDF5 reads a contiguous dataset straight into
     /// `buffer`, so the caller can convert while it makes its own pass over the data.
-    public func readNative(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+    /// `package`: raw bytes for the preparation's correction pass only.
+    package func readNative(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
         let (mem, owned) = HDF5File.memoryType(dtype)
         defer { if owned { H5Tclose(mem) } }
         try read(range, memoryType: mem, into: buffer)

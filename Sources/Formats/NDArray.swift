@@ -209,8 +209,9 @@ public struct ArrayStatistics: Sendable, Equatable {
         return finite > 0 ? sum / Double(finite) : .nan
     }
 
-    /// Adds `n` little-endian elements of `dtype` starting at `p`.
-    public mutating func accumulate(_ p: UnsafeRawPointer, count n: Int) {
+    /// Adds `n` little-endian elements of `dtype` starting at `p`. `package`: the readers
+    /// of this package stream their chunks through it.
+    package mutating func accumulate(_ p: UnsafeRawPointer, count n: Int) {
         var lo = minimum, hi = maximum, s = 0.0, nan = 0, inf = 0, zero = 0
         switch dtype {
         case .float32:

@@ -119,8 +119,17 @@ public final class TIFFReader {
         return ok == 1 ? v : nil
     }
 
+    /// Page `index` (0-based) as Floats: a [rows, columns] volume.
+    public func readPage(_ index: Int) throws -> RealVolume {
+        var v = RealVolume(shape: [rows, columns])
+        try v.withUnsafeMutableFloats { try readPage(index, into: $0.baseAddress!) }
+        return v
+    }
+
     /// Reads page `index` (0-based) as Floats into `buffer` (rows × columns values).
-    public func readPage(_ index: Int, into buffer: UnsafeMutablePointer<Float>) throws {
+    /// `package`: the TIFF frame stack fills its caller's buffer in place; users read
+    /// through `readPage(_:)`.
+    package func readPage(_ index: Int, into buffer: UnsafeMutablePointer<Float>) throws {
         let page = "page \(index + 1) of \(pageCount)"
         guard index >= 0 && index < pageCount else {
             throw FormatError.wrongShape(path: path, dataset: nil, reason: "has \(pageCount) pages; \(page) was asked for")

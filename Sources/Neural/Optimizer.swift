@@ -87,7 +87,8 @@ public final class AdamW {
     }
 
     /// The moment arrays, named "<param>.adam_m" / ".adam_v", for checkpoints.
-    public var stateTensors: [(name: String, shape: [Int], values: FloatStorage)] {
+    /// `package`: raw storage, for this package's checkpoint writer.
+    package var stateTensors: [(name: String, shape: [Int], values: FloatStorage)] {
         var out: [(String, [Int], FloatStorage)] = []
         for (k, p) in parameters.enumerated() {
             out.append((p.name + ".adam_m", p.shape, m[k]))

@@ -8,9 +8,11 @@ import Numerics
 /// that made it runs again.
 public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
-    public let storage: FloatStorage
+    /// `package`, with `pointer`: the layers' kernels work on the raw buffer; users read
+    /// and write through `values` and `volume(channel:)`.
+    package let storage: FloatStorage
     public var count: Int { storage.count }
-    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    package var pointer: UnsafeMutablePointer<Float> { storage.pointer }
     /// Channels and voxels per channel.
     public var channels: Int { shape[0] }
     public var spatial: [Int] { Array(shape.dropFirst()) }
@@ -68,8 +70,9 @@ public final class Tensor: @unchecked Sendable {
 public final class Parameter: @unchecked Sendable {
     public let name: String
     public let shape: [Int]
-    public let value: FloatStorage
-    public let grad: FloatStorage
+    /// `package`: the optimiser and layers update them in place; users go through `values`.
+    package let value: FloatStorage
+    package let grad: FloatStorage
     public var count: Int { value.count }
 
     public init(name: String, shape: [Int]) {

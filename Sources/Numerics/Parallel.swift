@@ -64,8 +64,9 @@ public enum Parallel {
 }
 
 /// A raw pointer that may cross into concurrent closures. The caller guarantees
-/// that concurrent users touch disjoint elements.
-public struct SendablePointer<T>: @unchecked Sendable {
-    public let pointer: UnsafeMutablePointer<T>
-    @inlinable public init(_ p: UnsafeMutablePointer<T>) { pointer = p }
+/// that concurrent users touch disjoint elements. `package`: a helper of this package's
+/// parallel loops, not part of the library's API.
+@usableFromInline package struct SendablePointer<T>: @unchecked Sendable {
+    @usableFromInline package let pointer: UnsafeMutablePointer<T>
+    @inlinable package init(_ p: UnsafeMutablePointer<T>) { pointer = p }
 }

@@ -16,6 +16,12 @@ public indirect enum SubvoxelMethod: Hashable, Sendable {
     /// integer peak (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 33, 156 (2008)), means
     /// subtracted so the correlation is Pearson's r. Real volumes of rank 1 to 3.
     case upsampledDFT(factor: Int)
+    /// `.upsampledDFT` searched in two steps: a grid 1/4 voxel fine over ±0.75 voxel around
+    /// the integer peak, then 1/`factor` over ±1/4 voxel around its best point (single
+    /// precision in the first contraction). The same shift when the correlation has one
+    /// maximum within ±0.75 voxel (a box around a Bragg peak), at about a third of the cost:
+    /// the preparation's scan registration. Real volumes of rank 3.
+    case twoStepUpsampledDFT(factor: Int)
 }
 
 /// Sub-voxel registration of two volumes by cross-correlation.
@@ -29,8 +35,10 @@ public enum Registration {
         guard moving.shape == reference.shape else {
             throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")
         }
-        if case .upsampledDFT = method {
+        switch method {
+        case .upsampledDFT, .twoStepUpsampledDFT:
             throw NumericsError.invalidArgument("the upsampled-DFT registration takes real volumes")
+        default: break
         }
         // Cross-power spectrum x = conj(M)·R and the correlation c = F⁻¹ x.
         var x = try FFT.forward(moving).conjugated()
@@ -43,7 +51,7 @@ public enum Registration {
         let norm = (moving.squaredNorm() * reference.squaredNorm()).squareRoot()
         func estimate(_ m: SubvoxelMethod) -> (shift: [Double], correlation: Double) {
             switch m {
-            case .integer, .upsampledDFT:
+            case .integer, .upsampledDFT, .twoStepUpsampledDFT:
                 return ((0..<sh.count).map { a in
                     let v = Double(idx[a]); return v > Double(sh[a]) / 2 ? v - Double(sh[a]) : v
                 }, norm > 0 ? p0 / norm : 0)
@@ -68,11 +76,15 @@ public enum Registration {
         return estimate(method)
     }
 
-    /// Real-volume version (intensities, amplitudes); the only one for `.upsampledDFT`.
+    /// Real-volume version (intensities, amplitudes); the only one for `.upsampledDFT` and
+    /// `.twoStepUpsampledDFT`.
     public static func shift(of moving: RealVolume, onto reference: RealVolume,
                              method: SubvoxelMethod = .parabolic) throws -> (shift: [Double], correlation: Double) {
         if case .upsampledDFT(let factor) = method {
             return try upsampledShift(of: moving, onto: reference, upsampling: factor)
+        }
+        if case .twoStepUpsampledDFT(let factor) = method {
+            return try BoxRegistration.upsampledShift(of: moving, onto: reference, upsampling: factor)
         }
         guard moving.shape == reference.shape else {
             throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")

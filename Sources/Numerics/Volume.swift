@@ -60,11 +60,13 @@ extension Complex32: VolumeScalar {
 
 /// Heap storage for volume data: 64-byte aligned (AVX-512 and FFTW SIMD alignment),
 /// zero-initialised. Shared between copies of a `Volume` until one of them writes.
-public final class FloatStorage: @unchecked Sendable {
-    public let count: Int
-    public let pointer: UnsafeMutablePointer<Float>
+/// `package`: it hands out its raw pointer, so only this package's modules see it
+/// (users reach the data through `Volume`'s scoped `withUnsafeFloats` or `elements`).
+@usableFromInline package final class FloatStorage: @unchecked Sendable {
+    @usableFromInline package let count: Int
+    @usableFromInline package let pointer: UnsafeMutablePointer<Float>
 
-    public init(count: Int) {
+    package init(count: Int) {
         precondition(count >= 0, "negative storage size")
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
@@ -129,7 +131,7 @@ public struct Volume<Element: VolumeScalar>: @unchecked Sendable {
 
     /// Wraps storage that already holds `shape`'s elements (used by readers that fill
     /// a buffer in place, so that a large file is never held twice).
-    public init(shape: [Int], storage: FloatStorage) throws {
+    package init(shape: [Int], storage: FloatStorage) throws {
         guard storage.count == shape.reduce(1, *) * Element.components else {
             throw NumericsError.shapeMismatch("storage of \(storage.count) floats for shape \(shape)")
         }

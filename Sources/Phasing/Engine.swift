@@ -53,7 +53,7 @@ func phasingChunks(_ count: Int, threads: Int, _ body: (Int, Range<Int>) -> Void
 
 /// The fused per-pixel kernels of one iteration, on interleaved complex Float buffers.
 /// Kept free of allocation and branches so that they vectorise.
-public enum PhasingKernels {
+package enum PhasingKernels {
     /// P_M fused with the inverse FFT's 1/N: F ← F · (√I / |F|) / N where `amp` = √I ≥ 0 is
     /// measured; masked pixels (`amp` < 0) are free: the model is kept, F ← F / N. One square
     /// root and one division per pixel (vectorised, 8 pixels a time): this pass is bound by

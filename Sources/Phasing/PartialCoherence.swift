@@ -461,9 +461,10 @@ extension PhasingKernels {
     /// measured pixels (masked ones keep the model, F ← F/N), I_c = |F|² ⊗ K given in `ic`,
     /// floored at K(0)|F|² (its exact lower bound for a nonnegative kernel) against
     /// round-off, b a flat background. Sums
-    /// Σ√I√I_c, ΣI_c and ΣI over measured pixels for χ².
+    /// Σ√I√I_c, ΣI_c and ΣI over measured pixels for χ². `package`, like the other
+    /// kernels: raw pointers into the engine's buffers.
     @inlinable
-    public static func projectModulusPSF(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>, ic: UnsafePointer<Float>,
+    package static func projectModulusPSF(_ f: UnsafeMutablePointer<Float>, amp: UnsafePointer<Float>, ic: UnsafePointer<Float>,
                                          range: Range<Int>, scale: Float, centre: Float, background: Float) -> (aF: Double, ff: Double, aa: Double) {
         var aF = 0.0, ff = 0.0, aa = 0.0
         var lo = range.lowerBound

@@ -34,7 +34,7 @@ public enum BeamlineError: Error, CustomStringConvertible {
 
 /// Frames of several stacks of the same frame shape, read one after the other (the Eiger
 /// master file's data_000001, data_000002, … blocks).
-public final class ConcatenatedFrameStack: FrameStack {
+public final class ConcatenatedFrameStack: FrameStack, FrameBufferFilling {
     public let parts: [FrameStack]
     public let shape: [Int]
     let first: [Int]
@@ -54,7 +54,9 @@ public final class ConcatenatedFrameStack: FrameStack {
         shape = [n] + Array(p0.shape.dropFirst())
     }
 
-    public func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+    public func readFrames(_ range: Range<Int>) throws -> RealVolume { try framesVolume(range) }
+
+    package func fillFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
         let fp = shape[1] * shape[2]
         for (k, p) in parts.enumerated() {
             let lo = max(range.lowerBound, first[k]), hi = min(range.upperBound, first[k] + p.shape[0])

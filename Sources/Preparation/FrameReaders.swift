@@ -12,15 +12,49 @@ extension FrameStack {
     public var preferredFramesPerRead: Int? { nil }
     /// Called when every frame has been read: readers holding data may release it.
     public func finishedReading() {}
+
+    /// Throws unless `range` lies within the stack's frames.
+    package func checkFrameRange(_ range: Range<Int>) throws {
+        guard range.lowerBound >= 0, range.upperBound <= shape[0] else {
+            throw FormatError.wrongShape(path: source, dataset: nil, reason: "has \(shape[0]) frames; frames \(range) were asked for")
+        }
+    }
+
+    /// Reads frames `range` as Floats in C order into `buffer` (range.count × rows ×
+    /// columns values): in place for this package's readers, else copied from
+    /// `readFrames(_:)` (whose shape is checked). `package`: a raw pointer.
+    package func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+        if let filling = self as? any FrameBufferFilling {
+            try filling.fillFrames(range, into: buffer)
+            return
+        }
+        let v = try readFrames(range)
+        let expected = [range.count] + shape.dropFirst()
+        guard v.shape == expected else {
+            throw FormatError.wrongShape(path: source, dataset: nil, reason: "delivered frames \(range) as shape \(v.shape), not \(expected)")
+        }
+        v.withUnsafeFloats { buffer.update(from: $0.baseAddress!, count: $0.count) }
+    }
+}
+
+extension FrameBufferFilling {
     /// Frames as Floats only, unless the reader says otherwise.
-    public var nativeSampleType: FrameSampleType? { nil }
-    public func readNativeFrames(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+    package var nativeSampleType: FrameSampleType? { nil }
+    package func readNativeFrames(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
         throw PreparationError.invalidOption("\(source) cannot deliver its frames unconverted")
+    }
+
+    /// `readFrames(_:)` of the package's readers: a volume filled in place.
+    package func framesVolume(_ range: Range<Int>) throws -> RealVolume {
+        try checkFrameRange(range)
+        var v = RealVolume(shape: [range.count] + shape.dropFirst())
+        try v.withUnsafeMutableFloats { try fillFrames(range, into: $0.baseAddress!) }
+        return v
     }
 }
 
 /// A 3D dataset in an HDF5/NeXus file, read a block of frames at a time.
-public final class HDF5FrameStack: FrameStack {
+public final class HDF5FrameStack: FrameStack, FrameBufferFilling {
     /// NeXus and CXI paths where detectors put their frames, tried in order when no
     /// dataset is named (then the first 3D dataset under /entry/instrument).
     public static let defaultDatasets = ["/entry/instrument/detector/data", "/entry/data/data",
@@ -30,7 +64,7 @@ public final class HDF5FrameStack: FrameStack {
     public let shape: [Int]
     let chunkShape: [Int]?
     /// The dataset's sample type, when frames can be read without conversion.
-    public let nativeSampleType: FrameSampleType?
+    package let nativeSampleType: FrameSampleType?
     /// Open while frames are read (its chunk cache holds up to 64 MiB), closed after.
     var reader: HDF5SlabReader?
     public var source: String { "\(file.path):\(dataset)" }
@@ -67,14 +101,16 @@ public final class HDF5FrameStack: FrameStack {
                                           available: threeD.isEmpty ? all.compactMap { $0.name } : threeD)
     }
 
-    public func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+    public func readFrames(_ range: Range<Int>) throws -> RealVolume { try framesVolume(range) }
+
+    package func fillFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
         if reader == nil { reader = try HDF5SlabReader(file: file, dataset: dataset) }
         try reader!.read(range, into: buffer)
     }
 
     /// Frames in the dataset's own type: HDF5 then reads a contiguous dataset straight
     /// into `buffer` (no conversion buffer), and the preparation converts as it corrects.
-    public func readNativeFrames(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+    package func readNativeFrames(_ range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
         if reader == nil { reader = try HDF5SlabReader(file: file, dataset: dataset) }
         try reader!.readNative(range, into: buffer)
     }
@@ -98,7 +134,7 @@ public final class HDF5FrameStack: FrameStack {
 
 /// Frames from TIFF files: one multi-page file, or a series of files (each one or more
 /// pages) read in the order given. Files are opened while their pages are read.
-public final class TIFFFrameStack: FrameStack {
+public final class TIFFFrameStack: FrameStack, FrameBufferFilling {
     public let paths: [String]
     public let shape: [Int]
     /// First frame of each file.
@@ -136,7 +172,9 @@ public final class TIFFFrameStack: FrameStack {
         return names.map { (dir as NSString).appendingPathComponent($0) }
     }
 
-    public func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+    public func readFrames(_ range: Range<Int>) throws -> RealVolume { try framesVolume(range) }
+
+    package func fillFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
         let fp = shape[1] * shape[2]
         for f in range {
             // file holding frame f: the last whose first frame is ≤ f
@@ -156,7 +194,7 @@ public final class TIFFFrameStack: FrameStack {
 
 /// A .npy frame stack: the header is read on opening, the data when first needed (it is
 /// then held until every frame has been read).
-public final class NPYFrameStack: FrameStack {
+public final class NPYFrameStack: FrameStack, FrameBufferFilling {
     public let source: String
     public let shape: [Int]
     var data: RealVolume?
@@ -170,7 +208,9 @@ public final class NPYFrameStack: FrameStack {
         guard shape.count == 3 else { throw PreparationError.notAFrameStack(source: path, shape: shape) }
     }
 
-    public func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+    public func readFrames(_ range: Range<Int>) throws -> RealVolume { try framesVolume(range) }
+
+    package func fillFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
         if data == nil {
             let v = try ArrayIO.readReal(source)
             guard v.shape == shape else {

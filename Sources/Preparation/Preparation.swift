@@ -12,13 +12,22 @@ public protocol FrameStack {
     var source: String { get }
     /// [frames, rows, columns].
     var shape: [Int] { get }
-    /// Reads frames `range` as Floats in C order into `buffer`
-    /// (range.count × rows × columns values).
-    func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws
+    /// Frames `range` as Floats: a [range.count, rows, columns] volume.
+    func readFrames(_ range: Range<Int>) throws -> RealVolume
     /// Frames the reader prefers to read at once (e.g. a whole HDF5 chunk); nil: any.
     var preferredFramesPerRead: Int? { get }
     /// Called when every frame has been read: readers holding data may release it.
     func finishedReading()
+}
+
+/// The package's own readers also fill a caller's buffer in place (the preparation reads
+/// a block of frames straight into the scan's volume, so a large scan is never held
+/// twice) and may deliver samples unconverted. `package`: these hand out raw pointers;
+/// a frame stack of the library's users needs only `FrameStack.readFrames(_:)`.
+package protocol FrameBufferFilling: FrameStack {
+    /// Reads frames `range` as Floats in C order into `buffer`
+    /// (range.count × rows × columns values).
+    func fillFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws
     /// The frames' own sample type when the reader can deliver them unconverted (nil: as
     /// Floats only). The preparation then converts them in its correction pass.
     var nativeSampleType: FrameSampleType? { get }
@@ -28,10 +37,10 @@ public protocol FrameStack {
 }
 
 /// Sample types that frames can be delivered in without conversion.
-public enum FrameSampleType: Sendable {
+package enum FrameSampleType: Sendable {
     case uint8, int8, uint16, int16, uint32, int32, float32
 
-    public var byteCount: Int {
+    package var byteCount: Int {
         switch self {
         case .uint8, .int8: return 1
         case .uint16, .int16: return 2
@@ -41,7 +50,7 @@ public enum FrameSampleType: Sendable {
 }
 
 /// Frames already in memory (tests, NPY files read whole).
-public struct InMemoryFrameStack: FrameStack {
+public struct InMemoryFrameStack: FrameStack, FrameBufferFilling {
     public let source: String
     public let frames: RealVolume
     public var shape: [Int] { frames.shape }
@@ -54,7 +63,10 @@ public struct InMemoryFrameStack: FrameStack {
         self.source = source
     }
 
-    public func readFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+    public func readFrames(_ range: Range<Int>) throws -> RealVolume { try framesVolume(range) }
+
+    package func fillFrames(_ range: Range<Int>, into buffer: UnsafeMutablePointer<Float>) throws {
+        try checkFrameRange(range)
         let f = shape[1] * shape[2]
         frames.withUnsafeFloats { p in
             buffer.update(from: p.baseAddress! + range.lowerBound * f, count: range.count * f)

@@ -108,7 +108,8 @@ final class ScanLoader {
         // Samples read unconverted go to a block buffer and are converted in the correction
         // pass; otherwise the reader converts to Float in place. Unchunked samples are read
         // about 1 MiB at a time, so that the correction pass finds them still in the cache.
-        let native = stack.nativeSampleType
+        let filling = stack as? any FrameBufferFilling
+        let native = filling?.nativeSampleType
         let cached = native.map { max(1, (1 << 20) / (pix * $0.byteCount)) } ?? options.framesPerRead
         let block = stack.preferredFramesPerRead.map { min(max($0, 1), 256) } ?? min(options.framesPerRead, cached)
         let raw = native.map { UnsafeMutableRawPointer.allocate(byteCount: block * pix * $0.byteCount, alignment: 64) }
@@ -122,7 +123,7 @@ final class ScanLoader {
             let dst = data.pointer + f0 * pix
             do {
                 try timed("read") {
-                    if let raw { try stack.readNativeFrames(f0..<f1, into: raw) }
+                    if let raw, let filling { try filling.readNativeFrames(f0..<f1, into: raw) }
                     else { try stack.readFrames(f0..<f1, into: dst) }
                 }
             } catch let e as PreparationError {

@@ -56,12 +56,22 @@ final class OperationsTests: XCTestCase {
         let integer = try Registration.shift(of: moved, onto: blob, method: .integer)
         XCTAssertEqual(integer.shift, truth.map { $0.rounded() })
         for (method, tolerance) in [(SubvoxelMethod.parabolic, 0.15), (.peakSearch(from: .integer), 0.02),
-                                    (.peakSearch(from: .parabolic), 0.02), (.upsampledDFT(factor: 20), 0.05)] {
+                                    (.peakSearch(from: .parabolic), 0.02), (.upsampledDFT(factor: 20), 0.05),
+                                    (.twoStepUpsampledDFT(factor: 20), 0.05)] {
             let r = try Registration.shift(of: moved, onto: blob, method: method)
             for a in 0..<3 { XCTAssertEqual(r.shift[a], truth[a], accuracy: tolerance, "\(method) axis \(a)") }
             XCTAssertGreaterThan(r.correlation, 0.95, "\(method)")
         }
         XCTAssertThrowsError(try Registration.shift(of: moved.complex(), onto: blob.complex(), method: .upsampledDFT(factor: 4)))
+        XCTAssertThrowsError(try Registration.shift(of: moved.complex(), onto: blob.complex(), method: .twoStepUpsampledDFT(factor: 4)))
+        // The two-step search is the preparation's box registration itself, and lands on a
+        // point of the single search's 1/20-voxel grid: the same shift for this one-peak blob.
+        let single = try Registration.shift(of: moved, onto: blob, method: .upsampledDFT(factor: 20))
+        let twoStep = try Registration.shift(of: moved, onto: blob, method: .twoStepUpsampledDFT(factor: 20))
+        let box = try BoxRegistration.upsampledShift(of: moved, onto: blob, upsampling: 20)
+        XCTAssertEqual(twoStep.shift, box.shift)
+        XCTAssertEqual(twoStep.correlation, box.correlation)
+        for a in 0..<3 { XCTAssertEqual(twoStep.shift[a], single.shift[a], accuracy: 0.01, "axis \(a)") }
     }
 
     func testChiSquareMatchesTheDirectSumOfEq1() {

@@ -33,6 +33,16 @@ final class FrameReaderTests: XCTestCase {
             var buf = [Float](repeating: -1, count: 2 * 35)
             try buf.withUnsafeMutableBufferPointer { try stack.readFrames(1..<3, into: $0.baseAddress!) }
             XCTAssertEqual(buf, Array(v.floats[35...]))
+            // The safe public reads deliver the same values as volumes.
+            let block = try stack.readFrames(1..<3)
+            XCTAssertEqual(block.shape, [2, 5, 7])
+            XCTAssertEqual(block.floats, Array(v.floats[35...]))
+            let page = try r.readPage(2)
+            XCTAssertEqual(page.shape, [5, 7])
+            XCTAssertEqual(page.floats, Array(v.floats[70...]))
+            XCTAssertThrowsError(try stack.readFrames(2..<4)) { e in
+                XCTAssertTrue(String(describing: e).contains(p), String(describing: e))
+            }
         }
         // Signed values survive in int32 and float32.
         let neg = try RealVolume(shape: [1, 2, 2], elements: [-5, 3, -1, 0])
@@ -101,6 +111,14 @@ final class FrameReaderTests: XCTestCase {
         var buf = [Float](repeating: 0, count: 2 * 48)
         try buf.withUnsafeMutableBufferPointer { try stack.readFrames(2..<4, into: $0.baseAddress!) }
         XCTAssertEqual(buf, Array(v.floats[96..<192]))
+        let block = try stack.readFrames(2..<4)
+        XCTAssertEqual(block.shape, [2, 6, 8])
+        XCTAssertEqual(block.floats, Array(v.floats[96..<192]))
+        let slab = try HDF5SlabReader(file: try HDF5File(reading: p), dataset: "/entry/instrument/detector/data").read(2..<4)
+        XCTAssertEqual(slab, block)
+        XCTAssertThrowsError(try stack.readFrames(4..<6)) { e in
+            XCTAssertTrue(String(describing: e).contains("scan.h5"), String(describing: e))
+        }
         let h = try XCTUnwrap(stack as? HDF5FrameStack)
         XCTAssertEqual(try h.perFrame("/entry/instrument/monitor/data"), [1, 2, 3, 4, 5])
         let g = NeXusGeometry.read(from: h.file)
@@ -161,5 +179,31 @@ final class FrameReaderTests: XCTestCase {
         let back = try CXIResults.read(from: out)
         XCTAssertEqual(back.pattern, b.pattern)
         XCTAssertEqual(back.mask, b.mask)
+    }
+
+    /// A frame stack of the library's users: only the public protocol (a Volume per read).
+    struct UserFrameStack: FrameStack {
+        let frames: RealVolume
+        var source: String { "user stack" }
+        var shape: [Int] { frames.shape }
+        var lie = false
+        func readFrames(_ range: Range<Int>) throws -> RealVolume {
+            try frames.cropped(start: [range.lowerBound, 0, 0], size: [range.count - (lie && range.count > 1 ? 1 : 0)] + shape.dropFirst())
+        }
+    }
+
+    func testUsersFrameStackPreparesAsTheBuiltInReaders() throws {
+        let sim = SimulatedScans(shape: [16, 32, 32], scans: 2, peakCounts: 2000, hot: [(10, 20)], dead: [(17, 15)])
+        let user = sim.scans.map { Scan(frames: UserFrameStack(frames: ($0.frames as! InMemoryFrameStack).frames), monitor: $0.monitor) }
+        let a = try Preparation.prepare(scans: sim.scans)
+        let b = try Preparation.prepare(scans: user)
+        XCTAssertEqual(a.pattern, b.pattern)
+        XCTAssertEqual(a.mask, b.mask)
+        // A stack that delivers the wrong number of frames is named, not copied past.
+        var liar = UserFrameStack(frames: (sim.scans[0].frames as! InMemoryFrameStack).frames)
+        liar.lie = true
+        XCTAssertThrowsError(try Preparation.prepare(scans: [Scan(frames: liar)])) { e in
+            XCTAssertTrue(String(describing: e).contains("user stack"), String(describing: e))
+        }
     }
 }

@@ -149,10 +149,10 @@ final class PreparationTests: XCTestCase {
         for (k, s) in [[0.3, -1.27, 2.45], [-0.8, 0.05, -3.6], [0.49, -0.51, 0.02]].enumerated() {
             let moved = try ref.fourierShifted(by: s.map { -$0 }).poissonSampled(seed: UInt64(11 + k))
             // No upsampling: the integer peak of the correlation.
-            let whole = try BoxRegistration.upsampledShift(of: moved, onto: ref, upsampling: 1)
+            let whole = try Registration.shift(of: moved, onto: ref, method: .twoStepUpsampledDFT(factor: 1))
             for ax in 0..<3 { XCTAssertEqual(whole.shift[ax], s[ax].rounded(), "axis \(ax) of \(s)") }
             for u in [4, 5, 20, 50] {
-                let a = try BoxRegistration.upsampledShift(of: moved, onto: ref, upsampling: u)
+                let a = try Registration.shift(of: moved, onto: ref, method: .twoStepUpsampledDFT(factor: u))
                 let b = try Registration.shift(of: moved, onto: ref, method: .upsampledDFT(factor: u))
                 // Where u is a multiple of 4 the second grid is part of the single 1/u grid.
                 let tolerance = u % 4 == 0 ? 1e-3 : 1 / Double(u)

@@ -1,23 +1,29 @@
 import Foundation
-import Numerics
 
 /// Sub-voxel registration of two registration boxes by the upsampled DFT (Guizar-Sicairos,
-/// Thurman & Fienup, Opt. Lett. 33, 156 (2008)), as `Registration.shift(…, method: .upsampledDFT(factor:))`, but with
+/// Thurman & Fienup, Opt. Lett. 33, 156 (2008)): `Registration.shift(…, method:
+/// .twoStepUpsampledDFT(factor:))`. As `.upsampledDFT(factor:)`, but with
 /// the fine search done in two steps: the correlation's Fourier series is evaluated on a
 /// grid 1/4 voxel fine over ±0.75 voxel around the integer peak, then 1/upsampling fine over
 /// ±1/4 voxel around the best point of that grid (the points of the second grid are points
 /// of the single 1/upsampling grid). Same result for a correlation with one maximum within
 /// ±0.75 voxel (a registration box of a Bragg peak), at about a third of the cost; the
 /// first contraction (the bulk of it) runs in single precision over split real and
-/// imaginary parts, which vectorises.
-enum BoxRegistration {
+/// imaginary parts, which vectorises. In Numerics beside `Registration` so that it is one
+/// `SubvoxelMethod` of `Registration.shift`; `package`, because the preparation calls the
+/// half-spectrum form below (it keeps a reference box's spectrum and the FFT plans across
+/// thousands of boxes, which `shift(of:onto:method:)`, taking two volumes, cannot).
+package enum BoxRegistration {
     /// The shift that moves `moving` onto `reference` (`moving.fourierShifted(by: s)` ≈
     /// `reference`), to 1/`upsampling` voxel, in (−n/2, n/2] per axis, and Pearson's r at
     /// that shift. 3D volumes of equal shape.
-    static func upsampledShift(of moving: RealVolume, onto reference: RealVolume, upsampling: Int) throws
+    package static func upsampledShift(of moving: RealVolume, onto reference: RealVolume, upsampling: Int) throws
         -> (shift: [Double], correlation: Double) {
-        guard moving.shape == reference.shape, moving.rank == 3 else {
+        guard moving.shape == reference.shape else {
             throw NumericsError.shapeMismatch("register \(moving.shape) onto \(reference.shape)")
+        }
+        guard moving.rank == 3 else {
+            throw NumericsError.invalidArgument("the two-step upsampled-DFT registration takes 3D volumes, not shape \(moving.shape)")
         }
         let f = try BoxFourier(shape: moving.shape)
         return try f.upsampledShift(of: f.spectrum(moving), onto: f.spectrum(reference), upsampling: upsampling)
@@ -26,7 +32,7 @@ enum BoxRegistration {
     /// The same from half spectra (`BoxFourier.spectrum`) of the two boxes.
     /// `coarse`: only the integer peak of the correlation and a parabola through it and its
     /// neighbours per axis (about 0.1 voxel, without the DFT search).
-    static func upsampledShift(of moving: FloatStorage, onto reference: FloatStorage, fourier f: BoxFourier,
+    package static func upsampledShift(of moving: FloatStorage, onto reference: FloatStorage, fourier f: BoxFourier,
                                upsampling: Int, coarse coarseOnly: Bool = false) throws -> (shift: [Double], correlation: Double) {
         guard upsampling >= 1 else { throw NumericsError.invalidArgument("upsampling must be at least 1 (got \(upsampling))") }
         let sh = f.shape
@@ -224,16 +230,16 @@ enum BoxRegistration {
 /// Real-to-complex transforms of registration boxes (one thread: the boxes are small, and
 /// the reading thread works beside), so that a box's half spectrum, computed once, serves
 /// its registration, the Fourier shifts that fill bad voxels, and the reference sum.
-final class BoxFourier {
-    let shape: [Int]
-    let count: Int
-    let halfCount: Int
-    let forward: RealFFTPlan
-    let backward: RealFFTPlan
+package final class BoxFourier {
+    package let shape: [Int]
+    package let count: Int
+    package let halfCount: Int
+    package let forward: RealFFTPlan
+    package let backward: RealFFTPlan
     /// c2r overwrites its input: spectra are copied here first.
-    let scratch: FloatStorage
+    package let scratch: FloatStorage
 
-    init(shape: [Int]) throws {
+    package init(shape: [Int]) throws {
         self.shape = shape
         count = shape.reduce(1, *)
         forward = try RealFFTPlan.plan(shape: shape, direction: .forward, threads: 1)
@@ -243,14 +249,14 @@ final class BoxFourier {
     }
 
     /// The half spectrum (2 × halfCount Floats, interleaved) of a box.
-    func spectrum(_ v: RealVolume) -> FloatStorage {
+    package func spectrum(_ v: RealVolume) -> FloatStorage {
         let s = FloatStorage(count: 2 * halfCount)
         v.withUnsafeFloats { p in forward.execute(real: UnsafeMutablePointer(mutating: p.baseAddress!), spectrum: s.pointer) }
         return s
     }
 
     /// The real box of a half spectrum (normalised inverse); `spec` is left unchanged.
-    func inverse(_ spec: UnsafePointer<Float>) -> RealVolume {
+    package func inverse(_ spec: UnsafePointer<Float>) -> RealVolume {
         scratch.pointer.update(from: spec, count: 2 * halfCount)
         let out = FloatStorage(count: count)
         backward.execute(real: out.pointer, spectrum: scratch.pointer)
@@ -262,7 +268,7 @@ final class BoxFourier {
     /// The box of half spectrum `spec` translated by `shift` voxels (Fourier shift theorem,
     /// periodic; the Nyquist bin of an even axis keeps its real part only), as
     /// `RealVolume.fourierShifted(by:)`.
-    func shifted(_ spec: FloatStorage, by shift: [Double]) -> RealVolume {
+    package func shifted(_ spec: FloatStorage, by shift: [Double]) -> RealVolume {
         let half = RealFFTPlan.halfShape(of: shape)
         func factors(_ a: Int) -> [Float] {
             let n = shape[a], len = half[a]
@@ -301,7 +307,7 @@ final class BoxFourier {
     }
 
     /// Registration of two boxes from their half spectra (see `BoxRegistration`).
-    func upsampledShift(of moving: FloatStorage, onto reference: FloatStorage, upsampling: Int, coarse: Bool = false) throws
+    package func upsampledShift(of moving: FloatStorage, onto reference: FloatStorage, upsampling: Int, coarse: Bool = false) throws
         -> (shift: [Double], correlation: Double) {
         try BoxRegistration.upsampledShift(of: moving, onto: reference, fourier: self, upsampling: upsampling, coarse: coarse)
     }
