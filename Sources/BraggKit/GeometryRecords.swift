@@ -15,6 +15,10 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
     case monitorNotHDF5(scan: Int, source: String)
     /// Two states of a series share a name (their outputs would collide).
     case duplicateStateName(name: String, paths: [String])
+    /// Scan `scan` (0-based) of `source` could not be opened as a frame stack (`reason`
+    /// says why; `PreparationError.framesNotFound` when no frames dataset was found).
+    case scanUnreadable(scan: Int, source: String, reason: Error)
+    public static func == (a: PipelineError, b: PipelineError) -> Bool { a.description == b.description }
     public var description: String {
         switch self {
         case .geometry(let s): return s
@@ -25,6 +29,8 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
             return "scan \(k + 1) (\(s)): the monitor names an HDF5 dataset, but this scan is not an HDF5 file"
         case .duplicateStateName(let n, let paths):
             return "two states are named \(n) (\(paths.joined(separator: ", "))): their files would overwrite each other; name them apart"
+        case .scanUnreadable(let k, let s, let reason):
+            return "scan \(k + 1) (\(s)): \(reason)"
         }
     }
 }

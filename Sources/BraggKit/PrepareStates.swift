@@ -96,7 +96,7 @@ public enum StatePreparation {
         var stacks: [FrameStack] = beamlineScans?.map { $0.frames } ?? []
         for (k, s) in paths.enumerated() where beamlineScans == nil {
             do { stacks.append(try FrameStacks.open(s, dataset: request.dataset)) }
-            catch { throw fail("scan \(k + 1) (\(s)): \(error)") }
+            catch { throw PipelineError.scanUnreadable(scan: k, source: s, reason: error) }
         }
         do { try Preparation.validate(stacks) } catch { throw fail("\(error)") }
         var scans: [Scan] = []

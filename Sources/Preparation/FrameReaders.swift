@@ -97,8 +97,8 @@ public final class HDF5FrameStack: FrameStack, FrameBufferFilling {
         let threeD = all.filter { $0.shape.count == 3 }.compactMap { $0.name }
         if let p = threeD.first(where: { $0.hasPrefix("/entry/instrument/") }) { return p }
         if threeD.count == 1 { return threeD[0] }
-        throw FormatError.datasetNotFound(path: f.path, dataset: "of detector frames (tried \(defaultDatasets.joined(separator: ", ")) and /entry/instrument/*/data); name it with --dataset",
-                                          available: threeD.isEmpty ? all.compactMap { $0.name } : threeD)
+        throw PreparationError.framesNotFound(path: f.path, tried: defaultDatasets + ["/entry/instrument/*/data"],
+                                              available: threeD.isEmpty ? all.compactMap { $0.name } : threeD)
     }
 
     public func readFrames(_ range: Range<Int>) throws -> RealVolume { try framesVolume(range) }

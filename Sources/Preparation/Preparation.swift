@@ -208,6 +208,9 @@ public enum PreparationError: Error, CustomStringConvertible {
     case noCrop(axis: Int, length: Int, peak: Int, binning: Int)
     /// A beamline name BraggKit does not know.
     case unknownBeamline(String)
+    /// An HDF5 scan file in which no dataset of detector frames was found at the usual
+    /// places (`tried`); `available` lists its 3D datasets (or all, when it has none).
+    case framesNotFound(path: String, tried: [String], available: [String])
 
     public var description: String {
         switch self {
@@ -237,6 +240,10 @@ public enum PreparationError: Error, CustomStringConvertible {
             return "no crop of axis \(a) (length \(n)) around the Bragg peak at \(c) is divisible by the binning \(b); give a crop size"
         case .unknownBeamline(let name):
             return "unknown beamline '\(name)': BraggKit knows \(Beamline.allCases.map { $0.rawValue }.joined(separator: ", "))"
+        case .framesNotFound(let p, let tried, let available):
+            let shown = available.prefix(12).joined(separator: ", ") + (available.count > 12 ? ", … (\(available.count) in all)" : "")
+            return "file \(p) has no dataset of detector frames (tried \(tried.joined(separator: ", "))); name the frames' dataset"
+                + (available.isEmpty ? "" : "; existing: \(shown)")
         }
     }
 }

@@ -14,6 +14,10 @@ func commandLineMessage(for error: Error) -> String {
         return "model file \(p): its checkpoint is \(d) pairs into an epoch, but --samples is \(n)"
     case DemoError.reportExists:
         return "\(error); pass --force to replace it"
+    case PipelineError.scanUnreadable(let k, let s, let reason as PreparationError):
+        guard case .framesNotFound = reason else { return String(describing: error) }
+        // The library's sentence with the flag that names the dataset.
+        return "scan \(k + 1) (\(s)): " + "\(reason)".replacingOccurrences(of: "; name the frames' dataset", with: "; name it with --dataset")
     case PipelineError.monitorNotHDF5(let k, let s):
         return "scan \(k + 1) (\(s)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file"
     case PipelineError.duplicateStateName(let n, let paths):

@@ -34,6 +34,9 @@ final class ErrorMessageTests: XCTestCase {
              "no crop of axis 1 divisible by the binning 3 fits around every state's Bragg peak; give --size"),
             (PreparationError.noCrop(axis: 0, length: 31, peak: 2, binning: 2),
              "no crop of axis 0 (length 31) around the Bragg peak at 2 is divisible by the binning 2; give --size"),
+            (PipelineError.scanUnreadable(scan: 0, source: "s.h5", reason: PreparationError.framesNotFound(
+                path: "s.h5", tried: ["/entry/data/data", "/entry/instrument/*/data"], available: ["/entry/x"])),
+             "scan 1 (s.h5): file s.h5 has no dataset of detector frames (tried /entry/data/data, /entry/instrument/*/data); name it with --dataset; existing: /entry/x"),
         ]
         for (error, sentence) in cases {
             XCTAssertFalse("\(error)".contains("--"), "the library names a flag: \(error)")
