@@ -53,11 +53,11 @@ final class MPITests: XCTestCase {
         ["--allow-run-as-root", "--oversubscribe", "-n", "\(n)", braggPath] + args
     }
 
-    /// Small simulated crystals' patterns (32³, seeds 1…n).
-    func patterns(_ n: Int) throws -> [String] {
+    /// Simulated crystals' patterns (size³, seeds 1…n).
+    func patterns(_ n: Int, size: Int = 32) throws -> [String] {
         try (1...n).map { s in
-            let f = "p\(s).npy"
-            let r = try bragg(["simulate", "crystal", "--size", "32", "--seed", "\(s)", "--phase-rms", "0.5", "--out", path(f), "-q"])
+            let f = "p\(s)_\(size).npy"
+            let r = try bragg(["simulate", "crystal", "--size", "\(size)", "--seed", "\(s)", "--phase-rms", "0.5", "--out", path(f), "-q"])
             XCTAssertEqual(r.status, 0, r.output)
             return f
         }
@@ -71,11 +71,12 @@ final class MPITests: XCTestCase {
     let phaseArgs = ["--runs", "6", "--keep", "2", "--seed", "7", "--recipe", "HIO:80 sw=20, ER:40 sw=20",
                      "--fft-effort", "estimate", "--threads", "1"]
 
-    /// `mpirun -n 3 bragg phase P --runs 6 --keep 2` writes the same bytes as `bragg phase`
-    /// alone, and each rank ran its share of the runs (2 of the 6).
+    /// `mpirun -n 3 bragg phase P --runs 6 --keep 2` on a 64³ pattern (the case)
+    /// writes the same bytes as `bragg phase` alone, and each rank ran its share of the runs
+    /// (2 of the 6).
     func testPhaseOverThreeRanksWritesTheSameBytes() throws {
         let mpirun = try mpirunPath()
-        let p = try patterns(1)[0]
+        let p = try patterns(1, size: 64)[0]
         let one = try bragg(["phase", p, "--out", "one.cxi"] + phaseArgs)
         XCTAssertEqual(one.status, 0, one.output)
         let three = try run(mpirun, mpirunArgs(3, ["phase", p, "--out", "three.cxi"] + phaseArgs))
