@@ -378,7 +378,7 @@ public enum Phaser {
             }
             result.mergedChi2 = mergedMetrics.chi2
             let ratio = mergedMetrics.chi2 / max(bestChi2, 1e-300)
-            head += String(format: ": %.3f× the best run's", ratio)
+            head += String(format: "; merged χ² %.5g, %.3f× the best run's", mergedMetrics.chi2, ratio)
             if ratio <= options.mergeTolerance {
                 result.object = mode; result.metrics = mergedMetrics; result.merged = true
                 result.support = union
