@@ -145,18 +145,45 @@ final class PartialCoherenceTests: XCTestCase {
         guard ProcessInfo.processInfo.environment["BRAGG_PSF_BENCH"] != nil else { throw XCTSkip("set BRAGG_PSF_BENCH=1") }
         let seeds: [UInt64] = (ProcessInfo.processInfo.environment["BRAGG_PSF_SEEDS"] ?? "1,2,3").split(separator: ",").compactMap { UInt64($0) }
         let recipe = ProcessInfo.processInfo.environment["BRAGG_PSF_RECIPE"]
-        let cases: [(String, CoherenceBlur, Double, Double)] = [
+        var cases: [(String, CoherenceBlur, Double, Double)] = [
             ("coherent", .none, 0, 0.065), ("gauss 0.35", .gaussian(sigma: 0.35), 0, 0.05),
             ("gauss 0.5", .gaussian(sigma: 0.5), 0, 0.30), ("lorentz 0.4 + 1 count", .lorentzian(halfWidth: 0.4), 1, 0.30),
         ]
+        // BRAGG_PSF_CUSTOM=MODEL,WIDTH,BACKGROUND (gauss σ or lorentz half width): one more
+        // case, index 4, for studies outside the issue's matrix.
+        if let c = ProcessInfo.processInfo.environment["BRAGG_PSF_CUSTOM"]?.split(separator: ","), c.count == 3,
+           let w = Double(c[1]), let b = Double(c[2]) {
+            cases.append(("custom \(c[0]) \(w) + \(b)", c[0] == "gauss" ? .gaussian(sigma: w) : .lorentzian(halfWidth: w), b, .nan))
+        }
         let only = ProcessInfo.processInfo.environment["BRAGG_PSF_CASES"].map { $0.split(separator: ",").compactMap { Int($0) } }
         for (c, (name, blur, bg, limit)) in cases.enumerated() where only?.contains(c) ?? true {
             for seed in seeds {
                 let sim = try SimulatedCrystal(blur: blur, background: bg, seed: seed)
-                let data = try PhasingData(intensity: sim.intensity)
+                var measured = sim.intensity
+                // BRAGG_PSF_DECONV=N: Richardson–Lucy deconvolution of the data by the true kernel
+                // (N iterations) before phasing, for studies.
+                if let nrl = ProcessInfo.processInfo.environment["BRAGG_PSF_DECONV"].flatMap(Int.init), blur != .none {
+                    var u = measured.map { max($0, 0.1) }
+                    let data0 = measured
+                    for _ in 0..<nrl {
+                        let cu = try Diffraction.blurred(u, blur)
+                        var ratio = data0
+                        ratio.withUnsafeMutableFloats { rp in cu.withUnsafeFloats { cp in
+                            for i in 0..<rp.count { rp[i] = rp[i] / max(cp[i], 1e-6) }
+                        } }
+                        try u.multiply(by: try Diffraction.blurred(ratio, blur))
+                    }
+                    measured = u
+                }
+                let data = try PhasingData(intensity: measured)
                 var o = PhasingOptions()
                 o.runs = 4; o.keep = 2; o.seed = sim.seed
                 if let recipe { o.recipe = try Recipe.parse(recipe) }
+                if ProcessInfo.processInfo.environment["BRAGG_PSF_SUPPORT"] == "truth" {
+                    o.support = .volume(sim.object.modulus().thresholded(above: 0.5))
+                } else if let t = ProcessInfo.processInfo.environment["BRAGG_PSF_SUPPORT"].flatMap(Double.init) {
+                    o.support = t > 1 ? .sphere(radius: t) : .autocorrelation(threshold: t)
+                }
                 // BRAGG_PSF_MERGE_REFINE: the first mode's refinement (a recipe, or none).
                 if let m = ProcessInfo.processInfo.environment["BRAGG_PSF_MERGE_REFINE"] {
                     o.mergeRefinement = m == "none" ? nil : try Recipe.parse(m)
@@ -168,6 +195,33 @@ final class PartialCoherenceTests: XCTestCase {
                 let t0 = Date()
                 let r = try Phaser.phase(data, options: o)
                 let err = try sim.error(of: r.object)
+                if ProcessInfo.processInfo.environment["BRAGG_PSF_DIAGNOSE"] != nil {
+                    let d = try sim.diagnose(r.object)
+                    let trueVoxels = sim.object.modulus().thresholded(above: 0.5).withUnsafeFloats { $0.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
+                    print(String(format: "PSF-DIAG error %.4f modulus %.4f phase %.3f rad; support %d voxels (truth %d)", d.error, d.modulus, d.phase,
+                                 r.metrics.supportVoxels, trueVoxels))
+                    // The truth under the true kernel: its χ², and where ER in the true support takes it.
+                    var truePSF: PointSpreadFunction? = nil
+                    switch blur {
+                    case .gaussian(let s): truePSF = .gaussian(sigma: [s, s, s])
+                    case .lorentzian(let g): truePSF = .lorentzian(halfWidth: [g, g, g])
+                    default: break
+                    }
+                    let e = try PhasingEngine(data: data, support: sim.object.modulus().thresholded(above: 0.5), threads: 2)
+                    if let truePSF { try e.applyPSF(.fixed(truePSF)) }
+                    sim.object.ifftshifted().withUnsafeFloats { e.start(from: $0.baseAddress!) }
+                    var c0 = 0.0
+                    for k in 0...200 {
+                        let c = e.iterate(.er, beta: 0, computeError: true) ?? .nan
+                        if k == 0 { c0 = c }
+                        if [1, 10, 50, 200].contains(k) {
+                            let o = e.object
+                            let d = try sim.diagnose(o.removingPhaseRamp(o.braggPeakRamp()))
+                            print(String(format: "PSF-DIAG from the truth, ER %d: χ² %.5f error %.4f modulus %.4f phase %.3f", k, c, d.error, d.modulus, d.phase))
+                        }
+                    }
+                    print(String(format: "PSF-DIAG truth χ² %.5f", c0))
+                }
                 if detail {
                     for run in r.runs {
                         guard let m = run.metrics, let obj = run.object else { print("PSF-RUN \(run.index + 1): \(run.failure ?? "failed")"); continue }

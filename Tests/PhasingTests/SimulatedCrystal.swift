@@ -82,6 +82,40 @@ struct SimulatedCrystal {
         }
         return best
     }
+
+    /// For studies: the best-aligned candidate's modulus error (normalised L2 of the moduli)
+    /// and its phase error (RMS over the truth's support, weighted by |truth|²) in rad.
+    func diagnose(_ reconstruction: ComplexVolume) throws -> (error: Double, modulus: Double, phase: Double) {
+        let truth = object.removingPhaseRamp(object.braggPeakRamp())
+        let n = reconstruction.shape
+        let twin = try reconstruction.conjugated().flipped().rolled(by: n.map { $0 % 2 == 0 ? 1 : 0 })
+        var best = (error: 1.0, modulus: 1.0, phase: 10.0)
+        for cand in [reconstruction, twin] {
+            let (shift, _) = try Registration.shift(of: cand, onto: truth)
+            let moved = try cand.fourierShifted(by: shift)
+            let ip = try moved.inner(truth)
+            let na = moved.squaredNorm(), nb = truth.squaredNorm()
+            let e = max(0, 1 - (ip.re * ip.re + ip.im * ip.im) / (na * nb)).squareRoot()
+            guard e < best.error else { continue }
+            // Global phase: the truth's phase minus the candidate's is arg(⟨moved, truth⟩).
+            let g = atan2(ip.im, ip.re)
+            let ma = moved.modulus(), mt = truth.modulus(), pa = moved.phase(), pt = truth.phase()
+            var dm = 0.0, w = 0.0, dp = 0.0
+            let sa = na.squareRoot(), st = nb.squareRoot()
+            ma.withUnsafeFloats { a in mt.withUnsafeFloats { t in pa.withUnsafeFloats { p in pt.withUnsafeFloats { q in
+                for i in 0..<a.count {
+                    let d = Double(a[i]) / sa - Double(t[i]) / st; dm += d * d
+                    if t[i] > 0.5 {
+                        var x = Double(p[i]) + g - Double(q[i])
+                        x = remainder(x, 2 * Double.pi)
+                        dp += Double(t[i] * t[i]) * x * x; w += Double(t[i] * t[i])
+                    }
+                }
+            } } } }
+            best = (e, dm.squareRoot(), (dp / max(w, 1e-30)).squareRoot())
+        }
+        return best
+    }
 }
 
 extension RealVolume {
