@@ -18,6 +18,12 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
     /// Scan `scan` (0-based) of `source` could not be opened as a frame stack (`reason`
     /// says why; `PreparationError.framesNotFound` when no frames dataset was found).
     case scanUnreadable(scan: Int, source: String, reason: Error)
+    /// A file given for a prepared pattern's shape records no crop size and binning.
+    case notPrepared(path: String)
+    /// `labels` state labels were given for `reconstructions` reconstructions.
+    case labelCount(labels: Int, reconstructions: Int)
+    /// The reference state named is neither an index nor a state's label.
+    case unknownReference(String)
     public static func == (a: PipelineError, b: PipelineError) -> Bool { a.description == b.description }
     public var description: String {
         switch self {
@@ -31,6 +37,10 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
             return "two states are named \(n) (\(paths.joined(separator: ", "))): their files would overwrite each other; name them apart"
         case .scanUnreadable(let k, let s, let reason):
             return "scan \(k + 1) (\(s)): \(reason)"
+        case .notPrepared(let p):
+            return "\(p) is not a prepared pattern (it has no crop_size and binning under \(CXIResults.processPath))"
+        case .labelCount(let l, let n): return "\(l) state labels for \(n) reconstructions"
+        case .unknownReference(let r): return "the reference '\(r)' is neither an index nor a state label"
         }
     }
 }

@@ -113,6 +113,22 @@ public enum StatePreparation {
         return OpenedState(name: name, paths: paths, scans: scans, beamlineScans: beamlineScans, options: options)
     }
 
+    /// Opens every state of `states` in order (`open(name:paths:specScan:request:)`, with the
+    /// state's scan in a multi-scan file over the request's), handing each to `each` as soon
+    /// as it is open.
+    public static func open(_ states: [StateSpec], request: PrepareRequest,
+                            each: (OpenedState) throws -> Void = { _ in }) throws -> [OpenedState] {
+        var opened: [OpenedState] = []
+        for st in states {
+            var r = request
+            if let n = st.scan { r.scan = n }
+            let o = try open(name: st.name, paths: st.paths, specScan: st.specScan, request: r)
+            try each(o)
+            opened.append(o)
+        }
+        return opened
+    }
+
     /// Checks a series before any frame is read: distinct state names, one detector frame
     /// (rows × columns) across states. Errors name the state and its file.
     public static func checkSeries(_ states: [OpenedState]) throws {

@@ -78,18 +78,9 @@ struct AnalyzeCommand: ParsableCommand {
             specs = e.states; geometry = e.geometry; options = e.options
             if labels != nil { throw UsageError("--labels is for reconstructions given on the command line; the experiment file labels its states") }
         } else {
-            let names = labels.map { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } }
-                ?? inputs.map { (($0.split(separator: ":").first.map(String.init) ?? $0) as NSString).lastPathComponent }
-            guard names.count == inputs.count else {
-                throw UsageError("--labels names \(names.count) states but \(inputs.count) reconstructions were given")
-            }
-            specs = zip(names, inputs).map { Experiment.State(label: $0, condition: "", file: $1, runs: []) }
+            specs = try flagged { try SeriesInputs.states(files: inputs, labels: labels.map(SeriesInputs.labels)) }
         }
-        if let r = reference {
-            if let i = Int(r) { options.reference = i }
-            else if let i = specs.firstIndex(where: { $0.label == r }) { options.reference = i }
-            else { throw UsageError("--reference '\(r)' is neither an index nor a state label") }
-        }
+        if let r = reference { options.reference = try flagged { try SeriesInputs.reference(r, in: specs) } }
         if let v = coreFraction { options.coreFraction = v }
         if let v = commonSupport { options.commonSupport = v }
         if let v = fillThreshold { options.fillThreshold = v }
@@ -98,52 +89,30 @@ struct AnalyzeCommand: ParsableCommand {
         if keepRamp { options.removeRamp = false }
         if let v = supportFraction { options.supportFraction = v == 0 ? nil : v }
         try options.validate(states: specs.count)
-
-        // Files: existence first (a clear message naming the state), then the output folder.
-        for s in specs {
-            for f in [s.file] + s.runs {
-                let path = String(f.split(separator: ":", maxSplits: 1).first ?? Substring(f))
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw UsageError("state '\(s.label)': file '\(path)' does not exist")
-                }
-            }
-        }
+        try flagged { try SeriesInputs.checkFiles(specs) }   // a clear message naming the state, before any is read
 
         // 2. Read the reconstructions.
         let bar = ProgressBar(quiet: common.quiet, unit: "state")
-        var states: [StateInput] = []
-        var storedGeometry: CXIGeometry? = nil
-        for (i, s) in specs.enumerated() {
-            bar.update(ProgressReport(stage: "read", done: i, total: specs.count))
-            let r = try read(s.file, label: s.label)
-            if i == options.reference { storedGeometry = r.geometry }
-            var runs: [ComplexVolume] = []
-            for f in s.runs { runs.append(try read(f, label: s.label).object) }
-            states.append(StateInput(label: s.label, condition: s.condition, object: r.object, support: r.support, chi2: r.chi2,
-                                     runs: runs, pattern: runs.isEmpty ? nil : r.pattern))
-        }
+        let read = try SeriesInputs.read(specs, reference: options.reference, progress: bar.handler) { print($0) }
+        var states = read.states
 
         // 3. Geometry: command line over experiment file over the reference's results file.
         let overrides = try geometryOverrides.overrides()
         let resolved: ResolvedGeometry
         do {
             resolved = try GeometryMerge.resolve(experiment: geometry, experimentSource: "the experiment file \(inputs[0])",
-                                                 stored: storedGeometry, storedSource: specs[options.reference].file,
+                                                 stored: read.storedGeometry, storedSource: specs[options.reference].file,
                                                  overrides: overrides)
         } catch PipelineError.noGeometry {
             throw UsageError("no geometry: the results files record none and no [geometry] was given; give [geometry] in the experiment file or --energy-kev, --two-theta, --distance, --pixel-um and --rocking-step")
         } catch let e as PipelineError { throw UsageError(e.description) }
-        let geo = resolved.geometry
         print(resolved.summary)
-
         // One shape for the series.
-        do {
-            for m in try SeriesShapes.conform(&states, reference: options.reference) { bar.message(m) }
-        } catch let e as PipelineError { throw UsageError(e.description) }
+        for m in try flagged({ try SeriesShapes.conform(&states, reference: options.reference) }) { bar.message(m) }
 
         // 4. Analyse.
         let t0 = Date()
-        let result = try SeriesAnalysis.run(states: states, geometry: geo, options: options, progress: bar.handler)
+        let result = try SeriesAnalysis.run(states: states, geometry: resolved.geometry, options: options, progress: bar.handler)
         bar.finish()
         let elapsed = Date().timeIntervalSince(t0)
 
@@ -151,32 +120,14 @@ struct AnalyzeCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let vtis = try SeriesOutputs.write(result, to: out, overwrite: force,
                                            tableExtras: SeriesOutputs.geometryExtras(resolved, result: result, reference: options.reference))
-
         // 6. Summary: the seed's Table 1.
-        print(String(format: "|Q| = %.4g m⁻¹, Q̂ = (%.3f, %.3f, %.3f) (x, y, z); common support %d voxels; %.1f s",
-                     geo.qMagnitude, geo.qHat.x, geo.qHat.y, geo.qHat.z, result.commonSupportVoxels, elapsed))
-        print("state                 χ²      Δφ_mean(°)  u(Å)=φ/|Q|  seed 2φ/|Q|(Å)  ε(‰)     Ω_norm   twin  filled  res(nm)")
-        for s in result.states {
-            let lbl = s.label.count > 20 ? String(s.label.prefix(20)) : s.label.padding(toLength: 20, withPad: " ", startingAt: 0)
-            let chi = s.chi2.map { String(format: "%7.4f", $0) } ?? "      –"
-            let res = s.edgeResolution.map { String(format: "%6.1f", $0 * 1e9) } ?? "     –"
-            print(String(format: "%@  %@  %9.2f  %10.4f  %13.4f  %8.4f  %7.3f  %@  %6d  %@",
-                         lbl, chi, s.meanPhaseDifference * 180 / .pi, s.meanRelativeDisplacement * 1e10,
-                         2 * s.meanRelativeDisplacement * 1e10, s.meanRelativeStrain * 1e3, s.omegaNormalised,
-                         s.twinFlipped ? " yes" : "  no", s.filledVoxels, res))
-        }
-        let ext = result.states[options.reference].extent
-        print(String(format: "crystal extent (reference): %.3f × %.3f × %.3f µm (x, y, z); PC1 explains %.1f%% of the variance",
-                     ext.x * 1e6, ext.y * 1e6, ext.z * 1e6, 100 * (result.pca.explainedVariance.first ?? 0)))
+        AnalyzeSummary.lines(result, geometry: resolved.geometry, reference: options.reference, seconds: elapsed).forEach { print($0) }
         print("wrote \(out)/table.csv, table.json, pca.json" + (vtis.isEmpty ? "" : " and \(vtis.count) .vti files"))
         common.saveWisdom()
     }
 
-    /// Reads one reconstruction (BraggKit's `ReconstructionFile`), printing what was read
-    /// of another program's results.
-    func read(_ file: String, label: String) throws -> ReconstructionFile {
-        let r = try ReconstructionFile.read(file, state: label)
-        if let n = r.note { print(n) }
-        return r
+    /// `body`, with the library's errors as sentences naming the flag to change.
+    func flagged<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as PipelineError { throw UsageError(commandLineMessage(for: e)) }
     }
 }

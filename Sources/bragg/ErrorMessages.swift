@@ -20,6 +20,18 @@ func commandLineMessage(for error: Error) -> String {
         return "scan \(k + 1) (\(s)): " + "\(reason)".replacingOccurrences(of: "; name the frames' dataset", with: "; name it with --dataset")
     case PipelineError.monitorNotHDF5(let k, let s):
         return "scan \(k + 1) (\(s)): --monitor names an HDF5 dataset, but this scan is not an HDF5 file"
+    case StateListError.badLine(let f, let k, let t, true):
+        return "\(f) line \(k): with --spec a state is 'NAME FOLDER SCAN_NUMBER' (got '\(t)')"
+    case StateListError.unpaired(let n, let s, true):
+        return "--spec pairs each TIFF folder with one --scan number: \(n) folder(s) for \(s) --scan"
+    case StateListError.unpaired(let n, let s, false):
+        return "give one --scan per file or one file for all --scan numbers (got \(n) files and \(s) --scan)"
+    case PipelineError.notPrepared(let p):
+        return "\(p) is not a pattern written by bragg prepare (it has no crop_size and binning under \(CXIResults.processPath))"
+    case PipelineError.labelCount(let l, let n):
+        return "--labels names \(l) states but \(n) reconstructions were given"
+    case PipelineError.unknownReference(let r):
+        return "--reference '\(r)' is neither an index nor a state label"
     case PipelineError.duplicateStateName(let n, let paths):
         return "two states are named \(n) (\(paths.joined(separator: ", "))): their files would overwrite each other; name them in a --states file"
     case NeuralReconstructionError.doesNotFit(_, _, _, false):

@@ -10,35 +10,34 @@ struct BenchNN: ParsableCommand {
         discussion: "Compare with `python3 bench/nn_torch.py` (the same network in PyTorch CPU) run in the same session; see bench/README.md."
     )
 
-    @Option(help: "Input pattern edge (multiple of 8).")
-    var size: Int = 64
+    enum Defaults: BenchSizeDefaults {
+        static let size = 64, sizeRange = 8...256, sizeMultiple = 8, sizeHelp = "Input pattern edge (multiple of 8)."
+        static let repeats = 5, repeatsHelp = "Timed repeats (after one warm-up)."
+    }
+
+    @OptionGroup var cube: BenchSizeOption<Defaults>
 
     @Option(help: "Network width c.")
     var width: Int = 8
 
-    @Option(help: "Timed repeats (after one warm-up).")
-    var repeats: Int = 5
+    @OptionGroup var bench: BenchOptions<Defaults>
 
     @Flag(help: "Also print seconds per kernel (im2col, GEMMs, normalisation).")
     var profile = false
 
-    @Flag(help: "Print one machine-readable JSON line instead of text.")
-    var json = false
-
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        guard size >= 8 && size % 8 == 0 && size <= 256 else { throw ValidationError("--size must be a multiple of 8 up to 256 (got \(size))") }
         guard width >= 1 && width <= 64 else { throw ValidationError("--width must be 1…64 (got \(width))") }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
     }
 
     func run() throws {
+        let size = cube.size, repeats = bench.repeats
         common.apply()
         NeuralProfile.enabled = profile
         let r = try NeuralBenchmark.run(size: size, width: width, repeats: repeats)
         common.saveWisdom()
-        if json {
+        if bench.json {
             print(#"{"bench":"nn","size":\#(size),"width":\#(width),"threads":\#(r.threads),"parameters":\#(r.parameters),"train_step_s":\#(String(format: "%.4f", r.trainingStep)),"inference_s":\#(String(format: "%.4f", r.inference))}"#)
         } else {
             print(String(format: "nn %d³ c=%d, %d parameters, %d thread(s): training step %.3f s (min %.3f), inference %.3f s (min %.3f), medians of %d",

@@ -1,11 +1,6 @@
 import ArgumentParser
 import Foundation
 import BraggKit
-import Formats
-import Neural
-import Numerics
-import Phasing
-import Simulation
 
 /// `bragg bench nn-eval`: issue 5's acceptance figures for a trained model, on freshly
 /// simulated crystals whose seeds no training run uses.
@@ -102,151 +97,34 @@ struct BenchNNEval: ParsableCommand {
         guard let modelPath = model ?? NeuralModel.defaultPath() else {
             throw UsageError("no model given and models/default-c8-64.safetensors not found: pass --model FILE.safetensors")
         }
-        let thenRecipe = then == "none" ? nil : try Recipe.parse(then)
-        let randomStartRecipe = try iterativeRecipe.map(Recipe.parse) ?? PhasingOptions().recipe
-        let (net0, _) = try PhaseNet.load(from: modelPath)
-        let n = net0.architecture.inputSize
-        // every output in the frame bragg phase writes it in; the metric removes both ramps
-        // unless --keep-ramps
-        let removingRamps = !keepRamps
-        func error(_ estimate: ComplexVolume, truth: ComplexVolume) throws -> Double {
-            try ReconstructionError.normalised(estimate, truth: truth, removingRamps: removingRamps)
-        }
-        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
-        func median(_ x: [Double]) -> Double {
-            let s = x.filter { !$0.isNaN }.sorted()
-            guard !s.isEmpty else { return .nan }
-            return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
-        }
-        func cell(_ e: Double, _ t: Double) -> String { e.isNaN ? "      –       " : String(format: "%.3f (%5.1fs)", e, t) }
-        print("model \(modelPath) (\(net0.architecture)), \(n)³ crystals \(first)..<\(first + crystals), \(Parallel.threads) thread(s), prediction \(symmetries == .none ? "from one pass" : "best by loss of \(NeuralPhaser.candidateTransforms(symmetries: symmetries, shifts: shifts).count) symmetric passes"), phase ramps \(keepRamps ? "kept" : "removed")")
-        print("crystal  flat phase  predict         predict+\(then)  from random (\(randomStartRecipe.totalIterations))  refine \(refineSteps)"
-              + (refineSteps > 0 && thenRecipe != nil ? "  refine \(refineSteps)+\(then)" : ""))
-        // --candidates: written at the end (SafeOutput), so an interrupted run leaves any
-        // earlier file as it was
-        var candidateLines = ["crystal,pass,permutation,reflected,offset,loss_l1,loss_l2,chi2,error,chosen"]
-        var oracle: [Double] = []
-        var rows: [[Double]] = []
-        var split: [(amplitude: Double, phase: Double)] = []
+        var o = NeuralEvaluation.Options(model: modelPath)
+        o.symmetries = symmetries; o.shifts = shifts; o.scoreCandidates = candidates != nil; o.splitError = splitError
+        o.then = then == "none" ? nil : try Recipe.parse(then)
+        let randomStart = try iterativeRecipe.map(Recipe.parse) ?? PhasingOptions().recipe
+        o.randomStart = iterative ? randomStart : nil
+        o.refineSteps = refineSteps; o.refineLearningRate = refineLearningRate; o.keepRamps = keepRamps
+        let evaluation = try NeuralEvaluation(options: o)
+        let summary = NNEvalSummary(evaluation: evaluation, then: then, first: first, crystals: crystals,
+                                    randomStartIterations: randomStart.totalIterations)
+        summary.header().forEach { print($0) }
+        var scores: [NeuralEvaluation.CrystalScores] = []
         for i in first..<(first + crystals) {
             try Interruption.check()
-            let seed = TrainingOptions.evaluationSeed(i)
-            let pair = try TrainingPair.make(size: n, seed: seed)
-            let truth = try pair.object.centred(in: [n, n, n])
-            let flat = try error(ComplexVolume(modulus: truth.modulus(), phase: RealVolume(shape: truth.shape)), truth: truth)
-            // the prediction alone (a fresh copy of the model for every crystal)
-            var t0 = now()
-            let (net, _) = try PhaseNet.load(from: modelPath)
-            var po = NeuralPhaser.Options(); po.symmetries = symmetries; po.shifts = shifts
-            // with --candidates, the prediction is the lowest-loss candidate (as reconstruct
-            // chooses it, testPredictionChosenOverSymmetries), so the passes run once
-            let scored = candidates == nil ? [] : try NeuralPhaser.scoredCandidates(pattern: pair.intensity, model: net, options: po)
-            let chosen = scored.indices.min { scored[$0].loss < scored[$1].loss }
-            let p = try chosen.map { NeuralPhaser.object(amplitude: scored[$0].amplitude, phase: scored[$0].phase, box: [n, n, n], options: po) }
-                ?? { let r = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net, refineSteps: 0, options: po)
-                     return (r.object, r.support) }()
-            let tPredict = now() - t0
-            let est = try PhasingPost.reportingFrame(object: p.object, support: p.support).object
-            let ePredict = try error(est, truth: truth)
-            if let chosen {
-                let l2 = try FourierPhysics(box: [n, n, n], objectShape: [n / 2 + 1, n / 2 + 1, n / 2 + 1], loss: .l2)
-                try l2.setTarget(intensity: pair.intensity)
-                var errors: [Double] = []
-                for (k, c) in scored.enumerated() {
-                    let o = NeuralPhaser.object(amplitude: c.amplitude, phase: c.phase, box: [n, n, n], options: po)
-                    let e = try error(try PhasingPost.reportingFrame(object: o.object, support: o.support).object, truth: truth)
-                    errors.append(e)
-                    let t = c.transform
-                    let fields = [String(i), String(k), t.permutation.map(String.init).joined(separator: " "),
-                                  t.reflected.map(String.init).joined(separator: " "), t.offset.map(String.init).joined(separator: " "),
-                                  String(format: "%.6g", c.loss), String(format: "%.6g", l2.forward(amplitude: c.amplitude, phase: c.phase)),
-                                  String(format: "%.6g", c.chi2), String(format: "%.5f", e), k == chosen ? "1" : "0"]
-                    candidateLines.append(fields.joined(separator: ","))
-                }
-                oracle.append(errors.min()!)
-                print(String(format: "         %d candidates: chosen by loss %.3f, best %.3f, median %.3f, worst %.3f",
-                             errors.count, errors[chosen], errors.min()!, median(errors), errors.max()!))
-            }
-            if splitError {
-                // the prediction brought onto the truth (twin, integer shift), then its modulus
-                // and its phase each paired with the truth's other half
-                let twin = est.reflectedAboutCentre().conjugated()
-                let direct = try Registration.shift(of: est, onto: truth), mirrored = try Registration.shift(of: twin, onto: truth)
-                let (o, sh) = mirrored.correlation > direct.correlation ? (twin, mirrored.shift) : (est, direct.shift)
-                let e = try o.rolled(by: sh.map { Int($0.rounded()) })
-                let ampTruePhase = try error(ComplexVolume(modulus: e.modulus(), phase: truth.phase()), truth: truth)
-                let trueAmpPhase = try error(ComplexVolume(modulus: truth.modulus(), phase: e.phase()), truth: truth)
-                split.append((ampTruePhase, trueAmpPhase))
-                print(String(format: "         predicted amplitude + true phase %.3f, true amplitude + predicted phase %.3f", ampTruePhase, trueAmpPhase))
-            }
-            let data = try PhasingData(intensity: pair.intensity)
-            // an object and support handed to the iterative engine for --then, scored
-            func handedOn(_ object: ComplexVolume, support: RealVolume, recipe: Recipe) throws -> Double {
-                var o = PhasingOptions(); o.recipe = recipe; o.runs = 1; o.keep = 1; o.freeFraction = 0
-                return try error(try Phaser.refine(data, from: object, support: support, options: o).object, truth: truth)
-            }
-            // the prediction handed to the iterative engine
-            var eThen = Double.nan, tThen = 0.0
-            if let recipe = thenRecipe {
-                t0 = now()
-                eThen = try handedOn(p.object, support: p.support, recipe: recipe)
-                tThen = now() - t0 + tPredict
-            }
-            // the iterative default recipe from a random start
-            var eIter = Double.nan, tIter = 0.0
-            if iterative {
-                t0 = now()
-                var o = PhasingOptions(); o.seed = seed; o.recipe = randomStartRecipe
-                let r = try Phaser.phase(data, options: o)
-                eIter = try error(r.object, truth: truth)
-                tIter = now() - t0
-            }
-            // refinement of a fresh copy of the model on this pattern
-            var eRefine = Double.nan, tRefine = 0.0, eRefineThen = Double.nan, tRefineThen = 0.0
-            if refineSteps > 0 {
-                t0 = now()
-                let (net2, _) = try PhaseNet.load(from: modelPath)
-                var o = NeuralPhaser.Options(); o.learningRate = refineLearningRate; o.symmetries = symmetries; o.shifts = shifts
-                let r = try NeuralPhaser.reconstruct(pattern: pair.intensity, model: net2, refineSteps: refineSteps, options: o)
-                eRefine = try error(try PhasingPost.reportingFrame(object: r.object, support: r.support).object, truth: truth)
-                tRefine = now() - t0
-                // the refined prediction handed to the iterative engine, as --refine-steps K --then R does
-                if let recipe = thenRecipe {
-                    t0 = now()
-                    eRefineThen = try handedOn(r.object, support: r.support, recipe: recipe)
-                    tRefineThen = now() - t0 + tRefine
-                }
-            }
-            rows.append([flat, ePredict, eThen, eIter, eRefine, eRefineThen])
-            var cells = [cell(ePredict, tPredict), cell(eThen, tThen), cell(eIter, tIter), cell(eRefine, tRefine)]
-            if refineSteps > 0 && thenRecipe != nil { cells.append(cell(eRefineThen, tRefineThen)) }
-            print(String(format: "%7d  %.3f       ", i, flat) + cells.joined(separator: "  "))
+            scores.append(try evaluation.crystal(i))
+            summary.lines(scores.last!).forEach { print($0) }
             fflush(stdout)
         }
-        let med = (0..<6).map { c in median(rows.map { $0[c] }) }
-        let iterations = randomStartRecipe.totalIterations
-        // only the columns that were run: a skipped one would print as "nan"
-        var parts = [String(format: "flat phase %.3f", med[0]), String(format: "predict %.3f", med[1])]
-        if thenRecipe != nil { parts.append(String(format: "predict+%@ %.3f", then, med[2])) }
-        if iterative { parts.append(String(format: "iterative from random (%d iterations) %.3f", iterations, med[3])) }
-        if refineSteps > 0 { parts.append(String(format: "refine %d %.3f", refineSteps, med[4])) }
-        if refineSteps > 0 && thenRecipe != nil { parts.append(String(format: "refine %d+%@ %.3f", refineSteps, then, med[5])) }
-        print("median of \(rows.count): " + parts.joined(separator: ", "))
+        print(summary.medians(scores))
         if let path = candidates {
-            print(String(format: "median of %d: best candidate pass (knowing the truth) %.3f", oracle.count, median(oracle)))
+            // written at the end (SafeOutput), so an interrupted run leaves any earlier file as it was
+            print(summary.oracle(scores))
+            let rows = summary.candidateCSV(scores)
             try SafeOutput.write(to: path, overwrite: true) {
-                try (candidateLines.joined(separator: "\n") + "\n").write(toFile: $0, atomically: false, encoding: .utf8)
+                try (rows.joined(separator: "\n") + "\n").write(toFile: $0, atomically: false, encoding: .utf8)
             }
-            print("wrote \(candidateLines.count - 1) candidate passes to \(path)")
+            print("wrote \(rows.count - 1) candidate passes to \(path)")
         }
-        if splitError {
-            print(String(format: "median of %d: predicted amplitude + true phase %.3f, true amplitude + predicted phase %.3f",
-                         split.count, median(split.map(\.amplitude)), median(split.map(\.phase))))
-        }
-        let wins = rows.filter { !$0[2].isNaN && !$0[3].isNaN && $0[2] <= $0[3] }.count
-        if thenRecipe != nil && iterative {
-            print("predict+\(then) (\(thenRecipe!.totalIterations) iterations) at least as good as the iterative recipe (\(iterations)) on \(wins) of \(rows.count) crystals")
-        }
+        summary.closing(scores).forEach { print($0) }
     }
 }
 

@@ -37,6 +37,19 @@ final class ErrorMessageTests: XCTestCase {
             (PipelineError.scanUnreadable(scan: 0, source: "s.h5", reason: PreparationError.framesNotFound(
                 path: "s.h5", tried: ["/entry/data/data", "/entry/instrument/*/data"], available: ["/entry/x"])),
              "scan 1 (s.h5): file s.h5 has no dataset of detector frames (tried /entry/data/data, /entry/instrument/*/data); name it with --dataset; existing: /entry/x"),
+            (StateListError.badLine(file: "st.txt", line: 3, text: "s54 folder", withSPEC: true),
+             "st.txt line 3: with --spec a state is 'NAME FOLDER SCAN_NUMBER' (got 's54 folder')"),
+            (StateListError.badLine(file: "st.txt", line: 1, text: "lonely", withSPEC: false),
+             "st.txt line 1: a state is 'NAME SCAN [SCAN …]' (got 'lonely')"),
+            (StateListError.unpaired(files: 2, scanNumbers: 1, withSPEC: true),
+             "--spec pairs each TIFF folder with one --scan number: 2 folder(s) for 1 --scan"),
+            (StateListError.unpaired(files: 2, scanNumbers: 3, withSPEC: false),
+             "give one --scan per file or one file for all --scan numbers (got 2 files and 3 --scan)"),
+            (StateListError.empty(file: "st.txt"), "the states file st.txt lists no state"),
+            (PipelineError.notPrepared(path: "p.cxi"),
+             "p.cxi is not a pattern written by bragg prepare (it has no crop_size and binning under /entry_1/image_1/process_1)"),
+            (PipelineError.labelCount(labels: 1, reconstructions: 2), "--labels names 1 states but 2 reconstructions were given"),
+            (PipelineError.unknownReference("x"), "--reference 'x' is neither an index nor a state label"),
         ]
         for (error, sentence) in cases {
             XCTAssertFalse("\(error)".contains("--"), "the library names a flag: \(error)")

@@ -38,8 +38,8 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(try parse(["analyze", "e.toml", "--out", "d", "--common-support", "intersection"], as: AnalyzeCommand.self)
             .commonSupport, .intersection)
         XCTAssertNil(try parse(["analyze", "e.toml", "--out", "d"], as: AnalyzeCommand.self).commonSupport)
-        XCTAssertEqual(try parse(["prepare", "s.h5", "--out", "p.cxi"], as: PrepareCommand.self).centre, .centreOfMass)
-        XCTAssertEqual(try parse(["prepare", "s.h5", "--out", "p.cxi", "--centre", "max"], as: PrepareCommand.self).centre, .maximum)
+        XCTAssertEqual(try parse(["prepare", "s.h5", "--out", "p.cxi"], as: PrepareCommand.self).choices.centre, .centreOfMass)
+        XCTAssertEqual(try parse(["prepare", "s.h5", "--out", "p.cxi", "--centre", "max"], as: PrepareCommand.self).choices.centre, .maximum)
         let crystal = try parse(["simulate", "crystal", "--out", "c.h5", "--shape", "truncated-octahedron", "--dislocation", "edge"],
                                 as: SimulateCrystal.self)
         XCTAssertEqual(crystal.shape, .truncatedOctahedron)
