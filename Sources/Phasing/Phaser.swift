@@ -34,6 +34,9 @@ public struct PhasingOptions: Sendable {
     /// The first mode of the kept runs is written when its χ² is at most this many times the
     /// best run's; otherwise the best run is written (and the result's notes say so).
     public var mergeTolerance = 1.1
+    /// A run among the `keep` best whose χ² is more than this many times the best run's is
+    /// not merged (a note says so).
+    public var keepTolerance = 1.5
     /// Refinement of the first mode against the data before it is compared with the best run
     /// (support fixed to the union of the kept runs', the best run's point-spread function
     /// fixed; kept when it lowers χ²; nil or no steps: none). The first mode's χ² before and
@@ -64,6 +67,9 @@ public struct PhasingOptions: Sendable {
         }
         guard stallCheckFraction >= 0, stallCheckFraction < 1, stallFactor > 1, stallRestarts >= 0 else {
             throw PhasingError.invalidOption("the stall check needs a fraction in [0, 1), a factor above 1 and restarts ≥ 0 (got \(stallCheckFraction), \(stallFactor), \(stallRestarts))")
+        }
+        guard keepTolerance >= 1 else {
+            throw PhasingError.invalidOption("the keep tolerance is a ratio of χ² of at least 1 (got \(keepTolerance))")
         }
         guard mergeTolerance >= 1 else {
             throw PhasingError.invalidOption("the merge tolerance is a ratio of χ² of at least 1 (got \(mergeTolerance))")
@@ -201,7 +207,7 @@ public enum Phaser {
         let concurrent = K >= threads && threads > 1
         let workers = concurrent ? threads : 1
         let perRun = concurrent ? 1 : threads
-        let total = options.recipe.totalIterations
+        let total = options.recipe.longestTotalIterations
         let tracker = ProgressTracker(runs: K, total: total, concurrent: concurrent, handler: progress,
                                       counted: (0..<K).filter { $0 % world.size == world.rank }.count)
         let rankBy = options.effectiveRankBy
@@ -300,12 +306,22 @@ public enum Phaser {
         guard !ranked.isEmpty else {
             throw PhasingError.invalidData("all \(K) run(s) failed; the first: \(results.first?.failure ?? "unknown")")
         }
-        let keepIdx = Set(ranked.prefix(options.keep).map(\.index))
+        // Of the `keep` best, those far worse than the best in χ² are not merged: averaged in,
+        // a run that ended elsewhere (another kernel shape, a stagnated start) drags the first
+        // mode away from the best run while the merged χ² can stay within the tolerance.
+        let bestChi2 = ranked[0].metrics!.chi2
+        var keptRanked = Array(ranked.prefix(options.keep))
+        for r in keptRanked.dropFirst() where r.metrics!.chi2 > options.keepTolerance * bestChi2 {
+            note(String(format: "run %d not merged: its χ² %.4g is %.2f× the best run's (over %.2g×)", r.index + 1, r.metrics!.chi2,
+                        r.metrics!.chi2 / bestChi2, options.keepTolerance))
+        }
+        keptRanked = [keptRanked[0]] + keptRanked.dropFirst().filter { $0.metrics!.chi2 <= options.keepTolerance * bestChi2 }
+        let keepIdx = Set(keptRanked.map(\.index))
         for j in results.indices where !keepIdx.contains(results[j].index) { results[j].object = nil; results[j].support = nil }
         guard try RunExchange.keptObjects(&results, kept: keepIdx, world) else { return nil }
-        let keptRuns = ranked.prefix(options.keep).map { r in results.first { $0.index == r.index }! }
-        if keptRuns.count < options.keep {
-            note("only \(keptRuns.count) run(s) finished, fewer than the \(options.keep) to keep")
+        let keptRuns = keptRanked.map { r in results.first { $0.index == r.index }! }
+        if ranked.count < options.keep {
+            note("only \(ranked.count) run(s) finished, fewer than the \(options.keep) to keep")
         }
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: 0, total: keptRuns.count))
         let best = keptRuns[0]
@@ -449,7 +465,7 @@ public enum Phaser {
         var result = PhasingRunResult(index: k, seed: seed)
         let t0 = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
-        let total = env.options.recipe.totalIterations
+        let total = env.options.recipe.forRun(k).totalIterations
         do {
             let engine = try PhasingEngine(data: env.data, supportFFTOrder: env.support, threads: env.threads)
             var rng = PhasingRNG(seed: seed)
@@ -493,7 +509,7 @@ public enum Phaser {
                     var rng = PhasingRNG(seed: cp.seed)
                     engine.withholdFreePixels(fraction: env.options.freeFraction, rng: &rng)
                     engine.start(from: cp.rho.pointer)
-                    let total = env.options.recipe.totalIterations
+                    let total = env.options.recipe.forRun(k).totalIterations
                     try runPart(engine, from: c, to: total, env, run: k)
                     history = cp.history + engine.chi2History.map { (iteration: $0.iteration + c, chi2: $0.chi2) }
                     result.iterations += total - c
@@ -527,7 +543,7 @@ public enum Phaser {
     /// shrink-wrap the whole recipe does after iteration `to` (the part's own last iteration
     /// skips it) done here. `from` must fall on a shrink-wrap boundary of its step.
     static func runPart(_ engine: PhasingEngine, from: Int, to: Int, _ env: RunEnvironment, run k: Int) throws {
-        let recipe = env.options.recipe, total = recipe.totalIterations
+        let recipe = env.options.recipe.forRun(k), total = recipe.totalIterations
         let schedule = env.options.shrinkWrap
         if from == 0 && to == total {
             try engine.run(recipe: recipe, shrinkWrap: schedule, reportEvery: env.options.reportEvery, runIndex: k) { it, alg, chi2 in

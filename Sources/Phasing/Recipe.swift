@@ -37,6 +37,9 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
     public var reference: ShrinkWrapReference?
     /// Partial coherence from this step on (`psf=…`); nil: as the step before (coherent at first).
     public var psf: PSFSetting?
+    /// How the point-spread function enters from this step on (`psfmode=model|deconvolve`);
+    /// nil: as the step before (`model` at first).
+    public var psfMode: PSFMode?
 
     public init(_ algorithm: PhasingAlgorithm, iterations: Int, beta: Double = 0.9,
                 shrinkWrapEvery: Int = 20, threshold: Double = 0.2, reference: ShrinkWrapReference? = nil,
@@ -53,6 +56,7 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
         if shrinkWrapEvery > 0 { s += " threshold=\(Recipe.format(threshold))" }
         if shrinkWrapEvery > 0, let r = reference { s += " ref=\(r.rawValue)" }
         if let p = psf { s += " psf=\(p)" }
+        if let m = psfMode { s += " psfmode=\(m.rawValue)" }
         return s
     }
 }
@@ -70,9 +74,23 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
 /// `maximumIterations` iterations in all.
 public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     public var steps: [RecipeStep]
+    /// Further step lists that runs alternate with (`A | B` in the text): run k (0-based)
+    /// follows `steps` when k mod (1 + alternatives.count) is 0, else that alternative. The
+    /// runs' likelihood on the measured data then ranks the alternatives like random starts.
+    /// A single engine run (`PhasingEngine.run`) follows `steps`.
+    public var alternatives: [[RecipeStep]] = []
 
-    /// The recipe used when none is given: HIO finds the shape, RAAR refines it, and ER
-    /// settles into the nearest consistent solution. Shrink-wrap thresholds are fractions of
+    /// The recipe used when none is given: runs alternate between `gaussianString` (runs 1,
+    /// 3, …) and `lorentzianString` (runs 2, 4, …), and the runs' free log-likelihood on the
+    /// measured data chooses, so that neither the blur nor its shape need be known. On the 64³
+    /// prisms with four runs (seeds 1–3; bench/README.md, Partial coherence by deconvolution):
+    /// coherent 0.012–0.025, Gaussian σ 0.5 px ≤ 0.12, Lorentzian γ 0.4 px with one count of
+    /// background 0.09–0.17, where the Gaussian recipe alone left the Lorentzian case at
+    /// 0.56–0.70; Gaussian σ 0.35 px seed 1 is not phased by either (0.09–0.22).
+    public static let defaultString = "\(gaussianString) | \(lorentzianString)"
+
+    /// The Gaussian recipe (the whole default until 2026-12-04): HIO finds the shape, RAAR
+    /// refines it, and ER settles into the nearest consistent solution. Shrink-wrap thresholds are fractions of
     /// the RMS of the blurred modulus over the support (`ref=rms`): 0.25 while HIO searches
     /// (0.3 there collapsed some runs), 0.3 after (at 0.25 some runs settled with a support
     /// ~5% too large and a worse fit; 0.4 collapses). Measured on the 64³ test prisms
@@ -85,7 +103,7 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// 300: at 300 the runs had not converged on some crystals (coherent seed 1: every run at
     /// error 0.085–0.19, with or without the PSF), and a shorter HIO instead (200 or 300)
     /// lost the σ 0.5 px crystals (bench/README.md, issue 21, 2026-12-04).
-    public static let defaultString = "HIO:400 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:500 beta=0.8 sw=20 threshold=0.3 ref=rms psf=auto, ER:100 sw=20 threshold=0.3 ref=rms"
+    public static let gaussianString = "HIO:400 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:500 beta=0.8 sw=20 threshold=0.3 ref=rms psf=auto, ER:100 sw=20 threshold=0.3 ref=rms"
     public static var standard: Recipe { try! parse(defaultString) }
 
     /// 200 iterations (a quarter of the former 800-iteration default), for a start that is already near the answer
@@ -96,25 +114,52 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// this one from a random start: 0.25).
     public static let shortString = "HIO:100 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:50 beta=0.8 sw=20 threshold=0.3 ref=rms, ER:50 sw=20 threshold=0.3 ref=rms"
 
-    /// Recipes known by name: "default" and "short".
-    public static let named: [String: String] = ["default": defaultString, "short": shortString]
+    /// For heavy-tailed (Lorentzian-like) partial coherence: a Lorentzian point-spread function
+    /// fitted in model mode after HIO, then the data deconvolved by it (Richardson–Lucy) and
+    /// phased again from HIO on. On the 64³ prisms blurred by a Lorentzian of γ 0.4 px with one
+    /// count of background it reaches errors 0.08–0.12 (seeds 1–3; the default: 0.56–0.70),
+    /// coherent prisms 0.012–0.025; on Gaussian blur the Lorentzian fit finds almost no blur,
+    /// so it is not the default (bench/README.md, Partial coherence by deconvolution).
+    public static let lorentzianString = "HIO:400 beta=0.9 sw=20 threshold=0.25 ref=rms, RAAR:200 beta=0.8 sw=20 threshold=0.3 ref=rms psf=auto:lorentz, HIO:300 beta=0.9 sw=20 threshold=0.25 ref=rms psfmode=deconvolve, RAAR:300 beta=0.8 sw=20 threshold=0.3 ref=rms, ER:100 sw=20 threshold=0.3 ref=rms"
 
-    public init(steps: [RecipeStep]) { self.steps = steps }
+    /// Recipes known by name: "default", "gaussian", "lorentzian" and "short".
+    public static let named: [String: String] = ["default": defaultString, "gaussian": gaussianString, "short": shortString,
+                                                 "lorentzian": lorentzianString]
 
-    /// Iterations in all (`parse` refuses recipes of more than `maximumIterations`).
+    public init(steps: [RecipeStep], alternatives: [[RecipeStep]] = []) { self.steps = steps; self.alternatives = alternatives }
+
+    /// Iterations in all of `steps` (`parse` refuses recipes of more than `maximumIterations`).
     public var totalIterations: Int { steps.reduce(0) { $0 + $1.iterations } }
+
+    /// The most iterations any alternative has.
+    public var longestTotalIterations: Int {
+        ([steps] + alternatives).map { $0.reduce(0) { $0 + $1.iterations } }.max() ?? 0
+    }
 
     /// The most iterations a recipe may have in all: far beyond any use (10⁹ iterations of
     /// a 64³ pattern take weeks), and small enough that counts times runs cannot overflow.
     public static let maximumIterations = 1_000_000_000
 
-    public var description: String { steps.map(\.description).joined(separator: ", ") }
+    public var description: String {
+        ([steps] + alternatives).map { $0.map(\.description).joined(separator: ", ") }.joined(separator: " | ")
+    }
 
-    static let optionNames = ["beta", "sw", "threshold", "ref", "psf"]
+    static let optionNames = ["beta", "sw", "threshold", "ref", "psf", "psfmode"]
 
     /// Parses and validates a recipe; errors name the step and suggest the closest valid word.
     public static func parse(_ text: String) throws -> Recipe {
         if let known = named[text.trimmingCharacters(in: .whitespaces).lowercased()] { return try parse(known) }
+        if text.contains("|") {
+            let parts = try text.split(separator: "|", omittingEmptySubsequences: false).enumerated().map { (k, part) -> Recipe in
+                guard !part.trimmingCharacters(in: .whitespaces).isEmpty else {
+                    throw PhasingError.invalidRecipe("alternative \(k + 1) of the recipe is empty in \"\(text)\"")
+                }
+                do { return try parse(String(part)) } catch PhasingError.invalidRecipe(let m) {
+                    throw PhasingError.invalidRecipe("in alternative \(k + 1): \(m)")
+                }
+            }
+            return Recipe(steps: parts[0].steps, alternatives: parts[0].alternatives + parts.dropFirst().flatMap { [$0.steps] + $0.alternatives })
+        }
         let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == ";" })
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard !parts.isEmpty, !parts.allSatisfy(\.isEmpty) else {
@@ -190,9 +235,14 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
                     step.reference = r
                 case "psf":
                     guard let p = PSFSetting.parse(kv[1]) else {
-                        throw PhasingError.invalidRecipe("psf=\(kv[1]) in step \(k + 1): write psf=auto (fitted; auto:gauss, auto:lorentz or auto:pvoigt, optionally :EVERY iterations), psf=gauss:SIGMA, psf=lorentz:HALFWIDTH, psf=pvoigt:FWHM[:ETA] (widths in pixels ≥ 0, one or ZxYxX) or psf=off")
+                        throw PhasingError.invalidRecipe("psf=\(kv[1]) in step \(k + 1): write psf=auto (fitted; auto:gauss, auto:lorentz, auto:pvoigt or auto:both, optionally :EVERY iterations and :bg), psf=gauss:SIGMA, psf=lorentz:HALFWIDTH, psf=pvoigt:FWHM[:ETA] (widths in pixels ≥ 0, one or ZxYxX) or psf=off")
                     }
                     step.psf = p
+                case "psfmode":
+                    guard let m = PSFMode(rawValue: kv[1].lowercased()) else {
+                        throw PhasingError.invalidRecipe("psfmode=\(kv[1]) in step \(k + 1): write psfmode=model (the point-spread function in the modulus projection) or psfmode=deconvolve (the data deconvolved by it)")
+                    }
+                    step.psfMode = m
                 default:
                     let best = closest(key, in: optionNames)
                     throw PhasingError.invalidRecipe("unknown option '\(kv[0])' in step \(k + 1)"
@@ -209,6 +259,15 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
             steps.append(step)
         }
         return Recipe(steps: steps)
+    }
+
+    /// The recipe run `k` (0-based) follows: its alternative, with `psf=auto:both` resolved to
+    /// its kernel shape.
+    public func forRun(_ k: Int) -> Recipe {
+        let all = [steps] + alternatives
+        var r = Recipe(steps: all[k % all.count])
+        for i in r.steps.indices { r.steps[i].psf = r.steps[i].psf?.forRun(k) }
+        return r
     }
 
     /// The candidate nearest to `word` by edit distance, if reasonably near.

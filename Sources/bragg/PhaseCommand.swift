@@ -21,14 +21,20 @@ struct PhaseCommand: ParsableCommand {
             --threshold-reference for that step), psf (partial coherence from that step on: the \
             model intensity is |F|² convolved with a point-spread function; psf=auto fits a \
             Gaussian's widths per axis to the data and refits them every 50 iterations, \
-            auto:lorentz or auto:pvoigt another shape, auto:MODEL:N every N; gauss:S, \
-            lorentz:G or pvoigt:FWHM[:ETA] fix it, widths in pixels, one or ZxYxX; off). An \
-            option a step does not use (beta on ER, threshold with sw=0) is refused. The \
-            default recipe switches psf=auto on after HIO, so that coherent and partially \
-            coherent data both phase; the PSF found is printed per run and written to the \
-            results file. Two recipes have names: "default" (1000 \
-            iterations) and "short" (HIO:100, RAAR:50, ER:50: 200 iterations, for a start \
-            near the answer, as with --method neural --then short).
+            auto:lorentz or auto:pvoigt another shape, auto:both a pseudo-Voigt in odd runs and \
+            a Lorentzian in even ones, auto:MODEL:N every N, :bg a flat background too; gauss:S, \
+            lorentz:G or pvoigt:FWHM[:ETA] fix it, widths in pixels, one or ZxYxX; off) and \
+            psfmode (model: the PSF in the modulus projection; deconvolve: the data deconvolved \
+            by it, Richardson-Lucy, and phased coherently). An \
+            option a step does not use (beta on ER, threshold with sw=0) is refused. Recipes \
+            separated by | alternate over the runs (run k follows alternative k mod their \
+            number), and the likelihood ranks them. Named recipes: "gaussian" (1000 \
+            iterations, psf=auto switched on after HIO), "lorentzian" (1300: a Lorentzian PSF \
+            fitted after HIO, then the deconvolved data phased again from HIO, for heavy-tailed \
+            blur), "default" (gaussian | lorentzian, so that coherent, Gaussian- and \
+            Lorentzian-blurred data phase without saying which) and "short" (HIO:100, RAAR:50, \
+            ER:50, for a start near the answer, as with --method neural --then short). The PSF \
+            found is printed per run and written to the results file.
 
             With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
             checked for stalled runs after --stall-check of the recipe (a run whose chi2 is \
@@ -98,7 +104,7 @@ struct PhaseCommand: ParsableCommand {
         for w in data.warnings { bar.message("bragg: warning: \(w)") }
         if !common.quiet {
             bar.message("phasing \(data.originalShape.map(String.init).joined(separator: "×")) pattern, \(data.measuredCount) measured pixels, "
-                        + "\(runs) run(s) of \(options.recipe.totalIterations) iterations: \(options.recipe)")
+                        + "\(runs) run(s) of \(Set(([options.recipe.steps] + options.recipe.alternatives).map { $0.reduce(0) { $0 + $1.iterations } }).sorted().map(String.init).joined(separator: " or ")) iterations: \(options.recipe)")
         }
         // Under mpirun the runs are spread over the ranks; rank 0 merges and writes (#24).
         guard let result = try ClusterRun.phase(data, options: options, progress: bar.handler,

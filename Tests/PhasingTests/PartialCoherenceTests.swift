@@ -191,7 +191,7 @@ final class PartialCoherenceTests: XCTestCase {
                 // BRAGG_PSF_DETAIL=1: every run kept, so that each run's own error is printed
                 // (the runs themselves do not depend on --keep; the merge does).
                 let detail = ProcessInfo.processInfo.environment["BRAGG_PSF_DETAIL"] != nil
-                if detail { o.keep = o.runs; o.mergeTolerance = 1e9 }
+                if detail { o.keep = o.runs; o.mergeTolerance = 1e9; o.keepTolerance = 1e9 }
                 let t0 = Date()
                 let r = try Phaser.phase(data, options: o)
                 let err = try sim.error(of: r.object)
