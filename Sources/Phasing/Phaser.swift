@@ -472,7 +472,7 @@ public enum Phaser {
             engine.withholdFreePixels(fraction: env.options.freeFraction, rng: &rng)
             engine.randomStart(rng: &rng)
             if attempt == 0, let hook = env.options.startOverride { hook(k, engine) }
-            result.iterations = c
+            result.iterations = min(c, total)
             if c >= total {
                 try runPart(engine, from: 0, to: total, env, run: k)
                 result.seconds = elapsed()

@@ -82,6 +82,26 @@ final class DeconvolutionTests: XCTestCase {
         }
     }
 
+    /// Runs follow the alternatives in turn (their iteration counts say which), and a kept run
+    /// far worse in χ² than the best (here three ER iterations from a random start) is not
+    /// merged, with a note.
+    func testAlternativesAlternateAndAFarWorseRunIsNotMerged() throws {
+        let sim = try SimulatedCrystal(size: 32, radius: 5, length: 10, seed: 7)
+        var o = PhasingOptions()
+        o.runs = 2; o.keep = 2; o.seed = 3; o.stallCheckFraction = 0
+        o.recipe = try Recipe.parse("HIO:150 beta=0.9 sw=20 threshold=0.25 ref=rms, ER:50 sw=20 threshold=0.3 ref=rms | ER:3 sw=0")
+        let r = try Phaser.phase(try PhasingData(intensity: sim.intensity), options: o)
+        XCTAssertEqual(r.runs.map(\.iterations), [200, 3])
+        let chi2 = r.runs.map { $0.metrics!.chi2 }
+        XCTAssertGreaterThan(chi2[1], o.keepTolerance * chi2[0])
+        XCTAssertEqual(r.kept, [0])
+        XCTAssertFalse(r.merged)
+        XCTAssertTrue(r.notes.contains { $0.contains("run 2 not merged") }, "\(r.notes)")
+        o.keepTolerance = 1e9
+        let all = try Phaser.phase(try PhasingData(intensity: sim.intensity), options: o)
+        XCTAssertEqual(all.kept.count, 2)
+    }
+
     /// The Lorentzian case (γ 0.4 px, one count of background), 64³, four runs: the
     /// "lorentzian" recipe (the kernel's shape given, its width fitted) phases it; the
     /// default, with the PSF in the modulus projection, stayed at errors 0.56–0.70.
