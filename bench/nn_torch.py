@@ -37,9 +37,14 @@ class Block(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, c, per_group, head):
         super().__init__()
-        self.blocks = nn.ModuleList([Block(8 * c, 4 * c, up=True, per_group=per_group),
-                                     Block(4 * c, 2 * c, up=True, per_group=per_group),
-                                     Block(2 * c, c, per_group=per_group)])
+        # Registered as children "0", "1", "2" so that the names are BraggKit's
+        # (amplitude.0.conv.weight, …, amplitude.head.weight), not amplitude.blocks.0….
+        blocks = [Block(8 * c, 4 * c, up=True, per_group=per_group),
+                  Block(4 * c, 2 * c, up=True, per_group=per_group),
+                  Block(2 * c, c, per_group=per_group)]
+        for i, b in enumerate(blocks):
+            self.add_module(str(i), b)
+        self.blocks = blocks  # a plain list: the modules are registered once, above
         self.head = nn.Conv3d(c, 1, 3, padding=1)
         self.kind = head
 
