@@ -67,21 +67,7 @@ struct SimulatedCrystal {
     /// test itself, the twin (conjugate point reflection), the translation (sub-voxel
     /// registration) and the global phase and scale; the truth's linear phase ramp is
     /// removed by the same convention as the output (centre of mass of |F|²).
-    func error(of reconstruction: ComplexVolume) throws -> Double {
-        let truth = object.removingPhaseRamp(object.braggPeakRamp())
-        let n = reconstruction.shape
-        let twin = try reconstruction.conjugated().flipped().rolled(by: n.map { $0 % 2 == 0 ? 1 : 0 })
-        var best = 1.0
-        for cand in [reconstruction, twin] {
-            let (shift, _) = try Registration.shift(of: cand, onto: truth)
-            let moved = try cand.fourierShifted(by: shift)
-            let ip = try moved.inner(truth)
-            let na = moved.squaredNorm(), nb = truth.squaredNorm()
-            let e = max(0, 1 - (ip.re * ip.re + ip.im * ip.im) / (na * nb)).squareRoot()
-            best = min(best, e)
-        }
-        return best
-    }
+    func error(of reconstruction: ComplexVolume) throws -> Double { try diagnose(reconstruction).error }
 
     /// For studies: the best-aligned candidate's modulus error (normalised L2 of the moduli)
     /// and its phase error (RMS over the truth's support, weighted by |truth|²) in rad.
