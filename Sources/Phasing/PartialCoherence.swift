@@ -130,8 +130,10 @@ public enum PSFMode: String, CaseIterable, Sendable {
     /// cohere, Bonsu).
     case model
     /// The measured intensity deconvolved by K (Richardson–Lucy, masked pixels excluded),
-    /// then the coherent projection onto √ of the estimate. Refits of K compare |F|² ⊗ K with
-    /// the measured data and warm-start a new deconvolution. χ², llk and the free llk are
+    /// then the coherent projection onto √ of the estimate. A kernel not yet fitted is fitted
+    /// against the measured data when the mode starts; one already found (in model mode) is
+    /// kept, since refits from iterates made on deconvolved data drift wide. A new fixed
+    /// kernel warm-starts a new deconvolution. χ², llk and the free llk are
     /// still those of |F|² ⊗ K + b against the measured data. On the simulated prisms the
     /// in-loop model stagnates at a wrong object under a Lorentzian blur (error 0.57–0.68 even
     /// told the true kernel) where deconvolution reaches 0.07 (bench/README.md).

@@ -287,7 +287,9 @@ public enum Phaser {
                 stalled = still.sorted()
             }
             // Phase 2: the rest of the recipe for every run still going.
-            let going = mine.filter { state[$0]?.checkpoint != nil }
+            // Runs still going, and runs of a recipe alternative shorter than the check point
+            // (finished in phase 1; `finishRun` takes their engine as it is).
+            let going = mine.filter { state[$0].map { !$0.failedBeforeFinish } ?? false }
             let paused = state
             for (k, r) in parallelMap(going, workers: workers, { k in finishRun(paused[k]!, from: c, env) }) {
                 state[k] = RunState(result: r, checkpoint: nil)
