@@ -57,6 +57,10 @@ public enum Benchmarks {
         public var setupSeconds: Double
         public var psfPlanSeconds: Double
         public var psfFitSeconds: Double
+        /// Seconds of each Poisson maximum-likelihood iteration (`ML`), coherent and with the
+        /// same point-spread function.
+        public var mlIterations: [Double]
+        public var mlPSFIterations: [Double]
         public var threads: Int
     }
 
@@ -108,10 +112,24 @@ public enum Benchmarks {
             let a = seconds { engine.iterate(.hio, beta: 0.9) }
             if k >= 2 { psfIter.append(a) }
         }
+        // Poisson maximum-likelihood iterations (conjugate gradient: two FFTs, and with the
+        // kernel three blurs, per iteration) with this kernel, then coherent.
+        var mlPSF: [Double] = [], ml: [Double] = []
+        for k in 0..<(repeats + 2) {
+            try Interruption.check()
+            let a = seconds { engine.iterate(.ml, beta: 0) }
+            if k >= 2 { mlPSF.append(a) }
+        }
         try engine.applyPSF(.refined(.gaussian, every: 25))
         let fit = seconds { engine.iterate(.hio, beta: 0.9) } - median(psfIter)
+        try engine.applyPSF(.off)
+        for k in 0..<(repeats + 2) {
+            try Interruption.check()
+            let a = seconds { engine.iterate(.ml, beta: 0) }
+            if k >= 2 { ml.append(a) }
+        }
         return HIOTimings(iterations: hio, fftPairs: pair, psfIterations: psfIter, setupSeconds: setup,
-                          psfPlanSeconds: psfPlan, psfFitSeconds: fit, threads: t)
+                          psfPlanSeconds: psfPlan, psfFitSeconds: fit, mlIterations: ml, mlPSFIterations: mlPSF, threads: t)
     }
 
     /// Median of a list of timings (NaN for none).

@@ -158,6 +158,11 @@ public final class PhasingEngine: @unchecked Sendable {
     private let maxChunks: Int
     /// Partial coherence (nil: the coherent modulus projection).
     var coherence: PartialCoherence?
+    /// Poisson refinement buffers (`ML:N`), made on first use.
+    var poisson: PoissonRefinement?
+    /// Whether the last iteration was an ML one (`work` then holds FFT ρ, and the conjugate
+    /// direction is still valid); anything else that touches ρ, S or the data clears it.
+    var poissonContinues = false
     /// Completed iterations (over all steps).
     public private(set) var iteration = 0
     /// The χ² (Eq. 1, of the current iterate) on the iterations where it was computed.
@@ -254,7 +259,7 @@ public final class PhasingEngine: @unchecked Sendable {
             }
         }
         iteration = 0; chi2History = []
-        workInPlaneSpace = false
+        workInPlaneSpace = false; poissonContinues = false
     }
 
     /// Starts from a given object (FFT order, interleaved complex), e.g. for tests.
@@ -262,7 +267,7 @@ public final class PhasingEngine: @unchecked Sendable {
         rho.pointer.update(from: object, count: 2 * count)
         work.pointer.update(from: object, count: 2 * count)
         iteration = 0; chi2History = []
-        workInPlaneSpace = false
+        workInPlaneSpace = false; poissonContinues = false
     }
 
     /// One iteration of `algorithm`: ρ' = P_M ρ through a forward FFT, the fused modulus
@@ -278,6 +283,8 @@ public final class PhasingEngine: @unchecked Sendable {
     /// plane-transformed ρ (`workInPlaneSpace`), `rho` the iterate.
     @discardableResult
     public func iterate(_ algorithm: PhasingAlgorithm, beta: Double, computeError: Bool = false) -> Double? {
+        if algorithm == .ml { return iterateML(first: false, computeError: computeError) }
+        leavePoissonRefinement()
         if let c = coherence {
             if c.deconvolve {
                 if c.fitPending { refreshDeconvolution(c) }
@@ -298,6 +305,20 @@ public final class PhasingEngine: @unchecked Sendable {
         iteration += 1
         if let chi2 { chi2History.append((iteration, chi2)) }
         return chi2
+    }
+
+    /// After ML iterations `work` holds FFT ρ: back to ρ for the projection algorithms.
+    func leavePoissonRefinement() {
+        guard poissonContinues else { return }
+        poissonContinues = false
+        work.pointer.update(from: rho.pointer, count: 2 * count)
+        workInPlaneSpace = false
+    }
+
+    /// Counts an iteration done outside this file (ML) and its χ².
+    func recordIteration(chi2: Double?) {
+        iteration += 1
+        if let chi2 { chi2History.append((iteration, chi2)) }
     }
 
     /// Runs body(chunk, range) over 0..<count (planes or slabs) on `threads` threads, in up to
@@ -427,10 +448,24 @@ public final class PhasingEngine: @unchecked Sendable {
 
     /// Sets how a point-spread function enters the iterations from now on.
     public func applyPSFMode(_ mode: PSFMode) {
+        leavePoissonRefinement()
         psfMode = mode
         guard let c = coherence else { return }
         c.deconvolve = mode == .deconvolve
         if c.deconvolve { c.fitPending = true } else { restoreMeasuredAmplitudes() }
+    }
+
+    /// Puts back the partial-coherence state of a run paused at a check point: its `psf`
+    /// setting and mode, and the kernel it had (not refitted; after `psfmode=deconvolve` the
+    /// data are deconvolved by it again before the next iteration).
+    func restorePSF(setting: PSFSetting?, mode: PSFMode, kernel: PointSpreadFunction?) throws {
+        applyPSFMode(mode)
+        guard let setting else { return }
+        try applyPSF(setting)
+        if let kernel, let c = coherence {
+            c.set(kernel)
+            c.fitPending = mode == .deconvolve
+        }
     }
 
     /// The partial-coherence setting in force (the last one a recipe step gave).
@@ -443,6 +478,7 @@ public final class PhasingEngine: @unchecked Sendable {
     /// kernel whose widths are fitted now and then refined (from the widths found so far
     /// when one is already in use).
     public func applyPSF(_ setting: PSFSetting) throws {
+        leavePoissonRefinement()
         lastPSFSetting = setting
         switch setting.forRun(0) {
         case .off:
@@ -621,7 +657,7 @@ public final class PhasingEngine: @unchecked Sendable {
         var voxels = 0.0
         for k in 0..<maxChunks { voxels += partials[k] }
         work.pointer.update(from: rho.pointer, count: 2 * count)
-        workInPlaneSpace = false
+        workInPlaneSpace = false; poissonContinues = false
         return peak > 0 ? Int(voxels) : 0
     }
 
@@ -648,7 +684,8 @@ public final class PhasingEngine: @unchecked Sendable {
                 }
                 let last = done + 1 == total
                 let reportNow = last || (reportEvery > 0 && (done + 1) % reportEvery == 0)
-                let chi2 = iterate(step.algorithm, beta: step.beta, computeError: reportNow)
+                let chi2 = step.algorithm == .ml ? iterateML(first: k == 0, computeError: reportNow)
+                    : iterate(step.algorithm, beta: step.beta, computeError: reportNow)
                 done += 1
                 if step.shrinkWrapEvery > 0 && (k + 1) % step.shrinkWrapEvery == 0 && !last {
                     let sigma = schedule.sigma(at: done, of: total)
@@ -674,7 +711,7 @@ public final class PhasingEngine: @unchecked Sendable {
     /// model R = |F|² scaled by k so that k ΣR = ΣD over the fitted pixels.
     /// Leaves P_S ρ in `rho` (and its spectrum in `work`).
     public func finalMetrics() -> PhasingMetrics {
-        workInPlaneSpace = false
+        workInPlaneSpace = false; poissonContinues = false
         let r = SendablePointer(rho.pointer), w = SendablePointer(work.pointer), s = SendableBytes(support)
         phasingChunks(count, threads: threads) { _, range in
             for i in range {

@@ -244,10 +244,13 @@ final class PartialCoherence: @unchecked Sendable {
     var fitPending = false
     /// Whether a refinement fits a flat background too (`psf=auto:bg`).
     var fitBackground = false
-    /// Whether the kernel is too narrow to matter (every FWHM below 0.5 px, σ ≈ 0.21 px, and
-    /// no background): the run then iterates with the coherent projection (as a recipe
-    /// without psf) until a refit finds a blur, so that coherent data phase as before.
-    var negligible: Bool { function.background == 0 && function.fwhm.allSatisfy { $0 < 0.5 } }
+    /// Whether the kernel is too narrow to matter: it keeps more than 80% of a pixel's
+    /// intensity in that pixel (K(0) > 0.8: a Gaussian of FWHM < 0.51 px, σ < 0.215 px, as the
+    /// former rule of every FWHM below 0.5 px; a Lorentzian of half width < 0.045 px) and there
+    /// is no background. The run then iterates with the coherent projection (as a recipe
+    /// without psf) until a refit finds a blur, so that coherent data phase as before. The
+    /// former rule let a Lorentzian of γ 0.2 px (FWHM 0.4 px, K(0) 0.41) count as negligible.
+    var negligible: Bool { function.background == 0 && centre > 0.8 }
     /// The background in the model intensity (counts per pixel).
     var background: Float { Float(function.background) }
     let threads: Int
@@ -295,6 +298,12 @@ final class PartialCoherence: @unchecked Sendable {
     /// `real` ← K ⊗ x for a real volume x (FFT order).
     private func blur(_ x: UnsafePointer<Float>) {
         real.pointer.update(from: x, count: count)
+        r2c.execute(real: real.pointer, spectrum: spectrum.pointer)
+        convolve(source: spectrum.pointer, kernel: khat.pointer)
+    }
+
+    /// `real` ← K ⊗ `real`.
+    func blurInPlace() {
         r2c.execute(real: real.pointer, spectrum: spectrum.pointer)
         convolve(source: spectrum.pointer, kernel: khat.pointer)
     }

@@ -25,11 +25,15 @@ public struct PhasingOptions: Sendable {
     /// no pixels withheld (`freeFraction` 0) the ranking falls back to `llk`.
     public var rankBy: PhasingRankMetric = .freeLLK
     /// Stalled runs: after this fraction of the recipe (0 turns the check off) a run whose
-    /// χ² (Eq. 1, of P_S ρ) is more than `stallFactor` times the median of the other runs'
-    /// is restarted from a new random start, at most `stallRestarts` times, then dropped; a
-    /// dropped run spends none of its remaining iterations.
-    public var stallCheckFraction = 0.3
-    public var stallFactor = 4.0
+    /// χ² (Eq. 1, of P_S ρ) is more than `stallFactor` times the best of the other runs' is
+    /// restarted from a new random start, following the recipe alternative of the best run,
+    /// at most `stallRestarts` times, then dropped; a dropped run spends none of its remaining
+    /// iterations. At 55% of the default recipe (inside RAAR, with the point-spread function
+    /// on) the runs that end far from the answer (error 0.3–0.7 on the 64³ prisms) have 1.9–8×
+    /// the best run's χ², those that end near it below 1.6× (bench/README.md, Stalled runs);
+    /// at 30% (inside HIO) they could not be told apart.
+    public var stallCheckFraction = 0.8
+    public var stallFactor = 2.0
     public var stallRestarts = 1
     /// The first mode of the kept runs is written when its χ² is at most this many times the
     /// best run's; otherwise the best run is written (and the result's notes say so).
@@ -103,8 +107,15 @@ public struct PhasingRunResult: Sendable {
     public var restarts = 0
     /// χ² (Eq. 1) of P_S ρ at the stall check of each start (empty without a check).
     public var checkChi2: [Double] = []
+    /// The recipe alternative the run followed (`Recipe.forRun`): its index, unless a restart
+    /// took the best run's.
+    public var alternative: Int
     /// The point-spread function the run ended with (nil: coherent).
     public var psf: PointSpreadFunction?
+
+    public init(index: Int, seed: UInt64, alternative: Int? = nil) {
+        self.index = index; self.seed = seed; self.alternative = alternative ?? index
+    }
 
     func score(_ m: PhasingRankMetric) -> Double {
         guard let x = metrics else { return .infinity }
@@ -217,20 +228,27 @@ public enum Phaser {
             progress?(ProgressReport(stage: "note", done: 0, total: 0, note: s))
         }
         let env = RunEnvironment(data: data, support: support0, options: options, threads: perRun, tracker: tracker)
-        let check = K > 1 ? StallCheck.point(recipe: options.recipe, reportEvery: options.reportEvery,
-                                             fraction: options.stallCheckFraction) : nil
+        // Each alternative's runs are checked at the same share of their own recipe, so that
+        // runs of different alternatives are compared in like phases (at a common iteration a
+        // Lorentzian run is still before its deconvolution while a Gaussian run is refining).
+        @Sendable func checkPoint(_ alternative: Int) -> Int? {
+            K > 1 ? StallCheck.point(recipe: options.recipe.forRun(alternative), reportEvery: options.reportEvery,
+                                     fraction: options.stallCheckFraction) : nil
+        }
+        @Sendable func checkAt(_ alternative: Int) -> Int { checkPoint(alternative) ?? options.recipe.forRun(alternative).totalIterations }
+        let check: Int? = (0..<max(1, options.recipe.alternatives.count + 1)).compactMap(checkPoint).first
 
         // This process' runs (all of them in a world of one).
         let mine = (0..<K).filter { $0 % world.size == world.rank }
         var results: [PhasingRunResult]
-        if let c = check {
-            // Phase 1: every run up to the check point.
+        if check != nil {
+            // Phase 1: every run up to its check point.
             var state = [Int: RunState]()
-            for (k, s) in parallelMap(mine, workers: workers, { k in startRun(index: k, attempt: 0, checkAt: c, env) }) {
+            for (k, s) in parallelMap(mine, workers: workers, { k in startRun(index: k, attempt: 0, checkAt: checkAt(k), env) }) {
                 state[k] = s
             }
             try Interruption.check()
-            // Runs many times worse than the median of the others are stalled. Every decision
+            // Runs many times worse than the best of the others are stalled. Every decision
             // is taken from the same set of check-point χ² values (every rank's).
             var checkChi2 = try RunExchange.checkChi2(mine.map { ($0, state[$0]!.checkpoint?.chi2) }, world)
             let firstChi2 = checkChi2
@@ -239,26 +257,34 @@ public enum Phaser {
                 guard let q = firstChi2[k] else { continue }
                 let others = firstChi2.filter { $0.key != k }.map(\.value)
                 guard !others.isEmpty else { continue }
-                let m = median(others)
-                if q > options.stallFactor * m { stalled.append(k) }
+                if q > options.stallFactor * others.min()! { stalled.append(k) }
             }
-            let healthy = firstChi2.filter { !stalled.contains($0.key) }.map(\.value)
-            let reference = healthy.isEmpty ? 0 : median(healthy)
+            let healthy = firstChi2.filter { !stalled.contains($0.key) }
+            let reference = healthy.values.min() ?? 0
+            // Restarts follow the recipe alternative of the best run at the check (its kernel
+            // shape fits these data best so far).
+            let bestRun = healthy.min { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key
+            let bestAlternative = bestRun.map { state[$0]?.result.alternative ?? $0 }
             var attempt = 0
             while !stalled.isEmpty {
                 let restart = attempt < options.stallRestarts
                 for k in stalled {
                     let q = checkChi2[k]!
+                    let alt = state[k]?.result.alternative ?? k
+                    let c = checkAt(alt), total = options.recipe.forRun(alt).totalIterations
                     let what = attempt == 0 ? "stalled" : "stalled again after \(attempt) restart\(attempt == 1 ? "" : "s")"
-                    let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the median %.4g of the runs that did not stall",
+                    let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the best run's %.4g",
                                       k + 1, what, q, c, total, q / max(reference, 1e-300), reference)
                     if restart {
-                        note(head + "; restarted from a new random start")
+                        let with = options.recipe.alternatives.isEmpty ? "" : bestAlternative.map { a in
+                            alt == a ? "" : " with the recipe of run \(bestRun! + 1) (alternative \(a % (options.recipe.alternatives.count + 1) + 1))"
+                        } ?? ""
+                        note(head + "; restarted from a new random start" + with)
                     } else {
                         note(head + "; dropped, its remaining \(total - c) iterations not spent")
                         tracker.finished(run: k)
                         guard var r = state[k]?.result else { continue }
-                        r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the median of the runs that did not stall)", c, q, q / max(reference, 1e-300))
+                        r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the best run's)", c, q, q / max(reference, 1e-300))
                         state[k] = RunState(result: r, checkpoint: nil)
                     }
                 }
@@ -266,7 +292,7 @@ public enum Phaser {
                 attempt += 1
                 let a = attempt
                 let again = parallelMap(stalled.filter { state[$0] != nil }, workers: workers) { k in
-                    startRun(index: k, attempt: a, checkAt: c, env)
+                    startRun(index: k, attempt: a, checkAt: checkAt(bestAlternative ?? k), alternative: bestAlternative, env)
                 }
                 try Interruption.check()
                 let restartChi2 = try RunExchange.checkChi2(again.map { ($0.0, $0.1.checkpoint?.chi2) }, world)
@@ -291,13 +317,13 @@ public enum Phaser {
             // (finished in phase 1; `finishRun` takes their engine as it is).
             let going = mine.filter { state[$0].map { !$0.failedBeforeFinish } ?? false }
             let paused = state
-            for (k, r) in parallelMap(going, workers: workers, { k in finishRun(paused[k]!, from: c, env) }) {
+            for (k, r) in parallelMap(going, workers: workers, { k in finishRun(paused[k]!, env) }) {
                 state[k] = RunState(result: r, checkpoint: nil)
             }
             results = mine.map { state[$0]!.result }
         } else {
             results = parallelMap(mine, workers: workers) { k in
-                finishRun(startRun(index: k, attempt: 0, checkAt: total, env), from: total, env)
+                finishRun(startRun(index: k, attempt: 0, checkAt: options.recipe.forRun(k).totalIterations, env), env)
             }.sorted { $0.0 < $1.0 }.map(\.1)
         }
         try Interruption.check()
@@ -462,12 +488,12 @@ public enum Phaser {
     /// A fresh random start of run `k` through the first `c` iterations of the recipe. At
     /// `c` < total it returns a check point: the iterate and support (FFT order), and χ² of
     /// P_S ρ there; at the end of the recipe the finished run (via `finishRun`).
-    static func startRun(index k: Int, attempt: Int, checkAt c: Int, _ env: RunEnvironment) -> RunState {
+    static func startRun(index k: Int, attempt: Int, checkAt c: Int, alternative: Int? = nil, _ env: RunEnvironment) -> RunState {
         let seed = startSeed(env.options.seed, run: k, attempt: attempt)
-        var result = PhasingRunResult(index: k, seed: seed)
+        var result = PhasingRunResult(index: k, seed: seed, alternative: alternative ?? k)
         let t0 = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
-        let total = env.options.recipe.forRun(k).totalIterations
+        let total = env.options.recipe.forRun(result.alternative).totalIterations
         do {
             let engine = try PhasingEngine(data: env.data, supportFFTOrder: env.support, threads: env.threads)
             var rng = PhasingRNG(seed: seed)
@@ -476,15 +502,19 @@ public enum Phaser {
             if attempt == 0, let hook = env.options.startOverride { hook(k, engine) }
             result.iterations = min(c, total)
             if c >= total {
-                try runPart(engine, from: 0, to: total, env, run: k)
+                try runPart(engine, from: 0, to: total, env, run: k, alternative: result.alternative)
                 result.seconds = elapsed()
                 var s = RunState(result: result, checkpoint: nil)
                 s.engine = engine
                 return s
             }
-            try runPart(engine, from: 0, to: c, env, run: k)
-            let cp = RunCheckpoint(seed: seed, rho: engine.rho.copyForPhasing(), support: engine.supportStorage(),
-                                   history: engine.chi2History, chi2: engine.finalMetrics().chi2)
+            try runPart(engine, from: 0, to: c, env, run: k, alternative: result.alternative)
+            // ρ itself is kept (HIO and RAAR go on from it); χ² is that of P_S ρ.
+            let rho = engine.rho.copyForPhasing(), support = engine.supportStorage()
+            let chi2 = engine.finalMetrics().chi2
+            let cp = RunCheckpoint(seed: seed, rho: rho, support: support,
+                                   history: engine.chi2History, chi2: chi2, iteration: c, psfSetting: engine.lastPSFSetting,
+                                   psfMode: engine.psfMode, kernel: engine.pointSpreadFunction)
             result.checkChi2 = [cp.chi2]
             result.seconds = elapsed()
             return RunState(result: result, checkpoint: cp)
@@ -497,7 +527,7 @@ public enum Phaser {
 
     /// The rest of a run from its check point (or, with `from` = total, the engine the start
     /// left), then its final metrics and the reporting frame.
-    static func finishRun(_ state: RunState, from c: Int, _ env: RunEnvironment) -> PhasingRunResult {
+    static func finishRun(_ state: RunState, _ env: RunEnvironment) -> PhasingRunResult {
         var result = state.result
         guard state.failedBeforeFinish == false else { env.tracker.finished(run: result.index); return result }
         let k = result.index
@@ -507,12 +537,14 @@ public enum Phaser {
                 let engine: PhasingEngine
                 var history: [(iteration: Int, chi2: Double)] = []
                 if let cp = state.checkpoint {
+                    let c = cp.iteration
                     engine = try PhasingEngine(data: env.data, supportFFTOrder: cp.support, threads: env.threads)
                     var rng = PhasingRNG(seed: cp.seed)
                     engine.withholdFreePixels(fraction: env.options.freeFraction, rng: &rng)
                     engine.start(from: cp.rho.pointer)
-                    let total = env.options.recipe.forRun(k).totalIterations
-                    try runPart(engine, from: c, to: total, env, run: k)
+                    try engine.restorePSF(setting: cp.psfSetting, mode: cp.psfMode, kernel: cp.kernel)
+                    let total = env.options.recipe.forRun(result.alternative).totalIterations
+                    try runPart(engine, from: c, to: total, env, run: k, alternative: result.alternative)
                     history = cp.history + engine.chi2History.map { (iteration: $0.iteration + c, chi2: $0.chi2) }
                     result.iterations += total - c
                 } else {
@@ -544,8 +576,8 @@ public enum Phaser {
     /// them: the steps cut to that range, the shrink-wrap σ schedule mapped onto it, and the
     /// shrink-wrap the whole recipe does after iteration `to` (the part's own last iteration
     /// skips it) done here. `from` must fall on a shrink-wrap boundary of its step.
-    static func runPart(_ engine: PhasingEngine, from: Int, to: Int, _ env: RunEnvironment, run k: Int) throws {
-        let recipe = env.options.recipe.forRun(k), total = recipe.totalIterations
+    static func runPart(_ engine: PhasingEngine, from: Int, to: Int, _ env: RunEnvironment, run k: Int, alternative: Int) throws {
+        let recipe = env.options.recipe.forRun(alternative), total = recipe.totalIterations
         let schedule = env.options.shrinkWrap
         if from == 0 && to == total {
             try engine.run(recipe: recipe, shrinkWrap: schedule, reportEvery: env.options.reportEvery, runIndex: k) { it, alg, chi2 in
@@ -625,6 +657,13 @@ struct RunCheckpoint: @unchecked Sendable {
     let support: FloatStorage
     let history: [(iteration: Int, chi2: Double)]
     let chi2: Double
+    /// The iteration the run paused after.
+    let iteration: Int
+    /// The partial-coherence state there: the last `psf` setting, the `psfmode` and the
+    /// kernel in use (a fitted one is resumed, not fitted again from nothing).
+    let psfSetting: PSFSetting?
+    let psfMode: PSFMode
+    let kernel: PointSpreadFunction?
 }
 
 /// A run between the phases: its result so far, its check point, or (with no check) the

@@ -11,11 +11,16 @@ public enum PhasingAlgorithm: String, CaseIterable, Sendable {
     /// Relaxed averaged alternating reflections (Luke 2005): ρ ← ρ' inside S,
     /// β ρ + (1 − 2β) ρ' outside.
     case raar = "RAAR"
+    /// Poisson maximum-likelihood refinement (PyNX's ML): conjugate-gradient steps on the
+    /// Poisson log-likelihood of the measured data, ρ kept inside a fixed support
+    /// (`PhasingEngine.iterateML`). For the end of a recipe, from an iterate already near
+    /// the answer.
+    case ml = "ML"
 
     /// The outside-support update written as a ρ + b ρ' (inside it is always ρ').
     public func outsideCoefficients(beta: Double) -> (a: Float, b: Float) {
         switch self {
-        case .er: return (0, 0)
+        case .er, .ml: return (0, 0)
         case .hio: return (1, Float(-beta))
         case .raar: return (Float(beta), Float(1 - 2 * beta))
         }
@@ -51,7 +56,7 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         var s = "\(algorithm.rawValue):\(iterations)"
-        if algorithm != .er { s += " beta=\(Recipe.format(beta))" }
+        if algorithm != .er && algorithm != .ml { s += " beta=\(Recipe.format(beta))" }
         s += " sw=\(shrinkWrapEvery)"
         if shrinkWrapEvery > 0 { s += " threshold=\(Recipe.format(threshold))" }
         if shrinkWrapEvery > 0, let r = reference { s += " ref=\(r.rawValue)" }
@@ -198,7 +203,8 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
                 throw PhasingError.invalidRecipe("the recipe's iterations add up beyond the limit at step \(k + 1) (\"\(part)\"); a recipe may have at most \(maximumIterations) in all")
             }
             total = sum
-            var step = RecipeStep(algorithm, iterations: n, beta: algorithm == .raar ? 0.8 : 0.9)
+            var step = RecipeStep(algorithm, iterations: n, beta: algorithm == .raar ? 0.8 : 0.9,
+                                  shrinkWrapEvery: algorithm == .ml ? 0 : 20)
             var given: [String: String] = [:]
             for w in words.dropFirst() {
                 let kv = w.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
@@ -252,6 +258,12 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
             // Options the step would ignore are refused: the user meant something.
             if algorithm == .er, let w = given["beta"] {
                 throw PhasingError.invalidRecipe("'\(w)' in step \(k + 1) (\"\(part)\") is not used: ER has no feedback parameter (beta applies to HIO and RAAR)")
+            }
+            if algorithm == .ml, let w = given["beta"] ?? given["psfmode"] {
+                throw PhasingError.invalidRecipe("'\(w)' in step \(k + 1) (\"\(part)\") is not used: ML has no feedback parameter and fits the measured data through the point-spread function in either psfmode")
+            }
+            if algorithm == .ml, step.shrinkWrapEvery > 0 {
+                throw PhasingError.invalidRecipe("'\(given["sw"] ?? "sw")' in step \(k + 1) (\"\(part)\"): ML keeps its support fixed; shrink-wrap is not used there (leave sw out or write sw=0)")
             }
             if step.shrinkWrapEvery == 0, let w = given["threshold"] ?? given["ref"] {
                 throw PhasingError.invalidRecipe("'\(w)' in step \(k + 1) (\"\(part)\") is not used: shrink-wrap is off in that step (sw=0)")

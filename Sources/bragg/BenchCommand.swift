@@ -66,14 +66,16 @@ struct BenchPhase: ParsableCommand {
         let r = try Benchmarks.hio(size: n, repeats: bench.repeats)
         common.saveWisdom()
         let h = Benchmarks.median(r.iterations), f = Benchmarks.median(r.fftPairs), p = Benchmarks.median(r.psfIterations)
-        let fit = r.psfFitSeconds
+        let fit = r.psfFitSeconds, ml = Benchmarks.median(r.mlIterations), mlp = Benchmarks.median(r.mlPSFIterations)
         if bench.json {
-            print(#"{"bench":"phase","size":\#(n),"threads":\#(r.threads),"hio_ms":\#(String(format: "%.4f", h * 1e3)),"fft_pair_ms":\#(String(format: "%.4f", f * 1e3)),"ratio":\#(String(format: "%.3f", h / f)),"hio_psf_ms":\#(String(format: "%.4f", p * 1e3)),"psf_ratio":\#(String(format: "%.3f", p / h)),"psf_fit_ms":\#(String(format: "%.2f", fit * 1e3))}"#)
+            print(#"{"bench":"phase","size":\#(n),"threads":\#(r.threads),"hio_ms":\#(String(format: "%.4f", h * 1e3)),"fft_pair_ms":\#(String(format: "%.4f", f * 1e3)),"ratio":\#(String(format: "%.3f", h / f)),"hio_psf_ms":\#(String(format: "%.4f", p * 1e3)),"psf_ratio":\#(String(format: "%.3f", p / h)),"psf_fit_ms":\#(String(format: "%.2f", fit * 1e3)),"ml_ms":\#(String(format: "%.4f", ml * 1e3)),"ml_ratio":\#(String(format: "%.3f", ml / h)),"ml_psf_ms":\#(String(format: "%.4f", mlp * 1e3))}"#)
         } else {
             print(String(format: "phase %d³ HIO iteration: %.3f ms median of %d (min %.3f); FFT pair of the same plans: %.3f ms; HIO/FFT-pair %.3f; %d thread(s); setup %.2f s",
                          n, h * 1e3, r.iterations.count, (r.iterations.min() ?? 0) * 1e3, f * 1e3, h / f, r.threads, r.setupSeconds))
             print(String(format: "with a point-spread function (partial coherence): %.3f ms median of %d, %.2f× the plain iteration; one width fit %.1f ms; real-FFT planning %.2f s",
                          p * 1e3, r.psfIterations.count, p / h, fit * 1e3, r.psfPlanSeconds))
+            print(String(format: "Poisson maximum-likelihood (ML) iteration: %.3f ms median of %d, %.2f× the plain iteration; with the point-spread function %.3f ms, %.2f×",
+                         ml * 1e3, r.mlIterations.count, ml / h, mlp * 1e3, mlp / h))
         }
     }
 }

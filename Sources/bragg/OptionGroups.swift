@@ -76,11 +76,11 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: free-llk (the default; llk when --free-fraction is 0), llk or chi2.")
     var rankBy: PhasingRankMetric?
 
-    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the median of the other runs' is restarted from a new random start (--stall-restarts times), then dropped.")
-    var stallCheck: Double = 0.3
+    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the best other run's is restarted from a new random start, following the best run's recipe alternative (--stall-restarts times), then dropped.")
+    var stallCheck: Double = PhasingOptions().stallCheckFraction
 
-    @Option(name: .customLong("stall-factor"), help: "How many times the median chi2 of the other runs makes a run stalled.")
-    var stallFactor: Double = 4
+    @Option(name: .customLong("stall-factor"), help: "How many times the best other run's chi2 makes a run stalled.")
+    var stallFactor: Double = PhasingOptions().stallFactor
 
     @Option(name: .customLong("stall-restarts"), help: "New random starts a stalled run gets before it is dropped.")
     var stallRestarts: Int = 1

@@ -15,7 +15,9 @@ struct PhaseCommand: ParsableCommand {
             Recipe: steps separated by commas, NAME:ITERATIONS then options, e.g. \
             "HIO:400 beta=0.9 sw=20, RAAR:500 beta=0.8, ER:100". Algorithms: ER (ρ ← P_S P_M ρ), \
             HIO (ρ' in S, ρ − βρ' outside), RAAR (ρ' in S, βρ + (1−2β)ρ' outside), with \
-            ρ' = P_M ρ. Options: beta, sw (shrink-wrap every sw iterations, 0 = off), \
+            ρ' = P_M ρ, and ML (Poisson maximum likelihood: conjugate-gradient steps on the \
+            Poisson log-likelihood of the measured data, through the point-spread function when \
+            there is one, support fixed; to end a recipe, e.g. ", ML:50"). Options: beta, sw (shrink-wrap every sw iterations, 0 = off), \
             threshold (shrink-wrap fraction of the blurred modulus' maximum, or of its RMS over \
             the support with ref=rms, as in the default recipe; ref=max|rms overrides \
             --threshold-reference for that step), psf (partial coherence from that step on: the \
@@ -37,8 +39,9 @@ struct PhaseCommand: ParsableCommand {
             found is printed per run and written to the results file.
 
             With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
-            checked for stalled runs after --stall-check of the recipe (a run whose chi2 is \
-            --stall-factor times the median of the others' is restarted or dropped, and said so), \
+            checked for stalled runs after --stall-check of their recipe (a run whose chi2 is \
+            --stall-factor times the best other run's is restarted, following the best run's \
+            recipe alternative, or dropped, and said so), \
             ranked by --rank-by (free log-likelihood by default), and the --keep best are \
             aligned (twin, sub-voxel shift, global phase; each run's own phase ramp kept, so it \
             still fits the data) and merged by mode decomposition (the first eigenvector of their \

@@ -138,6 +138,22 @@ final class PartialCoherenceTests: XCTestCase {
         for s in sigma { XCTAssertEqual(s, 0.5, accuracy: 0.1) }
     }
 
+    /// A kernel counts as negligible (the coherent projection is used) when it keeps more than
+    /// 80% of a pixel's intensity in it: K(0) against numpy's mean of the sampled transform
+    /// (printed by `python3 -c "import numpy as np; q=2*np.pi*abs(np.fft.fftfreq(32)); print(np.mean(np.exp(-0.2*q))**3)"`:
+    /// Lorentzian γ 0.2 px 0.4095); a Lorentzian of γ 0.2 px (FWHM 0.4 px) is not negligible.
+    func testNegligibleKernelIsJudgedByItsCentralValue() throws {
+        func pc(_ f: PointSpreadFunction) throws -> PartialCoherence { try PartialCoherence(shape: [32, 32, 32], function: f, threads: 1) }
+        XCTAssertEqual(Double(try pc(.lorentzian(halfWidth: [0.2, 0.2, 0.2])).centre), 0.4095, accuracy: 2e-3)
+        XCTAssertFalse(try pc(.lorentzian(halfWidth: [0.2, 0.2, 0.2])).negligible)
+        XCTAssertTrue(try pc(.lorentzian(halfWidth: [0.02, 0.02, 0.02])).negligible)
+        XCTAssertTrue(try pc(.gaussian(sigma: [0.2, 0.2, 0.2])).negligible)
+        XCTAssertFalse(try pc(.gaussian(sigma: [0.25, 0.25, 0.25])).negligible)
+        var withBackground = PointSpreadFunction.gaussian(sigma: [0, 0, 0])
+        withBackground.background = 0.5
+        XCTAssertFalse(try pc(withBackground).negligible)
+    }
+
     /// The full matrix of the issue (several seeds; 64³): set BRAGG_PSF_BENCH=1 (and optionally
     /// BRAGG_PSF_SEEDS=1,2,3, BRAGG_PSF_CASES=0,1,2,3 for coherent, σ 0.35, σ 0.5, Lorentzian,
     /// BRAGG_PSF_RECIPE, BRAGG_PSF_MERGE_REFINE). Prints one line per crystal; the figures are in bench/README.md.
@@ -190,6 +206,10 @@ final class PartialCoherenceTests: XCTestCase {
                 }
                 // BRAGG_PSF_DETAIL=1: every run kept, so that each run's own error is printed
                 // (the runs themselves do not depend on --keep; the merge does).
+                // BRAGG_PSF_STALL=FRACTION,FACTOR,RESTARTS: the stalled-run check.
+                if let st = ProcessInfo.processInfo.environment["BRAGG_PSF_STALL"]?.split(separator: ",").compactMap({ Double($0) }), st.count == 3 {
+                    o.stallCheckFraction = st[0]; o.stallFactor = st[1]; o.stallRestarts = Int(st[2])
+                }
                 let detail = ProcessInfo.processInfo.environment["BRAGG_PSF_DETAIL"] != nil
                 if detail { o.keep = o.runs; o.mergeTolerance = 1e9; o.keepTolerance = 1e9 }
                 let t0 = Date()
@@ -225,9 +245,10 @@ final class PartialCoherenceTests: XCTestCase {
                 if detail {
                     for run in r.runs {
                         guard let m = run.metrics, let obj = run.object else { print("PSF-RUN \(run.index + 1): \(run.failure ?? "failed")"); continue }
-                        print(String(format: "PSF-RUN %@ seed %d run %d: error %.4f chi2 %.5f llk %.4f free-llk %.4f rank %d psf %@", name, seed,
+                        print(String(format: "PSF-RUN %@ seed %d run %d: error %.4f chi2 %.5f llk %.4f free-llk %.4f rank %d psf %@ check %@ restarts %d", name, seed,
                                      run.index + 1, try sim.error(of: obj), m.chi2, m.llk, m.freeLLK,
-                                     (r.kept.firstIndex(of: run.index) ?? -1) + 1, run.psf?.description ?? "none"))
+                                     (r.kept.firstIndex(of: run.index) ?? -1) + 1, run.psf?.description ?? "none",
+                                     run.checkChi2.map { String(format: "%.5f", $0) }.joined(separator: "/"), run.restarts))
                     }
                 }
                 let best = r.runs.first { $0.index == r.kept[0] }!

@@ -18,6 +18,7 @@ final class RanksTests: XCTestCase {
         let s = sim.object.modulus().thresholded(above: 0)
         o.support = .volume(try s.gaussianFiltered(sigma: 1, method: .fourier).thresholded(above: 0.1))
         o.runs = 4; o.keep = 2; o.seed = 5; o.threads = 1; o.stallRestarts = restarts
+        o.stallCheckFraction = 0.6; o.stallFactor = 4
         o.startOverride = { k, engine in
             guard k == 1 else { return }
             for i in 0..<engine.count { engine.support[i] = 0 }
