@@ -48,7 +48,7 @@ public enum RunMerging {
     /// worse than each run's even when the runs are well aligned. `recipe` (ER by default,
     /// support fixed) is run from `object` (centred, the ramp `ramp` removed) inside `support`
     /// (centred; the kept runs' union support), with the point-spread function `psf` fixed (nil: coherent) and the pixels
-    /// `freeSeed` withheld (the free pixels of the run of that seed, so that its free
+    /// `freeSeed` withheld (the free pixels every run withheld, so that its free
     /// log-likelihood is scored on the same pixels). Returns P_S ρ in the same frame
     /// (ramp removed, global phase zeroed) and its metrics.
     static func refine(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
