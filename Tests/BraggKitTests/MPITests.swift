@@ -69,7 +69,7 @@ final class MPITests: XCTestCase {
     // plans: the bits of a run depend on its thread count (how sums are split) and on the
     // plan FFTW picks, not on the rank that ran it.
     let phaseArgs = ["--runs", "6", "--keep", "2", "--seed", "7", "--recipe", "HIO:80 sw=20, ER:40 sw=20",
-                     "--fft-effort", "estimate", "--threads", "1"]
+                     "--fft-effort", "estimate", "--threads", "1", "--stall-factor", "20"]
 
     /// `mpirun -n 3 bragg phase P --runs 6 --keep 2` on a 64³ pattern (the case)
     /// writes the same bytes as `bragg phase` alone, and each rank ran its share of the runs
