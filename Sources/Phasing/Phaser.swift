@@ -27,14 +27,17 @@ public struct PhasingOptions: Sendable {
     /// on pixels it was not fitted to, so a run that overfits noise does not rank first. With
     /// no pixels withheld (`freeFraction` 0) the ranking falls back to `llk`.
     public var rankBy: PhasingRankMetric = .freeLLK
-    /// Stalled runs: after this fraction of the recipe (0 turns the check off) a run whose
-    /// χ² (Eq. 1, of P_S ρ) is more than `stallFactor` times the best of the other runs' is
-    /// restarted from a new random start, following the recipe alternative of the best run,
-    /// at most `stallRestarts` times, then dropped; a dropped run spends none of its remaining
-    /// iterations. At 55% of the default recipe (inside RAAR, with the point-spread function
-    /// on) the runs that end far from the answer (error 0.3–0.7 on the 64³ prisms) have 1.9–8×
-    /// the best run's χ², those that end near it below 1.6× (bench/README.md, Stalled runs);
-    /// at 30% (inside HIO) they could not be told apart.
+    /// Stalled runs: after this fraction of its own recipe alternative (0 turns the check off)
+    /// a run whose χ² (Eq. 1, of P_S ρ) is more than `stallFactor` times the best of the other
+    /// runs' is restarted from a new random start, following the recipe alternative of the
+    /// best run, at most `stallRestarts` times, then dropped; a dropped run spends none of its
+    /// remaining iterations. On the 64³ prisms at 55–80% of the default's Gaussian recipe
+    /// (RAAR with the point-spread function on) runs that end far from the answer (error
+    /// 0.3–0.7) have 1.7–8× the best run's χ², those that end near it under 1.4×; at 30–40%
+    /// (inside HIO) they could not be told apart. Checked at a common iteration instead,
+    /// Lorentzian runs (before their deconvolution) looked worse than Gaussian ones on
+    /// Lorentzian data and were restarted as Gaussian (errors 0.44–0.73); at 80% of each
+    /// alternative's own recipe they are not (bench/README.md, Stalled runs and free pixels).
     public var stallCheckFraction = 0.8
     public var stallFactor = 2.0
     public var stallRestarts = 1

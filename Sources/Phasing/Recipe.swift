@@ -87,11 +87,13 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
 
     /// The recipe used when none is given: runs alternate between `gaussianString` (runs 1,
     /// 3, …) and `lorentzianString` (runs 2, 4, …), and the runs' free log-likelihood on the
-    /// measured data chooses, so that neither the blur nor its shape need be known. On the 64³
-    /// prisms with four runs (seeds 1–3; bench/README.md, Partial coherence by deconvolution):
-    /// coherent 0.012–0.025, Gaussian σ 0.5 px ≤ 0.12, Lorentzian γ 0.4 px with one count of
-    /// background 0.09–0.17, where the Gaussian recipe alone left the Lorentzian case at
-    /// 0.56–0.70; Gaussian σ 0.35 px seed 1 is not phased by either (0.09–0.22).
+    /// measured data chooses, so that neither the blur nor its shape need be known; a run far
+    /// behind at 80% of its recipe restarts with the best run's alternative
+    /// (`PhasingOptions.stallCheckFraction`). On the 64³ prisms with four runs (seeds 1–6;
+    /// bench/README.md, Stalled runs and free pixels): coherent 0.011–0.036, Gaussian σ 0.35 px
+    /// 0.013–0.032 but seed 6 0.054, σ 0.5 px ≤ 0.16, Lorentzian γ 0.4 px with one count of
+    /// background 0.054–0.24, where the Gaussian recipe alone left the Lorentzian case at
+    /// 0.56–0.70.
     public static let defaultString = "\(gaussianString) | \(lorentzianString)"
 
     /// The Gaussian recipe (the whole default until 2026-12-04): HIO finds the shape, RAAR
