@@ -3,13 +3,14 @@ import Numerics
 
 /// Buffers of the Poisson maximum-likelihood refinement (`ML:N`), made on its first use in a
 /// run and kept: the gradient, the search direction and its spectrum (interleaved complex),
-/// and with a point-spread function the model intensity and three blurred quantities.
+/// the model intensity and three per-pixel quantities (blurred with a point-spread function).
 final class PoissonRefinement: @unchecked Sendable {
     let gradient: FloatStorage
     let direction: FloatStorage
     let directionSpectrum: FloatStorage
-    /// I_c, K ⊗ W, K ⊗ A and K ⊗ B (see `PhasingEngine.iterateML`); allocated with a kernel only.
-    var ic: FloatStorage?, kw: FloatStorage?, ka: FloatStorage?, kb: FloatStorage?
+    /// I_c, then per pixel K ⊗ W, K ⊗ A and K ⊗ B (see `PhasingEngine.iterateML`; no K when
+    /// coherent).
+    let ic: FloatStorage, kw: FloatStorage, ka: FloatStorage, kb: FloatStorage
     /// Σ|g|² of the last gradient (Polak–Ribière's denominator); 0: start a new conjugate sequence.
     var gradientNorm = 0.0
     /// The Poisson misfit L of the iterate entering the last iteration.
@@ -19,10 +20,6 @@ final class PoissonRefinement: @unchecked Sendable {
         gradient = FloatStorage(count: 2 * count)
         direction = FloatStorage(count: 2 * count)
         directionSpectrum = FloatStorage(count: 2 * count)
-    }
-
-    func withKernelBuffers(count: Int) {
-        guard ic == nil else { return }
         ic = FloatStorage(count: count); kw = FloatStorage(count: count)
         ka = FloatStorage(count: count); kb = FloatStorage(count: count)
     }
@@ -71,55 +68,53 @@ extension PhasingEngine {
         poissonContinues = true
         workInPlaneSpace = false
         let pc = coherence.flatMap { $0.negligible ? nil : $0 }
-        if let pc { pc.fitPending = false; state.withKernelBuffers(count: n) }
+        pc?.fitPending = false
         let amp = SendableConstPointer(measuredAmplitudes.pointer)
         let k0 = pc?.centre ?? 1, bg = pc?.background ?? 0, floor = poissonIntensityFloor
         let g = SendablePointer(state.gradient.pointer), d = SendablePointer(state.direction.pointer)
         let fd = SendablePointer(state.directionSpectrum.pointer)
+        let ic = SendablePointer(state.ic.pointer), kw = SendablePointer(state.kw.pointer)
+        let ka = SendablePointer(state.ka.pointer), kb = SendablePointer(state.kb.pointer)
+        // x ← K ⊗ x with a kernel (through its real transforms); nothing when coherent.
+        func blur(_ x: SendablePointer<Float>) {
+            guard let pc else { return }
+            pc.real.pointer.update(from: x.pointer, count: n)
+            pc.blurInPlace()
+            x.pointer.update(from: pc.real.pointer, count: n)
+        }
 
-        // I_c and W; the gradient's spectrum F·(K ⊗ W) into `fd` (scratch until step 6).
-        var sums = ChunkSums(threads: threads)
+        // I_c (|F|², or |F|² ⊗ K + b) and W = 1 − I/I_c; the sums for L and χ².
         if let pc {
-            let ic = SendablePointer(state.ic!.pointer), kw = SendablePointer(state.kw!.pointer)
             pc.transformModel(of: work.pointer)
             pc.convolve(source: pc.spectrum.pointer, kernel: pc.khat.pointer)
-            let re = SendablePointer(pc.real.pointer)
-            sums.run(n) { range, acc in
-                for i in range {
-                    let fr = w.pointer[2 &* i], fi = w.pointer[2 &* i &+ 1]
-                    let c = max(max(re.pointer[i], k0 * (fr * fr + fi * fi)) + bg, floor)
-                    ic.pointer[i] = c
-                    let a = amp.pointer[i]
-                    let measured = a >= 0, data = measured ? a * a : 0
-                    re.pointer[i] = measured ? 1 - data / c : 0
-                    if measured { acc.add(Double(c), Double(data), Double(a * c.squareRoot()), Double(data > 0 ? data * Foundation.log(c / data) : 0)) }
-                }
-            }
-            pc.blurInPlace()
-            phasingChunks(n, threads: threads) { _, range in
-                for i in range {
-                    let k = re.pointer[i]
-                    kw.pointer[i] = k
-                    fd.pointer[2 &* i] = w.pointer[2 &* i] * k; fd.pointer[2 &* i &+ 1] = w.pointer[2 &* i &+ 1] * k
-                }
-            }
-        } else {
-            sums.run(n) { range, acc in
-                for i in range {
-                    let fr = w.pointer[2 &* i], fi = w.pointer[2 &* i &+ 1]
-                    let c = max(fr * fr + fi * fi, floor)
-                    let a = amp.pointer[i]
-                    let measured = a >= 0, data = measured ? a * a : 0
-                    let wi: Float = measured ? 1 - data / c : 0
-                    fd.pointer[2 &* i] = fr * wi; fd.pointer[2 &* i &+ 1] = fi * wi
-                    if measured { acc.add(Double(c), Double(data), Double(a * c.squareRoot()), Double(data > 0 ? data * Foundation.log(c / data) : 0)) }
-                }
+            ic.pointer.update(from: pc.real.pointer, count: n)
+        }
+        let coherent = pc == nil
+        var sums = ChunkSums(threads: threads)
+        sums.run(n) { range, acc in
+            for i in range {
+                let fr = w.pointer[2 &* i], fi = w.pointer[2 &* i &+ 1], m2 = fr * fr + fi * fi
+                let c = max((coherent ? m2 : max(ic.pointer[i], k0 * m2)) + bg, floor)
+                ic.pointer[i] = c
+                let a = amp.pointer[i]
+                let measured = a >= 0, data = measured ? a * a : 0
+                kw.pointer[i] = measured ? 1 - data / c : 0
+                if measured { acc.add(Double(c), Double(data), Double(a * c.squareRoot()), Double(data > 0 ? data * Foundation.log(c / data) : 0)) }
             }
         }
         let (sumIC, sumI, sumAF, sumILog) = sums.total
         let misfit = sumIC - sumI - sumILog
         state.lastMisfit = misfit
         let chi2 = computeError ? PhasingEngine.chi2(aF: sumAF, ff: sumIC, aa: sumI) : nil
+
+        // The gradient's spectrum F·(K ⊗ W) (in `fd`, scratch until the new direction).
+        blur(kw)
+        phasingChunks(n, threads: threads) { _, range in
+            for i in range {
+                let k = kw.pointer[i]
+                fd.pointer[2 &* i] = w.pointer[2 &* i] * k; fd.pointer[2 &* i &+ 1] = w.pointer[2 &* i &+ 1] * k
+            }
+        }
 
         // The gradient in real space, restricted to the support; Polak–Ribière direction.
         backward.execute(fd.pointer, fd.pointer)
@@ -150,80 +145,40 @@ extension PhasingEngine {
         }
         forward.execute(fd.pointer, fd.pointer)
 
-        // L(γ) along d: derivatives at 0, the Newton step, halved until L decreases.
-        let step: Double
-        if let pc {
-            let ic = SendableConstPointer(state.ic!.pointer), kw = SendableConstPointer(state.kw!.pointer)
-            let ka = SendablePointer(state.ka!.pointer), kb = SendablePointer(state.kb!.pointer)
-            let re = SendablePointer(pc.real.pointer)
-            phasingChunks(n, threads: threads) { _, range in
-                for i in range {
-                    let fr = w.pointer[2 &* i], fi = w.pointer[2 &* i &+ 1], dr = fd.pointer[2 &* i], di = fd.pointer[2 &* i &+ 1]
-                    re.pointer[i] = 2 * (fr * dr + fi * di)
-                    kb.pointer[i] = dr * dr + di * di
-                }
+        // L(γ) along d, with I_c(γ) = I_c + γ K⊗A + γ² K⊗B (exact: A = 2 Re F̄·F_d, B = |F_d|²):
+        // derivatives at 0, the Newton step, halved until L decreases.
+        phasingChunks(n, threads: threads) { _, range in
+            for i in range {
+                let fr = w.pointer[2 &* i], fi = w.pointer[2 &* i &+ 1], dr = fd.pointer[2 &* i], di = fd.pointer[2 &* i &+ 1]
+                ka.pointer[i] = 2 * (fr * dr + fi * di)
+                kb.pointer[i] = dr * dr + di * di
             }
-            pc.blurInPlace()
-            ka.pointer.update(from: re.pointer, count: n)
-            re.pointer.update(from: kb.pointer, count: n)
-            pc.blurInPlace()
-            kb.pointer.update(from: re.pointer, count: n)
-            var der = ChunkSums(threads: threads)
-            der.run(n) { range, acc in
-                var d1 = 0.0, d2 = 0.0
+        }
+        blur(ka); blur(kb)
+        var der = ChunkSums(threads: threads)
+        der.run(n) { range, acc in
+            var d1 = 0.0, d2 = 0.0
+            for i in range where amp.pointer[i] >= 0 {
+                let a = amp.pointer[i], data = a * a, c = ic.pointer[i], wi = 1 - data / c
+                d1 += Double(wi * ka.pointer[i])
+                d2 += Double(2 * wi * kb.pointer[i] + data / (c * c) * ka.pointer[i] * ka.pointer[i])
+            }
+            acc.add(d1, d2, 0, 0)
+        }
+        let (d1, d2, _, _) = der.total
+        let step = lineSearch(d1: d1, d2: d2, misfit: misfit) { gamma in
+            var m = ChunkSums(threads: self.threads)
+            let gm = Float(gamma)
+            m.run(n) { range, acc in
+                var l = 0.0
                 for i in range where amp.pointer[i] >= 0 {
-                    let a = amp.pointer[i], data = a * a, c = ic.pointer[i], wi = 1 - data / c
-                    d1 += Double(wi * ka.pointer[i])
-                    d2 += Double(2 * wi * kb.pointer[i] + data / (c * c) * ka.pointer[i] * ka.pointer[i])
+                    let a = amp.pointer[i], data = a * a
+                    let c = max(ic.pointer[i] + gm * ka.pointer[i] + gm * gm * kb.pointer[i], floor)
+                    l += Double(c - data - (data > 0 ? data * Foundation.log(c / data) : 0))
                 }
-                acc.add(d1, d2, 0, 0)
+                acc.add(l, 0, 0, 0)
             }
-            let (d1, d2, _, _) = der.total
-            step = lineSearch(d1: d1, d2: d2, misfit: misfit) { gamma in
-                var m = ChunkSums(threads: self.threads)
-                let gm = Float(gamma)
-                m.run(n) { range, acc in
-                    var l = 0.0
-                    for i in range where amp.pointer[i] >= 0 {
-                        let a = amp.pointer[i]
-                        let c = max(ic.pointer[i] + gm * ka.pointer[i] + gm * gm * kb.pointer[i], floor)
-                        let data = a * a
-                        l += Double(c - data - (data > 0 ? data * Foundation.log(c / data) : 0))
-                    }
-                    acc.add(l, 0, 0, 0)
-                }
-                return m.total.0
-            }
-        } else {
-            var der = ChunkSums(threads: threads)
-            der.run(n) { range, acc in
-                var d1 = 0.0, d2 = 0.0
-                for i in range where amp.pointer[i] >= 0 {
-                    let fr = w.pointer[2 &* i], fi = w.pointer[2 &* i &+ 1], dr = fd.pointer[2 &* i], di = fd.pointer[2 &* i &+ 1]
-                    let a = amp.pointer[i], data = a * a, c = max(fr * fr + fi * fi, floor), wi = 1 - data / c
-                    let A = 2 * (fr * dr + fi * di), B = dr * dr + di * di
-                    d1 += Double(wi * A)
-                    d2 += Double(2 * wi * B + data / (c * c) * A * A)
-                }
-                acc.add(d1, d2, 0, 0)
-            }
-            let (d1, d2, _, _) = der.total
-            step = lineSearch(d1: d1, d2: d2, misfit: misfit) { gamma in
-                var m = ChunkSums(threads: self.threads)
-                let gm = Float(gamma)
-                m.run(n) { range, acc in
-                    var l = 0.0
-                    for i in range where amp.pointer[i] >= 0 {
-                        let a = amp.pointer[i]
-                        let re = w.pointer[2 &* i] + gm * fd.pointer[2 &* i], im = w.pointer[2 &* i &+ 1] + gm * fd.pointer[2 &* i &+ 1]
-                        let c = max(re * re + im * im, floor)
-                        let data = a * a
-                        l += Double(c - data - (data > 0 ? data * Foundation.log(c / data) : 0))
-                    }
-                    acc.add(l, 0, 0, 0)
-                }
-                return m.total.0
-            }
+            return m.total.0
         }
         if step > 0 {
             // ρ ← ρ + γd and, FFT being linear, F ← F + γF_d.
@@ -312,7 +267,7 @@ struct ChunkSums {
     mutating func run(_ count: Int, _ body: (Range<Int>, inout Accumulator) -> Void) {
         let c = chunks, per = (count + c - 1) / c
         parts.withUnsafeMutableBufferPointer { p in
-            let out = SendableDoubles(p.baseAddress!)
+            let out = SendablePointer(p.baseAddress!)
             withoutActuallyEscaping(body) { b in
                 DispatchQueue.concurrentPerform(iterations: threads <= 1 ? 1 : c) { k in
                     let ks = threads <= 1 ? 0..<c : k..<(k + 1)
@@ -333,10 +288,4 @@ struct ChunkSums {
         for j in 0..<chunks { t.0 += parts[4 * j]; t.1 += parts[4 * j + 1]; t.2 += parts[4 * j + 2]; t.3 += parts[4 * j + 3] }
         return t
     }
-}
-
-/// A Double pointer that may cross into `DispatchQueue.concurrentPerform` (chunks are disjoint).
-struct SendableDoubles: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Double>
-    init(_ p: UnsafeMutablePointer<Double>) { pointer = p }
 }
