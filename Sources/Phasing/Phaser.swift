@@ -465,11 +465,6 @@ public enum Phaser {
         return m
     }
 
-    static func median(_ v: [Double]) -> Double {
-        let s = v.sorted(), n = s.count
-        return n % 2 == 1 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
-
     /// `body` over `items` on up to `workers` threads, items handed out in order as threads
     /// free up; the results paired with their items.
     static func parallelMap<T: Sendable>(_ items: [Int], workers: Int, _ body: @escaping @Sendable (Int) -> T) -> [(Int, T)] {
