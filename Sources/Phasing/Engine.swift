@@ -3,6 +3,13 @@ import Foundation
 
 /// Shrink-wrap settings shared by every step of a run: S ← {G_σ ∗ |P_S ρ| > t · max}, with σ
 /// (voxels) decaying linearly from `sigmaStart` to `sigmaEnd` over the recipe's iterations.
+///
+/// The default 1.5 → 0.5 (PyNX ends at 0.5 too) replaced 2 → 1 on 2026-12-04: a support
+/// smoothed by σ 1 at the end sits about a voxel shell outside the crystal, and with a
+/// point-spread function in the model that freedom lets runs settle into near-fits with the
+/// wrong shape. On 17 seeds × 4 cases of the 64³ test prisms (bench/README.md, Shrink-wrap
+/// σ), σ 0.35 px blur: 14/17 crystals within 0.05 at 2 → 1, 17/17 at 1.5 → 0.5; all four
+/// cases' medians fell (σ 0.5: 0.035 → 0.022, Lorentzian 0.105 → 0.067).
 public struct ShrinkWrapSchedule: Sendable, Equatable {
     public var sigmaStart: Double
     public var sigmaEnd: Double
@@ -14,11 +21,18 @@ public struct ShrinkWrapSchedule: Sendable, Equatable {
     /// What the threshold is a fraction of.
     public var reference: ShrinkWrapReference
 
-    public init(sigmaStart: Double = 2.0, sigmaEnd: Double = 1.0, minimumVoxels: Int = 8, maximumFraction: Double = 0.6,
+    public init(sigmaStart: Double = 1.5, sigmaEnd: Double = 0.5, minimumVoxels: Int = 8, maximumFraction: Double = 0.6,
                 reference: ShrinkWrapReference = .maximum) {
         self.sigmaStart = sigmaStart; self.sigmaEnd = sigmaEnd; self.reference = reference
         self.minimumVoxels = minimumVoxels; self.maximumFraction = maximumFraction
     }
+
+    /// For a start already near the answer (a network's prediction handed on with a short
+    /// recipe, `bragg phase --method neural --then short`): 2 → 1, the schedule the `short`
+    /// recipe was chosen with (models/README.md). With the random-start default 1.5 → 0.5 the
+    /// 96³ hand-off test pattern came out at 0.072–0.078 instead of within 0.065: the short
+    /// recipe's 200 iterations leave no time to regrow a support cut close early.
+    public static let handOff = ShrinkWrapSchedule(sigmaStart: 2, sigmaEnd: 1)
 
     func sigma(at iteration: Int, of total: Int) -> Double {
         let f = total > 1 ? Double(iteration) / Double(total - 1) : 1
@@ -661,6 +675,31 @@ public final class PhasingEngine: @unchecked Sendable {
         return peak > 0 ? Int(voxels) : 0
     }
 
+    /// Detwinning: keeps the half of the support at or beyond its centre along `axis` (the
+    /// centre a circular mean, since the support wraps round index 0 in FFT order) and returns
+    /// the whole support for `restoreSupport`.
+    func halveSupport(axis: Int) -> [UInt8] {
+        let whole = Array(UnsafeBufferPointer(start: support, count: count))
+        let n = shape[axis], stride = shape[(axis + 1)...].reduce(1, *)
+        var c = 0.0, s = 0.0
+        var perIndex = [Int](repeating: 0, count: n)
+        for i in 0..<count where support[i] != 0 { perIndex[(i / stride) % n] += 1 }
+        for k in 0..<n {
+            let a = 2 * Double.pi * Double(k) / Double(n)
+            c += Double(perIndex[k]) * cos(a); s += Double(perIndex[k]) * sin(a)
+        }
+        let centre = (Int((atan2(s, c) / (2 * Double.pi) * Double(n)).rounded()) % n + n) % n
+        for i in 0..<count where ((i / stride) % n - centre + n) % n >= n / 2 { support[i] = 0 }
+        // `work` still holds the transform of ρ, valid with any support: only ML's search restarts.
+        poissonContinues = false
+        return whole
+    }
+
+    func restoreSupport(_ whole: [UInt8]) {
+        whole.withUnsafeBufferPointer { support.update(from: $0.baseAddress!, count: count) }
+        poissonContinues = false
+    }
+
     /// Number of voxels in the support.
     public var supportVoxels: Int {
         var n = 0
@@ -678,6 +717,8 @@ public final class PhasingEngine: @unchecked Sendable {
         for step in recipe.steps {
             if let mode = step.psfMode { applyPSFMode(mode) }
             if let setting = step.psf { try applyPSF(setting) }
+            let whole = step.detwinAxis.map { halveSupport(axis: $0) }
+            defer { if let whole { restoreSupport(whole) } }
             for k in 0..<step.iterations {
                 if let c = coherence, let every = (step.psf ?? lastPSFSetting)?.refinementPeriod, k > 0, k % every == 0 {
                     c.fitPending = true

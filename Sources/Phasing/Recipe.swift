@@ -45,6 +45,12 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
     /// How the point-spread function enters from this step on (`psfmode=model|deconvolve`);
     /// nil: as the step before (`model` at first).
     public var psfMode: PSFMode?
+    /// Detwinning (`detwin=z|y|x`, as PyNX's DetwinHIO/DetwinRAAR): the step runs on the half
+    /// of the support on one side of its centre along this axis (0 = z), and the whole
+    /// support comes back after it. The autocorrelation support and a centrosymmetric
+    /// crystal's are their own twins, so a run can grow the object and its twin at once and
+    /// stagnate in the mixture; half a support holds one of the two.
+    public var detwinAxis: Int?
 
     public init(_ algorithm: PhasingAlgorithm, iterations: Int, beta: Double = 0.9,
                 shrinkWrapEvery: Int = 20, threshold: Double = 0.2, reference: ShrinkWrapReference? = nil,
@@ -62,6 +68,7 @@ public struct RecipeStep: Sendable, Equatable, CustomStringConvertible {
         if shrinkWrapEvery > 0, let r = reference { s += " ref=\(r.rawValue)" }
         if let p = psf { s += " psf=\(p)" }
         if let m = psfMode { s += " psfmode=\(m.rawValue)" }
+        if let a = detwinAxis { s += " detwin=\(["z", "y", "x"][a])" }
         return s
     }
 }
@@ -151,7 +158,7 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
         ([steps] + alternatives).map { $0.map(\.description).joined(separator: ", ") }.joined(separator: " | ")
     }
 
-    static let optionNames = ["beta", "sw", "threshold", "ref", "psf", "psfmode"]
+    static let optionNames = ["beta", "sw", "threshold", "ref", "psf", "psfmode", "detwin"]
 
     /// Parses and validates a recipe; errors name the step and suggest the closest valid word.
     public static func parse(_ text: String) throws -> Recipe {
@@ -251,6 +258,11 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
                         throw PhasingError.invalidRecipe("psfmode=\(kv[1]) in step \(k + 1): write psfmode=model (the point-spread function in the modulus projection) or psfmode=deconvolve (the data deconvolved by it)")
                     }
                     step.psfMode = m
+                case "detwin":
+                    guard let a = ["z", "y", "x"].firstIndex(of: kv[1].lowercased()) else {
+                        throw PhasingError.invalidRecipe("detwin=\(kv[1]) in step \(k + 1): write detwin=z, detwin=y or detwin=x (the axis across which the support is halved)")
+                    }
+                    step.detwinAxis = a
                 default:
                     let best = closest(key, in: optionNames)
                     throw PhasingError.invalidRecipe("unknown option '\(kv[0])' in step \(k + 1)"
@@ -266,6 +278,16 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
             }
             if algorithm == .ml, step.shrinkWrapEvery > 0 {
                 throw PhasingError.invalidRecipe("'\(given["sw"] ?? "sw")' in step \(k + 1) (\"\(part)\"): ML keeps its support fixed; shrink-wrap is not used there (leave sw out or write sw=0)")
+            }
+            if step.detwinAxis != nil {
+                // The half support is held during the step: no shrink-wrap unless asked, and then refused.
+                if algorithm == .ml {
+                    throw PhasingError.invalidRecipe("'\(given["detwin"]!)' in step \(k + 1) (\"\(part)\"): detwinning applies to HIO, RAAR and ER, not to the ML refinement")
+                }
+                if let w = given["sw"], step.shrinkWrapEvery > 0 {
+                    throw PhasingError.invalidRecipe("'\(w)' in step \(k + 1) (\"\(part)\"): a detwin step holds its half support fixed; leave sw out or write sw=0")
+                }
+                step.shrinkWrapEvery = 0
             }
             if step.shrinkWrapEvery == 0, let w = given["threshold"] ?? given["ref"] {
                 throw PhasingError.invalidRecipe("'\(w)' in step \(k + 1) (\"\(part)\") is not used: shrink-wrap is off in that step (sw=0)")

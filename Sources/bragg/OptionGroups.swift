@@ -65,7 +65,7 @@ struct IterativeOptions: MethodOptions {
     var support: String = "auto"
 
     @Option(name: .customLong("sigma"), help: "Shrink-wrap Gaussian σ in voxels, START,END (decays linearly over the recipe).")
-    var sigma: String = "2,1"
+    var sigma: String = "\(ShrinkWrapSchedule().sigmaStart),\(ShrinkWrapSchedule().sigmaEnd)"
 
     @Option(name: .customLong("threshold-reference"), help: "What the shrink-wrap threshold is a fraction of: max (of the blurred modulus) or rms (over the support; robust to a bright spot, e.g. with a gap through the Bragg peak).")
     var thresholdReference: ShrinkWrapReference = .maximum

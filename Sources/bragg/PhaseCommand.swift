@@ -27,7 +27,9 @@ struct PhaseCommand: ParsableCommand {
             a Lorentzian in even ones, auto:MODEL:N every N, :bg a flat background too; gauss:S, \
             lorentz:G or pvoigt:FWHM[:ETA] fix it, widths in pixels, one or ZxYxX; off) and \
             psfmode (model: the PSF in the modulus projection; deconvolve: the data deconvolved \
-            by it, Richardson-Lucy, and phased coherently). An \
+            by it, Richardson-Lucy, and phased coherently) and detwin=z|y|x (the step runs on the \
+            half of the support beyond its centre along that axis, the whole support back after \
+            it, as PyNX's detwinning, e.g. "HIO:20 detwin=z" to open a recipe). An \
             option a step does not use (beta on ER, threshold with sw=0) is refused. Recipes \
             separated by | alternate over the runs (run k follows alternative k mod their \
             number), and the likelihood ranks them. Named recipes: "gaussian" (1000 \

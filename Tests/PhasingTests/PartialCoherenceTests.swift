@@ -210,10 +210,25 @@ final class PartialCoherenceTests: XCTestCase {
                 if let st = ProcessInfo.processInfo.environment["BRAGG_PSF_STALL"]?.split(separator: ",").compactMap({ Double($0) }), st.count == 3 {
                     o.stallCheckFraction = st[0]; o.stallFactor = st[1]; o.stallRestarts = Int(st[2])
                 }
+                // BRAGG_PSF_THREADS=N: the threads of the job (runs share them as `bragg phase` does).
+                if let n = ProcessInfo.processInfo.environment["BRAGG_PSF_THREADS"].flatMap(Int.init) { o.threads = n }
+                // BRAGG_PSF_SW=START,END: the shrink-wrap smoothing σ schedule (voxels).
+                if let sw = ProcessInfo.processInfo.environment["BRAGG_PSF_SW"]?.split(separator: ",").compactMap({ Double($0) }), sw.count == 2 {
+                    o.shrinkWrap.sigmaStart = sw[0]; o.shrinkWrap.sigmaEnd = sw[1]
+                }
                 let detail = ProcessInfo.processInfo.environment["BRAGG_PSF_DETAIL"] != nil
                 if detail { o.keep = o.runs; o.mergeTolerance = 1e9; o.keepTolerance = 1e9 }
                 let t0 = Date()
-                let r = try Phaser.phase(data, options: o)
+                // BRAGG_PSF_TRACE=N: each run's χ² every N iterations (with BRAGG_PSF_THREADS=1 the
+                // runs go one after another and report their own iteration).
+                var trace: ProgressHandler? = nil
+                if let every = ProcessInfo.processInfo.environment["BRAGG_PSF_TRACE"].flatMap(Int.init) {
+                    o.reportEvery = every
+                    trace = { p in
+                        if let c = p.metrics.first(where: { $0.0 == "chi2" })?.1 { print("PSF-TRACE \(p.stage) \(p.done) χ² \(String(format: "%.5f", c))") }
+                    }
+                }
+                let r = try Phaser.phase(data, options: o, progress: trace)
                 let err = try sim.error(of: r.object)
                 if ProcessInfo.processInfo.environment["BRAGG_PSF_DIAGNOSE"] != nil {
                     let d = try sim.diagnose(r.object)
