@@ -123,7 +123,6 @@ public struct NeuralEvaluation {
         // an object and support handed to the iterative engine, scored
         func handedOn(_ object: ComplexVolume, support: RealVolume, recipe: Recipe) throws -> Double {
             var po = PhasingOptions(); po.recipe = recipe; po.runs = 1; po.keep = 1; po.freeFraction = 0
-            po.shrinkWrap = .handOff
             return try error(try Phaser.refine(data, from: object, support: support, options: po).object, truth: truth)
         }
         if let recipe = o.then {

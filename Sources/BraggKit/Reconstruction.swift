@@ -209,7 +209,6 @@ public struct NeuralPrediction {
         let data = try PhasingData(intensity: pattern.pattern, mask: pattern.mask, name: "'\(source)'")
         var opts = PhasingOptions()
         opts.recipe = recipe; opts.runs = 1; opts.keep = 1; opts.freeFraction = 0
-        opts.shrinkWrap = .handOff
         let res = try Phaser.refine(data, from: object, support: support, options: opts, progress: progress)
         var file = ResultsFile.iterative(res, options: opts, intensity: pattern.pattern, mask: pattern.mask, source: source,
                                          maskSource: pattern.maskSource,

@@ -4,12 +4,11 @@ import Foundation
 /// Shrink-wrap settings shared by every step of a run: S ← {G_σ ∗ |P_S ρ| > t · max}, with σ
 /// (voxels) decaying linearly from `sigmaStart` to `sigmaEnd` over the recipe's iterations.
 ///
-/// The default 1.5 → 0.5 (PyNX ends at 0.5 too) replaced 2 → 1 on 2026-12-04: a support
-/// smoothed by σ 1 at the end sits about a voxel shell outside the crystal, and with a
-/// point-spread function in the model that freedom lets runs settle into near-fits with the
-/// wrong shape. On 17 seeds × 4 cases of the 64³ test prisms (bench/README.md, Shrink-wrap
-/// σ), σ 0.35 px blur: 14/17 crystals within 0.05 at 2 → 1, 17/17 at 1.5 → 0.5; all four
-/// cases' medians fell (σ 0.5: 0.035 → 0.022, Lorentzian 0.105 → 0.067).
+/// 2 → 1 by default. Ending at 0.5 (as PyNX does), 1.5 → 0.5, helped the sharp-faceted 64³
+/// test prisms (σ 0.35 px blur: 14/17 → 17/17 crystals within error 0.05, every case's median
+/// lower) but fitted the real 34-ID-C scan 54 at full size worse: its supports came out 16%
+/// smaller and the free log-likelihood of the same runs rose from 0.318 / 0.329 to 0.383 /
+/// 0.379 (2 → 0.7: 0.343 / 0.351), so the default stays (bench/README.md, Shrink-wrap σ).
 public struct ShrinkWrapSchedule: Sendable, Equatable {
     public var sigmaStart: Double
     public var sigmaEnd: Double
@@ -21,18 +20,11 @@ public struct ShrinkWrapSchedule: Sendable, Equatable {
     /// What the threshold is a fraction of.
     public var reference: ShrinkWrapReference
 
-    public init(sigmaStart: Double = 1.5, sigmaEnd: Double = 0.5, minimumVoxels: Int = 8, maximumFraction: Double = 0.6,
+    public init(sigmaStart: Double = 2.0, sigmaEnd: Double = 1.0, minimumVoxels: Int = 8, maximumFraction: Double = 0.6,
                 reference: ShrinkWrapReference = .maximum) {
         self.sigmaStart = sigmaStart; self.sigmaEnd = sigmaEnd; self.reference = reference
         self.minimumVoxels = minimumVoxels; self.maximumFraction = maximumFraction
     }
-
-    /// For a start already near the answer (a network's prediction handed on with a short
-    /// recipe, `bragg phase --method neural --then short`): 2 → 1, the schedule the `short`
-    /// recipe was chosen with (models/README.md). With the random-start default 1.5 → 0.5 the
-    /// 96³ hand-off test pattern came out at 0.072–0.078 instead of within 0.065: the short
-    /// recipe's 200 iterations leave no time to regrow a support cut close early.
-    public static let handOff = ShrinkWrapSchedule(sigmaStart: 2, sigmaEnd: 1)
 
     func sigma(at iteration: Int, of total: Int) -> Double {
         let f = total > 1 ? Double(iteration) / Double(total - 1) : 1
