@@ -163,8 +163,12 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// Parses and validates a recipe; errors name the step and suggest the closest valid word.
     public static func parse(_ text: String) throws -> Recipe {
         if let known = named[text.trimmingCharacters(in: .whitespaces).lowercased()] { return try parse(known) }
-        if text.contains("|") {
-            let parts = try text.split(separator: "|", omittingEmptySubsequences: false).enumerated().map { (k, part) -> Recipe in
+        // Split on the scalar '|', not on characters: a prepended scalar (e.g. U+070F) glues
+        // itself and the '|' into one character, which a character split would not cut, and
+        // the part, still holding '|', recursed without end (a fuzzing finding).
+        if text.unicodeScalars.contains("|") {
+            let parts = try text.unicodeScalars.split(separator: "|", omittingEmptySubsequences: false).enumerated().map { (k, scalars) -> Recipe in
+                let part = String(String.UnicodeScalarView(scalars))
                 guard !part.trimmingCharacters(in: .whitespaces).isEmpty else {
                     throw PhasingError.invalidRecipe("alternative \(k + 1) of the recipe is empty in \"\(text)\"")
                 }

@@ -119,6 +119,9 @@ final class PartialCoherenceTests: XCTestCase {
         XCTAssertTrue(message("HIO:10 beta=0.5 beta=0.6").contains("twice"))
         XCTAssertNoThrow(try Recipe.parse("HIO:999999999, ER:1"))
         XCTAssertNoThrow(try Recipe.parse("ER:10 sw=0, HIO:10 beta=0.5 sw=0"))
+        // A '|' glued to a prepended scalar (U+070F) into one character: refused, not a
+        // recursion without end (the recipe fuzzer's finding).
+        XCTAssertTrue(message("\u{070F}|f=gauss:0").contains("unknown algorithm"), message("\u{070F}|f=gauss:0"))
     }
 
     /// The default recipe on a crystal blurred by a Gaussian of σ = 0.5 px (fringe visibility
