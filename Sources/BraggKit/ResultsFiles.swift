@@ -50,7 +50,7 @@ public enum ResultsFile {
         params["mode_weights"] = .doubles(result.modeWeights)
         params["result_is"] = .string(result.kept.count == 1 ? "best run" : result.merged ? (result.mergeRefinement != nil ? "first mode of the kept runs, refined" : "first mode of the kept runs") : "best run (first mode fitted worse than the merge tolerance)")
         params["merge_tolerance"] = .double(options.mergeTolerance)
-        params["stall_check"] = .string(String(format: "after %.2f of the recipe, factor %.1f of the median of the other runs, %d restart(s)",
+        params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best other run's chi2, %d restart(s) following the best run's alternative",
                                                options.stallCheckFraction, options.stallFactor, options.stallRestarts))
         if !result.notes.isEmpty { params["notes"] = .string(result.notes.joined(separator: "\n")) }
         metrics["mode_weight"] = result.modeWeight

@@ -182,11 +182,11 @@ public struct PhasingResult: Sendable {
 /// Runs phase retrieval: `runs` seeded random starts (concurrently when there are more
 /// runs than threads, each on one thread; else one after another on all threads).
 ///
-/// With more than one run, every run first goes through `stallCheckFraction` of the recipe
-/// (the check point falls on a shrink-wrap boundary) and stops there; χ² (Eq. 1) of each
-/// run's P_S ρ is compared with the median of the other runs', and a run many times worse
-/// (`stallFactor`) is restarted from a new random start or dropped, before anyone spends the
-/// rest of the recipe. The decision waits for every run's check point, so it does not depend
+/// With more than one run, every run first goes through `stallCheckFraction` of its own
+/// recipe alternative (the check point falls on a shrink-wrap boundary) and stops there; χ²
+/// (Eq. 1) of each run's P_S ρ is compared with the best of the other runs', and a run more
+/// than `stallFactor` times worse is restarted from a new random start, following the best
+/// run's alternative, or dropped, before anyone spends the rest of the recipe. The decision waits for every run's check point, so it does not depend
 /// on which run finished first: a given seed gives the same result however the runs were
 /// scheduled. Runs are then ranked by a metric (free log-likelihood by default); the best
 /// `keep` are aligned (twin, sub-voxel shift, global phase, in the data frame) and merged by

@@ -172,7 +172,7 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
                 guard !part.trimmingCharacters(in: .whitespaces).isEmpty else {
                     throw PhasingError.invalidRecipe("alternative \(k + 1) of the recipe is empty in \"\(text)\"")
                 }
-                do { return try parse(String(part)) } catch PhasingError.invalidRecipe(let m) {
+                do { return try parse(part) } catch PhasingError.invalidRecipe(let m) {
                     throw PhasingError.invalidRecipe("in alternative \(k + 1): \(m)")
                 }
             }
