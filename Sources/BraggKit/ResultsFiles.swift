@@ -57,6 +57,14 @@ public enum ResultsFile {
         if let c = result.mergedChi2 { metrics["merged_chi2"] = c }
         if let c = result.firstModeChi2 { metrics["first_mode_chi2"] = c }   // before the merge refinement
         if let r = result.mergeRefinement { params["merge_refinement"] = .string(r.description) }
+        if let t = result.tightening {
+            // The final support tightening: tried, and whether the withheld pixels kept it.
+            params["support_tightening"] = .string(String(format: "shrink-wrap sigma %g voxels, then ER:%d; %@", t.sigma, options.supportTighteningIterations,
+                                                          t.kept ? "kept (lower free llk)" : "not kept"))
+            metrics["tightening_free_llk_before"] = t.before.freeLLK; metrics["tightening_free_llk_after"] = t.after.freeLLK
+            metrics["tightening_support_voxels_before"] = Double(t.before.supportVoxels)
+            metrics["tightening_support_voxels_after"] = Double(t.after.supportVoxels)
+        }
         if let c = result.refinementChange { metrics["merge_refinement_change"] = c }
         if !result.alignedChi2.isEmpty { curves["kept_run_aligned_chi2"] = result.alignedChi2 }
         curves["run_iterations"] = result.runs.map { Double($0.iterations) }

@@ -91,6 +91,9 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("merge-refine"), help: "Recipe refining the first mode of the kept runs against the data before it is compared with the best run (support fixed to the kept runs' union, point-spread function to the best run's; kept only when it lowers chi2; \"none\" for no refinement).")
     var mergeRefine: String = "ER:50"
 
+    @Option(name: .customLong("tighten-support"), help: "At the end, the written object's support tightened by one shrink-wrap with this smoothing sigma (voxels) and 50 ER iterations, kept only when the withheld pixels' free log-likelihood is lower (\"none\": not tried; needs --free-fraction above 0).")
+    var tightenSupport: String = PhasingOptions().supportTightening.map { "\($0)" } ?? "none"
+
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1 (got \(runs))") }
         guard keep >= 1 && keep <= runs else { throw ValidationError("--keep must be between 1 and --runs (\(runs)) (got \(keep))") }
@@ -101,6 +104,9 @@ struct IterativeOptions: MethodOptions {
         guard stallFactor > 1 else { throw ValidationError("--stall-factor must be above 1 (got \(stallFactor))") }
         guard stallRestarts >= 0 else { throw ValidationError("--stall-restarts must be ≥ 0 (got \(stallRestarts))") }
         guard mergeTolerance >= 1 else { throw ValidationError("--merge-tolerance must be at least 1 (got \(mergeTolerance))") }
+        guard tightenSupport.lowercased() == "none" || (Double(tightenSupport).map { $0 > 0 && $0.isFinite } ?? false) else {
+            throw ValidationError("--tighten-support must be a smoothing sigma in voxels above 0, or none (got '\(tightenSupport)')")
+        }
     }
 
     func differences(from d: IterativeOptions) -> [(String, Bool)] {
@@ -110,7 +116,7 @@ struct IterativeOptions: MethodOptions {
          ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy),
          ("--stall-check", stallCheck != d.stallCheck), ("--stall-factor", stallFactor != d.stallFactor),
          ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance),
-         ("--merge-refine", mergeRefine != d.mergeRefine)]
+         ("--merge-refine", mergeRefine != d.mergeRefine), ("--tighten-support", tightenSupport != d.tightenSupport)]
     }
 
     /// The library's options (all but the initial support, which may read a file).
@@ -124,6 +130,9 @@ struct IterativeOptions: MethodOptions {
         options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
         do { options.mergeRefinement = mergeRefine.lowercased() == "none" ? nil : try Recipe.parse(mergeRefine) }
         catch { throw UsageError("--merge-refine '\(mergeRefine)': \(error)") }
+        if tightenSupport.lowercased() == "none" { options.supportTightening = nil }
+        else if let t = Double(tightenSupport), t > 0, t.isFinite { options.supportTightening = t }
+        else { throw UsageError("--tighten-support must be a smoothing sigma in voxels above 0, or none (got '\(tightenSupport)')") }
         let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")

@@ -197,6 +197,8 @@ final class PartialCoherenceTests: XCTestCase {
                 let data = try PhasingData(intensity: measured)
                 var o = PhasingOptions()
                 o.runs = 4; o.keep = 2; o.seed = sim.seed
+                // BRAGG_PSF_RUNS=N: another number of runs (studies of more starts).
+                if let n = ProcessInfo.processInfo.environment["BRAGG_PSF_RUNS"].flatMap(Int.init) { o.runs = n }
                 if let recipe { o.recipe = try Recipe.parse(recipe) }
                 if ProcessInfo.processInfo.environment["BRAGG_PSF_SUPPORT"] == "truth" {
                     o.support = .volume(sim.object.modulus().thresholded(above: 0.5))
@@ -219,6 +221,8 @@ final class PartialCoherenceTests: XCTestCase {
                 if let sw = ProcessInfo.processInfo.environment["BRAGG_PSF_SW"]?.split(separator: ",").compactMap({ Double($0) }), sw.count == 2 {
                     o.shrinkWrap.sigmaStart = sw[0]; o.shrinkWrap.sigmaEnd = sw[1]
                 }
+                // BRAGG_PSF_TIGHTEN=S|none: the final support tightening's σ, or none.
+                if let t = ProcessInfo.processInfo.environment["BRAGG_PSF_TIGHTEN"] { o.supportTightening = t == "none" ? nil : Double(t) }
                 let detail = ProcessInfo.processInfo.environment["BRAGG_PSF_DETAIL"] != nil
                 if detail { o.keep = o.runs; o.mergeTolerance = 1e9; o.keepTolerance = 1e9 }
                 let t0 = Date()
@@ -266,14 +270,17 @@ final class PartialCoherenceTests: XCTestCase {
                         print(String(format: "PSF-RUN %@ seed %d run %d: error %.4f chi2 %.5f llk %.4f free-llk %.4f rank %d psf %@ check %@ restarts %d", name, seed,
                                      run.index + 1, try sim.error(of: obj), m.chi2, m.llk, m.freeLLK,
                                      (r.kept.firstIndex(of: run.index) ?? -1) + 1, run.psf?.description ?? "none",
-                                     run.checkChi2.map { String(format: "%.5f", $0) }.joined(separator: "/"), run.restarts))
+                                     run.checkChi2.map { String(format: "%.5f", $0) }.joined(separator: "/"), run.restarts)
+                              + " alternative \(run.alternative + 1) history " + run.chi2History.filter { $0.iteration % 50 == 0 && $0.iteration >= 400 }.map { "\($0.iteration):" + String(format: "%.5f", $0.chi2) }.joined(separator: ","))
                     }
                 }
                 let best = r.runs.first { $0.index == r.kept[0] }!
                 let bestChi2 = best.metrics!.chi2
                 print(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s; %@ (weight %.3f, first mode %.3f×, refined %.3f× the best run's χ²)",
                              name, seed, err, limit, r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0),
-                             r.merged ? "merged" : "best run", r.modeWeight, (r.firstModeChi2 ?? .nan) / bestChi2, (r.mergedChi2 ?? .nan) / bestChi2))
+                             r.merged ? "merged" : "best run", r.modeWeight, (r.firstModeChi2 ?? .nan) / bestChi2, (r.mergedChi2 ?? .nan) / bestChi2)
+                      + (r.tightening.map { t in String(format: "; tightened %@ (free llk %.4f → %.4f, support %d → %d)", t.kept ? "kept" : "not kept",
+                                                           t.before.freeLLK, t.after.freeLLK, t.before.supportVoxels, t.after.supportVoxels) } ?? ""))
             }
         }
     }
