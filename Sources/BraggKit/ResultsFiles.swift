@@ -62,6 +62,7 @@ public enum ResultsFile {
             params["support_tightening"] = .string(String(format: "shrink-wrap sigma %g voxels, then ER:%d; %@", t.sigma, options.supportTighteningIterations,
                                                           t.kept ? "kept (lower free llk)" : "not kept"))
             metrics["tightening_free_llk_before"] = t.before.freeLLK; metrics["tightening_free_llk_after"] = t.after.freeLLK
+            metrics["tightening_free_llk_same_support"] = t.same.freeLLK
             metrics["tightening_support_voxels_before"] = Double(t.before.supportVoxels)
             metrics["tightening_support_voxels_after"] = Double(t.after.supportVoxels)
         }

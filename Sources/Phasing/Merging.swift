@@ -71,13 +71,15 @@ public enum RunMerging {
     /// The written object's support tightened and refitted, to be kept only when the withheld
     /// pixels say it predicts the data better: the same start as `refine` (`object` centred,
     /// ramp `ramp` removed, in `support`, `psf` fixed, the job's free pixels withheld); its
-    /// metrics as it stands (`before`), then one shrink-wrap of its modulus with smoothing
-    /// `sigma` at `threshold` of `reference`, then `iterations` of ER in that support
-    /// (`after`, the object P_S ρ and the support, centred, ramp removed, global phase zeroed).
+    /// metrics as it stands (`before`); `iterations` of ER in the same support (`same`: the
+    /// comparison, so that the tightened object is not credited with what ER alone does);
+    /// and one shrink-wrap of its modulus with smoothing `sigma` at `threshold` of
+    /// `reference`, then `iterations` of ER in that support (`after`, the object P_S ρ and
+    /// the support, centred, ramp removed, global phase zeroed).
     static func tightenSupport(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
                                psf: PointSpreadFunction?, sigma: Double, threshold: Double, reference: ShrinkWrapReference,
                                iterations: Int, freeFraction: Double, freeSeed: UInt64, threads: Int) throws
-        -> (before: PhasingMetrics, after: PhasingMetrics, object: ComplexVolume, support: RealVolume) {
+        -> (before: PhasingMetrics, same: PhasingMetrics, after: PhasingMetrics, object: ComplexVolume, support: RealVolume) {
         let s = try support.reshaped(data.shape).ifftshifted()
         let st = FloatStorage(count: data.count)
         s.withUnsafeFloats { p in for i in 0..<data.count { st.pointer[i] = p[i] != 0 ? 1 : 0 } }
@@ -88,16 +90,19 @@ public enum RunMerging {
         let start = try object.reshaped(data.shape).removingPhaseRamp(-ramp).ifftshifted()
         start.withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
         let before = engine.finalMetrics()
+        let er = Recipe(steps: [RecipeStep(.er, iterations: iterations, shrinkWrapEvery: 0)])
         // finalMetrics leaves the engine's work buffer in metric space: start again.
+        start.withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
+        try engine.run(recipe: er, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
+        let same = engine.finalMetrics()
         start.withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
         let voxels = engine.shrinkWrap(sigma: sigma, threshold: threshold, reference: reference)
         guard voxels >= ShrinkWrapSchedule().minimumVoxels else {
             throw PhasingError.invalidData("the tightened support has only \(voxels) voxel(s)")
         }
-        try engine.run(recipe: Recipe(steps: [RecipeStep(.er, iterations: iterations, shrinkWrapEvery: 0)]),
-                       shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
+        try engine.run(recipe: er, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
         let after = engine.finalMetrics()
-        return (before, after, PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), engine.supportVolume)
+        return (before, same, after, PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), engine.supportVolume)
     }
 
     /// `recipe` with shrink-wrap off in every step: the refinement keeps the support fixed

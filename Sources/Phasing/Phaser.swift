@@ -58,7 +58,8 @@ public struct PhasingOptions: Sendable {
     /// The written object's support tightened at the end (nil: not tried): one more
     /// shrink-wrap of its modulus with this smoothing σ (voxels; the recipe's last threshold
     /// and reference), then `supportTighteningIterations` of ER in it, kept only when the
-    /// free log-likelihood (the withheld pixels) is lower than the object's as it was, so the
+    /// free log-likelihood (the withheld pixels) is lower than after the same ER in the
+    /// support as it was, so the
     /// data, not a setting, decide how tight the support is. The recipe's σ schedule ends at 1
     /// voxel, which puts the support about a voxel shell outside a sharp crystal (20–30% too
     /// many voxels on the 64³ prisms); a whole schedule ending at 0.5 fitted the real scan 54
@@ -149,10 +150,14 @@ public struct PhasingRunResult: Sendable {
     }
 }
 
-/// What the final support tightening found (`PhasingOptions.supportTightening`).
+/// What the final support tightening found (`PhasingOptions.supportTightening`): the metrics
+/// of the object as it was (`before`), after the same ER in its own support (`same`, what the
+/// tightened object is compared with) and tightened (`after`); `kept` when `after` has the
+/// lower free log-likelihood.
 public struct SupportTightening: Sendable {
     public var sigma: Double
     public var before: PhasingMetrics
+    public var same: PhasingMetrics
     public var after: PhasingMetrics
     public var kept: Bool
 }
@@ -222,6 +227,8 @@ public struct PhasingResult: Sendable {
 /// mode decomposition (the first eigenvector of their Gram matrix, as PyNX's
 /// `pynx-cdi-analysis`), then the first mode is refined against the data
 /// (`mergeRefinement`) and written when it fits within `mergeTolerance` of the best run.
+/// Last, the written object's support is tightened (`supportTightening`) and the tightened
+/// object written only when the withheld pixels are predicted better.
 public enum Phaser {
     public static func phase(_ data: PhasingData, options: PhasingOptions = PhasingOptions(),
                              progress: ProgressHandler? = nil) throws -> PhasingResult {
@@ -483,11 +490,12 @@ public enum Phaser {
                                                       sigma: sigma, threshold: last.threshold, reference: reference,
                                                       iterations: options.supportTighteningIterations, freeFraction: options.freeFraction,
                                                       freeSeed: freePixelSeed(options.seed), threads: threads)
-                let kept = t.after.freeLLK < t.before.freeLLK
-                result.tightening = SupportTightening(sigma: sigma, before: t.before, after: t.after, kept: kept)
-                let head = String(format: "support tightened (one shrink-wrap with σ %.2g voxels at %.2g of the %@, then ER:%d in it): %d → %d voxels, free llk %.5g → %.5g, χ² %.5g → %.5g",
+                let kept = t.after.freeLLK < t.same.freeLLK
+                result.tightening = SupportTightening(sigma: sigma, before: t.before, same: t.same, after: t.after, kept: kept)
+                let head = String(format: "support tightened (one shrink-wrap with σ %.2g voxels at %.2g of the %@, then ER:%d in it): %d → %d voxels, free llk %.5g (%.5g after the same ER in the support as it was) → %.5g, χ² %.5g (%.5g) → %.5g",
                                   sigma, last.threshold, reference == .rms ? "RMS" : "maximum", options.supportTighteningIterations,
-                                  t.before.supportVoxels, t.after.supportVoxels, t.before.freeLLK, t.after.freeLLK, t.before.chi2, t.after.chi2)
+                                  t.before.supportVoxels, t.after.supportVoxels, t.before.freeLLK, t.same.freeLLK, t.after.freeLLK,
+                                  t.before.chi2, t.same.chi2, t.after.chi2)
                 if kept {
                     result.object = t.object; result.support = t.support; result.metrics = t.after
                     note(head + "; the withheld pixels are predicted better: the tightened object is written")

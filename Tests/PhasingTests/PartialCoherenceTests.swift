@@ -279,8 +279,8 @@ final class PartialCoherenceTests: XCTestCase {
                 print(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s; %@ (weight %.3f, first mode %.3f×, refined %.3f× the best run's χ²)",
                              name, seed, err, limit, r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0),
                              r.merged ? "merged" : "best run", r.modeWeight, (r.firstModeChi2 ?? .nan) / bestChi2, (r.mergedChi2 ?? .nan) / bestChi2)
-                      + (r.tightening.map { t in String(format: "; tightened %@ (free llk %.4f → %.4f, support %d → %d)", t.kept ? "kept" : "not kept",
-                                                           t.before.freeLLK, t.after.freeLLK, t.before.supportVoxels, t.after.supportVoxels) } ?? ""))
+                      + (r.tightening.map { t in String(format: "; tightened %@ (free llk %.4f, same support %.4f → %.4f, support %d → %d)", t.kept ? "kept" : "not kept",
+                                                           t.before.freeLLK, t.same.freeLLK, t.after.freeLLK, t.before.supportVoxels, t.after.supportVoxels) } ?? ""))
             }
         }
     }

@@ -49,7 +49,7 @@ final class SupportTighteningTests: XCTestCase {
             }
         } } }
         print("support: crystal \(count(crystal)), wide \(count(wide)), tightened \(t.after.supportVoxels) (direct \(direct), \(differ) differ);",
-              String(format: "free llk %.4f → %.4f; error %.4f → %.4f", t.before.freeLLK, t.after.freeLLK,
+              String(format: "free llk %.4f (same support %.4f) → %.4f; error %.4f → %.4f", t.before.freeLLK, t.same.freeLLK, t.after.freeLLK,
                      try error(object), try error(t.object)))
         XCTAssertEqual(t.before.supportVoxels, count(wide))
         XCTAssertEqual(t.after.supportVoxels, count(t.support))
@@ -57,6 +57,8 @@ final class SupportTighteningTests: XCTestCase {
         XCTAssertLessThan(t.after.supportVoxels, t.before.supportVoxels)
         XCTAssertLessThan(abs(t.after.supportVoxels - count(crystal)), abs(t.before.supportVoxels - count(crystal)) / 2)
         XCTAssertLessThan(t.after.freeLLK, t.before.freeLLK)
+        XCTAssertLessThan(t.after.freeLLK, t.same.freeLLK)
+        XCTAssertEqual(t.same.supportVoxels, t.before.supportVoxels)
         XCTAssertLessThan(try error(t.object), 0.7 * (try error(object)))
     }
 
@@ -77,7 +79,7 @@ final class SupportTighteningTests: XCTestCase {
         let r = try Phaser.phase(data, options: o)
         let t = try XCTUnwrap(r.tightening)
         XCTAssertEqual(t.sigma, 0.5)
-        XCTAssertEqual(t.kept, t.after.freeLLK < t.before.freeLLK)
+        XCTAssertEqual(t.kept, t.after.freeLLK < t.same.freeLLK)
         let note = try XCTUnwrap(r.notes.last)
         XCTAssertTrue(note.hasPrefix("support tightened (one shrink-wrap with σ 0.5 voxels at 0.3 of the RMS, then ER:50 in it)"), note)
         o.supportTightening = nil

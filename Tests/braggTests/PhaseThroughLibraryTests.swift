@@ -51,6 +51,14 @@ final class PhaseThroughLibraryTests: XCTestCase {
         try Reconstruction.iterative(try PatternInput.read(p, mask: nil), source: p, options: options, supportDescription: "auto")
             .write(to: viaLibrary, overwrite: false)
         try assertSameFile(viaCommand, viaLibrary)
+        // The final support tightening is recorded: what was tried, the free log-likelihoods
+        // it was judged by, and whether it was written.
+        let x = try CXIResults.read(from: viaCommand, arrays: false)
+        guard case .string(let said)? = x.parameters["support_tightening"] else { return XCTFail("no support_tightening parameter") }
+        XCTAssertTrue(said.hasPrefix("shrink-wrap sigma 0.5 voxels, then ER:50; "), said)
+        let same = try XCTUnwrap(x.metrics["tightening_free_llk_same_support"]), after = try XCTUnwrap(x.metrics["tightening_free_llk_after"])
+        XCTAssertEqual(said.hasSuffix("; kept (lower free llk)"), after < same, said)
+        XCTAssertNotNil(x.metrics["tightening_support_voxels_before"]); XCTAssertNotNil(x.metrics["tightening_support_voxels_after"])
     }
 
     func testNeuralCommandIsTheLibraryCall() throws {
