@@ -52,7 +52,10 @@ struct PhaseCommand: ParsableCommand {
             data by --merge-refine (ER:50 in the kept runs' union support, the best run's \
             point-spread function; kept when it lowers chi2) and written unless its chi2 exceeds \
             --merge-tolerance times the best run's, when the best run is written instead (and \
-            said so); both chi2 are reported. Then the written object's support is tightened             (--tighten-support: one shrink-wrap with sigma 0.5 voxel, then ER:50 in it) and the             tightened object written only when the withheld pixels' free log-likelihood is lower             (said either way). Output: .h5/.cxi gets the CXI results file (object, support, \
+            said so); both chi2 are reported. Then the written object's support is tightened \
+            (--tighten-support: one shrink-wrap with sigma 0.5 voxel, then ER:50 in it) and the \
+            tightened object written only when the withheld pixels' free log-likelihood is lower \
+            (said either way). Output: .h5/.cxi gets the CXI results file (object, support, \
             pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
             centred on its support and its linear phase ramp is removed (recorded in the file).
             """
