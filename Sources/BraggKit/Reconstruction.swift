@@ -203,12 +203,15 @@ public struct NeuralPrediction {
     }
 
     /// Hands the prediction (object and support) to the iterative engine as its start and
-    /// runs `recipe` from it (one run, no free pixels withheld); the results file is the
-    /// iterative one with the model, the prediction's χ² and its loss curve added.
-    public func handOff(recipe: Recipe, progress: ProgressHandler? = nil) throws -> Reconstruction {
+    /// runs `recipe` from it (one run, no free pixels withheld) with the shrink-wrap σ schedule
+    /// and threshold reference `shrinkWrap`; the results file is the iterative one with the
+    /// model, the prediction's χ² and its loss curve added.
+    public func handOff(recipe: Recipe, shrinkWrap: ShrinkWrapSchedule = ShrinkWrapSchedule(),
+                        progress: ProgressHandler? = nil) throws -> Reconstruction {
         let data = try PhasingData(intensity: pattern.pattern, mask: pattern.mask, name: "'\(source)'")
         var opts = PhasingOptions()
         opts.recipe = recipe; opts.runs = 1; opts.keep = 1; opts.freeFraction = 0
+        opts.shrinkWrap = shrinkWrap
         let res = try Phaser.refine(data, from: object, support: support, options: opts, progress: progress)
         var file = ResultsFile.iterative(res, options: opts, intensity: pattern.pattern, mask: pattern.mask, source: source,
                                          maskSource: pattern.maskSource,

@@ -20,6 +20,8 @@ struct NeuralPhaseRun {
     var then: Recipe? = nil
     /// Symmetries of the cube the prediction is chosen over (`--symmetries`).
     var symmetries: NeuralPhaser.PredictionSymmetries = .none
+    /// The shrink-wrap schedule of the `--then` recipe (`--sigma`, `--threshold-reference`).
+    var shrinkWrap = ShrinkWrapSchedule()
 
     func run() throws {
         guard Reconstruction.canWrite(to: out) else {
@@ -53,7 +55,7 @@ struct NeuralPhaseRun {
         let result: Reconstruction
         if let recipe = then {
             let ibar = ProgressBar(quiet: quiet)
-            result = try prediction.handOff(recipe: recipe, progress: ibar.handler)
+            result = try prediction.handOff(recipe: recipe, shrinkWrap: shrinkWrap, progress: ibar.handler)
             ibar.finish()
             print(String(format: "then %@: chi2 %.5f → %.5f, llk %.4f", recipe.description, r.chi2, result.chi2,
                          result.phasing?.metrics.llk ?? .nan))

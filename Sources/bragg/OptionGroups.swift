@@ -180,7 +180,7 @@ struct NeuralOptions: MethodOptions {
     @Option(name: .customLong("refine-learning-rate"), help: "Adam learning rate of the refinement.")
     var refineLearningRate: Double = 1e-4
 
-    @Option(name: .customLong("then"), help: "Hand the prediction (object and support) to the iterative engine with this recipe, e.g. \"ER:50\" or \"short\" (HIO:100, RAAR:50, ER:50).")
+    @Option(name: .customLong("then"), help: "Hand the prediction (object and support) to the iterative engine with this recipe, e.g. \"ER:50\" or \"short\" (HIO:100, RAAR:50, ER:50); --sigma and --threshold-reference set its shrink-wrap.")
     var then: String?
 
     @Option(help: "Run the network on the pattern under symmetries of the cube, none, reflections (8 passes) or cube (48), each pass on the pattern reflected about its centre and/or with its axes permuted; the predictions are transformed back and the one of lowest loss is kept.")

@@ -74,11 +74,17 @@ struct PhaseCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    /// The iterative options the neural method's hand-off (`--then`) takes: the shrink-wrap
+    /// schedule of its recipe.
+    static let handOffOptions: Set<String> = ["--sigma", "--threshold-reference"]
+
     /// An option of the other method would be silently ignored: say so instead.
     func checkMethodOptions() throws {
-        let foreign = method == .neural ? try iterative.optionsGiven() : try neural.optionsGiven()
+        var foreign = method == .neural ? try iterative.optionsGiven() : try neural.optionsGiven()
+        if method == .neural && neural.then != nil { foreign.removeAll { Self.handOffOptions.contains($0) } }
         if !foreign.isEmpty {
-            throw UsageError("\(foreign.joined(separator: ", ")) \(foreign.count == 1 ? "applies" : "apply") only to --method \(method == .neural ? "iterative" : "neural")")
+            let also = method == .neural && foreign.allSatisfy({ Self.handOffOptions.contains($0) }) ? " (or to --method neural with --then)" : ""
+            throw UsageError("\(foreign.joined(separator: ", ")) \(foreign.count == 1 ? "applies" : "apply") only to --method \(method == .neural ? "iterative" : "neural")" + also)
         }
     }
 
@@ -92,7 +98,7 @@ struct PhaseCommand: ParsableCommand {
             try NeuralPhaseRun(pattern: pattern, mask: mask, model: neural.model, refineSteps: neural.refineSteps,
                                learningRate: neural.refineLearningRate, anySize: neural.anySize, out: out, force: force,
                                quiet: common.quiet, then: try neural.then.map { try Recipe.parse($0) },
-                               symmetries: neural.symmetries).run()
+                               symmetries: neural.symmetries, shrinkWrap: try iterative.phasingOptions().shrinkWrap).run()
             common.saveWisdom()
             return
         }

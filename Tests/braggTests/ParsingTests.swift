@@ -113,6 +113,12 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(try message(["--method", "neural", "--threshold-reference", "rms", "--rank-by", "chi2"]),
                        "--threshold-reference, --rank-by apply only to --method iterative")
         XCTAssertEqual(try message(["--method", "neural", "--then", "short", "--symmetries", "reflections"]), "")
+        // The hand-off takes the shrink-wrap schedule of its recipe; without --then it is refused.
+        XCTAssertEqual(try message(["--method", "neural", "--then", "short", "--sigma", "1.5,0.5", "--threshold-reference", "rms"]), "")
+        XCTAssertEqual(try message(["--method", "neural", "--sigma", "1.5,0.5"]),
+                       "--sigma applies only to --method iterative (or to --method neural with --then)")
+        XCTAssertEqual(try message(["--method", "neural", "--then", "short", "--sigma", "1.5,0.5", "--runs", "2"]),
+                       "--runs applies only to --method iterative")
         XCTAssertEqual(try message(["--runs", "4", "--keep", "2", "--threshold-reference", "rms"]), "")
     }
 

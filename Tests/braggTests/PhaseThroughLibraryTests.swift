@@ -67,10 +67,16 @@ final class PhaseThroughLibraryTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: model) else { throw XCTSkip("no default model at \(model)") }
         let p = try pattern(size: 48, seed: 7)
         let viaCommand = dir.appendingPathComponent("cli.cxi").path, viaLibrary = dir.appendingPathComponent("lib.cxi").path
-        try run(["phase", p, "--method", "neural", "--model", model, "--then", "ER:20", "--out", viaCommand, "-q"])
+        try run(["phase", p, "--method", "neural", "--model", model, "--then", "ER:20", "--sigma", "1.5,0.5", "--out", viaCommand, "-q"])
         let prediction = try NeuralReconstruction.predict(try PatternInput.read(p, mask: nil), source: p, model: try NeuralModel(path: model))
-        try prediction.handOff(recipe: try Recipe.parse("ER:20")).write(to: viaLibrary, overwrite: false)
+        try prediction.handOff(recipe: try Recipe.parse("ER:20"), shrinkWrap: ShrinkWrapSchedule(sigmaStart: 1.5, sigmaEnd: 0.5))
+            .write(to: viaLibrary, overwrite: false)
         try assertSameFile(viaCommand, viaLibrary)
+        // --sigma reached the hand-off: its schedule is in the results file.
+        guard case .doubles(let sw)? = try CXIResults.read(from: viaCommand, arrays: false).parameters["shrink_wrap_sigma"] else {
+            return XCTFail("no shrink_wrap_sigma parameter")
+        }
+        XCTAssertEqual(sw, [1.5, 0.5])
         // the prediction alone: the same but for the seconds it took
         let aloneCommand = dir.appendingPathComponent("cli1.cxi").path, aloneLibrary = dir.appendingPathComponent("lib1.cxi").path
         try run(["phase", p, "--method", "neural", "--model", model, "--out", aloneCommand, "-q"])
