@@ -48,7 +48,8 @@ public enum ResultsFile {
         // Merging (mode decomposition of the kept runs) and the stalled-run check.
         params["rank_by"] = .string(options.effectiveRankBy.rawValue)
         params["mode_weights"] = .doubles(result.modeWeights)
-        params["result_is"] = .string(result.kept.count == 1 ? "best run" : result.merged ? (result.mergeRefinement != nil ? "first mode of the kept runs, refined" : "first mode of the kept runs") : "best run (first mode fitted worse than the merge tolerance)")
+        params["result_is"] = .string((result.kept.count == 1 ? "best run" : result.merged ? (result.mergeRefinement != nil ? "first mode of the kept runs, refined" : "first mode of the kept runs") : "best run (first mode fitted worse than the merge tolerance)")
+                                      + (result.tightening?.kept == true ? ", support tightened" : ""))
         params["merge_tolerance"] = .double(options.mergeTolerance)
         params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best other run's chi2, %d restart(s) following the best run's alternative",
                                                options.stallCheckFraction, options.stallFactor, options.stallRestarts))

@@ -54,15 +54,8 @@ public enum RunMerging {
     static func refine(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
                        psf: PointSpreadFunction?, recipe: Recipe, freeFraction: Double, freeSeed: UInt64,
                        threads: Int) throws -> (object: ComplexVolume, metrics: PhasingMetrics) {
-        let s = try support.reshaped(data.shape).ifftshifted()
-        let st = FloatStorage(count: data.count)
-        s.withUnsafeFloats { p in for i in 0..<data.count { st.pointer[i] = p[i] != 0 ? 1 : 0 } }
-        let engine = try PhasingEngine(data: data, supportFFTOrder: st, threads: threads)
-        var rng = PhasingRNG(seed: freeSeed)
-        engine.withholdFreePixels(fraction: freeFraction, rng: &rng)
-        if let psf { try engine.applyPSF(.fixed(psf)) }
-        try object.reshaped(data.shape).removingPhaseRamp(-ramp).ifftshifted()
-            .withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
+        let (engine, _) = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
+                                      freeSeed: freeSeed, threads: threads)
         try engine.run(recipe: withFixedSupport(recipe), shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
         let m = engine.finalMetrics()
         return (PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), m)
@@ -80,15 +73,8 @@ public enum RunMerging {
                                psf: PointSpreadFunction?, sigma: Double, threshold: Double, reference: ShrinkWrapReference,
                                iterations: Int, freeFraction: Double, freeSeed: UInt64, threads: Int) throws
         -> (before: PhasingMetrics, same: PhasingMetrics, after: PhasingMetrics, object: ComplexVolume, support: RealVolume) {
-        let s = try support.reshaped(data.shape).ifftshifted()
-        let st = FloatStorage(count: data.count)
-        s.withUnsafeFloats { p in for i in 0..<data.count { st.pointer[i] = p[i] != 0 ? 1 : 0 } }
-        let engine = try PhasingEngine(data: data, supportFFTOrder: st, threads: threads)
-        var rng = PhasingRNG(seed: freeSeed)
-        engine.withholdFreePixels(fraction: freeFraction, rng: &rng)
-        if let psf { try engine.applyPSF(.fixed(psf)) }
-        let start = try object.reshaped(data.shape).removingPhaseRamp(-ramp).ifftshifted()
-        start.withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
+        let (engine, start) = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
+                                          freeSeed: freeSeed, threads: threads)
         let before = engine.finalMetrics()
         let er = Recipe(steps: [RecipeStep(.er, iterations: iterations, shrinkWrapEvery: 0)])
         // finalMetrics leaves the engine's work buffer in metric space: start again.
@@ -103,6 +89,24 @@ public enum RunMerging {
         try engine.run(recipe: er, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
         let after = engine.finalMetrics()
         return (before, same, after, PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), engine.supportVolume)
+    }
+
+    /// An engine on `data` in `support` (centred), `psf` fixed, the pixels of `freeSeed`
+    /// withheld, started from `object` (centred, its ramp `ramp` put back); and that start in
+    /// FFT order, to start again from.
+    private static func started(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
+                                psf: PointSpreadFunction?, freeFraction: Double, freeSeed: UInt64,
+                                threads: Int) throws -> (engine: PhasingEngine, start: ComplexVolume) {
+        let s = try support.reshaped(data.shape).ifftshifted()
+        let st = FloatStorage(count: data.count)
+        s.withUnsafeFloats { p in for i in 0..<data.count { st.pointer[i] = p[i] != 0 ? 1 : 0 } }
+        let engine = try PhasingEngine(data: data, supportFFTOrder: st, threads: threads)
+        var rng = PhasingRNG(seed: freeSeed)
+        engine.withholdFreePixels(fraction: freeFraction, rng: &rng)
+        if let psf { try engine.applyPSF(.fixed(psf)) }
+        let start = try object.reshaped(data.shape).removingPhaseRamp(-ramp).ifftshifted()
+        start.withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
+        return (engine, start)
     }
 
     /// `recipe` with shrink-wrap off in every step: the refinement keeps the support fixed

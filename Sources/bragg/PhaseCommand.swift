@@ -138,7 +138,7 @@ struct PhaseCommand: ParsableCommand {
                 print("run \(r.index + 1): stopped after \(r.iterations) iterations\(restarted): \(r.failure ?? "unknown")")
             }
         }
-        let what: String
+        var what: String
         if result.kept.count == 1 {
             what = "best run (ranked by \(options.effectiveRankBy.rawValue))"
         } else {
@@ -146,6 +146,10 @@ struct PhaseCommand: ParsableCommand {
                           result.merged ? "first mode" : "best run", result.kept.count, result.modeWeight,
                           result.modeWeights.map { String(format: "%.3f", $0) }.joined(separator: " "), result.firstModeChi2 ?? .nan)
                 + (result.mergeRefinement != nil ? String(format: ", refined %.5f", result.mergedChi2 ?? .nan) : "")
+        }
+        if let t = result.tightening, t.kept {
+            what += String(format: ", support tightened %d → %d voxels (free llk %.4f → %.4f)", t.before.supportVoxels,
+                           t.after.supportVoxels, t.same.freeLLK, t.after.freeLLK)
         }
         print(String(format: "result: %@, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
                      what, result.spread, result.metrics.chi2, result.metrics.llk,

@@ -58,6 +58,8 @@ final class PhaseThroughLibraryTests: XCTestCase {
         XCTAssertTrue(said.hasPrefix("shrink-wrap sigma 0.5 voxels, then ER:50; "), said)
         let same = try XCTUnwrap(x.metrics["tightening_free_llk_same_support"]), after = try XCTUnwrap(x.metrics["tightening_free_llk_after"])
         XCTAssertEqual(said.hasSuffix("; kept (lower free llk)"), after < same, said)
+        guard case .string(let written)? = x.parameters["result_is"] else { return XCTFail("no result_is parameter") }
+        XCTAssertEqual(written.hasSuffix(", support tightened"), after < same, written)
         XCTAssertNotNil(x.metrics["tightening_support_voxels_before"]); XCTAssertNotNil(x.metrics["tightening_support_voxels_after"])
     }
 
