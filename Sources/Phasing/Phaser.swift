@@ -59,11 +59,11 @@ public struct PhasingOptions: Sendable {
     /// shrink-wrap of its modulus with this smoothing σ (voxels; the recipe's last threshold
     /// and reference), then `supportTighteningIterations` of ER in it, kept only when the
     /// free log-likelihood (the withheld pixels) is lower than after the same ER in the
-    /// support as it was, so the
-    /// data, not a setting, decide how tight the support is. The recipe's σ schedule ends at 1
-    /// voxel, which puts the support about a voxel shell outside a sharp crystal (20–30% too
-    /// many voxels on the 64³ prisms); a whole schedule ending at 0.5 fitted the real scan 54
-    /// worse (bench/README.md, Shrink-wrap σ), and this check lets each dataset say which.
+    /// support as it was, so the data, not a setting, decide how tight the support is. The
+    /// recipe's σ schedule ends at 1 voxel, which puts the support about a voxel shell outside
+    /// a sharp crystal (20–30% too many voxels on the 64³ prisms); a whole schedule ending at
+    /// 0.5 fitted the real scan 54 worse (bench/README.md, Shrink-wrap σ), and this check lets
+    /// each dataset say which.
     /// Needs withheld pixels (`freeFraction` > 0).
     public var supportTightening: Double? = 0.5
     public var supportTighteningIterations = 50
@@ -205,8 +205,8 @@ public struct PhasingResult: Sendable {
     public var refinementChange: Double? = nil
     public var merged = false
     /// The final support tightening (`PhasingOptions.supportTightening`), when tried: its σ,
-    /// the free log-likelihood and support voxels of the object before and after, and whether
-    /// the tightened object was kept (written).
+    /// the metrics of the object before, after the same ER in its own support and tightened,
+    /// and whether the tightened object was kept (written).
     public var tightening: SupportTightening? = nil
     /// Decisions the job took, one sentence each (stalled runs, the merge), as reported
     /// through the progress handler's notes.
