@@ -49,7 +49,7 @@ public enum ResultsFile {
         params["rank_by"] = .string(options.effectiveRankBy.rawValue)
         params["mode_weights"] = .doubles(result.modeWeights)
         params["result_is"] = .string((result.kept.count == 1 ? "best run" : result.merged ? (result.mergeRefinement != nil ? "first mode of the kept runs, refined" : "first mode of the kept runs") : "best run (first mode fitted worse than the merge tolerance)")
-                                      + (result.tightening?.kept == true ? ", support tightened" : ""))
+                                      + (result.tightening?.tightened == true ? ", support tightened" : result.tightening?.kept == true ? ", refitted in its own support" : ""))
         params["merge_tolerance"] = .double(options.mergeTolerance)
         params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best other run's chi2, %d restart(s) following the best run's alternative",
                                                options.stallCheckFraction, options.stallFactor, options.stallRestarts))
@@ -59,13 +59,20 @@ public enum ResultsFile {
         if let c = result.firstModeChi2 { metrics["first_mode_chi2"] = c }   // before the merge refinement
         if let r = result.mergeRefinement { params["merge_refinement"] = .string(r.description) }
         if let t = result.tightening {
-            // The final support tightening: tried, and whether the withheld pixels kept it.
-            params["support_tightening"] = .string(String(format: "shrink-wrap sigma %g voxels, then ER:%d; %@", t.sigma, options.supportTighteningIterations,
-                                                          t.kept ? "kept (lower free llk)" : "not kept"))
-            metrics["tightening_free_llk_before"] = t.before.freeLLK; metrics["tightening_free_llk_after"] = t.after.freeLLK
-            metrics["tightening_free_llk_same_support"] = t.same.freeLLK
+            // The final pass: every pass tried, and whether the withheld pixels kept one.
+            params["support_tightening"] = .string(String(format: "%@ (support fixed, the best run's point-spread function) from the written object in its own support and in supports tightened by one shrink-wrap with sigma %@ voxels; %@",
+                                                          options.supportTighteningRecipe.description,
+                                                          options.supportTightening.map { String(format: "%g", $0) }.joined(separator: ", "),
+                                                          t.kept ? (t.best.sigma.map { String(format: "kept: sigma %g (lowest free llk)", $0) } ?? "kept: own support (lowest free llk)")
+                                                                 : "not kept"))
+            metrics["tightening_free_llk_before"] = t.before.freeLLK; metrics["tightening_free_llk_after"] = t.best.metrics.freeLLK
+            metrics["tightening_free_llk_same_support"] = t.candidates[0].metrics.freeLLK
             metrics["tightening_support_voxels_before"] = Double(t.before.supportVoxels)
-            metrics["tightening_support_voxels_after"] = Double(t.after.supportVoxels)
+            metrics["tightening_support_voxels_after"] = Double(t.best.metrics.supportVoxels)
+            curves["tightening_candidate_sigma"] = t.candidates.map { $0.sigma ?? 0 }
+            curves["tightening_candidate_free_llk"] = t.candidates.map(\.metrics.freeLLK)
+            curves["tightening_candidate_chi2"] = t.candidates.map(\.metrics.chi2)
+            curves["tightening_candidate_support_voxels"] = t.candidates.map { Double($0.metrics.supportVoxels) }
         }
         if let c = result.refinementChange { metrics["merge_refinement_change"] = c }
         if !result.alignedChi2.isEmpty { curves["kept_run_aligned_chi2"] = result.alignedChi2 }

@@ -61,34 +61,42 @@ public enum RunMerging {
         return (PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), m)
     }
 
-    /// The written object's support tightened and refitted, to be kept only when the withheld
-    /// pixels say it predicts the data better: the same start as `refine` (`object` centred,
-    /// ramp `ramp` removed, in `support`, `psf` fixed, the job's free pixels withheld); its
-    /// metrics as it stands (`before`); `iterations` of ER in the same support (`same`: the
-    /// comparison, so that the tightened object is not credited with what ER alone does);
-    /// and one shrink-wrap of its modulus with smoothing `sigma` at `threshold` of
-    /// `reference`, then `iterations` of ER in that support (`after`, the object P_S ρ and
-    /// the support, centred, ramp removed, global phase zeroed).
-    static func tightenSupport(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
-                               psf: PointSpreadFunction?, sigma: Double, threshold: Double, reference: ShrinkWrapReference,
-                               iterations: Int, freeFraction: Double, freeSeed: UInt64, threads: Int) throws
-        -> (before: PhasingMetrics, same: PhasingMetrics, after: PhasingMetrics, object: ComplexVolume, support: RealVolume) {
-        let (engine, start) = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
-                                          freeSeed: freeSeed, threads: threads)
-        let before = engine.finalMetrics()
-        let er = Recipe(steps: [RecipeStep(.er, iterations: iterations, shrinkWrapEvery: 0)])
-        // finalMetrics leaves the engine's work buffer in metric space: start again.
-        start.withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
-        try engine.run(recipe: er, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
-        let same = engine.finalMetrics()
-        start.withUnsafeFloats { p in engine.start(from: p.baseAddress!) }
-        let voxels = engine.shrinkWrap(sigma: sigma, threshold: threshold, reference: reference)
-        guard voxels >= ShrinkWrapSchedule().minimumVoxels else {
-            throw PhasingError.invalidData("the tightened support has only \(voxels) voxel(s)")
+    /// The final pass (`PhasingOptions.supportTightening`): `object` (centred, ramp `ramp`
+    /// removed) refitted by `recipe` (support fixed, the job's free pixels withheld) in its own
+    /// `support` and in supports tightened from it, the point-spread function `psf` fixed (nil:
+    /// coherent). A tightened support is one shrink-wrap of the object's modulus
+    /// with a smoothing σ of `sigmas` at `threshold` of `reference`; every pass starts from the
+    /// same object. `before` is the object's metrics as it stands; the candidates are the
+    /// support as it was (σ nil) first, then each σ;
+    /// `best` is the candidate of lowest free log-likelihood, its object P_S ρ and support
+    /// centred, ramp removed, global phase zeroed. A σ whose support vanishes is skipped.
+    static func finalPass(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
+                          psf: PointSpreadFunction?, sigmas: [Double], threshold: Double, reference: ShrinkWrapReference,
+                          recipe: Recipe, freeFraction: Double, freeSeed: UInt64, threads: Int) throws
+        -> (before: PhasingMetrics, candidates: [SupportTightening.Candidate], best: Int, object: ComplexVolume, support: RealVolume) {
+        let fixed = withFixedSupport(recipe)
+        let before = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
+                                 freeSeed: freeSeed, threads: threads).engine.finalMetrics()
+        var candidates: [SupportTightening.Candidate] = []
+        var best: (index: Int, object: ComplexVolume, support: RealVolume)? = nil
+        for sigma in [nil] + sigmas.map(Optional.some) {
+            // Each pass from the same object in the same support (a fresh engine: the
+            // shrink-wrap masks the modulus by the support it replaces).
+            let (e, _) = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
+                                     freeSeed: freeSeed, threads: threads)
+            if let sigma {
+                let voxels = e.shrinkWrap(sigma: sigma, threshold: threshold, reference: reference)
+                guard voxels >= ShrinkWrapSchedule().minimumVoxels else { continue }
+            }
+            try e.run(recipe: fixed, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
+            let m = e.finalMetrics()
+            candidates.append(SupportTightening.Candidate(sigma: sigma, metrics: m))
+            if best == nil || m.freeLLK < candidates[best!.index].metrics.freeLLK {
+                best = (candidates.count - 1, PhasingPost.zeroingGlobalPhase(e.object.removingPhaseRamp(ramp)), e.supportVolume)
+            }
+            try Interruption.check()
         }
-        try engine.run(recipe: er, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
-        let after = engine.finalMetrics()
-        return (before, same, after, PhasingPost.zeroingGlobalPhase(engine.object.removingPhaseRamp(ramp)), engine.supportVolume)
+        return (before, candidates, best!.index, best!.object, best!.support)
     }
 
     /// An engine on `data` in `support` (centred), `psf` fixed, the pixels of `freeSeed`

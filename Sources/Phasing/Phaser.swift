@@ -55,18 +55,25 @@ public struct PhasingOptions: Sendable {
     public var mergeRefinement: Recipe? = PhasingOptions.defaultMergeRefinement
     /// ER:50, support fixed.
     public static let defaultMergeRefinement = Recipe(steps: [RecipeStep(.er, iterations: 50, shrinkWrapEvery: 0)])
-    /// The written object's support tightened at the end (nil: not tried): one more
-    /// shrink-wrap of its modulus with this smoothing σ (voxels; the recipe's last threshold
-    /// and reference), then `supportTighteningIterations` of ER in it, kept only when the
-    /// free log-likelihood (the withheld pixels) is lower than after the same ER in the
-    /// support as it was, so the data, not a setting, decide how tight the support is. The
-    /// recipe's σ schedule ends at 1 voxel, which puts the support about a voxel shell outside
-    /// a sharp crystal (20–30% too many voxels on the 64³ prisms); a whole schedule ending at
-    /// 0.5 fitted the real scan 54 worse (bench/README.md, Shrink-wrap σ), and this check lets
-    /// each dataset say which.
-    /// Needs withheld pixels (`freeFraction` > 0).
-    public var supportTightening: Double? = 0.5
-    public var supportTighteningIterations = 50
+    /// The final pass over the written object (empty: none): `supportTighteningRecipe` (support
+    /// fixed) is run from it in its own support and in supports tightened by one shrink-wrap of
+    /// its modulus with each of these smoothing σ (voxels; at the recipe's last threshold and
+    /// reference), with the best run's point-spread function fixed; the pass of lowest free
+    /// log-likelihood (the withheld pixels) is written when it is lower than the object's as it
+    /// stands, so the data, not a setting, decide how tight the support is. Why: the recipe's
+    /// σ schedule ends at 1 voxel, which leaves the support about a voxel shell outside a sharp
+    /// crystal (20–30% too many voxels on the 64³ prisms), and runs on blurred data settle in
+    /// local minima (a facet a voxel off, a density ripple) that HIO escapes only in a support
+    /// near the crystal's; a whole schedule ending at 0.5 fitted the real scan 54 worse
+    /// (bench/README.md, A final pass in a tightened support). Needs withheld pixels
+    /// (`freeFraction` > 0).
+    public var supportTightening: [Double] = [0.3, 0.5]
+    /// The final pass's recipe (shrink-wrap off in every step). HIO, not only ER: from a wrong
+    /// local minimum ER only settles; HIO in a support near the crystal's leaves it.
+    public var supportTighteningRecipe = PhasingOptions.defaultTighteningRecipe
+    /// HIO:50 β 0.9, then ER:50.
+    public static let defaultTighteningRecipe = Recipe(steps: [RecipeStep(.hio, iterations: 50, beta: 0.9, shrinkWrapEvery: 0),
+                                                              RecipeStep(.er, iterations: 50, shrinkWrapEvery: 0)])
     /// Tests only: called on the engine of each run's first start after its random start
     /// (to force a run off course).
     var startOverride: (@Sendable (Int, PhasingEngine) -> Void)? = nil
@@ -94,11 +101,11 @@ public struct PhasingOptions: Sendable {
         guard keepTolerance >= 1 else {
             throw PhasingError.invalidOption("the keep tolerance is a ratio of χ² of at least 1 (got \(keepTolerance))")
         }
-        if let t = supportTightening, !(t > 0 && t.isFinite) {
+        if let t = supportTightening.first(where: { !($0 > 0 && $0.isFinite) }) {
             throw PhasingError.invalidOption("the support tightening σ must be a positive number of voxels (got \(t))")
         }
-        guard supportTighteningIterations >= 1 else {
-            throw PhasingError.invalidOption("the support tightening needs at least 1 ER iteration (got \(supportTighteningIterations))")
+        if !supportTightening.isEmpty && supportTighteningRecipe.totalIterations < 1 {
+            throw PhasingError.invalidOption("the final pass's recipe has no iterations")
         }
         guard mergeTolerance >= 1 else {
             throw PhasingError.invalidOption("the merge tolerance is a ratio of χ² of at least 1 (got \(mergeTolerance))")
@@ -150,16 +157,24 @@ public struct PhasingRunResult: Sendable {
     }
 }
 
-/// What the final support tightening found (`PhasingOptions.supportTightening`): the metrics
-/// of the object as it was (`before`), after the same ER in its own support (`same`, what the
-/// tightened object is compared with) and tightened (`after`); `kept` when `after` has the
-/// lower free log-likelihood.
+/// What the final pass found (`PhasingOptions.supportTightening`): the written object's
+/// metrics as it stood (`before`), every pass (`candidates`: the support as it was, σ nil, then
+/// each tightened one) and which had the lowest free log-likelihood
+/// (`chosen`); `kept` when that one is lower than `before`'s, and then it is what was written.
 public struct SupportTightening: Sendable {
-    public var sigma: Double
+    public struct Candidate: Sendable {
+        /// The shrink-wrap σ of the tightened support; nil for the support as it was.
+        public var sigma: Double?
+        public var metrics: PhasingMetrics
+    }
     public var before: PhasingMetrics
-    public var same: PhasingMetrics
-    public var after: PhasingMetrics
+    public var candidates: [Candidate]
+    public var chosen: Int
     public var kept: Bool
+    /// The chosen pass.
+    public var best: Candidate { candidates[chosen] }
+    /// Whether the written object's support was tightened (kept, with a σ).
+    public var tightened: Bool { kept && best.sigma != nil }
 }
 
 /// The result of a phasing job and what it came from.
@@ -477,36 +492,36 @@ public enum Phaser {
         }
         progress?(ProgressReport(stage: "aligning \(keptRuns.count) best run(s)", done: keptRuns.count, total: keptRuns.count))
         // The support tightened, kept when the withheld pixels are predicted better.
-        if options.supportTightening != nil, options.freeFraction == 0,
+        if !options.supportTightening.isEmpty, options.freeFraction == 0,
            options.recipe.forRun(best.alternative).steps.contains(where: { $0.shrinkWrapEvery > 0 }) {
-            note("support not tightened: no pixels are withheld to judge it by (free fraction 0)")
+            note("no final pass in a tightened support: no pixels are withheld to judge it by (free fraction 0)")
         }
-        if let sigma = options.supportTightening, options.freeFraction > 0,
+        if !options.supportTightening.isEmpty, options.freeFraction > 0,
            let last = options.recipe.forRun(best.alternative).steps.last(where: { $0.shrinkWrapEvery > 0 }) {
-            progress?(ProgressReport(stage: "tightening the support", done: 0, total: 1))
+            progress?(ProgressReport(stage: "final pass in a tightened support", done: 0, total: 1))
             let reference = last.reference ?? options.shrinkWrap.reference
-            do {
-                let t = try RunMerging.tightenSupport(result.object, support: result.support, ramp: best.ramp, data: data, psf: best.psf,
-                                                      sigma: sigma, threshold: last.threshold, reference: reference,
-                                                      iterations: options.supportTighteningIterations, freeFraction: options.freeFraction,
-                                                      freeSeed: freePixelSeed(options.seed), threads: threads)
-                let kept = t.after.freeLLK < t.same.freeLLK
-                result.tightening = SupportTightening(sigma: sigma, before: t.before, same: t.same, after: t.after, kept: kept)
-                let head = String(format: "support tightened (one shrink-wrap with σ %.2g voxels at %.2g of the %@, then ER:%d in it): %d → %d voxels, free llk %.5g (%.5g after the same ER in the support as it was) → %.5g, χ² %.5g (%.5g) → %.5g",
-                                  sigma, last.threshold, reference == .rms ? "RMS" : "maximum", options.supportTighteningIterations,
-                                  t.before.supportVoxels, t.after.supportVoxels, t.before.freeLLK, t.same.freeLLK, t.after.freeLLK,
-                                  t.before.chi2, t.same.chi2, t.after.chi2)
-                if kept {
-                    result.object = t.object; result.support = t.support; result.metrics = t.after
-                    note(head + "; the withheld pixels are predicted better: the tightened object is written")
-                } else {
-                    note(head + "; not kept (the withheld pixels are not predicted better)")
-                }
-            } catch let e as PhasingError {
-                // A support that vanishes under the tighter smoothing is simply not tightened.
-                note("support not tightened: \(e.description)")
+            let t = try RunMerging.finalPass(result.object, support: result.support, ramp: best.ramp, data: data, psf: best.psf,
+                                             sigmas: options.supportTightening, threshold: last.threshold, reference: reference,
+                                             recipe: options.supportTighteningRecipe, freeFraction: options.freeFraction,
+                                             freeSeed: freePixelSeed(options.seed), threads: threads)
+            let kept = t.candidates[t.best].metrics.freeLLK < t.before.freeLLK
+            let tightening = SupportTightening(before: t.before, candidates: t.candidates, chosen: t.best, kept: kept)
+            result.tightening = tightening
+            let passes = t.candidates.map { c in
+                String(format: "%@: %d voxels, free llk %.5g, χ² %.5g", c.sigma.map { String(format: "σ %g", $0) } ?? "own support",
+                       c.metrics.supportVoxels, c.metrics.freeLLK, c.metrics.chi2)
+            }.joined(separator: "; ")
+            let head = String(format: "final pass (%@, support fixed, the best run's point-spread function, from the written object: %d voxels, free llk %.5g, χ² %.5g) in its own support and tightened by one shrink-wrap at %.2g of the %@ with each smoothing σ: %@",
+                              options.supportTighteningRecipe.description, t.before.supportVoxels, t.before.freeLLK, t.before.chi2,
+                              last.threshold, reference == .rms ? "RMS" : "maximum", passes)
+            if kept {
+                result.object = t.object; result.support = t.support; result.metrics = tightening.best.metrics
+                let which = tightening.best.sigma.map { String(format: "the support tightened with σ %g", $0) } ?? "its own support"
+                note(head + "; in \(which) the withheld pixels are predicted best: that object is written")
+            } else {
+                note(head + "; not kept (none predicts the withheld pixels better than the object as it stood)")
             }
-            progress?(ProgressReport(stage: "tightening the support", done: 1, total: 1))
+            progress?(ProgressReport(stage: "final pass in a tightened support", done: 1, total: 1))
         }
         if data.originalShape.count == 2 {
             result.object = try result.object.reshaped(data.originalShape)

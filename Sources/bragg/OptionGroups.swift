@@ -91,8 +91,19 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("merge-refine"), help: "Recipe refining the first mode of the kept runs against the data before it is compared with the best run (support fixed to the kept runs' union, point-spread function to the best run's; kept only when it lowers chi2; \"none\" for no refinement).")
     var mergeRefine: String = "ER:50"
 
-    @Option(name: .customLong("tighten-support"), help: "At the end, the written object's support tightened by one shrink-wrap with this smoothing sigma (voxels) and 50 ER iterations, kept only when the withheld pixels' free log-likelihood is lower (\"none\": not tried; needs --free-fraction above 0).")
-    var tightenSupport: String = PhasingOptions().supportTightening.map { "\($0)" } ?? "none"
+    @Option(name: .customLong("tighten-support"), help: "A final pass over the written object: --tighten-recipe (support fixed) in its own support and in supports tightened by one shrink-wrap with each of these smoothing sigmas (voxels, comma-separated), with the best run's point-spread function; the pass whose withheld pixels' free log-likelihood is lowest is written when it is lower than the object's as it stood (\"none\": no final pass; needs --free-fraction above 0).")
+    var tightenSupport: String = PhasingOptions().supportTightening.isEmpty ? "none" : PhasingOptions().supportTightening.map { "\($0)" }.joined(separator: ",")
+
+    @Option(name: .customLong("tighten-recipe"), help: "Recipe of the final pass of --tighten-support (shrink-wrap off in every step).")
+    var tightenRecipe: String = PhasingOptions.defaultTighteningRecipe.description
+
+    /// The σ list of --tighten-support (empty for none), nil when it is not one.
+    static func tighteningSigmas(_ text: String) -> [Double]? {
+        if text.lowercased() == "none" { return [] }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0.map { $0 > 0 && $0.isFinite } ?? false }) else { return nil }
+        return parts.map { $0! }
+    }
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1 (got \(runs))") }
@@ -104,8 +115,8 @@ struct IterativeOptions: MethodOptions {
         guard stallFactor > 1 else { throw ValidationError("--stall-factor must be above 1 (got \(stallFactor))") }
         guard stallRestarts >= 0 else { throw ValidationError("--stall-restarts must be ≥ 0 (got \(stallRestarts))") }
         guard mergeTolerance >= 1 else { throw ValidationError("--merge-tolerance must be at least 1 (got \(mergeTolerance))") }
-        guard tightenSupport.lowercased() == "none" || (Double(tightenSupport).map { $0 > 0 && $0.isFinite } ?? false) else {
-            throw ValidationError("--tighten-support must be a smoothing sigma in voxels above 0, or none (got '\(tightenSupport)')")
+        guard Self.tighteningSigmas(tightenSupport) != nil else {
+            throw ValidationError("--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got '\(tightenSupport)')")
         }
     }
 
@@ -116,7 +127,8 @@ struct IterativeOptions: MethodOptions {
          ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy),
          ("--stall-check", stallCheck != d.stallCheck), ("--stall-factor", stallFactor != d.stallFactor),
          ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance),
-         ("--merge-refine", mergeRefine != d.mergeRefine), ("--tighten-support", tightenSupport != d.tightenSupport)]
+         ("--merge-refine", mergeRefine != d.mergeRefine), ("--tighten-support", tightenSupport != d.tightenSupport),
+         ("--tighten-recipe", tightenRecipe != d.tightenRecipe)]
     }
 
     /// The library's options (all but the initial support, which may read a file).
@@ -130,9 +142,12 @@ struct IterativeOptions: MethodOptions {
         options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
         do { options.mergeRefinement = mergeRefine.lowercased() == "none" ? nil : try Recipe.parse(mergeRefine) }
         catch { throw UsageError("--merge-refine '\(mergeRefine)': \(error)") }
-        if tightenSupport.lowercased() == "none" { options.supportTightening = nil }
-        else if let t = Double(tightenSupport), t > 0, t.isFinite { options.supportTightening = t }
-        else { throw UsageError("--tighten-support must be a smoothing sigma in voxels above 0, or none (got '\(tightenSupport)')") }
+        guard let sigmas = Self.tighteningSigmas(tightenSupport) else {
+            throw UsageError("--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got '\(tightenSupport)')")
+        }
+        options.supportTightening = sigmas
+        do { options.supportTighteningRecipe = try Recipe.parse(tightenRecipe) }
+        catch { throw UsageError("--tighten-recipe '\(tightenRecipe)': \(error)") }
         let sig = sigma.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard sig.count == 2, sig.allSatisfy({ $0 >= 0 }) else {
             throw UsageError("--sigma must be START,END in voxels, both ≥ 0 (got '\(sigma)')")

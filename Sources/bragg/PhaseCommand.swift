@@ -52,10 +52,11 @@ struct PhaseCommand: ParsableCommand {
             data by --merge-refine (ER:50 in the kept runs' union support, the best run's \
             point-spread function; kept when it lowers chi2) and written unless its chi2 exceeds \
             --merge-tolerance times the best run's, when the best run is written instead (and \
-            said so); both chi2 are reported. Then the written object's support is tightened \
-            (--tighten-support: one shrink-wrap with sigma 0.5 voxel, then ER:50 in it) and the \
-            tightened object written only when the withheld pixels' free log-likelihood is lower \
-            (said either way). Output: .h5/.cxi gets the CXI results file (object, support, \
+            said so); both chi2 are reported. Then a final pass (--tighten-recipe, HIO:50 then \
+            ER:50, support fixed) refits the written object in its own support and in supports \
+            tightened by one more shrink-wrap (--tighten-support: sigma 0.3 and 0.5 voxel), with \
+            the best run's point-spread function; the pass that predicts the withheld pixels best is written when it predicts them \
+            better than the object as it stood (said either way). Output: .h5/.cxi gets the CXI results file (object, support, \
             pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
             centred on its support and its linear phase ramp is removed (recorded in the file).
             """
@@ -148,8 +149,8 @@ struct PhaseCommand: ParsableCommand {
                 + (result.mergeRefinement != nil ? String(format: ", refined %.5f", result.mergedChi2 ?? .nan) : "")
         }
         if let t = result.tightening, t.kept {
-            what += String(format: ", support tightened %d → %d voxels (free llk %.4f → %.4f)", t.before.supportVoxels,
-                           t.after.supportVoxels, t.same.freeLLK, t.after.freeLLK)
+            what += String(format: ", %@ %d → %d voxels (free llk %.4f → %.4f)", t.tightened ? String(format: "support tightened (σ %g)", t.best.sigma!) : "refitted in its own support",
+                           t.before.supportVoxels, t.best.metrics.supportVoxels, t.before.freeLLK, t.best.metrics.freeLLK)
         }
         print(String(format: "result: %@, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",
                      what, result.spread, result.metrics.chi2, result.metrics.llk,

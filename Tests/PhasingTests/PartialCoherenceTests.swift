@@ -221,8 +221,9 @@ final class PartialCoherenceTests: XCTestCase {
                 if let sw = ProcessInfo.processInfo.environment["BRAGG_PSF_SW"]?.split(separator: ",").compactMap({ Double($0) }), sw.count == 2 {
                     o.shrinkWrap.sigmaStart = sw[0]; o.shrinkWrap.sigmaEnd = sw[1]
                 }
-                // BRAGG_PSF_TIGHTEN=S|none: the final support tightening's σ, or none.
-                if let t = ProcessInfo.processInfo.environment["BRAGG_PSF_TIGHTEN"] { o.supportTightening = t == "none" ? nil : Double(t) }
+                // BRAGG_PSF_TIGHTEN=S[:S…]|none: the final pass's σ list, or none; BRAGG_PSF_TIGHTEN_RECIPE: its recipe.
+                if let t = ProcessInfo.processInfo.environment["BRAGG_PSF_TIGHTEN"] { o.supportTightening = t == "none" ? [] : t.split(separator: ":").compactMap { Double($0) } }
+                if let r = ProcessInfo.processInfo.environment["BRAGG_PSF_TIGHTEN_RECIPE"] { o.supportTighteningRecipe = try Recipe.parse(r) }
                 let detail = ProcessInfo.processInfo.environment["BRAGG_PSF_DETAIL"] != nil
                 if detail { o.keep = o.runs; o.mergeTolerance = 1e9; o.keepTolerance = 1e9 }
                 let t0 = Date()
@@ -264,6 +265,17 @@ final class PartialCoherenceTests: XCTestCase {
                     }
                     print(String(format: "PSF-DIAG truth χ² %.5f", c0))
                 }
+                // BRAGG_PSF_DUMP=DIR: the truth, the written object and every kept run's object
+                // as raw complex64 (c<case>s<seed>_<name>.c64), for studies.
+                if let dir = ProcessInfo.processInfo.environment["BRAGG_PSF_DUMP"] {
+                    let tag = "\(dir)/c\(c)s\(seed)"
+                    func dump(_ v: ComplexVolume, _ name: String) {
+                        let d = v.withUnsafeFloats { Data(buffer: $0) }
+                        try? d.write(to: URL(fileURLWithPath: "\(tag)_\(name).c64"))
+                    }
+                    dump(sim.object, "truth"); dump(r.object, "final")
+                    for run in r.runs { if let o = run.object { dump(o, "run\(run.index + 1)") } }
+                }
                 if detail {
                     for run in r.runs {
                         guard let m = run.metrics, let obj = run.object else { print("PSF-RUN \(run.index + 1): \(run.failure ?? "failed")"); continue }
@@ -271,6 +283,7 @@ final class PartialCoherenceTests: XCTestCase {
                                      run.index + 1, try sim.error(of: obj), m.chi2, m.llk, m.freeLLK,
                                      (r.kept.firstIndex(of: run.index) ?? -1) + 1, run.psf?.description ?? "none",
                                      run.checkChi2.map { String(format: "%.5f", $0) }.joined(separator: "/"), run.restarts)
+                              + (try { let b = try sim.bothErrors(obj); return String(format: " direct %.3f twin %.3f supp %d", b.0, b.1, m.supportVoxels) }())
                               + " alternative \(run.alternative + 1) history " + run.chi2History.filter { $0.iteration % 50 == 0 && $0.iteration >= 400 }.map { "\($0.iteration):" + String(format: "%.5f", $0.chi2) }.joined(separator: ","))
                     }
                 }
@@ -279,9 +292,18 @@ final class PartialCoherenceTests: XCTestCase {
                 print(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s; %@ (weight %.3f, first mode %.3f×, refined %.3f× the best run's χ²)",
                              name, seed, err, limit, r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0),
                              r.merged ? "merged" : "best run", r.modeWeight, (r.firstModeChi2 ?? .nan) / bestChi2, (r.mergedChi2 ?? .nan) / bestChi2)
-                      + (r.tightening.map { t in String(format: "; tightened %@ (free llk %.4f, same support %.4f → %.4f, support %d → %d)", t.kept ? "kept" : "not kept",
-                                                           t.before.freeLLK, t.same.freeLLK, t.after.freeLLK, t.before.supportVoxels, t.after.supportVoxels) } ?? ""))
+                      + tighteningSummary(r.tightening))
             }
         }
+    }
+
+    /// One line on the final pass, for the matrix.
+    func tighteningSummary(_ t: SupportTightening?) -> String {
+        guard let t else { return "" }
+        let which = t.best.sigma.map { String(format: "σ %g", $0) } ?? "own support"
+        let passes = t.candidates.map { c in String(format: "%@:%.4f:%d", c.sigma.map { String(format: "%g", $0) } ?? "own",
+                                                    c.metrics.freeLLK, c.metrics.supportVoxels) }
+        return String(format: "; final pass %@ %@ (free llk %.4f → %.4f, support %d → %d) passes ", t.kept ? "kept" : "not kept", which,
+                      t.before.freeLLK, t.best.metrics.freeLLK, t.before.supportVoxels, t.best.metrics.supportVoxels) + passes.joined(separator: ",")
     }
 }

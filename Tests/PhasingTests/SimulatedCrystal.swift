@@ -69,6 +69,24 @@ struct SimulatedCrystal {
     /// removed by the same convention as the output (centre of mass of |F|²).
     func error(of reconstruction: ComplexVolume) throws -> Double { try diagnose(reconstruction).error }
 
+    /// For studies: the normalised error against the truth and against its twin, each alone
+    /// (a run that is a mixture of the two is far from both; a clean run is ~0.8 from the
+    /// other one on these prisms).
+    func bothErrors(_ reconstruction: ComplexVolume) throws -> (Double, Double) {
+        let truth = object.removingPhaseRamp(object.braggPeakRamp())
+        let n = reconstruction.shape
+        let twin = try reconstruction.conjugated().flipped().rolled(by: n.map { $0 % 2 == 0 ? 1 : 0 })
+        var out: [Double] = []
+        for cand in [reconstruction, twin] {
+            let (shift, _) = try Registration.shift(of: cand, onto: truth)
+            let moved = try cand.fourierShifted(by: shift)
+            let ip = try moved.inner(truth)
+            let na = moved.squaredNorm(), nb = truth.squaredNorm()
+            out.append(max(0, 1 - (ip.re * ip.re + ip.im * ip.im) / (na * nb)).squareRoot())
+        }
+        return (out[0], out[1])
+    }
+
     /// For studies: the best-aligned candidate's modulus error (normalised L2 of the moduli)
     /// and its phase error (RMS over the truth's support, weighted by |truth|²) in rad.
     func diagnose(_ reconstruction: ComplexVolume) throws -> (error: Double, modulus: Double, phase: Double) {

@@ -3,16 +3,18 @@ import Foundation
 import Numerics
 @testable import Phasing
 
-/// The final support tightening (issue #21): the shrink-wrap σ schedule ends at 1 voxel, which
-/// leaves the support about a voxel shell outside a sharp crystal; one more shrink-wrap of the
-/// written object with a smaller σ, then ER in that support, is written only when the withheld
-/// pixels are predicted better (lower free log-likelihood).
+/// The final pass in a tightened support (issue #21): the shrink-wrap σ schedule ends at 1
+/// voxel, which leaves the support about a voxel shell outside a sharp crystal; the written
+/// object is refitted in its own support and in supports tightened by one more shrink-wrap
+/// with smaller σ, with each kernel the runs found, and the pass of lowest free
+/// log-likelihood is written only when the withheld pixels are predicted better.
 final class SupportTighteningTests: XCTestCase {
     /// A 32³ crystal phased in a support two voxels too wide (ER from the truth, so noise fills
     /// the shell): the tightened support is the direct shrink-wrap of that object (its modulus
     /// blurred by a Gaussian of σ 0.5 voxel, thresholded at 0.3 of its RMS over the support),
-    /// has fewer voxels and nearer the crystal's, fits the withheld pixels better, and the
-    /// object is nearer the truth.
+    /// has fewer voxels and nearer the crystal's, fits the withheld pixels better than the
+    /// object as it was and than the same ER in its own support, and the object is nearer the
+    /// truth.
     func testAnOversizedSupportIsTightenedTowardsTheCrystal() throws {
         let sim = try SimulatedCrystal(size: 32, radius: 5, length: 10, phaseRMS: 0.8, peakPhotons: 1e6, seed: 2)
         let data = try PhasingData(intensity: sim.intensity)
@@ -30,9 +32,11 @@ final class SupportTighteningTests: XCTestCase {
         try engine.run(recipe: Recipe(steps: [RecipeStep(.er, iterations: 100, shrinkWrapEvery: 0)]), shrinkWrap: ShrinkWrapSchedule())
         let object = engine.object
         func error(_ o: ComplexVolume) throws -> Double { try sim.error(of: o.removingPhaseRamp(o.braggPeakRamp())) }
-        let t = try RunMerging.tightenSupport(object, support: wide, ramp: .zero(), data: data, psf: nil, sigma: 0.5,
-                                              threshold: 0.3, reference: .rms, iterations: 50, freeFraction: 0.04,
-                                              freeSeed: freeSeed, threads: 1)
+        let t = try RunMerging.finalPass(object, support: wide, ramp: .zero(), data: data, psf: nil, sigmas: [0.5],
+                                         threshold: 0.3, reference: .rms, recipe: try Recipe.parse("ER:50"), freeFraction: 0.04,
+                                         freeSeed: freeSeed, threads: 1)
+        XCTAssertEqual(t.candidates.map(\.sigma), [nil, 0.5])
+        let same = t.candidates[0].metrics, tight = t.candidates[1].metrics
         // The direct shrink-wrap of the object in its support.
         let blurred = try object.modulus().gaussianFiltered(sigma: 0.5, method: .fourier)
         var sq = 0.0, n = 0.0
@@ -48,24 +52,26 @@ final class SupportTighteningTests: XCTestCase {
                 if inside != (got[i] > 0) { differ += 1 }
             }
         } } }
-        print("support: crystal \(count(crystal)), wide \(count(wide)), tightened \(t.after.supportVoxels) (direct \(direct), \(differ) differ);",
-              String(format: "free llk %.4f (same support %.4f) → %.4f; error %.4f → %.4f", t.before.freeLLK, t.same.freeLLK, t.after.freeLLK,
+        print("support: crystal \(count(crystal)), wide \(count(wide)), tightened \(tight.supportVoxels) (direct \(direct), \(differ) differ);",
+              String(format: "free llk %.4f (same support %.4f) → %.4f; error %.4f → %.4f", t.before.freeLLK, same.freeLLK, tight.freeLLK,
                      try error(object), try error(t.object)))
         XCTAssertEqual(t.before.supportVoxels, count(wide))
-        XCTAssertEqual(t.after.supportVoxels, count(t.support))
+        XCTAssertEqual(t.best, 1)
+        XCTAssertEqual(tight.supportVoxels, count(t.support))
         XCTAssertLessThanOrEqual(differ, direct / 200)          // float rounding at the threshold only
-        XCTAssertLessThan(t.after.supportVoxels, t.before.supportVoxels)
-        XCTAssertLessThan(abs(t.after.supportVoxels - count(crystal)), abs(t.before.supportVoxels - count(crystal)) / 2)
-        XCTAssertLessThan(t.after.freeLLK, t.before.freeLLK)
-        XCTAssertLessThan(t.after.freeLLK, t.same.freeLLK)
-        XCTAssertEqual(t.same.supportVoxels, t.before.supportVoxels)
+        XCTAssertLessThan(tight.supportVoxels, t.before.supportVoxels)
+        XCTAssertLessThan(abs(tight.supportVoxels - count(crystal)), abs(t.before.supportVoxels - count(crystal)) / 2)
+        XCTAssertLessThan(tight.freeLLK, t.before.freeLLK)
+        XCTAssertLessThan(tight.freeLLK, same.freeLLK)
+        XCTAssertEqual(same.supportVoxels, t.before.supportVoxels)
         XCTAssertLessThan(try error(t.object), 0.7 * (try error(object)))
     }
 
-    /// Through `Phaser`: the tightening is tried on the written object, reported, and written
-    /// only when the free log-likelihood is lower; off with `supportTightening` nil, not tried
-    /// without withheld pixels (a note says so) or without shrink-wrap in the recipe; a σ that
-    /// is not a positive number is refused.
+    /// Through `Phaser`: the final pass is tried on the written object (its own support, then
+    /// each σ of the default), reported, and written only when the
+    /// free log-likelihood is lower than the object's as it stood; none with
+    /// `supportTightening` empty, not tried without withheld pixels (a note says so) or without
+    /// shrink-wrap in the recipe; a σ that is not a positive number is refused.
     func testPhaserTriesTheTighteningAndWritesItOnlyWhenTheFreePixelsSaySo() throws {
         let sim = try SimulatedCrystal(size: 32, radius: 5, length: 10, phaseRMS: 0.8, peakPhotons: 1e6, seed: 4)
         let data = try PhasingData(intensity: sim.intensity)
@@ -78,40 +84,41 @@ final class SupportTighteningTests: XCTestCase {
         o.startOverride = { _, engine in truth.withUnsafeFloats { engine.start(from: $0.baseAddress!) } }
         let r = try Phaser.phase(data, options: o)
         let t = try XCTUnwrap(r.tightening)
-        XCTAssertEqual(t.sigma, 0.5)
-        XCTAssertEqual(t.kept, t.after.freeLLK < t.same.freeLLK)
+        XCTAssertEqual(t.candidates.map(\.sigma), [nil, 0.3, 0.5])
+        XCTAssertEqual(t.chosen, t.candidates.indices.min { t.candidates[$0].metrics.freeLLK < t.candidates[$1].metrics.freeLLK })
+        XCTAssertEqual(t.kept, t.best.metrics.freeLLK < t.before.freeLLK)
         let note = try XCTUnwrap(r.notes.last)
-        XCTAssertTrue(note.hasPrefix("support tightened (one shrink-wrap with σ 0.5 voxels at 0.3 of the RMS, then ER:50 in it)"), note)
-        o.supportTightening = nil
+        XCTAssertTrue(note.hasPrefix("final pass (HIO:50 beta=0.9 sw=0, ER:50 sw=0, support fixed, the best run's point-spread function, from the written object"), note)
+        o.supportTightening = []
         let plain = try Phaser.phase(data, options: o)
         XCTAssertNil(plain.tightening)
-        // Same runs, so the untightened result is the object the tightening started from.
+        // Same runs, so the untightened result is the object the pass started from.
         XCTAssertEqual(plain.metrics.supportVoxels, t.before.supportVoxels)
         XCTAssertEqual(plain.metrics.chi2, t.before.chi2, accuracy: 1e-6 * t.before.chi2)
-        XCTAssertTrue(t.kept)      // shrink-wrap's σ ends at 1 voxel: a shell too wide for this crystal
+        XCTAssertTrue(t.tightened)      // shrink-wrap's σ ends at 1 voxel: a shell too wide for this crystal
         if t.kept {
-            XCTAssertEqual(r.metrics.freeLLK, t.after.freeLLK)
-            XCTAssertEqual(r.metrics.supportVoxels, t.after.supportVoxels)
-            XCTAssertEqual(r.support.withUnsafeFloats { $0.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }, t.after.supportVoxels)
-            XCTAssertTrue(note.hasSuffix("the tightened object is written"), note)
+            XCTAssertEqual(r.metrics.freeLLK, t.best.metrics.freeLLK)
+            XCTAssertEqual(r.metrics.supportVoxels, t.best.metrics.supportVoxels)
+            XCTAssertEqual(r.support.withUnsafeFloats { $0.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }, t.best.metrics.supportVoxels)
+            XCTAssertTrue(note.hasSuffix("that object is written"), note)
         } else {
             XCTAssertEqual(r.metrics.supportVoxels, plain.metrics.supportVoxels)
-            XCTAssertTrue(note.hasSuffix("not kept (the withheld pixels are not predicted better)"), note)
+            XCTAssertTrue(note.hasSuffix("not kept (none predicts the withheld pixels better than the object as it stood)"), note)
         }
-        print(String(format: "tightening %@: free llk %.4f → %.4f, support %d → %d; error %.4f (untightened %.4f)", t.kept ? "kept" : "not kept",
-                     t.before.freeLLK, t.after.freeLLK, t.before.supportVoxels, t.after.supportVoxels,
+        print(String(format: "final pass %@: free llk %.4f → %.4f, support %d → %d; error %.4f (untightened %.4f)", t.kept ? "kept" : "not kept",
+                     t.before.freeLLK, t.best.metrics.freeLLK, t.before.supportVoxels, t.best.metrics.supportVoxels,
                      try sim.error(of: r.object), try sim.error(of: plain.object)))
         XCTAssertLessThan(try sim.error(of: r.object), 0.9 * (try sim.error(of: plain.object)))
 
-        o.supportTightening = 0.5; o.freeFraction = 0; o.rankBy = .llk
+        o.supportTightening = [0.5]; o.freeFraction = 0; o.rankBy = .llk
         let unfree = try Phaser.phase(data, options: o)
         XCTAssertNil(unfree.tightening)
-        XCTAssertTrue(unfree.notes.contains { $0.hasPrefix("support not tightened: no pixels are withheld") }, unfree.notes.description)
+        XCTAssertTrue(unfree.notes.contains { $0.hasPrefix("no final pass in a tightened support: no pixels are withheld") }, unfree.notes.description)
         o.freeFraction = 0.04
         o.recipe = try Recipe.parse("HIO:50 sw=0, ER:20 sw=0")
         XCTAssertNil(try Phaser.phase(data, options: o).tightening)      // a fixed support stays fixed
         for bad in [0.0, -1, .nan, .infinity] {
-            o.supportTightening = bad
+            o.supportTightening = [0.5, bad]
             XCTAssertThrowsError(try Phaser.phase(data, options: o)) { e in
                 XCTAssertTrue("\(e)".contains("the support tightening σ must be a positive number of voxels"), "\(e)")
             }

@@ -89,8 +89,9 @@ final class ParsingTests: XCTestCase {
                        "--rank-by free-llk needs withheld pixels; give --free-fraction above 0")
         XCTAssertEqual(refusal(phase + ["--stall-check", "1"]), "--stall-check must be a fraction in [0, 1) (got 1.0)")
         XCTAssertEqual(refusal(phase + ["--merge-tolerance", "0.5"]), "--merge-tolerance must be at least 1 (got 0.5)")
-        XCTAssertEqual(refusal(phase + ["--tighten-support", "0"]), "--tighten-support must be a smoothing sigma in voxels above 0, or none (got '0')")
-        XCTAssertEqual(refusal(phase + ["--tighten-support", "tight"]), "--tighten-support must be a smoothing sigma in voxels above 0, or none (got 'tight')")
+        XCTAssertEqual(refusal(phase + ["--tighten-support", "0"]), "--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got '0')")
+        XCTAssertEqual(refusal(phase + ["--tighten-support", "tight"]), "--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got 'tight')")
+        XCTAssertEqual(refusal(phase + ["--tighten-support", "0.3,,0.5"]), "--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got '0.3,,0.5')")
         XCTAssertEqual(refusal(phase + ["--tighten-support", "none"]), "")
         XCTAssertEqual(refusal(phase + ["--threads", "0"]), "--threads must be at least 1 (got 0)")
         XCTAssertTrue(refusal(phase + ["--threads", "100000"]).hasPrefix("--threads must be at most "))
@@ -136,9 +137,16 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(o.runs, 3); XCTAssertEqual(o.keep, 2)
         XCTAssertEqual(o.shrinkWrap.sigmaStart, 3); XCTAssertEqual(o.shrinkWrap.sigmaEnd, 0.5)
         XCTAssertEqual(o.shrinkWrap.reference, .rms); XCTAssertEqual(o.rankBy, .llk)
-        XCTAssertEqual(o.supportTightening, 0.5)      // the library's default
-        XCTAssertNil(try parse(["phase", "p.npy", "--out", "o.cxi", "--tighten-support", "none"], as: PhaseCommand.self).iterative.phasingOptions().supportTightening)
-        XCTAssertEqual(try parse(["phase", "p.npy", "--out", "o.cxi", "--tighten-support", "0.7"], as: PhaseCommand.self).iterative.phasingOptions().supportTightening, 0.7)
+        XCTAssertEqual(o.supportTightening, [0.3, 0.5])      // the library's default
+        XCTAssertEqual(try parse(["phase", "p.npy", "--out", "o.cxi", "--tighten-support", "none"], as: PhaseCommand.self).iterative.phasingOptions().supportTightening, [])
+        XCTAssertEqual(try parse(["phase", "p.npy", "--out", "o.cxi", "--tighten-support", "0.7"], as: PhaseCommand.self).iterative.phasingOptions().supportTightening, [0.7])
+        XCTAssertEqual(try parse(["phase", "p.npy", "--out", "o.cxi", "--tighten-support", "0.4, 0.6"], as: PhaseCommand.self).iterative.phasingOptions().supportTightening, [0.4, 0.6])
+        XCTAssertEqual(o.supportTighteningRecipe.description, PhasingOptions.defaultTighteningRecipe.description)
+        XCTAssertEqual(try parse(["phase", "p.npy", "--out", "o.cxi", "--tighten-recipe", "ER:80"], as: PhaseCommand.self).iterative.phasingOptions().supportTighteningRecipe.description,
+                       try Recipe.parse("ER:80").description)
+        XCTAssertThrowsError(try parse(["phase", "p.npy", "--out", "o.cxi", "--tighten-recipe", "HIO:50, EER:50"], as: PhaseCommand.self).iterative.phasingOptions()) { e in
+            XCTAssertTrue("\(e)".hasPrefix("--tighten-recipe 'HIO:50, EER:50': "), "\(e)")
+        }
         guard case .sphere(let r) = try c.iterative.initialSupport() else { return XCTFail("not a sphere") }
         XCTAssertEqual(r, 4)
         XCTAssertEqual(try c.iterative.optionsGiven(),

@@ -51,16 +51,25 @@ final class PhaseThroughLibraryTests: XCTestCase {
         try Reconstruction.iterative(try PatternInput.read(p, mask: nil), source: p, options: options, supportDescription: "auto")
             .write(to: viaLibrary, overwrite: false)
         try assertSameFile(viaCommand, viaLibrary)
-        // The final support tightening is recorded: what was tried, the free log-likelihoods
-        // it was judged by, and whether it was written.
+        // The final pass is recorded: what was tried (every pass: σ, free llk, χ², voxels),
+        // the free log-likelihoods it was judged by, and whether one was written.
         let x = try CXIResults.read(from: viaCommand, arrays: false)
         guard case .string(let said)? = x.parameters["support_tightening"] else { return XCTFail("no support_tightening parameter") }
-        XCTAssertTrue(said.hasPrefix("shrink-wrap sigma 0.5 voxels, then ER:50; "), said)
-        let same = try XCTUnwrap(x.metrics["tightening_free_llk_same_support"]), after = try XCTUnwrap(x.metrics["tightening_free_llk_after"])
-        XCTAssertEqual(said.hasSuffix("; kept (lower free llk)"), after < same, said)
+        XCTAssertTrue(said.hasPrefix("HIO:50 beta=0.9 sw=0, ER:50 sw=0 (support fixed, the best run's point-spread function) from the written object in its own support and in supports tightened by one shrink-wrap with sigma 0.3, 0.5 voxels; "), said)
+        XCTAssertEqual(x.curves["tightening_candidate_sigma"], [0, 0.3, 0.5])
+        let free = try XCTUnwrap(x.curves["tightening_candidate_free_llk"])
+        XCTAssertEqual(free.count, 3); XCTAssertEqual(x.curves["tightening_candidate_chi2"]?.count, 3)
+        XCTAssertEqual(x.curves["tightening_candidate_support_voxels"]?.count, 3)
+        let before = try XCTUnwrap(x.metrics["tightening_free_llk_before"]), after = try XCTUnwrap(x.metrics["tightening_free_llk_after"])
+        XCTAssertEqual(after, free.min())
+        XCTAssertEqual(x.metrics["tightening_free_llk_same_support"], free[0])
+        let chosen = free.firstIndex(of: free.min()!)!
+        XCTAssertEqual(said.hasSuffix("; not kept"), after >= before, said)
         guard case .string(let written)? = x.parameters["result_is"] else { return XCTFail("no result_is parameter") }
-        XCTAssertEqual(written.hasSuffix(", support tightened"), after < same, written)
-        XCTAssertNotNil(x.metrics["tightening_support_voxels_before"]); XCTAssertNotNil(x.metrics["tightening_support_voxels_after"])
+        XCTAssertEqual(written.hasSuffix(", support tightened"), after < before && chosen > 0, written)
+        XCTAssertEqual(written.hasSuffix(", refitted in its own support"), after < before && chosen == 0, written)
+        XCTAssertEqual(x.metrics["tightening_support_voxels_after"], x.curves["tightening_candidate_support_voxels"]?[chosen])
+        XCTAssertNotNil(x.metrics["tightening_support_voxels_before"])
     }
 
     func testNeuralCommandIsTheLibraryCall() throws {
