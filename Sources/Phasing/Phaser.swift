@@ -219,9 +219,9 @@ public struct PhasingResult: Sendable {
     public var mergeRefinement: Recipe? = nil
     public var refinementChange: Double? = nil
     public var merged = false
-    /// The final support tightening (`PhasingOptions.supportTightening`), when tried: its σ,
-    /// the metrics of the object before, after the same ER in its own support and tightened,
-    /// and whether the tightened object was kept (written).
+    /// The final pass (`PhasingOptions.supportTightening`), when tried: the object's metrics
+    /// before it, every pass (own support, each tightened support), the one of lowest free
+    /// log-likelihood, and whether it was kept (written).
     public var tightening: SupportTightening? = nil
     /// Decisions the job took, one sentence each (stalled runs, the merge), as reported
     /// through the progress handler's notes.
@@ -242,8 +242,8 @@ public struct PhasingResult: Sendable {
 /// mode decomposition (the first eigenvector of their Gram matrix, as PyNX's
 /// `pynx-cdi-analysis`), then the first mode is refined against the data
 /// (`mergeRefinement`) and written when it fits within `mergeTolerance` of the best run.
-/// Last, the written object's support is tightened (`supportTightening`) and the tightened
-/// object written only when the withheld pixels are predicted better.
+/// Last, a final pass refits the written object in its own and in tightened supports
+/// (`supportTightening`), written only when the withheld pixels are predicted better.
 public enum Phaser {
     public static func phase(_ data: PhasingData, options: PhasingOptions = PhasingOptions(),
                              progress: ProgressHandler? = nil) throws -> PhasingResult {
