@@ -75,15 +75,19 @@ public enum RunMerging {
                           recipe: Recipe, freeFraction: Double, freeSeed: UInt64, threads: Int) throws
         -> (before: PhasingMetrics, candidates: [SupportTightening.Candidate], best: Int, object: ComplexVolume, support: RealVolume) {
         let fixed = withFixedSupport(recipe)
-        let before = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
-                                 freeSeed: freeSeed, threads: threads).engine.finalMetrics()
+        let (first, start) = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
+                                         freeSeed: freeSeed, threads: threads)
+        let before = first.finalMetrics()
+        // finalMetrics leaves the engine's work buffer in metric space: start again.
+        start.withUnsafeFloats { p in first.start(from: p.baseAddress!) }
         var candidates: [SupportTightening.Candidate] = []
         var best: (index: Int, object: ComplexVolume, support: RealVolume)? = nil
         for sigma in [nil] + sigmas.map(Optional.some) {
-            // Each pass from the same object in the same support (a fresh engine: the
-            // shrink-wrap masks the modulus by the support it replaces).
-            let (e, _) = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
-                                     freeSeed: freeSeed, threads: threads)
+            // Each pass from the same object in the same support: the own-support pass on the
+            // engine that measured it, each σ on a fresh one (the shrink-wrap masks the modulus
+            // by the support it replaces).
+            let e = sigma == nil ? first : try started(object, support: support, ramp: ramp, data: data, psf: psf,
+                                                       freeFraction: freeFraction, freeSeed: freeSeed, threads: threads).engine
             if let sigma {
                 let voxels = e.shrinkWrap(sigma: sigma, threshold: threshold, reference: reference)
                 guard voxels >= ShrinkWrapSchedule().minimumVoxels else { continue }

@@ -118,6 +118,9 @@ struct IterativeOptions: MethodOptions {
         guard Self.tighteningSigmas(tightenSupport) != nil else {
             throw ValidationError("--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got '\(tightenSupport)')")
         }
+        if tightenSupport.lowercased() == "none" && tightenRecipe != PhasingOptions.defaultTighteningRecipe.description {
+            throw ValidationError("--tighten-recipe applies only to the final pass, which --tighten-support none turns off")
+        }
     }
 
     func differences(from d: IterativeOptions) -> [(String, Bool)] {

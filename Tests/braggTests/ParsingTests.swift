@@ -93,6 +93,8 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(refusal(phase + ["--tighten-support", "tight"]), "--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got 'tight')")
         XCTAssertEqual(refusal(phase + ["--tighten-support", "0.3,,0.5"]), "--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got '0.3,,0.5')")
         XCTAssertEqual(refusal(phase + ["--tighten-support", "none"]), "")
+        XCTAssertEqual(refusal(phase + ["--tighten-support", "none", "--tighten-recipe", "ER:20"]),
+                       "--tighten-recipe applies only to the final pass, which --tighten-support none turns off")
         XCTAssertEqual(refusal(phase + ["--threads", "0"]), "--threads must be at least 1 (got 0)")
         XCTAssertTrue(refusal(phase + ["--threads", "100000"]).hasPrefix("--threads must be at most "))
         XCTAssertEqual(refusal(phase), "")
