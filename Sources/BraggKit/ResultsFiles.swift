@@ -51,8 +51,8 @@ public enum ResultsFile {
         params["result_is"] = .string((result.kept.count == 1 ? "best run" : result.merged ? (result.mergeRefinement != nil ? "first mode of the kept runs, refined" : "first mode of the kept runs") : "best run (first mode fitted worse than the merge tolerance)")
                                       + (result.tightening?.tightened == true ? ", support tightened" : result.tightening?.kept == true ? ", refitted in its own support" : ""))
         params["merge_tolerance"] = .double(options.mergeTolerance)
-        params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best other run's chi2, %d restart(s) following the best run's alternative",
-                                               options.stallCheckFraction, options.stallFactor, options.stallRestarts))
+        params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best chi2 of the other runs of its alternative or %.1f of any run's, %d restart(s) (with the best run's alternative when stalled against another alternative)",
+                                               options.stallCheckFraction, options.stallFactor, options.stallFactorAcrossAlternatives, options.stallRestarts))
         if !result.notes.isEmpty { params["notes"] = .string(result.notes.joined(separator: "\n")) }
         metrics["mode_weight"] = result.modeWeight
         if let c = result.mergedChi2 { metrics["merged_chi2"] = c }
@@ -60,11 +60,14 @@ public enum ResultsFile {
         if let r = result.mergeRefinement { params["merge_refinement"] = .string(r.description) }
         if let t = result.tightening {
             // The final pass: every pass tried, and whether the withheld pixels kept one.
-            params["support_tightening"] = .string(String(format: "%@ (support fixed, the best run's point-spread function) from the written object in its own support and in supports tightened by one shrink-wrap with sigma %@ voxels; %@",
-                                                          options.supportTighteningRecipe.description,
+            let kernels = t.otherKernelRun.map { "the best run's point-spread function, then run \($0 + 1)'s (the best run's models almost no blur)" }
+                ?? "the best run's point-spread function"
+            let which = (t.best.sigma.map { String(format: "kept: sigma %g", $0) } ?? "kept: own support")
+                + (t.best.kernel == 0 ? "" : " with run \(t.otherKernelRun! + 1)'s kernel") + " (lowest free llk)"
+            params["support_tightening"] = .string(String(format: "%@ (support fixed, %@) from the written object in its own support and in supports tightened by one shrink-wrap with sigma %@ voxels; %@",
+                                                          options.supportTighteningRecipe.description, kernels,
                                                           options.supportTightening.map { String(format: "%g", $0) }.joined(separator: ", "),
-                                                          t.kept ? (t.best.sigma.map { String(format: "kept: sigma %g (lowest free llk)", $0) } ?? "kept: own support (lowest free llk)")
-                                                                 : "not kept"))
+                                                          t.kept ? which : "not kept"))
             metrics["tightening_free_llk_before"] = t.before.freeLLK; metrics["tightening_free_llk_after"] = t.best.metrics.freeLLK
             metrics["tightening_free_llk_same_support"] = t.candidates[0].metrics.freeLLK
             metrics["tightening_support_voxels_before"] = Double(t.before.supportVoxels)
@@ -73,6 +76,8 @@ public enum ResultsFile {
             curves["tightening_candidate_free_llk"] = t.candidates.map(\.metrics.freeLLK)
             curves["tightening_candidate_chi2"] = t.candidates.map(\.metrics.chi2)
             curves["tightening_candidate_support_voxels"] = t.candidates.map { Double($0.metrics.supportVoxels) }
+            // 0: the best run's kernel; 1: the other run's (support_tightening names it).
+            curves["tightening_candidate_kernel"] = t.candidates.map { Double($0.kernel) }
         }
         if let c = result.refinementChange { metrics["merge_refinement_change"] = c }
         if !result.alignedChi2.isEmpty { curves["kept_run_aligned_chi2"] = result.alignedChi2 }
@@ -81,9 +86,10 @@ public enum ResultsFile {
         // χ² of each run's P_S ρ at the stall check, its last start's (NaN without a check)
         curves["run_check_chi2"] = result.runs.map { $0.checkChi2.last ?? .nan }
         var arrays: [String: NDArray] = [:]
-        if let best = result.runs.first(where: { $0.index == result.kept.first }), let psf = best.psf {
-            // The point-spread function (partial coherence) of the best run: its model and widths,
-            // and the kernel itself, centred, cropped to where it is not negligible.
+        if let psf = result.psf {
+            // The point-spread function (partial coherence) of the written object (the best
+            // run's, unless the final pass wrote a pass with another run's): its model and
+            // widths, and the kernel itself, centred, cropped to where it is not negligible.
             params["psf_model"] = .string(psf.model.rawValue)
             params["psf_fwhm_px"] = .doubles(psf.fwhm)
             params["psf_sigma_px"] = .doubles(psf.sigma)

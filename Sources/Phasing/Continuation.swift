@@ -38,7 +38,9 @@ extension Phaser {
         tracker.finished(run: 0)
         var opts = options
         opts.runs = 1; opts.keep = 1; opts.freeFraction = 0
-        return PhasingResult(object: run.object!, support: run.support!, runs: [run], kept: [0], spread: 0, twinned: [],
-                             ramp: ramp, metrics: metrics, recipe: options.recipe, options: opts)
+        var result = PhasingResult(object: run.object!, support: run.support!, runs: [run], kept: [0], spread: 0, twinned: [],
+                                   ramp: ramp, metrics: metrics, recipe: options.recipe, options: opts)
+        result.psf = run.psf
+        return result
     }
 }

@@ -63,42 +63,46 @@ public enum RunMerging {
 
     /// The final pass (`PhasingOptions.supportTightening`): `object` (centred, ramp `ramp`
     /// removed) refitted by `recipe` (support fixed, the job's free pixels withheld) in its own
-    /// `support` and in supports tightened from it, the point-spread function `psf` fixed (nil:
-    /// coherent). A tightened support is one shrink-wrap of the object's modulus
-    /// with a smoothing σ of `sigmas` at `threshold` of `reference`; every pass starts from the
-    /// same object. `before` is the object's metrics as it stands; the candidates are the
-    /// support as it was (σ nil) first, then each σ;
-    /// `best` is the candidate of lowest free log-likelihood, its object P_S ρ and support
-    /// centred, ramp removed, global phase zeroed. A σ whose support vanishes is skipped.
+    /// `support` and in supports tightened from it, with each point-spread function of
+    /// `kernels` fixed in turn (nil: coherent; the first is the one the object was fitted
+    /// with, and `before` is measured with it). A tightened support is one shrink-wrap of the
+    /// object's modulus with a smoothing σ of `sigmas` at `threshold` of `reference`; every
+    /// pass starts from the same object. The candidates are, for each kernel, the support as
+    /// it was (σ nil) first, then each σ; `best` is the candidate of lowest free
+    /// log-likelihood, its object P_S ρ and support centred, ramp removed, global phase
+    /// zeroed. A σ whose support vanishes is skipped.
     static func finalPass(_ object: ComplexVolume, support: RealVolume, ramp: PhaseRamp, data: PhasingData,
-                          psf: PointSpreadFunction?, sigmas: [Double], threshold: Double, reference: ShrinkWrapReference,
+                          kernels: [PointSpreadFunction?], sigmas: [Double], threshold: Double, reference: ShrinkWrapReference,
                           recipe: Recipe, freeFraction: Double, freeSeed: UInt64, threads: Int) throws
         -> (before: PhasingMetrics, candidates: [SupportTightening.Candidate], best: Int, object: ComplexVolume, support: RealVolume) {
+        precondition(!kernels.isEmpty, "the final pass needs at least the object's own kernel")
         let fixed = withFixedSupport(recipe)
-        let (first, start) = try started(object, support: support, ramp: ramp, data: data, psf: psf, freeFraction: freeFraction,
+        let (first, start) = try started(object, support: support, ramp: ramp, data: data, psf: kernels[0], freeFraction: freeFraction,
                                          freeSeed: freeSeed, threads: threads)
         let before = first.finalMetrics()
         // finalMetrics leaves the engine's work buffer in metric space: start again.
         start.withUnsafeFloats { p in first.start(from: p.baseAddress!) }
         var candidates: [SupportTightening.Candidate] = []
         var best: (index: Int, object: ComplexVolume, support: RealVolume)? = nil
-        for sigma in [nil] + sigmas.map(Optional.some) {
-            // Each pass from the same object in the same support: the own-support pass on the
-            // engine that measured it, each σ on a fresh one (the shrink-wrap masks the modulus
-            // by the support it replaces).
-            let e = sigma == nil ? first : try started(object, support: support, ramp: ramp, data: data, psf: psf,
-                                                       freeFraction: freeFraction, freeSeed: freeSeed, threads: threads).engine
-            if let sigma {
-                let voxels = e.shrinkWrap(sigma: sigma, threshold: threshold, reference: reference)
-                guard voxels >= ShrinkWrapSchedule().minimumVoxels else { continue }
+        for (k, psf) in kernels.enumerated() {
+            for sigma in [nil] + sigmas.map(Optional.some) {
+                // Each pass from the same object in the same support: the own-support pass with
+                // the object's kernel on the engine that measured it, every other on a fresh one
+                // (the shrink-wrap masks the modulus by the support it replaces).
+                let e = sigma == nil && k == 0 ? first : try started(object, support: support, ramp: ramp, data: data, psf: psf,
+                                                                     freeFraction: freeFraction, freeSeed: freeSeed, threads: threads).engine
+                if let sigma {
+                    let voxels = e.shrinkWrap(sigma: sigma, threshold: threshold, reference: reference)
+                    guard voxels >= ShrinkWrapSchedule().minimumVoxels else { continue }
+                }
+                try e.run(recipe: fixed, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
+                let m = e.finalMetrics()
+                candidates.append(SupportTightening.Candidate(sigma: sigma, kernel: k, psf: psf, metrics: m))
+                if best == nil || m.freeLLK < candidates[best!.index].metrics.freeLLK {
+                    best = (candidates.count - 1, PhasingPost.zeroingGlobalPhase(e.object.removingPhaseRamp(ramp)), e.supportVolume)
+                }
+                try Interruption.check()
             }
-            try e.run(recipe: fixed, shrinkWrap: ShrinkWrapSchedule(), reportEvery: 0)
-            let m = e.finalMetrics()
-            candidates.append(SupportTightening.Candidate(sigma: sigma, metrics: m))
-            if best == nil || m.freeLLK < candidates[best!.index].metrics.freeLLK {
-                best = (candidates.count - 1, PhasingPost.zeroingGlobalPhase(e.object.removingPhaseRamp(ramp)), e.supportVolume)
-            }
-            try Interruption.check()
         }
         return (before, candidates, best!.index, best!.object, best!.support)
     }

@@ -28,18 +28,26 @@ public struct PhasingOptions: Sendable {
     /// no pixels withheld (`freeFraction` 0) the ranking falls back to `llk`.
     public var rankBy: PhasingRankMetric = .freeLLK
     /// Stalled runs: after this fraction of its own recipe alternative (0 turns the check off)
-    /// a run whose χ² (Eq. 1, of P_S ρ) is more than `stallFactor` times the best of the other
-    /// runs' is restarted from a new random start, following the recipe alternative of the
-    /// best run, at most `stallRestarts` times, then dropped; a dropped run spends none of its
-    /// remaining iterations. On the 64³ prisms at 55–80% of the default's Gaussian recipe
-    /// (RAAR with the point-spread function on) runs that end far from the answer (error
-    /// 0.3–0.7) have 1.7–8× the best run's χ², those that end near it under 1.4×; at 30–40%
-    /// (inside HIO) they could not be told apart. Checked at a common iteration instead,
-    /// Lorentzian runs (before their deconvolution) looked worse than Gaussian ones on
-    /// Lorentzian data and were restarted as Gaussian (errors 0.44–0.73); at 80% of each
-    /// alternative's own recipe they are not (bench/README.md, Stalled runs and free pixels).
+    /// a run whose χ² (Eq. 1, of P_S ρ) is more than `stallFactor` times the best of the
+    /// other runs of its alternative (or `stallFactorAcrossAlternatives` times the best of
+    /// another alternative's) is restarted from a new random start, at most `stallRestarts`
+    /// times, then dropped; a dropped run spends none of its remaining iterations. On the 64³
+    /// prisms at 55–80% of the default's Gaussian recipe (RAAR with the point-spread function
+    /// on) runs that end far from the answer (error 0.3–0.7) have 1.7–8× the best run's χ²,
+    /// those that end near it under 1.4×; at 30–40% (inside HIO) they could not be told
+    /// apart. Checked at a common iteration instead, Lorentzian runs (before their
+    /// deconvolution) looked worse than Gaussian ones on Lorentzian data and were restarted as
+    /// Gaussian (errors 0.44–0.73); at 80% of each alternative's own recipe too, by 2×, and
+    /// so a run is judged against its own alternative's runs (bench/README.md, Stalled runs
+    /// and free pixels; session 19).
     public var stallCheckFraction = 0.8
+    /// A run is stalled at `stallFactor` times the best check-point χ² of the other runs of
+    /// its own recipe alternative, or at `stallFactorAcrossAlternatives` (at least
+    /// `stallFactor`) times the best of another alternative's runs, and only then restarts
+    /// with the best run's alternative: the check points of different alternatives fall in
+    /// different phases of their recipes, where χ² does not say which alternative fits the data.
     public var stallFactor = 2.0
+    public var stallFactorAcrossAlternatives = 5.0
     public var stallRestarts = 1
     /// The first mode of the kept runs is written when its χ² is at most this many times the
     /// best run's; otherwise the best run is written (and the result's notes say so).
@@ -98,6 +106,9 @@ public struct PhasingOptions: Sendable {
         guard stallCheckFraction >= 0, stallCheckFraction < 1, stallFactor > 1, stallRestarts >= 0 else {
             throw PhasingError.invalidOption("the stall check needs a fraction in [0, 1), a factor above 1 and restarts ≥ 0 (got \(stallCheckFraction), \(stallFactor), \(stallRestarts))")
         }
+        guard stallFactorAcrossAlternatives > 1 else {
+            throw PhasingError.invalidOption("the stall factor across recipe alternatives must be above 1 (got \(stallFactorAcrossAlternatives))")
+        }
         guard keepTolerance >= 1 else {
             throw PhasingError.invalidOption("the keep tolerance is a ratio of χ² of at least 1 (got \(keepTolerance))")
         }
@@ -139,6 +150,8 @@ public struct PhasingRunResult: Sendable {
     public var restarts = 0
     /// χ² (Eq. 1) of P_S ρ at the stall check of each start (empty without a check).
     public var checkChi2: [Double] = []
+    /// The free log-likelihood of P_S ρ at the same check points (NaN without free pixels).
+    public var checkFreeLLK: [Double] = []
     /// The recipe alternative the run followed (`Recipe.forRun`): its index, unless a restart
     /// took the best run's.
     public var alternative: Int
@@ -165,12 +178,22 @@ public struct SupportTightening: Sendable {
     public struct Candidate: Sendable {
         /// The shrink-wrap σ of the tightened support; nil for the support as it was.
         public var sigma: Double?
+        /// Which of `SupportTightening.kernels` the pass modelled the intensity with (0: the
+        /// one the object was fitted with), and that point-spread function (nil: coherent).
+        public var kernel: Int = 0
+        public var psf: PointSpreadFunction? = nil
         public var metrics: PhasingMetrics
     }
     public var before: PhasingMetrics
     public var candidates: [Candidate]
     public var chosen: Int
     public var kept: Bool
+    /// The point-spread functions the passes were run with: the best run's first, then, when
+    /// it modelled almost no blur while another run found one, that run's
+    /// (`Phaser.blurredKernelRun`).
+    public var kernels: [PointSpreadFunction?] = []
+    /// The run whose kernel is `kernels[1]`, when there is one.
+    public var otherKernelRun: Int? = nil
     /// The chosen pass.
     public var best: Candidate { candidates[chosen] }
     /// Whether the written object's support was tightened (kept, with a σ).
@@ -223,6 +246,9 @@ public struct PhasingResult: Sendable {
     /// before it, every pass (own support, each tightened support), the one of lowest free
     /// log-likelihood, and whether it was kept (written).
     public var tightening: SupportTightening? = nil
+    /// The point-spread function the written object's intensity is modelled with (nil:
+    /// coherent): the best run's, unless the final pass wrote a pass with another run's.
+    public var psf: PointSpreadFunction? = nil
     /// Decisions the job took, one sentence each (stalled runs, the merge), as reported
     /// through the progress handler's notes.
     public var notes: [String] = []
@@ -234,8 +260,8 @@ public struct PhasingResult: Sendable {
 /// With more than one run, every run first goes through `stallCheckFraction` of its own
 /// recipe alternative (the check point falls on a shrink-wrap boundary) and stops there; χ²
 /// (Eq. 1) of each run's P_S ρ is compared with the best of the other runs', and a run more
-/// than `stallFactor` times worse is restarted from a new random start, following the best
-/// run's alternative, or dropped, before anyone spends the rest of the recipe. The decision waits for every run's check point, so it does not depend
+/// than `stallFactor` times worse than the other runs of its recipe alternative is restarted
+/// from a new random start, or dropped, before anyone spends the rest of the recipe. The decision waits for every run's check point, so it does not depend
 /// on which run finished first: a given seed gives the same result however the runs were
 /// scheduled. Runs are then ranked by a metric (free log-likelihood by default); the best
 /// `keep` are aligned (twin, sub-voxel shift, global phase, in the data frame) and merged by
@@ -310,39 +336,60 @@ public enum Phaser {
             // is taken from the same set of check-point χ² values (every rank's).
             var checkChi2 = try RunExchange.checkChi2(mine.map { ($0, state[$0]!.checkpoint?.chi2) }, world)
             let firstChi2 = checkChi2
-            var stalled: [Int] = []
+            // A run is judged against the runs of its own recipe alternative (the same steps):
+            // at their check points runs of different alternatives are in different phases
+            // and intensity models, and their χ² do not say which fits the data. On the
+            // Lorentzian prisms the Lorentzian runs (deconvolved) sat at 2× the Gaussian
+            // runs' χ² yet ended with 1.5–2× lower free llk, and were restarted as Gaussian
+            // runs; on Gaussian blur the reverse (bench/README.md, session 19). Against
+            // another alternative's runs only `stallFactorAcrossAlternatives` makes a run
+            // stalled (a recipe that does not fit the data at all), and only such a run
+            // restarts with the best run's alternative.
+            let steps = (0..<K).map { options.recipe.forRun($0).steps }
+            func sameAlternative(_ j: Int, _ k: Int) -> Bool { steps[j] == steps[k] }
+            var stalled: [Int] = [], stalledAcross: Set<Int> = []
             for k in 0..<K {
                 guard let q = firstChi2[k] else { continue }
-                let others = firstChi2.filter { $0.key != k }.map(\.value)
-                guard !others.isEmpty else { continue }
-                if q > options.stallFactor * others.min()! { stalled.append(k) }
+                let own = firstChi2.filter { $0.key != k && sameAlternative($0.key, k) }.map(\.value).min()
+                let other = firstChi2.filter { !sameAlternative($0.key, k) }.map(\.value).min()
+                if let own, q > options.stallFactor * own { stalled.append(k) }
+                else if let other, q > max(options.stallFactorAcrossAlternatives, options.stallFactor) * other {
+                    stalled.append(k); stalledAcross.insert(k)
+                }
             }
+            let across = stalledAcross
             let healthy = firstChi2.filter { !stalled.contains($0.key) }
-            let reference = healthy.values.min() ?? 0
-            // Restarts follow the recipe alternative of the best run at the check (its kernel
-            // shape fits these data best so far).
+            // What a stalled run is measured against: the best healthy run of its own
+            // alternative, or of all runs when it stalled across alternatives.
+            func reference(_ k: Int) -> Double {
+                (across.contains(k) ? nil : healthy.filter { sameAlternative($0.key, k) }.values.min()) ?? healthy.values.min() ?? 0
+            }
+            // A run stalled across alternatives restarts with the recipe alternative of the
+            // best run at the check; any other keeps its own.
             let bestRun = healthy.min { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key
             let bestAlternative = bestRun.map { state[$0]?.result.alternative ?? $0 }
+            @Sendable func restartAlternative(_ k: Int) -> Int { across.contains(k) ? bestAlternative ?? k : k }
             var attempt = 0
             while !stalled.isEmpty {
                 let restart = attempt < options.stallRestarts
                 for k in stalled {
-                    let q = checkChi2[k]!
+                    let q = checkChi2[k]!, ref = reference(k)
                     let alt = state[k]?.result.alternative ?? k
                     let c = checkAt(alt), total = options.recipe.forRun(alt).totalIterations
                     let what = attempt == 0 ? "stalled" : "stalled again after \(attempt) restart\(attempt == 1 ? "" : "s")"
-                    let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the best run's %.4g",
-                                      k + 1, what, q, c, total, q / max(reference, 1e-300), reference)
+                    let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the best run's %.4g%@",
+                                      k + 1, what, q, c, total, q / max(ref, 1e-300), ref,
+                                      options.recipe.alternatives.isEmpty ? "" : across.contains(k) ? " (of any recipe alternative)" : " (of its recipe alternative)")
                     if restart {
-                        let with = options.recipe.alternatives.isEmpty ? "" : bestAlternative.map { a in
-                            alt == a ? "" : " with the recipe of run \(bestRun! + 1) (alternative \(a % (options.recipe.alternatives.count + 1) + 1))"
-                        } ?? ""
+                        let a = restartAlternative(k)
+                        let with = options.recipe.alternatives.isEmpty || alt == a ? "" :
+                            " with the recipe of run \(bestRun! + 1) (alternative \(a % (options.recipe.alternatives.count + 1) + 1))"
                         note(head + "; restarted from a new random start" + with)
                     } else {
                         note(head + "; dropped, its remaining \(total - c) iterations not spent")
                         tracker.finished(run: k)
                         guard var r = state[k]?.result else { continue }
-                        r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the best run's)", c, q, q / max(reference, 1e-300))
+                        r.failure = String(format: "stalled at iteration %d (χ² %.4g, %.1f× the best run's)", c, q, q / max(ref, 1e-300))
                         state[k] = RunState(result: r, checkpoint: nil)
                     }
                 }
@@ -350,14 +397,16 @@ public enum Phaser {
                 attempt += 1
                 let a = attempt
                 let again = parallelMap(stalled.filter { state[$0] != nil }, workers: workers) { k in
-                    startRun(index: k, attempt: a, checkAt: checkAt(bestAlternative ?? k), alternative: bestAlternative, env)
+                    startRun(index: k, attempt: a, checkAt: checkAt(restartAlternative(k)), alternative: restartAlternative(k), env)
                 }
                 try Interruption.check()
                 let restartChi2 = try RunExchange.checkChi2(again.map { ($0.0, $0.1.checkpoint?.chi2) }, world)
                 var still: [Int] = []
                 for k in stalled {
                     checkChi2[k] = restartChi2[k]
-                    if let q = restartChi2[k], q > options.stallFactor * reference { still.append(k) }
+                    let factor = across.contains(k) && restartAlternative(k) == k
+                        ? max(options.stallFactorAcrossAlternatives, options.stallFactor) : options.stallFactor
+                    if let q = restartChi2[k], q > factor * reference(k) { still.append(k) }
                 }
                 for (k, s) in again {
                     var s = s
@@ -365,6 +414,7 @@ public enum Phaser {
                     s.result.iterations += before.iterations
                     s.result.restarts = attempt
                     s.result.checkChi2 = before.checkChi2 + s.result.checkChi2
+                    s.result.checkFreeLLK = before.checkFreeLLK + s.result.checkFreeLLK
                     s.result.seconds += before.seconds
                     state[k] = s
                 }
@@ -415,6 +465,7 @@ public enum Phaser {
         var result = PhasingResult(object: best.object!, support: support, runs: results, kept: keptRuns.map(\.index),
                                    spread: 0, twinned: [], ramp: best.ramp, metrics: best.metrics!,
                                    recipe: options.recipe, options: options)
+        result.psf = best.psf
         if keptRuns.count > 1 {
             var aligned: [ComplexVolume] = [best.object!]
             // The union of the kept runs' supports, each moved as its run was (twin, shift):
@@ -500,23 +551,35 @@ public enum Phaser {
            let last = options.recipe.forRun(best.alternative).steps.last(where: { $0.shrinkWrapEvery > 0 }) {
             progress?(ProgressReport(stage: "final pass in a tightened support", done: 0, total: 1))
             let reference = last.reference ?? options.shrinkWrap.reference
-            let t = try RunMerging.finalPass(result.object, support: result.support, ramp: best.ramp, data: data, psf: best.psf,
+            // A best run that modelled almost no blur while another run found one: its kernel
+            // is tried too (on Gaussian blur a Lorentzian-recipe run can win with a near-coherent
+            // kernel when every Gaussian run lost; bench/README.md, session 19).
+            let other = Self.blurredKernelRun(best: best, runs: results)
+            let kernels = [best.psf] + (other.map { [$0.psf] } ?? [])
+            let t = try RunMerging.finalPass(result.object, support: result.support, ramp: best.ramp, data: data, kernels: kernels,
                                              sigmas: options.supportTightening, threshold: last.threshold, reference: reference,
                                              recipe: options.supportTighteningRecipe, freeFraction: options.freeFraction,
                                              freeSeed: freePixelSeed(options.seed), threads: threads)
             let kept = t.candidates[t.best].metrics.freeLLK < t.before.freeLLK
-            let tightening = SupportTightening(before: t.before, candidates: t.candidates, chosen: t.best, kept: kept)
+            var tightening = SupportTightening(before: t.before, candidates: t.candidates, chosen: t.best, kept: kept)
+            tightening.kernels = kernels; tightening.otherKernelRun = other?.index
             result.tightening = tightening
             let passes = t.candidates.map { c in
-                String(format: "%@: %d voxels, free llk %.5g, χ² %.5g", c.sigma.map { String(format: "σ %g", $0) } ?? "own support",
+                String(format: "%@%@: %d voxels, free llk %.5g, χ² %.5g", c.sigma.map { String(format: "σ %g", $0) } ?? "own support",
+                       c.kernel == 0 ? "" : " with run \(other!.index + 1)'s kernel",
                        c.metrics.supportVoxels, c.metrics.freeLLK, c.metrics.chi2)
             }.joined(separator: "; ")
-            let head = String(format: "final pass (%@, support fixed, the best run's point-spread function, from the written object: %d voxels, free llk %.5g, χ² %.5g) in its own support and tightened by one shrink-wrap at %.2g of the %@ with each smoothing σ: %@",
-                              options.supportTighteningRecipe.description, t.before.supportVoxels, t.before.freeLLK, t.before.chi2,
+            let kernelText = other.map { o in
+                "the best run's point-spread function (\(best.psf?.description ?? "none")) and, as it models almost no blur, run \(o.index + 1)'s (\(o.psf!.description))"
+            } ?? "the best run's point-spread function"
+            let head = String(format: "final pass (%@, support fixed, %@, from the written object: %d voxels, free llk %.5g, χ² %.5g) in its own support and tightened by one shrink-wrap at %.2g of the %@ with each smoothing σ: %@",
+                              options.supportTighteningRecipe.description, kernelText, t.before.supportVoxels, t.before.freeLLK, t.before.chi2,
                               last.threshold, reference == .rms ? "RMS" : "maximum", passes)
             if kept {
                 result.object = t.object; result.support = t.support; result.metrics = tightening.best.metrics
-                let which = tightening.best.sigma.map { String(format: "the support tightened with σ %g", $0) } ?? "its own support"
+                result.psf = tightening.best.psf
+                let which = (tightening.best.sigma.map { String(format: "the support tightened with σ %g", $0) } ?? "its own support")
+                    + (tightening.best.kernel == 0 ? "" : " with run \(other!.index + 1)'s kernel")
                 note(head + "; in \(which) the withheld pixels are predicted best: that object is written")
             } else {
                 note(head + "; not kept (none predicts the withheld pixels better than the object as it stood)")
@@ -529,6 +592,29 @@ public enum Phaser {
         }
         result.notes = notes
         return result
+    }
+
+    /// Below this mean FWHM (pixels) a fitted kernel models almost no blur: on the coherent
+    /// 64³ prisms the fits stay under 0.23 px, and on σ 0.35 px Gaussian blur a Lorentzian
+    /// fit finds 0.06–0.25 px where the Gaussian fits find 0.78–0.95 px.
+    public static let nearCoherentFWHM = 0.3
+    /// From this mean FWHM (pixels) on, a run's kernel counts as a blur found.
+    public static let blurFoundFWHM = 0.5
+
+    /// The run whose kernel the final pass tries beside the best run's: when the best run's
+    /// kernel models almost no blur (mean FWHM under `nearCoherentFWHM`, or none), the
+    /// finished run of lowest free log-likelihood (χ² without free pixels) whose kernel has a
+    /// mean FWHM of at least `blurFoundFWHM`; nil otherwise. On Gaussian blur every Gaussian
+    /// run can lose to a Lorentzian-recipe run whose kernel is near-coherent; the blur the
+    /// Gaussian runs found is then the better model for the final pass.
+    static func blurredKernelRun(best: PhasingRunResult, runs: [PhasingRunResult]) -> PhasingRunResult? {
+        func meanFWHM(_ p: PointSpreadFunction?) -> Double { p.map { $0.fwhm.reduce(0, +) / Double(max(1, $0.fwhm.count)) } ?? 0 }
+        guard meanFWHM(best.psf) < nearCoherentFWHM else { return nil }
+        return runs.filter { $0.metrics != nil && $0.index != best.index && meanFWHM($0.psf) >= blurFoundFWHM }
+            .min { a, b in
+                let (x, y) = (a.score(.freeLLK), b.score(.freeLLK))
+                return x.isInfinite && y.isInfinite ? a.score(.chi2) < b.score(.chi2) : x < y
+            }
     }
 
     /// Metrics of a centred object as it stands (no support applied) against all measured
@@ -600,11 +686,12 @@ public enum Phaser {
             try runPart(engine, from: 0, to: c, env, run: k, alternative: result.alternative)
             // ρ itself is kept (HIO and RAAR go on from it); χ² is that of P_S ρ.
             let rho = engine.rho.copyForPhasing(), support = engine.supportStorage()
-            let chi2 = engine.finalMetrics().chi2
+            let checkMetrics = engine.finalMetrics(), chi2 = checkMetrics.chi2
             let cp = RunCheckpoint(seed: seed, rho: rho, support: support,
                                    history: engine.chi2History, chi2: chi2, iteration: c, psfSetting: engine.lastPSFSetting,
                                    psfMode: engine.psfMode, kernel: engine.pointSpreadFunction)
             result.checkChi2 = [cp.chi2]
+            result.checkFreeLLK = [checkMetrics.freeLLK]
             result.seconds = elapsed()
             return RunState(result: result, checkpoint: cp)
         } catch {

@@ -76,10 +76,10 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: free-llk (the default; llk when --free-fraction is 0), llk or chi2.")
     var rankBy: PhasingRankMetric?
 
-    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the best other run's is restarted from a new random start, following the best run's recipe alternative (--stall-restarts times), then dropped.")
+    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the best of the other runs of its recipe alternative (or 5 times the best of any run) is restarted from a new random start (--stall-restarts times; with the best run's alternative when it stalled against another alternative), then dropped.")
     var stallCheck: Double = PhasingOptions().stallCheckFraction
 
-    @Option(name: .customLong("stall-factor"), help: "How many times the best other run's chi2 makes a run stalled.")
+    @Option(name: .customLong("stall-factor"), help: "How many times the best chi2 of the other runs of its recipe alternative makes a run stalled.")
     var stallFactor: Double = PhasingOptions().stallFactor
 
     @Option(name: .customLong("stall-restarts"), help: "New random starts a stalled run gets before it is dropped.")
@@ -91,7 +91,7 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("merge-refine"), help: "Recipe refining the first mode of the kept runs against the data before it is compared with the best run (support fixed to the kept runs' union, point-spread function to the best run's; kept only when it lowers chi2; \"none\" for no refinement).")
     var mergeRefine: String = "ER:50"
 
-    @Option(name: .customLong("tighten-support"), help: "A final pass over the written object: --tighten-recipe (support fixed) in its own support and in supports tightened by one shrink-wrap with each of these smoothing sigmas (voxels, comma-separated), with the best run's point-spread function; the pass whose withheld pixels' free log-likelihood is lowest is written when it is lower than the object's as it stood (\"none\": no final pass; needs --free-fraction above 0).")
+    @Option(name: .customLong("tighten-support"), help: "A final pass over the written object: --tighten-recipe (support fixed) in its own support and in supports tightened by one shrink-wrap with each of these smoothing sigmas (voxels, comma-separated), with the best run's point-spread function (and, when that models almost no blur while another run found one, with that run's too); the pass whose withheld pixels' free log-likelihood is lowest is written when it is lower than the object's as it stood (\"none\": no final pass; needs --free-fraction above 0).")
     var tightenSupport: String = PhasingOptions().supportTightening.isEmpty ? "none" : PhasingOptions().supportTightening.map { "\($0)" }.joined(separator: ",")
 
     @Option(name: .customLong("tighten-recipe"), help: "Recipe of the final pass of --tighten-support (shrink-wrap off in every step).")

@@ -42,8 +42,8 @@ struct PhaseCommand: ParsableCommand {
 
             With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
             checked for stalled runs after --stall-check of their recipe (a run whose chi2 is \
-            --stall-factor times the best other run's is restarted, following the best run's \
-            recipe alternative, or dropped, and said so), \
+            --stall-factor times the best of the other runs of its recipe alternative, or 5 \
+            times the best of another alternative's, is restarted, or dropped, and said so), \
             ranked by --rank-by (free log-likelihood by default), and the --keep best are \
             aligned (twin, sub-voxel shift, global phase; each run's own phase ramp kept, so it \
             still fits the data) and merged by mode decomposition (the first eigenvector of their \
@@ -55,7 +55,8 @@ struct PhaseCommand: ParsableCommand {
             said so); both chi2 are reported. Then a final pass (--tighten-recipe, HIO:50 then \
             ER:50, support fixed) refits the written object in its own support and in supports \
             tightened by one more shrink-wrap (--tighten-support: sigma 0.3 and 0.5 voxel), with \
-            the best run's point-spread function; the pass that predicts the withheld pixels best is written when it predicts them \
+            the best run's point-spread function (and, when it models almost no blur while another run found one, with that \
+            run's too); the pass that predicts the withheld pixels best is written when it predicts them \
             better than the object as it stood (said either way). Output: .h5/.cxi gets the CXI results file (object, support, \
             pattern, mask, recipe and metrics); .npy the complex object alone. The object is \
             centred on its support and its linear phase ramp is removed (recorded in the file).
@@ -149,7 +150,8 @@ struct PhaseCommand: ParsableCommand {
                 + (result.mergeRefinement != nil ? String(format: ", refined %.5f", result.mergedChi2 ?? .nan) : "")
         }
         if let t = result.tightening, t.kept {
-            what += String(format: ", %@ %d → %d voxels (free llk %.4f → %.4f)", t.tightened ? String(format: "support tightened (σ %g)", t.best.sigma!) : "refitted in its own support",
+            what += String(format: ", %@%@ %d → %d voxels (free llk %.4f → %.4f)", t.tightened ? String(format: "support tightened (σ %g)", t.best.sigma!) : "refitted in its own support",
+                           t.best.kernel == 0 ? "" : " with run \(t.otherKernelRun! + 1)'s kernel (\(t.best.psf?.description ?? "none"))",
                            t.before.supportVoxels, t.best.metrics.supportVoxels, t.before.freeLLK, t.best.metrics.freeLLK)
         }
         print(String(format: "result: %@, spread %.4f, chi2 %.5f, llk %.4f, phase ramp removed (%.5f, %.5f, %.5f) cycles/voxel → %@",

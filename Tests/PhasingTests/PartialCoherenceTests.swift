@@ -174,6 +174,15 @@ final class PartialCoherenceTests: XCTestCase {
            let w = Double(c[1]), let b = Double(c[2]) {
             cases.append(("custom \(c[0]) \(w) + \(b)", c[0] == "gauss" ? .gaussian(sigma: w) : .lorentzian(halfWidth: w), b, .nan))
         }
+        // BRAGG_PSF_OUT=FILE: every PSF- line appended to FILE as well (a long run's output
+        // through `swift test` can lose lines).
+        let outFile = ProcessInfo.processInfo.environment["BRAGG_PSF_OUT"]
+        @Sendable func emit(_ line: String) {
+            print(line)
+            guard let outFile, let data = (line + "\n").data(using: .utf8) else { return }
+            if let h = FileHandle(forWritingAtPath: outFile) { h.seekToEndOfFile(); h.write(data); try? h.close() }
+            else { try? data.write(to: URL(fileURLWithPath: outFile)) }
+        }
         let only = ProcessInfo.processInfo.environment["BRAGG_PSF_CASES"].map { $0.split(separator: ",").compactMap { Int($0) } }
         for (c, (name, blur, bg, limit)) in cases.enumerated() where only?.contains(c) ?? true {
             for seed in seeds {
@@ -211,9 +220,11 @@ final class PartialCoherenceTests: XCTestCase {
                 }
                 // BRAGG_PSF_DETAIL=1: every run kept, so that each run's own error is printed
                 // (the runs themselves do not depend on --keep; the merge does).
-                // BRAGG_PSF_STALL=FRACTION,FACTOR,RESTARTS: the stalled-run check.
-                if let st = ProcessInfo.processInfo.environment["BRAGG_PSF_STALL"]?.split(separator: ",").compactMap({ Double($0) }), st.count == 3 {
+                // BRAGG_PSF_STALL=FRACTION,FACTOR,RESTARTS[,ACROSS]: the stalled-run check.
+                if let st = ProcessInfo.processInfo.environment["BRAGG_PSF_STALL"]?.split(separator: ",").compactMap({ Double($0) }), st.count >= 3 {
                     o.stallCheckFraction = st[0]; o.stallFactor = st[1]; o.stallRestarts = Int(st[2])
+                    // A fourth figure: the factor against another recipe alternative's runs.
+                    if st.count > 3 { o.stallFactorAcrossAlternatives = st[3] }
                 }
                 // BRAGG_PSF_THREADS=N: the threads of the job (runs share them as `bragg phase` does).
                 if let n = ProcessInfo.processInfo.environment["BRAGG_PSF_THREADS"].flatMap(Int.init) { o.threads = n }
@@ -233,7 +244,7 @@ final class PartialCoherenceTests: XCTestCase {
                 if let every = ProcessInfo.processInfo.environment["BRAGG_PSF_TRACE"].flatMap(Int.init) {
                     o.reportEvery = every
                     trace = { p in
-                        if let c = p.metrics.first(where: { $0.0 == "chi2" })?.1 { print("PSF-TRACE \(p.stage) \(p.done) χ² \(String(format: "%.5f", c))") }
+                        if let c = p.metrics.first(where: { $0.0 == "chi2" })?.1 { emit("PSF-TRACE \(p.stage) \(p.done) χ² \(String(format: "%.5f", c))") }
                     }
                 }
                 let r = try Phaser.phase(data, options: o, progress: trace)
@@ -241,7 +252,7 @@ final class PartialCoherenceTests: XCTestCase {
                 if ProcessInfo.processInfo.environment["BRAGG_PSF_DIAGNOSE"] != nil {
                     let d = try sim.diagnose(r.object)
                     let trueVoxels = sim.object.modulus().thresholded(above: 0.5).withUnsafeFloats { $0.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
-                    print(String(format: "PSF-DIAG error %.4f modulus %.4f phase %.3f rad; support %d voxels (truth %d)", d.error, d.modulus, d.phase,
+                    emit(String(format: "PSF-DIAG error %.4f modulus %.4f phase %.3f rad; support %d voxels (truth %d)", d.error, d.modulus, d.phase,
                                  r.metrics.supportVoxels, trueVoxels))
                     // The truth under the true kernel: its χ², and where ER in the true support takes it.
                     var truePSF: PointSpreadFunction? = nil
@@ -260,10 +271,10 @@ final class PartialCoherenceTests: XCTestCase {
                         if [1, 10, 50, 200].contains(k) {
                             let o = e.object
                             let d = try sim.diagnose(o.removingPhaseRamp(o.braggPeakRamp()))
-                            print(String(format: "PSF-DIAG from the truth, ER %d: χ² %.5f error %.4f modulus %.4f phase %.3f", k, c, d.error, d.modulus, d.phase))
+                            emit(String(format: "PSF-DIAG from the truth, ER %d: χ² %.5f error %.4f modulus %.4f phase %.3f", k, c, d.error, d.modulus, d.phase))
                         }
                     }
-                    print(String(format: "PSF-DIAG truth χ² %.5f", c0))
+                    emit(String(format: "PSF-DIAG truth χ² %.5f", c0))
                 }
                 // BRAGG_PSF_DUMP=DIR: the truth, the written object and every kept run's object
                 // as raw complex64 (c<case>s<seed>_<name>.c64), for studies.
@@ -278,21 +289,27 @@ final class PartialCoherenceTests: XCTestCase {
                 }
                 if detail {
                     for run in r.runs {
-                        guard let m = run.metrics, let obj = run.object else { print("PSF-RUN \(run.index + 1): \(run.failure ?? "failed")"); continue }
-                        print(String(format: "PSF-RUN %@ seed %d run %d: error %.4f chi2 %.5f llk %.4f free-llk %.4f rank %d psf %@ check %@ restarts %d", name, seed,
+                        guard let m = run.metrics, let obj = run.object else { emit("PSF-RUN \(run.index + 1): \(run.failure ?? "failed")"); continue }
+                        emit(String(format: "PSF-RUN %@ seed %d run %d: error %.4f chi2 %.5f llk %.4f free-llk %.4f rank %d psf %@ check %@ restarts %d", name, seed,
                                      run.index + 1, try sim.error(of: obj), m.chi2, m.llk, m.freeLLK,
                                      (r.kept.firstIndex(of: run.index) ?? -1) + 1, run.psf?.description ?? "none",
-                                     run.checkChi2.map { String(format: "%.5f", $0) }.joined(separator: "/"), run.restarts)
+                                     zip(run.checkChi2, run.checkFreeLLK + Array(repeating: Double.nan, count: max(0, run.checkChi2.count - run.checkFreeLLK.count))).map { String(format: "%.5f~%.3f", $0.0, $0.1) }.joined(separator: "/"), run.restarts)
                               + (try { let b = try sim.bothErrors(obj); return String(format: " direct %.3f twin %.3f supp %d", b.0, b.1, m.supportVoxels) }())
                               + " alternative \(run.alternative + 1) history " + run.chi2History.filter { $0.iteration % 50 == 0 && $0.iteration >= 400 }.map { "\($0.iteration):" + String(format: "%.5f", $0.chi2) }.joined(separator: ","))
                     }
                 }
                 let best = r.runs.first { $0.index == r.kept[0] }!
                 let bestChi2 = best.metrics!.chi2
-                print(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s; %@ (weight %.3f, first mode %.3f×, refined %.3f× the best run's χ²)",
+                emit(String(format: "PSF-MATRIX %@ seed %d: error %.4f (limit %.3f) chi2 %.5f psf %@ %.1f s; %@ (weight %.3f, first mode %.3f×, refined %.3f× the best run's χ²)",
                              name, seed, err, limit, r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0),
                              r.merged ? "merged" : "best run", r.modeWeight, (r.firstModeChi2 ?? .nan) / bestChi2, (r.mergedChi2 ?? .nan) / bestChi2)
-                      + tighteningSummary(r.tightening))
+                      + tighteningSummary(r.tightening)
+                      // Every run: its recipe alternative, restarts, kernel's mean FWHM and free llk.
+                      + "; runs " + r.runs.map { run in
+                          String(format: "%d:a%d%@:%@:%@", run.index + 1, run.alternative + 1, run.restarts > 0 ? "r" : "",
+                                 run.psf.map { String(format: "%.2f", $0.fwhm.reduce(0, +) / Double($0.fwhm.count)) } ?? "-",
+                                 run.metrics.map { String(format: "%.3f", $0.freeLLK) } ?? "failed")
+                      }.joined(separator: ","))
             }
         }
     }
@@ -301,8 +318,8 @@ final class PartialCoherenceTests: XCTestCase {
     func tighteningSummary(_ t: SupportTightening?) -> String {
         guard let t else { return "" }
         let which = t.best.sigma.map { String(format: "σ %g", $0) } ?? "own support"
-        let passes = t.candidates.map { c in String(format: "%@:%.4f:%d", c.sigma.map { String(format: "%g", $0) } ?? "own",
-                                                    c.metrics.freeLLK, c.metrics.supportVoxels) }
+        let passes = t.candidates.map { c in String(format: "%@%@:%.4f:%d", c.sigma.map { String(format: "%g", $0) } ?? "own",
+                                                    c.kernel == 0 ? "" : "/k\(c.kernel)", c.metrics.freeLLK, c.metrics.supportVoxels) }
         return String(format: "; final pass %@ %@ (free llk %.4f → %.4f, support %d → %d) passes ", t.kept ? "kept" : "not kept", which,
                       t.before.freeLLK, t.best.metrics.freeLLK, t.before.supportVoxels, t.best.metrics.supportVoxels) + passes.joined(separator: ",")
     }

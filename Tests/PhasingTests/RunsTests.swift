@@ -69,6 +69,28 @@ final class RunsTests: XCTestCase {
         return o
     }
 
+    /// A start hook that puts run `run` off course: its support a 4³ box in a corner, shrink-wrap off.
+    static func offCourse(run: Int) -> @Sendable (Int, PhasingEngine) -> Void {
+        { k, engine in
+            guard k == run else { return }
+            for i in 0..<engine.count { engine.support[i] = 0 }
+            let n = engine.shape[2], p = engine.shape[1] * n
+            for z in 8..<12 { for y in 8..<12 { for x in 8..<12 { engine.support[z * p + y * n + x] = 1 } } }
+        }
+    }
+
+    /// Coherent 32³ data and a recipe of two alternatives, the check at 60%: the first finds
+    /// the crystal, the second (ER with a 2-px Gaussian point-spread function) cannot fit
+    /// coherent data.
+    func twoAlternatives(runs: Int) throws -> (PhasingData, PhasingOptions) {
+        let sim = try SimulatedCrystal(size: 32, radius: 5, length: 10, seed: 4)
+        var o = PhasingOptions()
+        o.recipe = try Recipe.parse("HIO:60 beta=0.9 sw=20 threshold=0.25 ref=rms, ER:40 sw=20 threshold=0.3 ref=rms | ER:100 sw=0 psf=gauss:2")
+        o.runs = runs; o.keep = 1; o.seed = 5; o.threads = 1
+        o.stallCheckFraction = 0.6
+        return (try PhasingData(intensity: sim.intensity), o)
+    }
+
     /// Splitting the recipe at the check point changes nothing: every run ends where it ends
     /// without the check (same χ², llk and free llk), with the default recipe's shrink-wrap.
     func testCheckPointDoesNotChangeTheRuns() throws {
@@ -101,12 +123,7 @@ final class RunsTests: XCTestCase {
         let sim = try SimulatedCrystal(size: 32, radius: 5, length: 10, seed: 4)
         let data = try PhasingData(intensity: sim.intensity)
         var o = try options(sim, runs: 3)
-        o.startOverride = { k, engine in
-            guard k == 1 else { return }
-            for i in 0..<engine.count { engine.support[i] = 0 }
-            let n = engine.shape[2], p = engine.shape[1] * n
-            for z in 8..<12 { for y in 8..<12 { for x in 8..<12 { engine.support[z * p + y * n + x] = 1 } } }
-        }
+        o.startOverride = Self.offCourse(run: 1)
         let c = StallCheck.point(recipe: o.recipe, reportEvery: o.reportEvery, fraction: o.stallCheckFraction)!
         XCTAssertEqual(c, 60)
         let notes = NoteCollector()
@@ -142,12 +159,7 @@ final class RunsTests: XCTestCase {
     /// alternative (ER with a 2-px Gaussian point-spread function on coherent data) is far
     /// behind the first at its check point, and its run comes back as a run of the first.
     func testStalledRunRestartsWithTheBestRunsAlternative() throws {
-        let sim = try SimulatedCrystal(size: 32, radius: 5, length: 10, seed: 4)
-        let data = try PhasingData(intensity: sim.intensity)
-        var o = PhasingOptions()
-        o.recipe = try Recipe.parse("HIO:60 beta=0.9 sw=20 threshold=0.25 ref=rms, ER:40 sw=20 threshold=0.3 ref=rms | ER:100 sw=0 psf=gauss:2")
-        o.runs = 2; o.keep = 1; o.seed = 5; o.threads = 1
-        o.stallCheckFraction = 0.6
+        let (data, o) = try twoAlternatives(runs: 2)
         let r = try Phaser.phase(data, options: o)
         XCTAssertEqual(r.runs[0].alternative, 0)
         XCTAssertEqual(r.runs[1].restarts, 1)
@@ -155,7 +167,40 @@ final class RunsTests: XCTestCase {
         XCTAssertGreaterThan(r.runs[1].checkChi2[0], o.stallFactor * r.runs[0].checkChi2[0])
         XCTAssertLessThan(r.runs[1].checkChi2[1], o.stallFactor * r.runs[0].checkChi2[0])
         XCTAssertTrue(r.notes.contains { $0.hasSuffix("restarted from a new random start with the recipe of run 1 (alternative 1)") }, "\(r.notes)")
+        XCTAssertTrue(r.notes.contains { $0.contains("(of any recipe alternative); restarted") }, "\(r.notes)")
         XCTAssertEqual(r.runs[1].iterations, 60 + 100, "60 iterations of the second alternative, then all of the first")
+    }
+
+    /// A run is judged against the runs of its own recipe alternative: the second
+    /// alternative's runs (ER with a 2-px point-spread function on coherent data, far behind
+    /// the first's at the check) go on to the end when only a factor beyond their χ² would
+    /// stall them against another alternative, while a run of the first alternative forced
+    /// off course stalls against its sibling and restarts with its own alternative.
+    func testStallCheckComparesRunsOfTheSameAlternative() throws {
+        var (data, o) = try twoAlternatives(runs: 4)
+        o.stallFactorAcrossAlternatives = 1e6
+        o.startOverride = Self.offCourse(run: 2)
+        let notes = NoteCollector()
+        let r = try Phaser.phase(data, options: o, progress: notes.handler)
+        for run in r.runs { print("run \(run.index + 1) (alternative \(run.alternative + 1)): check χ² \(run.checkChi2), \(run.iterations) it") }
+        // The second alternative's runs are far behind the first's (the old rule, against any
+        // run, restarted them) but equal to each other: not stalled.
+        let firstBest = min(r.runs[0].checkChi2[0], r.runs[2].checkChi2[0])
+        for k in [1, 3] {
+            XCTAssertGreaterThan(r.runs[k].checkChi2[0], o.stallFactor * firstBest)
+            XCTAssertEqual(r.runs[k].restarts, 0); XCTAssertEqual(r.runs[k].alternative, k)
+            XCTAssertEqual(r.runs[k].iterations, 100)
+        }
+        // Run 3 (first alternative, forced off course) stalls against run 1 and keeps its recipe.
+        XCTAssertGreaterThan(r.runs[2].checkChi2[0], o.stallFactor * r.runs[0].checkChi2[0])
+        XCTAssertEqual(r.runs[2].restarts, 1)
+        XCTAssertEqual(r.runs[2].alternative, 2, "restarted with its own alternative")
+        XCTAssertEqual(r.runs[2].iterations, 60 + 100)
+        XCTAssertEqual(r.runs[0].restarts, 0)
+        XCTAssertEqual(notes.notes.filter { $0.contains("stalled") }.count, 1, "\(notes.notes)")
+        let note = try XCTUnwrap(notes.notes.first { $0.hasPrefix("run 3 stalled") })
+        XCTAssertTrue(note.contains("(of its recipe alternative); restarted from a new random start"), note)
+        XCTAssertFalse(note.contains("with the recipe of run"), note)
     }
 
     /// A run resumed after the check point keeps its partial-coherence state: the kernel fitted

@@ -32,7 +32,7 @@ final class SupportTighteningTests: XCTestCase {
         try engine.run(recipe: Recipe(steps: [RecipeStep(.er, iterations: 100, shrinkWrapEvery: 0)]), shrinkWrap: ShrinkWrapSchedule())
         let object = engine.object
         func error(_ o: ComplexVolume) throws -> Double { try sim.error(of: o.removingPhaseRamp(o.braggPeakRamp())) }
-        let t = try RunMerging.finalPass(object, support: wide, ramp: .zero(), data: data, psf: nil, sigmas: [0.5],
+        let t = try RunMerging.finalPass(object, support: wide, ramp: .zero(), data: data, kernels: [nil], sigmas: [0.5],
                                          threshold: 0.3, reference: .rms, recipe: try Recipe.parse("ER:50"), freeFraction: 0.04,
                                          freeSeed: freeSeed, threads: 1)
         XCTAssertEqual(t.candidates.map(\.sigma), [nil, 0.5])
@@ -123,5 +123,48 @@ final class SupportTighteningTests: XCTestCase {
                 XCTAssertTrue("\(e)".contains("the support tightening σ must be a positive number of voxels"), "\(e)")
             }
         }
+    }
+
+    /// The best run's kernel models almost no blur (a Lorentzian-recipe run on Gaussian blur)
+    /// while other runs found one: the blur of the best of those (by free log-likelihood) is
+    /// tried too. Not when the best run found a blur, nor when no run did (coherent data), nor
+    /// from a run that failed.
+    func testANearCoherentBestRunBorrowsTheBlurAnotherRunFound() throws {
+        func run(_ k: Int, _ psf: PointSpreadFunction?, free: Double?) -> PhasingRunResult {
+            var r = PhasingRunResult(index: k, seed: UInt64(k))
+            r.psf = psf
+            r.metrics = free.map { PhasingMetrics(chi2: 0.001, llk: $0, freeLLK: $0, supportVoxels: 100) }
+            return r
+        }
+        let nearCoherent = PointSpreadFunction.lorentzian(halfWidth: [0.06, 0.05, 0.05])
+        let runs = [run(0, .gaussian(sigma: [0.35, 0.36, 0.38]), free: 1.2), run(1, nearCoherent, free: 0.8),
+                    run(2, .gaussian(sigma: [0.36, 0.35, 0.37]), free: 0.9), run(3, .gaussian(sigma: [0.35, 0.35, 0.35]), free: nil)]
+        XCTAssertEqual(Phaser.blurredKernelRun(best: runs[1], runs: runs)?.index, 2)
+        XCTAssertNil(Phaser.blurredKernelRun(best: runs[2], runs: runs))                 // the best run found the blur
+        var coherentRuns = runs
+        coherentRuns[0].psf = .gaussian(sigma: [0.04, 0.09, 0.02]); coherentRuns[2].psf = .lorentzian(halfWidth: [0.02, 0.01, 0.02])
+        XCTAssertNil(Phaser.blurredKernelRun(best: coherentRuns[1], runs: coherentRuns))   // nobody found a blur
+        XCTAssertEqual(Phaser.blurredKernelRun(best: run(1, nil, free: 0.8), runs: runs)?.index, 2)   // a coherent best run
+
+        // The pass itself, on a 32³ crystal blurred by a Gaussian of σ 0.35 px, from the truth
+        // in its own support: with the blur the withheld pixels are predicted better than with
+        // the near-coherent kernel, so a pass with the second kernel is chosen.
+        let sim = try SimulatedCrystal(size: 32, radius: 5, length: 10, phaseRMS: 0.8, peakPhotons: 1e6,
+                                       blur: .gaussian(sigma: 0.35), seed: 3)
+        let data = try PhasingData(intensity: sim.intensity)
+        let support = sim.object.modulus().thresholded(above: 0.5)
+        let blur = PointSpreadFunction.gaussian(sigma: [0.35, 0.35, 0.35])
+        let t = try RunMerging.finalPass(sim.object, support: support, ramp: .zero(), data: data, kernels: [nearCoherent, blur],
+                                         sigmas: [0.5], threshold: 0.3, reference: .rms, recipe: try Recipe.parse("ER:30"),
+                                         freeFraction: 0.04, freeSeed: 5, threads: 1)
+        XCTAssertEqual(t.candidates.map(\.kernel), [0, 0, 1, 1])
+        XCTAssertEqual(t.candidates.map(\.sigma), [nil, 0.5, nil, 0.5])
+        XCTAssertEqual(t.candidates[2].psf, blur)
+        XCTAssertEqual(t.candidates[0].psf, nearCoherent)
+        print(String(format: "free llk near-coherent %.4f / %.4f, with the blur %.4f / %.4f", t.candidates[0].metrics.freeLLK,
+                     t.candidates[1].metrics.freeLLK, t.candidates[2].metrics.freeLLK, t.candidates[3].metrics.freeLLK))
+        XCTAssertLessThan(t.candidates[2].metrics.freeLLK, 0.8 * t.candidates[0].metrics.freeLLK)
+        XCTAssertEqual(t.candidates[t.best].kernel, 1)
+        XCTAssertLessThan(try sim.error(of: t.object.removingPhaseRamp(t.object.braggPeakRamp())), 0.05)
     }
 }
