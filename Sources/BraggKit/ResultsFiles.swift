@@ -85,6 +85,7 @@ public enum ResultsFile {
         curves["run_restarts"] = result.runs.map { Double($0.restarts) }
         // χ² of each run's P_S ρ at the stall check, its last start's (NaN without a check)
         curves["run_check_chi2"] = result.runs.map { $0.checkChi2.last ?? .nan }
+        curves["run_check_free_llk"] = result.runs.map { $0.checkFreeLLK.last ?? .nan }
         var arrays: [String: NDArray] = [:]
         if let psf = result.psf {
             // The point-spread function (partial coherence) of the written object (the best

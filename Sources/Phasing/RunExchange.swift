@@ -71,6 +71,7 @@ enum RunExchange {
         w.doubles(r.ramp.radiansPerVoxel); w.ints(r.roll)
         w.ints(r.chi2History.map(\.iteration)); w.doubles(r.chi2History.map(\.chi2))
         w.double(r.seconds); w.int(r.iterations); w.int(r.restarts); w.int(r.alternative); w.doubles(r.checkChi2)
+        w.doubles(r.checkFreeLLK)
         w.bool(r.psf != nil)
         if let p = r.psf { w.string(p.model.rawValue); w.doubles(p.fwhm); w.double(p.eta); w.double(p.background) }
     }
@@ -88,6 +89,7 @@ enum RunExchange {
         guard its.count == chi2.count else { throw CommunicationError.malformed("a χ² history of \(its.count) iterations and \(chi2.count) values") }
         r.chi2History = zip(its, chi2).map { (iteration: $0, chi2: $1) }
         r.seconds = try rd.double(); r.iterations = try rd.int(); r.restarts = try rd.int(); r.alternative = try rd.int(); r.checkChi2 = try rd.doubles()
+        r.checkFreeLLK = try rd.doubles()
         if try rd.bool() {
             let name = try rd.string()
             guard let model = PSFModel(rawValue: name) else { throw CommunicationError.malformed("point-spread model '\(name)'") }

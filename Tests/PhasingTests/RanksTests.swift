@@ -63,6 +63,7 @@ final class RanksTests: XCTestCase {
             XCTAssertEqual(x.failure, y.failure, file: file, line: line)
             XCTAssertEqual(x.iterations, y.iterations); XCTAssertEqual(x.restarts, y.restarts)
             XCTAssertEqual(x.checkChi2.map(\.bitPattern), y.checkChi2.map(\.bitPattern), file: file, line: line)
+            XCTAssertEqual(x.checkFreeLLK.map(\.bitPattern), y.checkFreeLLK.map(\.bitPattern), file: file, line: line)
             XCTAssertEqual(x.ramp, y.ramp); XCTAssertEqual(x.roll, y.roll)
             XCTAssertEqual(x.chi2History.map(\.chi2), y.chi2History.map(\.chi2), file: file, line: line)
             XCTAssertEqual(x.psf, y.psf)
@@ -99,7 +100,7 @@ final class RanksTests: XCTestCase {
         r.failure = "stalled, \"twice\""
         r.ramp = PhaseRamp(radiansPerVoxel: [1e-300, -0.0, 3]); r.roll = [-1, 0, 7]
         r.chi2History = [(10, 0.5), (20, 0.25)]
-        r.iterations = 230; r.restarts = 2; r.checkChi2 = [4, 5.5]; r.seconds = 1.5
+        r.iterations = 230; r.restarts = 2; r.checkChi2 = [4, 5.5]; r.checkFreeLLK = [0.7, .nan]; r.seconds = 1.5
         var p = PointSpreadFunction(model: .pseudoVoigt, fwhm: [0.5, 0.7, 1.1], eta: 0.3)
         p.background = 2.5
         r.psf = p
@@ -115,6 +116,7 @@ final class RanksTests: XCTestCase {
         XCTAssertEqual(back.ramp.radiansPerVoxel.map(\.bitPattern), r.ramp.radiansPerVoxel.map(\.bitPattern)); XCTAssertEqual(back.roll, r.roll)
         XCTAssertEqual(back.chi2History.map(\.iteration), [10, 20]); XCTAssertEqual(back.chi2History.map(\.chi2), [0.5, 0.25])
         XCTAssertEqual(back.iterations, 230); XCTAssertEqual(back.restarts, 2); XCTAssertEqual(back.checkChi2, [4, 5.5])
+        XCTAssertEqual(back.checkFreeLLK.map(\.bitPattern), r.checkFreeLLK.map(\.bitPattern))
         XCTAssertEqual(back.psf, r.psf)
         // a truncated message is refused, not read past its end
         var short = ByteReader(Array(w.bytes.dropLast(3)))

@@ -58,6 +58,10 @@ final class PhaseThroughLibraryTests: XCTestCase {
         XCTAssertTrue(said.hasPrefix("HIO:50 beta=0.9 sw=0, ER:50 sw=0 (support fixed, the best run's point-spread function) from the written object in its own support and in supports tightened by one shrink-wrap with sigma 0.3, 0.5 voxels; "), said)
         XCTAssertEqual(x.curves["tightening_candidate_sigma"], [0, 0.3, 0.5])
         XCTAssertEqual(x.curves["tightening_candidate_kernel"], [0, 0, 0])      // no run found a blur: the best run's kernel only
+        // Each run's free log-likelihood at the stall check (80% of the recipe), beside its χ² there.
+        let checkFree = try XCTUnwrap(x.curves["run_check_free_llk"])
+        XCTAssertEqual(checkFree.count, 2)
+        XCTAssertTrue(checkFree.allSatisfy { $0.isFinite && $0 > 0 }, "\(checkFree)")
         let free = try XCTUnwrap(x.curves["tightening_candidate_free_llk"])
         XCTAssertEqual(free.count, 3); XCTAssertEqual(x.curves["tightening_candidate_chi2"]?.count, 3)
         XCTAssertEqual(x.curves["tightening_candidate_support_voxels"]?.count, 3)
