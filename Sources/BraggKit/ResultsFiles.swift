@@ -51,8 +51,8 @@ public enum ResultsFile {
         params["result_is"] = .string((result.kept.count == 1 ? "best run" : result.merged ? (result.mergeRefinement != nil ? "first mode of the kept runs, refined" : "first mode of the kept runs") : "best run (first mode fitted worse than the merge tolerance)")
                                       + (result.tightening?.tightened == true ? ", support tightened" : result.tightening?.kept == true ? ", refitted in its own support" : ""))
         params["merge_tolerance"] = .double(options.mergeTolerance)
-        params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best chi2 of the other runs of its alternative or %.1f of any run's, %d restart(s) (with the best run's alternative when stalled against another alternative)",
-                                               options.stallCheckFraction, options.stallFactor, options.stallFactorAcrossAlternatives, options.stallRestarts))
+        params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best chi2 of the other runs of its alternative or %.1f of another alternative's, %d restart(s) (with the best run's alternative when stalled against another alternative)",
+                                               options.stallCheckFraction, options.stallFactor, options.effectiveStallFactorAcrossAlternatives, options.stallRestarts))
         if !result.notes.isEmpty { params["notes"] = .string(result.notes.joined(separator: "\n")) }
         metrics["mode_weight"] = result.modeWeight
         if let c = result.mergedChi2 { metrics["merged_chi2"] = c }
@@ -101,10 +101,10 @@ public enum ResultsFile {
                 let start = zip(k.shape, half).map { $0 / 2 - $1 }, size = half.map { 2 * $0 + 1 }
                 if let c = try? k.cropped(start: start, size: size) { arrays["psf"] = NDArray(c) }
             }
-            metrics["psf_fwhm_mean_px"] = psf.fwhm.reduce(0, +) / Double(max(1, psf.fwhm.count))
+            metrics["psf_fwhm_mean_px"] = psf.meanFWHM
         }
         curves["run_chi2"] = result.runs.map { $0.metrics?.chi2 ?? .nan }
-        curves["run_psf_fwhm_mean_px"] = result.runs.map { r in r.psf.map { $0.fwhm.reduce(0, +) / Double(max(1, $0.fwhm.count)) } ?? .nan }
+        curves["run_psf_fwhm_mean_px"] = result.runs.map { r in r.psf?.meanFWHM ?? .nan }
         if result.runs.contains(where: { $0.psf != nil }) {
             // Each run's widths per axis (NaN for a run that failed or modelled no blur).
             for (a, axis) in ["z", "y", "x"].enumerated() {

@@ -50,6 +50,9 @@ public struct PointSpreadFunction: Sendable, Equatable, CustomStringConvertible 
     /// The Lorentzian part's half width per axis (pixels).
     public var halfWidth: [Double] { fwhm.map { $0 / 2 } }
 
+    /// The mean of the per-axis FWHM (pixels): how much blur the kernel models.
+    public var meanFWHM: Double { fwhm.isEmpty ? 0 : fwhm.reduce(0, +) / Double(fwhm.count) }
+
     /// The widths in the model's own words: σ (Gaussian), half width (Lorentzian) or FWHM.
     public var widths: [Double] {
         switch model {

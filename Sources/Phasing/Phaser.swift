@@ -48,6 +48,8 @@ public struct PhasingOptions: Sendable {
     /// different phases of their recipes, where χ² does not say which alternative fits the data.
     public var stallFactor = 2.0
     public var stallFactorAcrossAlternatives = 5.0
+    /// The factor in force against another alternative's runs: never below `stallFactor`.
+    public var effectiveStallFactorAcrossAlternatives: Double { max(stallFactorAcrossAlternatives, stallFactor) }
     public var stallRestarts = 1
     /// The first mode of the kept runs is written when its χ² is at most this many times the
     /// best run's; otherwise the best run is written (and the result's notes say so).
@@ -353,16 +355,16 @@ public enum Phaser {
                 let own = firstChi2.filter { $0.key != k && sameAlternative($0.key, k) }.map(\.value).min()
                 let other = firstChi2.filter { !sameAlternative($0.key, k) }.map(\.value).min()
                 if let own, q > options.stallFactor * own { stalled.append(k) }
-                else if let other, q > max(options.stallFactorAcrossAlternatives, options.stallFactor) * other {
+                else if let other, q > options.effectiveStallFactorAcrossAlternatives * other {
                     stalled.append(k); stalledAcross.insert(k)
                 }
             }
             let across = stalledAcross
             let healthy = firstChi2.filter { !stalled.contains($0.key) }
             // What a stalled run is measured against: the best healthy run of its own
-            // alternative, or of all runs when it stalled across alternatives.
+            // alternative, or of the other alternatives when it stalled across them.
             func reference(_ k: Int) -> Double {
-                (across.contains(k) ? nil : healthy.filter { sameAlternative($0.key, k) }.values.min()) ?? healthy.values.min() ?? 0
+                healthy.filter { sameAlternative($0.key, k) != across.contains(k) }.values.min() ?? healthy.values.min() ?? 0
             }
             // A run stalled across alternatives restarts with the recipe alternative of the
             // best run at the check; any other keeps its own.
@@ -379,7 +381,7 @@ public enum Phaser {
                     let what = attempt == 0 ? "stalled" : "stalled again after \(attempt) restart\(attempt == 1 ? "" : "s")"
                     let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the best run's %.4g%@",
                                       k + 1, what, q, c, total, q / max(ref, 1e-300), ref,
-                                      options.recipe.alternatives.isEmpty ? "" : across.contains(k) ? " (of any recipe alternative)" : " (of its recipe alternative)")
+                                      options.recipe.alternatives.isEmpty ? "" : across.contains(k) ? " (of another recipe alternative)" : " (of its recipe alternative)")
                     if restart {
                         let a = restartAlternative(k)
                         let with = options.recipe.alternatives.isEmpty || alt == a ? "" :
@@ -405,7 +407,7 @@ public enum Phaser {
                 for k in stalled {
                     checkChi2[k] = restartChi2[k]
                     let factor = across.contains(k) && restartAlternative(k) == k
-                        ? max(options.stallFactorAcrossAlternatives, options.stallFactor) : options.stallFactor
+                        ? options.effectiveStallFactorAcrossAlternatives : options.stallFactor
                     if let q = restartChi2[k], q > factor * reference(k) { still.append(k) }
                 }
                 for (k, s) in again {
@@ -603,18 +605,14 @@ public enum Phaser {
 
     /// The run whose kernel the final pass tries beside the best run's: when the best run's
     /// kernel models almost no blur (mean FWHM under `nearCoherentFWHM`, or none), the
-    /// finished run of lowest free log-likelihood (χ² without free pixels) whose kernel has a
-    /// mean FWHM of at least `blurFoundFWHM`; nil otherwise. On Gaussian blur every Gaussian
+    /// finished run of lowest free log-likelihood whose kernel has a mean FWHM of at least
+    /// `blurFoundFWHM`; nil otherwise (the final pass needs free pixels). On Gaussian blur every Gaussian
     /// run can lose to a Lorentzian-recipe run whose kernel is near-coherent; the blur the
     /// Gaussian runs found is then the better model for the final pass.
     static func blurredKernelRun(best: PhasingRunResult, runs: [PhasingRunResult]) -> PhasingRunResult? {
-        func meanFWHM(_ p: PointSpreadFunction?) -> Double { p.map { $0.fwhm.reduce(0, +) / Double(max(1, $0.fwhm.count)) } ?? 0 }
-        guard meanFWHM(best.psf) < nearCoherentFWHM else { return nil }
-        return runs.filter { $0.metrics != nil && $0.index != best.index && meanFWHM($0.psf) >= blurFoundFWHM }
-            .min { a, b in
-                let (x, y) = (a.score(.freeLLK), b.score(.freeLLK))
-                return x.isInfinite && y.isInfinite ? a.score(.chi2) < b.score(.chi2) : x < y
-            }
+        guard (best.psf?.meanFWHM ?? 0) < nearCoherentFWHM else { return nil }
+        return runs.filter { $0.metrics != nil && $0.index != best.index && ($0.psf?.meanFWHM ?? 0) >= blurFoundFWHM }
+            .min { $0.score(.freeLLK) < $1.score(.freeLLK) }
     }
 
     /// Metrics of a centred object as it stands (no support applied) against all measured

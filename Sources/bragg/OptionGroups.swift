@@ -76,7 +76,7 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("rank-by"), help: "Metric ranking the runs: free-llk (the default; llk when --free-fraction is 0), llk or chi2.")
     var rankBy: PhasingRankMetric?
 
-    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the best of the other runs of its recipe alternative (or 5 times the best of any run) is restarted from a new random start (--stall-restarts times; with the best run's alternative when it stalled against another alternative), then dropped.")
+    @Option(name: .customLong("stall-check"), help: "Fraction of the recipe after which stalled runs are found (0 turns the check off): a run whose chi2 is more than --stall-factor times the best of the other runs of its recipe alternative (or 5 times, and at least --stall-factor times, the best of another alternative's runs) is restarted from a new random start (--stall-restarts times; with the best run's alternative when it stalled against another alternative), then dropped.")
     var stallCheck: Double = PhasingOptions().stallCheckFraction
 
     @Option(name: .customLong("stall-factor"), help: "How many times the best chi2 of the other runs of its recipe alternative makes a run stalled.")

@@ -307,7 +307,7 @@ final class PartialCoherenceTests: XCTestCase {
                       // Every run: its recipe alternative, restarts, kernel's mean FWHM and free llk.
                       + "; runs " + r.runs.map { run in
                           String(format: "%d:a%d%@:%@:%@", run.index + 1, run.alternative + 1, run.restarts > 0 ? "r" : "",
-                                 run.psf.map { String(format: "%.2f", $0.fwhm.reduce(0, +) / Double($0.fwhm.count)) } ?? "-",
+                                 run.psf.map { String(format: "%.2f", $0.meanFWHM) } ?? "-",
                                  run.metrics.map { String(format: "%.3f", $0.freeLLK) } ?? "failed")
                       }.joined(separator: ","))
             }

@@ -167,7 +167,7 @@ final class RunsTests: XCTestCase {
         XCTAssertGreaterThan(r.runs[1].checkChi2[0], o.stallFactor * r.runs[0].checkChi2[0])
         XCTAssertLessThan(r.runs[1].checkChi2[1], o.stallFactor * r.runs[0].checkChi2[0])
         XCTAssertTrue(r.notes.contains { $0.hasSuffix("restarted from a new random start with the recipe of run 1 (alternative 1)") }, "\(r.notes)")
-        XCTAssertTrue(r.notes.contains { $0.contains("(of any recipe alternative); restarted") }, "\(r.notes)")
+        XCTAssertTrue(r.notes.contains { $0.contains("(of another recipe alternative); restarted") }, "\(r.notes)")
         XCTAssertEqual(r.runs[1].iterations, 60 + 100, "60 iterations of the second alternative, then all of the first")
     }
 

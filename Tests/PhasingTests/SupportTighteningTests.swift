@@ -141,6 +141,7 @@ final class SupportTighteningTests: XCTestCase {
                     run(2, .gaussian(sigma: [0.36, 0.35, 0.37]), free: 0.9), run(3, .gaussian(sigma: [0.35, 0.35, 0.35]), free: nil)]
         XCTAssertEqual(Phaser.blurredKernelRun(best: runs[1], runs: runs)?.index, 2)
         XCTAssertNil(Phaser.blurredKernelRun(best: runs[2], runs: runs))                 // the best run found the blur
+        XCTAssertNil(Phaser.blurredKernelRun(best: runs[1], runs: [runs[1], runs[3]]))    // the only blur is a failed run's
         var coherentRuns = runs
         coherentRuns[0].psf = .gaussian(sigma: [0.04, 0.09, 0.02]); coherentRuns[2].psf = .lorentzian(halfWidth: [0.02, 0.01, 0.02])
         XCTAssertNil(Phaser.blurredKernelRun(best: coherentRuns[1], runs: coherentRuns))   // nobody found a blur
