@@ -53,6 +53,22 @@ public enum ResultsFile {
         params["merge_tolerance"] = .double(options.mergeTolerance)
         params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best chi2 of the other runs of its alternative or %.1f of another alternative's, %d restart(s) (with the best run's alternative when stalled against another alternative)",
                                                options.stallCheckFraction, options.stallFactor, options.effectiveStallFactorAcrossAlternatives, options.stallRestarts))
+        if let f = options.alternativeChoiceFactor, !options.recipe.alternatives.isEmpty {
+            params["alternative_choice"] = .string(String(format: "recipe alternatives compared where they part (all runs paused there): an alternative whose kernel models almost no blur (mean FWHM under %.2g px) while another's found one (at least %.2g px), or whose best chi2 is more than %.3g times another's, gives its runs to the better one, which they continue from their own iterate",
+                                                          Phaser.nearCoherentFWHM, Phaser.blurFoundFWHM, f))
+        }
+        if let c = result.alternativeChoice {
+            // Each alternative's best run there (alternative order: 0 = the recipe's first).
+            metrics["alternative_choice_iteration"] = Double(c.iteration)
+            let alternatives = Array(0...options.recipe.alternatives.count)
+            curves["alternative_choice_best_chi2"] = alternatives.map { c.bestChi2[$0] ?? .nan }
+            curves["alternative_choice_kernel_fwhm"] = alternatives.map { c.kernelFWHM[$0] ?? .nan }
+            metrics["alternative_chosen"] = c.chosen.map(Double.init) ?? -1
+            curves["run_choice_chi2"] = result.runs.map { $0.choiceChi2 ?? .nan }
+            curves["run_switched_from_alternative"] = result.runs.map { $0.switchedFrom.map(Double.init) ?? -1 }
+        }
+        // The recipe alternative each run ended with (0 = the recipe's first).
+        curves["run_alternative"] = result.runs.map { Double(options.recipe.alternativeNumber(ofRun: $0.alternative)) }
         if !result.notes.isEmpty { params["notes"] = .string(result.notes.joined(separator: "\n")) }
         metrics["mode_weight"] = result.modeWeight
         if let c = result.mergedChi2 { metrics["merged_chi2"] = c }

@@ -51,6 +51,14 @@ public struct PhasingOptions: Sendable {
     /// The factor in force against another alternative's runs: never below `stallFactor`.
     public var effectiveStallFactorAcrossAlternatives: Double { max(stallFactorAcrossAlternatives, stallFactor) }
     public var stallRestarts = 1
+    /// The recipe alternative chosen from the data (nil: off; needs alternatives and more than
+    /// one run): at `AlternativeChoice.point` (iteration 600 of the default) the runs of an
+    /// alternative whose kernel models almost no blur while another's found one, or whose
+    /// best χ² is more than this factor times another's, go on with the better alternative's
+    /// steps from their own iterate (`AlternativeChoice.decide`). On the Lorentzian 64³ prisms
+    /// the Lorentzian runs' best χ² there was 1.24–2.3× ahead of the Gaussian runs'; on
+    /// Gaussian blur the Lorentzian fits modelled almost no blur (bench/README.md, session 20).
+    public var alternativeChoiceFactor: Double? = 1.1
     /// The first mode of the kept runs is written when its χ² is at most this many times the
     /// best run's; otherwise the best run is written (and the result's notes say so).
     public var mergeTolerance = 1.1
@@ -111,6 +119,9 @@ public struct PhasingOptions: Sendable {
         guard stallFactorAcrossAlternatives > 1 else {
             throw PhasingError.invalidOption("the stall factor across recipe alternatives must be above 1 (got \(stallFactorAcrossAlternatives))")
         }
+        if let f = alternativeChoiceFactor, !(f >= 1 && f.isFinite) {
+            throw PhasingError.invalidOption("the factor that chooses a recipe alternative must be a ratio of χ² of at least 1 (got \(f))")
+        }
         guard keepTolerance >= 1 else {
             throw PhasingError.invalidOption("the keep tolerance is a ratio of χ² of at least 1 (got \(keepTolerance))")
         }
@@ -159,6 +170,12 @@ public struct PhasingRunResult: Sendable {
     public var alternative: Int
     /// The point-spread function the run ended with (nil: coherent).
     public var psf: PointSpreadFunction?
+    /// χ² (Eq. 1) of P_S ρ at the choice of recipe alternative (nil: no choice, or the run
+    /// did not get there).
+    public var choiceChi2: Double?
+    /// The alternative (`Recipe.alternativeNumber`) the run began with when the choice
+    /// switched it to another (nil: not switched).
+    public var switchedFrom: Int?
 
     public init(index: Int, seed: UInt64, alternative: Int? = nil) {
         self.index = index; self.seed = seed; self.alternative = alternative ?? index
@@ -251,6 +268,8 @@ public struct PhasingResult: Sendable {
     /// The point-spread function the written object's intensity is modelled with (nil:
     /// coherent): the best run's, unless the final pass wrote a pass with another run's.
     public var psf: PointSpreadFunction? = nil
+    /// The choice of recipe alternative part-way through (nil: none was made).
+    public var alternativeChoice: AlternativeChoice? = nil
     /// Decisions the job took, one sentence each (stalled runs, the merge), as reported
     /// through the progress handler's notes.
     public var notes: [String] = []
@@ -258,6 +277,11 @@ public struct PhasingResult: Sendable {
 
 /// Runs phase retrieval: `runs` seeded random starts (concurrently when there are more
 /// runs than threads, each on one thread; else one after another on all threads).
+///
+/// With more than one run and a recipe of alternatives, every run first goes to the point
+/// where the alternatives part (`AlternativeChoice.point`), and an alternative that does not
+/// model the blur in the data gives its runs to one that does (`alternativeChoiceFactor`),
+/// which they continue from their own iterate.
 ///
 /// With more than one run, every run first goes through `stallCheckFraction` of its own
 /// recipe alternative (the check point falls on a shrink-wrap boundary) and stops there; χ²
@@ -323,20 +347,63 @@ public enum Phaser {
         }
         @Sendable func checkAt(_ alternative: Int) -> Int { checkPoint(alternative) ?? options.recipe.forRun(alternative).totalIterations }
         let check: Int? = (0..<max(1, options.recipe.alternatives.count + 1)).compactMap(checkPoint).first
+        // Where the recipe alternative is chosen from the data (nil: no choice).
+        let choicePoint: Int? = K > 1 && options.alternativeChoiceFactor != nil
+            && Set((0..<K).map(options.recipe.alternativeNumber(ofRun:))).count > 1
+            ? AlternativeChoice.point(recipe: options.recipe, reportEvery: options.reportEvery).flatMap { a in
+                (0..<K).allSatisfy { a < checkAt($0) } ? a : nil
+            } : nil
+        // The recipe each run follows from here on (a run index for `Recipe.forRun`), the same on
+        // every rank: the choice below is taken from every rank's χ².
+        var alternativeOf = Array(0..<K)
+        var choice: AlternativeChoice? = nil
 
         // This process' runs (all of them in a world of one).
         let mine = (0..<K).filter { $0 % world.size == world.rank }
         var results: [PhasingRunResult]
-        if check != nil {
-            // Phase 1: every run up to its check point.
+        if check != nil || choicePoint != nil {
             var state = [Int: RunState]()
-            for (k, s) in parallelMap(mine, workers: workers, { k in startRun(index: k, attempt: 0, checkAt: checkAt(k), env) }) {
-                state[k] = s
+            if let a = choicePoint {
+                // Phase 0: every run up to the choice of alternative; then on, each with the
+                // alternative chosen or its own, to its check point.
+                for (k, s) in parallelMap(mine, workers: workers, { k in startRun(index: k, attempt: 0, checkAt: a, env) }) {
+                    state[k] = s
+                }
+                try Interruption.check()
+                let chi2 = try RunExchange.perRun(mine.map { ($0, state[$0]!.checkpoint?.chi2) }, world)
+                let kernels = try RunExchange.kernels(mine.map { k in (k, state[k]!.checkpoint?.kernel) }, world)
+                var widths = [Int: Double]()
+                for k in chi2.keys { widths[k] = kernels[k]?.meanFWHM ?? 0 }
+                let made = AlternativeChoice.decide(iteration: a, chi2: chi2, kernelFWHM: widths,
+                                                    alternativeOf: (0..<K).map(options.recipe.alternativeNumber(ofRun:)),
+                                                    factor: options.alternativeChoiceFactor!)
+                choice = made
+                for k in made.switched { alternativeOf[k] = made.chosenRun! }
+                note(Self.choiceNote(made, recipe: options.recipe))
+                for k in mine {
+                    state[k]!.result.choiceChi2 = chi2[k]
+                    state[k]!.result.checkChi2 = []; state[k]!.result.checkFreeLLK = []
+                    if made.switched.contains(k) { state[k]!.result.switchedFrom = options.recipe.alternativeNumber(ofRun: k) }
+                }
+                // A switched run starts from the kernel the chosen alternative's best run has
+                // there: a fit from its own iterate, made with another kernel shape, found a
+                // narrower one (Lorentzian prisms: 0.62–0.69 px FWHM against 0.82–0.93 px).
+                let paused = state, to = alternativeOf, kernel = made.chosenRun.flatMap { kernels[$0] }
+                for (k, s) in parallelMap(mine, workers: workers, { k in
+                    advanceRun(paused[k]!, to: checkAt(to[k]), alternative: to[k], switchingWith: made.switched.contains(k) ? .some(kernel) : nil, env)
+                }) {
+                    state[k] = s
+                }
+            } else {
+                // Phase 1: every run up to its check point.
+                for (k, s) in parallelMap(mine, workers: workers, { k in startRun(index: k, attempt: 0, checkAt: checkAt(k), env) }) {
+                    state[k] = s
+                }
             }
             try Interruption.check()
             // Runs many times worse than the best of the others are stalled. Every decision
             // is taken from the same set of check-point χ² values (every rank's).
-            var checkChi2 = try RunExchange.checkChi2(mine.map { ($0, state[$0]!.checkpoint?.chi2) }, world)
+            var checkChi2 = try RunExchange.perRun(mine.map { ($0, state[$0]!.checkpoint?.chi2) }, world)
             let firstChi2 = checkChi2
             // A run is judged against the runs of its own recipe alternative (the same steps):
             // at their check points runs of different alternatives are in different phases
@@ -347,7 +414,7 @@ public enum Phaser {
             // another alternative's runs only `stallFactorAcrossAlternatives` makes a run
             // stalled (a recipe that does not fit the data at all), and only such a run
             // restarts with the best run's alternative.
-            let steps = (0..<K).map { options.recipe.forRun($0).steps }
+            let steps = (0..<K).map { options.recipe.forRun(alternativeOf[$0]).steps }
             func sameAlternative(_ j: Int, _ k: Int) -> Bool { steps[j] == steps[k] }
             var stalled: [Int] = [], stalledAcross: Set<Int> = []
             for k in 0..<K {
@@ -369,14 +436,15 @@ public enum Phaser {
             // A run stalled across alternatives restarts with the recipe alternative of the
             // best run at the check; any other keeps its own.
             let bestRun = healthy.min { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key
-            let bestAlternative = bestRun.map { state[$0]?.result.alternative ?? $0 }
-            @Sendable func restartAlternative(_ k: Int) -> Int { across.contains(k) ? bestAlternative ?? k : k }
+            let bestAlternative = bestRun.map { alternativeOf[$0] }
+            let current = alternativeOf
+            @Sendable func restartAlternative(_ k: Int) -> Int { across.contains(k) ? bestAlternative ?? current[k] : current[k] }
             var attempt = 0
             while !stalled.isEmpty {
                 let restart = attempt < options.stallRestarts
                 for k in stalled {
                     let q = checkChi2[k]!, ref = reference(k)
-                    let alt = state[k]?.result.alternative ?? k
+                    let alt = state[k]?.result.alternative ?? alternativeOf[k]
                     let c = checkAt(alt), total = options.recipe.forRun(alt).totalIterations
                     let what = attempt == 0 ? "stalled" : "stalled again after \(attempt) restart\(attempt == 1 ? "" : "s")"
                     let head = String(format: "run %d %@: χ² %.4g at iteration %d of %d is %.1f× the best run's %.4g%@",
@@ -402,7 +470,7 @@ public enum Phaser {
                     startRun(index: k, attempt: a, checkAt: checkAt(restartAlternative(k)), alternative: restartAlternative(k), env)
                 }
                 try Interruption.check()
-                let restartChi2 = try RunExchange.checkChi2(again.map { ($0.0, $0.1.checkpoint?.chi2) }, world)
+                let restartChi2 = try RunExchange.perRun(again.map { ($0.0, $0.1.checkpoint?.chi2) }, world)
                 var still: [Int] = []
                 for k in stalled {
                     checkChi2[k] = restartChi2[k]
@@ -468,6 +536,7 @@ public enum Phaser {
                                    spread: 0, twinned: [], ramp: best.ramp, metrics: best.metrics!,
                                    recipe: options.recipe, options: options)
         result.psf = best.psf
+        result.alternativeChoice = choice
         if keptRuns.count > 1 {
             var aligned: [ComplexVolume] = [best.object!]
             // The union of the kept runs' supports, each moved as its run was (twin, shift):
@@ -682,14 +751,7 @@ public enum Phaser {
                 return s
             }
             try runPart(engine, from: 0, to: c, env, run: k, alternative: result.alternative)
-            // ρ itself is kept (HIO and RAAR go on from it); χ² is that of P_S ρ.
-            let rho = engine.rho.copyForPhasing(), support = engine.supportStorage()
-            let checkMetrics = engine.finalMetrics(), chi2 = checkMetrics.chi2
-            let cp = RunCheckpoint(seed: seed, rho: rho, support: support,
-                                   history: engine.chi2History, chi2: chi2, iteration: c, psfSetting: engine.lastPSFSetting,
-                                   psfMode: engine.psfMode, kernel: engine.pointSpreadFunction)
-            result.checkChi2 = [cp.chi2]
-            result.checkFreeLLK = [checkMetrics.freeLLK]
+            let cp = pause(engine, seed: seed, at: c, history: engine.chi2History, &result)
             result.seconds = elapsed()
             return RunState(result: result, checkpoint: cp)
         } catch {
@@ -697,6 +759,92 @@ public enum Phaser {
             result.seconds = elapsed()
             return RunState(result: result, checkpoint: nil)
         }
+    }
+
+    /// The check point of a run paused after iteration `c`. ρ itself is kept (HIO and RAAR go
+    /// on from it); χ² and the free log-likelihood are those of P_S ρ (recorded in `result`).
+    static func pause(_ engine: PhasingEngine, seed: UInt64, at c: Int, history: [(iteration: Int, chi2: Double)],
+                      _ result: inout PhasingRunResult) -> RunCheckpoint {
+        let rho = engine.rho.copyForPhasing(), support = engine.supportStorage()
+        let setting = engine.lastPSFSetting, mode = engine.psfMode, kernel = engine.pointSpreadFunction
+        let m = engine.finalMetrics()
+        result.checkChi2 = [m.chi2]
+        result.checkFreeLLK = [m.freeLLK]
+        return RunCheckpoint(seed: seed, rho: rho, support: support, history: history, chi2: m.chi2, iteration: c,
+                             psfSetting: setting, psfMode: mode, kernel: kernel)
+    }
+
+    /// A new engine holding a paused run: its iterate and support, the job's free pixels, and
+    /// its partial-coherence state — or, with `psf`, that setting, mode and kernel (with no
+    /// kernel, one is fitted in that form from the iterate before it is used).
+    static func resumedEngine(_ cp: RunCheckpoint, _ env: RunEnvironment,
+                              psf: (setting: PSFSetting?, mode: PSFMode, kernel: PointSpreadFunction?)? = nil) throws -> PhasingEngine {
+        let engine = try PhasingEngine(data: env.data, supportFFTOrder: cp.support, threads: env.threads)
+        var free = PhasingRNG(seed: freePixelSeed(env.options.seed))
+        engine.withholdFreePixels(fraction: env.options.freeFraction, rng: &free)
+        engine.start(from: cp.rho.pointer)
+        if let psf {
+            try engine.restorePSF(setting: psf.setting, mode: psf.mode, kernel: psf.kernel)
+        } else {
+            try engine.restorePSF(setting: cp.psfSetting, mode: cp.psfMode, kernel: cp.kernel)
+        }
+        return engine
+    }
+
+    /// A run paused at the choice of alternative taken on to iteration `c` of `alternative`'s
+    /// recipe (a run index for `Recipe.forRun`): paused again there, or finished when `c` is
+    /// that recipe's end. `switchingWith` (non-nil): the run goes on with another
+    /// alternative's steps from its own iterate, with that alternative's partial-coherence
+    /// setting and mode there and this kernel (nil inside: one fitted afresh in its form).
+    static func advanceRun(_ state: RunState, to c: Int, alternative: Int, switchingWith: PointSpreadFunction??,
+                           _ env: RunEnvironment) -> RunState {
+        guard let cp = state.checkpoint else { return state }
+        var result = state.result
+        result.alternative = alternative
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        let recipe = env.options.recipe.forRun(alternative), end = min(c, recipe.totalIterations)
+        do {
+            let engine = try resumedEngine(cp, env, psf: switchingWith.map { kernel in
+                let inForce = recipe.psfInForce(after: cp.iteration)
+                return (inForce.setting, inForce.mode, kernel)
+            })
+            try runPart(engine, from: cp.iteration, to: end, env, run: result.index, alternative: alternative)
+            let history = cp.history + engine.chi2History.map { (iteration: $0.iteration + cp.iteration, chi2: $0.chi2) }
+            result.iterations += end - cp.iteration
+            if end == recipe.totalIterations {
+                result.checkChi2 = []; result.checkFreeLLK = []
+                result.seconds += elapsed()
+                var s = RunState(result: result, checkpoint: nil)
+                s.engine = engine; s.engineHistory = (cp.iteration, cp.history)
+                return s
+            }
+            let next = pause(engine, seed: cp.seed, at: end, history: history, &result)
+            result.seconds += elapsed()
+            return RunState(result: result, checkpoint: next)
+        } catch {
+            result.failure = (error as? PhasingError)?.description ?? String(describing: error)
+            result.seconds += elapsed()
+            return RunState(result: result, checkpoint: nil)
+        }
+    }
+
+    /// The note that reports a choice of recipe alternative.
+    static func choiceNote(_ c: AlternativeChoice, recipe: Recipe) -> String {
+        let bests = c.bestChi2.sorted { $0.key < $1.key }.map {
+            String(format: "alternative %d %.4g, kernel FWHM %.2f px", $0.key + 1, $0.value, c.kernelFWHM[$0.key] ?? 0)
+        }.joined(separator: "; ")
+        let head = "recipe alternatives compared at iteration \(c.iteration) (each one's best run: χ² of P_S ρ \(bests))"
+        guard let chosen = c.chosen, let run = c.chosenRun else {
+            return head + "; none is ahead by the factor, every run keeps its own"
+        }
+        let runs = c.switched.map { "\($0 + 1)" }.joined(separator: ", ")
+        let why = c.byBlur ? String(format: "alternative %d (run %d's) found a blur where the others' kernels model almost none", chosen + 1, run + 1)
+            : String(format: "alternative %d (run %d's) is %.2f× ahead in χ²", chosen + 1, run + 1, c.margin ?? 1)
+        return head + "; " + why + ": "
+            + (c.switched.isEmpty ? "every run already follows it"
+               : (c.switched.count == 1 ? "run \(runs) goes on with it from its own iterate" : "runs \(runs) go on with it from their own iterate")
+                 + ", with run \(run + 1)'s point-spread function")
     }
 
     /// The rest of a run from its check point (or, with `from` = total, the engine the start
@@ -712,18 +860,15 @@ public enum Phaser {
                 var history: [(iteration: Int, chi2: Double)] = []
                 if let cp = state.checkpoint {
                     let c = cp.iteration
-                    engine = try PhasingEngine(data: env.data, supportFFTOrder: cp.support, threads: env.threads)
-                    var free = PhasingRNG(seed: freePixelSeed(env.options.seed))
-                    engine.withholdFreePixels(fraction: env.options.freeFraction, rng: &free)
-                    engine.start(from: cp.rho.pointer)
-                    try engine.restorePSF(setting: cp.psfSetting, mode: cp.psfMode, kernel: cp.kernel)
+                    engine = try resumedEngine(cp, env)
                     let total = env.options.recipe.forRun(result.alternative).totalIterations
                     try runPart(engine, from: c, to: total, env, run: k, alternative: result.alternative)
                     history = cp.history + engine.chi2History.map { (iteration: $0.iteration + c, chi2: $0.chi2) }
                     result.iterations += total - c
                 } else {
                     engine = state.engine!
-                    history = engine.chi2History
+                    let (from, before) = state.engineHistory ?? (0, [])
+                    history = before + engine.chi2History.map { (iteration: $0.iteration + from, chi2: $0.chi2) }
                 }
                 let m = engine.finalMetrics()
                 return (engine.object, engine.supportVolume, m, history, engine.pointSpreadFunction)
@@ -846,6 +991,9 @@ struct RunState: @unchecked Sendable {
     var result: PhasingRunResult
     var checkpoint: RunCheckpoint?
     var engine: PhasingEngine? = nil
+    /// For an engine resumed from a check point: the iteration it resumed at and the χ²
+    /// history before it.
+    var engineHistory: (Int, [(iteration: Int, chi2: Double)])? = nil
     var failedBeforeFinish: Bool { checkpoint == nil && engine == nil }
 }
 

@@ -5,8 +5,9 @@ import Numerics
 /// (rank 0 only). Floats travel as their bits, so a gathered run is the run as computed.
 /// In a world of one nothing is encoded.
 enum RunExchange {
-    /// Check-point χ² of every run that reached the check point, from this rank's `(run, χ²)`.
-    static func checkChi2(_ mine: [(Int, Double?)], _ world: Communicator) throws -> [Int: Double] {
+    /// A figure of every run that has one (χ² at the choice of alternative or the stall
+    /// check, a kernel's width there), from this rank's `(run, value)`.
+    static func perRun(_ mine: [(Int, Double?)], _ world: Communicator) throws -> [Int: Double] {
         var w = ByteWriter()
         w.int(mine.count)
         for (k, q) in mine { w.int(k); w.bool(q != nil); w.double(q ?? 0) }
@@ -20,6 +21,38 @@ enum RunExchange {
             }
         }
         return out
+    }
+
+    /// The kernel of every run that has one (at the choice of alternative), from this rank's
+    /// `(run, kernel)`.
+    static func kernels(_ mine: [(Int, PointSpreadFunction?)], _ world: Communicator) throws -> [Int: PointSpreadFunction] {
+        var w = ByteWriter()
+        w.int(mine.count)
+        for (k, p) in mine { w.int(k); encode(p, &w) }
+        let all = world.size == 1 ? [w.bytes] : try world.allGather(w.bytes)
+        var out = [Int: PointSpreadFunction]()
+        for bytes in all {
+            var r = ByteReader(bytes)
+            for _ in 0..<(try r.int()) {
+                let k = try r.int()
+                if let p = try decodeKernel(&r) { out[k] = p }
+            }
+        }
+        return out
+    }
+
+    static func encode(_ p: PointSpreadFunction?, _ w: inout ByteWriter) {
+        w.bool(p != nil)
+        if let p { w.string(p.model.rawValue); w.doubles(p.fwhm); w.double(p.eta); w.double(p.background) }
+    }
+
+    static func decodeKernel(_ rd: inout ByteReader) throws -> PointSpreadFunction? {
+        guard try rd.bool() else { return nil }
+        let name = try rd.string()
+        guard let model = PSFModel(rawValue: name) else { throw CommunicationError.malformed("point-spread model '\(name)'") }
+        var p = PointSpreadFunction(model: model, fwhm: try rd.doubles())
+        p.eta = try rd.double(); p.background = try rd.double()
+        return p
     }
 
     /// Every rank's finished runs without their objects, in run order, on every rank (this
@@ -72,8 +105,9 @@ enum RunExchange {
         w.ints(r.chi2History.map(\.iteration)); w.doubles(r.chi2History.map(\.chi2))
         w.double(r.seconds); w.int(r.iterations); w.int(r.restarts); w.int(r.alternative); w.doubles(r.checkChi2)
         w.doubles(r.checkFreeLLK)
-        w.bool(r.psf != nil)
-        if let p = r.psf { w.string(p.model.rawValue); w.doubles(p.fwhm); w.double(p.eta); w.double(p.background) }
+        w.bool(r.choiceChi2 != nil); w.double(r.choiceChi2 ?? 0)
+        w.int(r.switchedFrom ?? -1)
+        encode(r.psf, &w)
     }
 
     static func decode(_ rd: inout ByteReader) throws -> PhasingRunResult {
@@ -90,13 +124,11 @@ enum RunExchange {
         r.chi2History = zip(its, chi2).map { (iteration: $0, chi2: $1) }
         r.seconds = try rd.double(); r.iterations = try rd.int(); r.restarts = try rd.int(); r.alternative = try rd.int(); r.checkChi2 = try rd.doubles()
         r.checkFreeLLK = try rd.doubles()
-        if try rd.bool() {
-            let name = try rd.string()
-            guard let model = PSFModel(rawValue: name) else { throw CommunicationError.malformed("point-spread model '\(name)'") }
-            var p = PointSpreadFunction(model: model, fwhm: try rd.doubles())
-            p.eta = try rd.double(); p.background = try rd.double()
-            r.psf = p
-        }
+        let hasChoice = try rd.bool(), choice = try rd.double()
+        r.choiceChi2 = hasChoice ? choice : nil
+        let from = try rd.int()
+        r.switchedFrom = from >= 0 ? from : nil
+        r.psf = try decodeKernel(&rd)
         return r
     }
 }

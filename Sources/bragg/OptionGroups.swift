@@ -85,6 +85,18 @@ struct IterativeOptions: MethodOptions {
     @Option(name: .customLong("stall-restarts"), help: "New random starts a stalled run gets before it is dropped.")
     var stallRestarts: Int = 1
 
+    @Option(name: .customLong("alternative-choice"), help: "Where the recipe has alternatives (the default: gaussian | lorentzian), every run pauses where they part (iteration 600 of the default, while each fits its own point-spread function to the data) and they are compared: when an alternative's kernel models almost no blur while another's found one, or its best chi2 is more than this factor times another's, its runs go on with the better alternative from their own iterate (\"off\": every run keeps its own alternative).")
+    var alternativeChoice: String = PhasingOptions().alternativeChoiceFactor.map { "\($0)" } ?? "off"
+
+    /// The factor of --alternative-choice (nil: off), or a reason it is not one.
+    static func alternativeChoiceFactor(_ text: String) -> Result<Double?, ValidationError> {
+        if text.lowercased() == "off" { return .success(nil) }
+        guard let f = Double(text), f >= 1, f.isFinite else {
+            return .failure(ValidationError("--alternative-choice must be a ratio of chi2 of at least 1, or off (got '\(text)')"))
+        }
+        return .success(f)
+    }
+
     @Option(name: .customLong("merge-tolerance"), help: "The first mode of the kept runs is written when its chi2 is at most this many times the best run's; otherwise the best run is written (1 = never worse than the best run).")
     var mergeTolerance: Double = 1.1
 
@@ -115,6 +127,7 @@ struct IterativeOptions: MethodOptions {
         guard stallFactor > 1 else { throw ValidationError("--stall-factor must be above 1 (got \(stallFactor))") }
         guard stallRestarts >= 0 else { throw ValidationError("--stall-restarts must be ≥ 0 (got \(stallRestarts))") }
         guard mergeTolerance >= 1 else { throw ValidationError("--merge-tolerance must be at least 1 (got \(mergeTolerance))") }
+        _ = try Self.alternativeChoiceFactor(alternativeChoice).get()
         guard Self.tighteningSigmas(tightenSupport) != nil else {
             throw ValidationError("--tighten-support must be smoothing sigmas in voxels above 0, comma-separated, or none (got '\(tightenSupport)')")
         }
@@ -129,7 +142,8 @@ struct IterativeOptions: MethodOptions {
          ("--threshold-reference", thresholdReference != d.thresholdReference),
          ("--free-fraction", freeFraction != d.freeFraction), ("--rank-by", rankBy != d.rankBy),
          ("--stall-check", stallCheck != d.stallCheck), ("--stall-factor", stallFactor != d.stallFactor),
-         ("--stall-restarts", stallRestarts != d.stallRestarts), ("--merge-tolerance", mergeTolerance != d.mergeTolerance),
+         ("--stall-restarts", stallRestarts != d.stallRestarts), ("--alternative-choice", alternativeChoice != d.alternativeChoice),
+         ("--merge-tolerance", mergeTolerance != d.mergeTolerance),
          ("--merge-refine", mergeRefine != d.mergeRefine), ("--tighten-support", tightenSupport != d.tightenSupport),
          ("--tighten-recipe", tightenRecipe != d.tightenRecipe)]
     }
@@ -143,6 +157,7 @@ struct IterativeOptions: MethodOptions {
         if let r = rankBy { options.rankBy = r }
         options.stallCheckFraction = stallCheck; options.stallFactor = stallFactor
         options.stallRestarts = stallRestarts; options.mergeTolerance = mergeTolerance
+        options.alternativeChoiceFactor = try Self.alternativeChoiceFactor(alternativeChoice).get()
         do { options.mergeRefinement = mergeRefine.lowercased() == "none" ? nil : try Recipe.parse(mergeRefine) }
         catch { throw UsageError("--merge-refine '\(mergeRefine)': \(error)") }
         guard let sigmas = Self.tighteningSigmas(tightenSupport) else {

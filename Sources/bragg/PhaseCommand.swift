@@ -40,7 +40,12 @@ struct PhaseCommand: ParsableCommand {
             ER:50, for a start near the answer, as with --method neural --then short). The PSF \
             found is printed per run and written to the results file.
 
-            With --runs K, K seeded random starts run (in parallel when K ≥ threads), are \
+            With --runs K, K seeded random starts run (in parallel when K ≥ threads). With \
+            recipe alternatives they pause where the alternatives part (iteration 600 of the \
+            default), and an alternative whose point-spread function models almost no blur \
+            while another's found one, or whose best chi2 is more than --alternative-choice \
+            times another's, gives its runs to the better one: they go on with its steps from \
+            their own iterate (said so). The runs are then \
             checked for stalled runs after --stall-check of their recipe (a run whose chi2 is \
             --stall-factor times the best of the other runs of its recipe alternative, or 5 \
             times the best of another alternative's, is restarted, or dropped, and said so), \

@@ -226,6 +226,8 @@ final class PartialCoherenceTests: XCTestCase {
                     // A fourth figure: the factor against another recipe alternative's runs.
                     if st.count > 3 { o.stallFactorAcrossAlternatives = st[3] }
                 }
+                // BRAGG_PSF_CHOICE=FACTOR|off: the choice of recipe alternative.
+                if let f = ProcessInfo.processInfo.environment["BRAGG_PSF_CHOICE"] { o.alternativeChoiceFactor = f == "off" ? nil : Double(f) }
                 // BRAGG_PSF_THREADS=N: the threads of the job (runs share them as `bragg phase` does).
                 if let n = ProcessInfo.processInfo.environment["BRAGG_PSF_THREADS"].flatMap(Int.init) { o.threads = n }
                 // BRAGG_PSF_SW=START,END: the shrink-wrap smoothing σ schedule (voxels).
@@ -304,11 +306,17 @@ final class PartialCoherenceTests: XCTestCase {
                              name, seed, err, limit, r.metrics.chi2, best.psf?.description ?? "none", Date().timeIntervalSince(t0),
                              r.merged ? "merged" : "best run", r.modeWeight, (r.firstModeChi2 ?? .nan) / bestChi2, (r.mergedChi2 ?? .nan) / bestChi2)
                       + tighteningSummary(r.tightening)
+                      + (r.alternativeChoice.map { c in
+                          "; choice at \(c.iteration): " + c.bestChi2.sorted { $0.key < $1.key }.map { String(format: "a%d %.5f w%.2f", $0.key + 1, $0.value, c.kernelFWHM[$0.key] ?? 0) }.joined(separator: " ")
+                              + (c.byBlur ? " byblur" : "")
+                              + (c.chosen.map { " chose a\($0 + 1) switched \(c.switched.map { "\($0 + 1)" }.joined(separator: "+"))" } ?? " none")
+                      } ?? "")
                       // Every run: its recipe alternative, restarts, kernel's mean FWHM and free llk.
                       + "; runs " + r.runs.map { run in
-                          String(format: "%d:a%d%@:%@:%@", run.index + 1, run.alternative + 1, run.restarts > 0 ? "r" : "",
+                          String(format: "%d:a%d%@:%@:%@", run.index + 1, run.alternative + 1, (run.switchedFrom != nil ? "s" : "") + (run.restarts > 0 ? "r" : ""),
                                  run.psf.map { String(format: "%.2f", $0.meanFWHM) } ?? "-",
                                  run.metrics.map { String(format: "%.3f", $0.freeLLK) } ?? "failed")
+                              + (run.choiceChi2.map { String(format: ":c%.5f", $0) } ?? "")
                       }.joined(separator: ","))
             }
         }

@@ -93,6 +93,23 @@ final class RanksTests: XCTestCase {
         assertSameBits(try XCTUnwrap(ranks[0]), one)
     }
 
+    /// The choice of recipe alternative over 3 ranks (AlternativeChoiceTests' case: runs 2 and
+    /// 4 switch at iteration 80) takes the same decision from every rank's χ² and kernels:
+    /// rank 0's result is the one-process result bit for bit.
+    func testAlternativeChoiceOverRanks() throws {
+        let (data, o) = try AlternativeChoiceTests.blurredTwoKernels()
+        let one = try Phaser.phase(data, options: o)
+        XCTAssertEqual(one.alternativeChoice?.switched, [1, 3], "the choice must switch runs for this test to mean something")
+        let ranks = try phaseOnRanks(3, data, o)
+        XCTAssertNil(ranks[1]); XCTAssertNil(ranks[2])
+        let r0 = try XCTUnwrap(ranks[0])
+        assertSameBits(r0, one)
+        XCTAssertEqual(r0.alternativeChoice, one.alternativeChoice)
+        XCTAssertEqual(r0.runs.map(\.switchedFrom), one.runs.map(\.switchedFrom))
+        XCTAssertEqual(r0.runs.map(\.alternative), one.runs.map(\.alternative))
+        XCTAssertEqual(r0.runs.map { $0.choiceChi2?.bitPattern }, one.runs.map { $0.choiceChi2?.bitPattern })
+    }
+
     /// Bytes cross unchanged: a run's summary read back equals it, bit for bit.
     func testRunSummaryRoundTrip() throws {
         var r = PhasingRunResult(index: 3, seed: 0xDEAD_BEEF_0123_4567)
@@ -101,6 +118,7 @@ final class RanksTests: XCTestCase {
         r.ramp = PhaseRamp(radiansPerVoxel: [1e-300, -0.0, 3]); r.roll = [-1, 0, 7]
         r.chi2History = [(10, 0.5), (20, 0.25)]
         r.iterations = 230; r.restarts = 2; r.checkChi2 = [4, 5.5]; r.checkFreeLLK = [0.7, .nan]; r.seconds = 1.5
+        r.choiceChi2 = 0.1 + 0.7; r.switchedFrom = 1; r.alternative = 2
         var p = PointSpreadFunction(model: .pseudoVoigt, fwhm: [0.5, 0.7, 1.1], eta: 0.3)
         p.background = 2.5
         r.psf = p
@@ -118,6 +136,14 @@ final class RanksTests: XCTestCase {
         XCTAssertEqual(back.iterations, 230); XCTAssertEqual(back.restarts, 2); XCTAssertEqual(back.checkChi2, [4, 5.5])
         XCTAssertEqual(back.checkFreeLLK.map(\.bitPattern), r.checkFreeLLK.map(\.bitPattern))
         XCTAssertEqual(back.psf, r.psf)
+        XCTAssertEqual(back.choiceChi2?.bitPattern, r.choiceChi2?.bitPattern); XCTAssertEqual(back.switchedFrom, 1)
+        XCTAssertEqual(back.alternative, 2)
+        var plain = PhasingRunResult(index: 0, seed: 1)
+        plain.metrics = nil
+        var w2 = ByteWriter(); RunExchange.encode(plain, &w2)
+        var rd2 = ByteReader(w2.bytes)
+        let back2 = try RunExchange.decode(&rd2)
+        XCTAssertNil(back2.choiceChi2); XCTAssertNil(back2.switchedFrom)
         // a truncated message is refused, not read past its end
         var short = ByteReader(Array(w.bytes.dropLast(3)))
         XCTAssertThrowsError(try RunExchange.decode(&short))

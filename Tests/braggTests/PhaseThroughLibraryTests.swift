@@ -62,6 +62,9 @@ final class PhaseThroughLibraryTests: XCTestCase {
         let checkFree = try XCTUnwrap(x.curves["run_check_free_llk"])
         XCTAssertEqual(checkFree.count, 2)
         XCTAssertTrue(checkFree.allSatisfy { $0.isFinite && $0 > 0 }, "\(checkFree)")
+        // One recipe: no choice of alternative is recorded; both runs followed alternative 0.
+        XCTAssertEqual(x.curves["run_alternative"], [0, 0])
+        XCTAssertNil(x.curves["run_choice_chi2"]); XCTAssertNil(x.parameters["alternative_choice"])
         let free = try XCTUnwrap(x.curves["tightening_candidate_free_llk"])
         XCTAssertEqual(free.count, 3); XCTAssertEqual(x.curves["tightening_candidate_chi2"]?.count, 3)
         XCTAssertEqual(x.curves["tightening_candidate_support_voxels"]?.count, 3)
@@ -75,6 +78,34 @@ final class PhaseThroughLibraryTests: XCTestCase {
         XCTAssertEqual(written.hasSuffix(", refitted in its own support"), after < before && chosen == 0, written)
         XCTAssertEqual(x.metrics["tightening_support_voxels_after"], x.curves["tightening_candidate_support_voxels"]?[chosen])
         XCTAssertNotNil(x.metrics["tightening_support_voxels_before"])
+    }
+
+    /// A choice of recipe alternative is recorded: where it was made, each alternative's best χ²
+    /// and kernel there, which was chosen and which runs switched. The second alternative's
+    /// kernel (σ 0.05 px, FWHM 0.12 px) models almost no blur while the first's (σ 0.5 px) is
+    /// one: run 2 switches to the first at iteration 80.
+    func testAlternativeChoiceIsWritten() throws {
+        let p = try pattern(size: 32, seed: 5)
+        let out = dir.appendingPathComponent("alt.cxi").path
+        let hio = "HIO:60 beta=0.9 sw=20 threshold=0.25 ref=rms"
+        try run(["phase", p, "--recipe", "\(hio), RAAR:60 sw=20 psf=gauss:0.5, ER:20 sw=20 | \(hio), RAAR:20 sw=20 psf=gauss:0.05, ER:60 sw=20",
+                 "--runs", "2", "--keep", "1", "--out", out, "-q"])
+        let x = try CXIResults.read(from: out, arrays: false)
+        XCTAssertEqual(x.metrics["alternative_choice_iteration"], 80)
+        XCTAssertEqual(x.metrics["alternative_chosen"], 0)
+        let fwhm = try XCTUnwrap(x.curves["alternative_choice_kernel_fwhm"])
+        XCTAssertEqual(fwhm.count, 2)
+        XCTAssertEqual(fwhm[0], 0.5 * 2 * (2 * log(2.0)).squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(fwhm[1], 0.05 * 2 * (2 * log(2.0)).squareRoot(), accuracy: 1e-9)
+        let best = try XCTUnwrap(x.curves["alternative_choice_best_chi2"]), runs = try XCTUnwrap(x.curves["run_choice_chi2"])
+        XCTAssertEqual(best, runs, "one run per alternative: each is its alternative's best")
+        XCTAssertEqual(x.curves["run_switched_from_alternative"], [-1, 1])
+        XCTAssertEqual(x.curves["run_alternative"], [0, 0])
+        XCTAssertEqual(x.curves["run_iterations"], [140, 140])
+        guard case .string(let rule)? = x.parameters["alternative_choice"] else { return XCTFail("no alternative_choice parameter") }
+        XCTAssertTrue(rule.contains("more than 1.1 times another's"), rule)
+        guard case .string(let notes)? = x.parameters["notes"] else { return XCTFail("no notes") }
+        XCTAssertTrue(notes.contains("found a blur where the others' kernels model almost none: run 2 goes on with it"), notes)
     }
 
     func testNeuralCommandIsTheLibraryCall() throws {
