@@ -93,15 +93,18 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     public var alternatives: [[RecipeStep]] = []
 
     /// The recipe used when none is given: runs alternate between `gaussianString` (runs 1,
-    /// 3, …) and `lorentzianString` (runs 2, 4, …), and the runs' free log-likelihood on the
-    /// measured data chooses, so that neither the blur nor its shape need be known; a run far
-    /// behind the other runs of its alternative at 80% of its recipe restarts
+    /// 3, …) and `lorentzianString` (runs 2, 4, …); at iteration 600, where they part, the
+    /// alternative that models the blur in the data takes over the other's runs
+    /// (`PhasingOptions.alternativeChoiceFactor`), and the runs' free log-likelihood on the
+    /// measured data ranks them, so that neither the blur nor its shape need be known; a run
+    /// far behind the other runs of its alternative at 80% of its recipe restarts
     /// (`PhasingOptions.stallCheckFraction`). On the 64³ prisms with four runs, seeds 1–17,
     /// with the job's final pass (`PhasingOptions.supportTightening`; bench/README.md,
-    /// session 19): coherent 17/17 within 0.065 (median 0.012), Gaussian σ 0.35 px 17/17
-    /// within 0.05 (median 0.017; fresh seeds 21–40: 15/20, 41–60: 18/20), σ 0.5 px and
-    /// Lorentzian γ 0.4 px with one count of background 16/17 within 0.30 (medians 0.025 and
-    /// 0.101). The Gaussian recipe alone left the Lorentzian case at 0.56–0.70.
+    /// session 20): coherent 17/17 within 0.065 (median 0.012), Gaussian σ 0.35 px 17/17
+    /// within 0.05 (median 0.016; fresh seeds 21–60: 38/40), σ 0.5 px 17/17 and Lorentzian
+    /// γ 0.4 px with one count of background 16/17 within 0.30 (medians 0.021 and 0.083;
+    /// fresh Lorentzian seeds 21–40: 19/20). The Gaussian recipe alone left the Lorentzian
+    /// case at 0.56–0.70.
     public static let defaultString = "\(gaussianString) | \(lorentzianString)"
 
     /// The Gaussian recipe (the whole default until 2026-12-04): HIO finds the shape, RAAR
