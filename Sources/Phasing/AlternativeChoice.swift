@@ -20,7 +20,8 @@ public struct AlternativeChoice: Sendable, Equatable {
     public var bestChi2: [Int: Double]
     /// The alternative chosen, nil when none was ahead of every other by the factor.
     public var chosen: Int?
-    /// The runs that went on with the chosen alternative's steps (0-based, ascending).
+    /// The runs that went on with the chosen alternative's steps (0-based, ascending; a run
+    /// that failed before the point is not among them).
     public var switched: [Int] = []
     /// The run whose alternative the switched runs took (its recipe: `Recipe.forRun`).
     public var chosenRun: Int?
@@ -94,14 +95,14 @@ public struct AlternativeChoice: Sendable, Equatable {
         let unblurred = Set(best.keys.filter { choice.kernelFWHM[$0]! < Phaser.nearCoherentFWHM })
         if !unblurred.isEmpty, let winner = lowest(blurred) {
             choice.chosen = winner.key; choice.chosenRun = winner.value.run; choice.byBlur = true
-            choice.switched = alternativeOf.indices.filter { unblurred.contains(alternativeOf[$0]) }
+            choice.switched = alternativeOf.indices.filter { chi2[$0] != nil && unblurred.contains(alternativeOf[$0]) }
             return choice
         }
         guard let winner = lowest(best),
               best.allSatisfy({ $0.key == winner.key || $0.value.chi2 > factor * winner.value.chi2 }) else { return choice }
         choice.chosen = winner.key
         choice.chosenRun = winner.value.run
-        choice.switched = alternativeOf.indices.filter { alternativeOf[$0] != winner.key }
+        choice.switched = alternativeOf.indices.filter { chi2[$0] != nil && alternativeOf[$0] != winner.key }
         return choice
     }
 }
