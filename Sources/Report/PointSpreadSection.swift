@@ -21,6 +21,10 @@ public enum PointSpreadSection {
         public var runFWHM: [[Double]]
         /// The kernel as written (centred, cropped), when the file holds it.
         public var kernel: RealVolume?
+        /// The choice of recipe alternative, when one was made (`bragg phase` with the default
+        /// gaussian | lorentzian recipe): where, each alternative's best-run kernel FWHM and χ²
+        /// there, and the alternative chosen (0-based; nil: none).
+        public var choice: (iteration: Int, kernelFWHM: [Double], chi2: [Double], chosen: Int?)? = nil
 
         /// Every FWHM below 0.5 px: the run iterated with the coherent projection.
         public var negligible: Bool { background == 0 && fwhm.allSatisfy { $0 < 0.5 } }
@@ -39,8 +43,14 @@ public enum PointSpreadSection {
             runs = z.indices.map { [z[$0], y[$0], x[$0]] }
         }
         let kernel = try? r.arrays["psf"]?.realVolume(source: "results", dataset: "psf")
-        return State(label: label, model: model, fwhm: fwhm, eta: eta, background: background, runFWHM: runs,
-                     kernel: kernel?.shape.count == 3 ? kernel : nil)
+        var state = State(label: label, model: model, fwhm: fwhm, eta: eta, background: background, runFWHM: runs,
+                          kernel: kernel?.shape.count == 3 ? kernel : nil)
+        if let it = r.metrics["alternative_choice_iteration"], let w = r.curves["alternative_choice_kernel_fwhm"],
+           let c = r.curves["alternative_choice_best_chi2"], w.count == c.count {
+            let chosen = r.metrics["alternative_chosen"].flatMap { $0 >= 0 ? Int($0) : nil }
+            state.choice = (Int(it), w, c, chosen)
+        }
+        return state
     }
 
     /// The kernel through its centre along `axis` (offsets in pixels), relative to its centre value.
@@ -54,6 +64,15 @@ public enum PointSpreadSection {
             offsets.append(Double(i - c[axis])); values.append(Double(k[p[0], p[1], p[2]]) / centre)
         }
         return (offsets, values)
+    }
+
+    /// "1 (chosen): FWHM 1.20 px, χ² 0.0118 · 2: FWHM 0.23 px, χ² 0.0206 (iteration 600)", or "–".
+    static func choiceText(_ s: State) -> String {
+        guard let c = s.choice else { return "–" }
+        let parts = c.kernelFWHM.indices.map { a in
+            "\(a + 1)\(c.chosen == a ? " (chosen)" : ""): " + (c.chi2[a].isFinite ? String(format: "FWHM %.2f px, χ² %.4g", c.kernelFWHM[a], c.chi2[a]) : "no run there")
+        }
+        return parts.joined(separator: " · ") + " (iteration \(c.iteration)" + (c.chosen == nil ? ", none chosen)" : ")")
     }
 
     static func modelName(_ m: String) -> String {
@@ -70,12 +89,13 @@ public enum PointSpreadSection {
             let sigma = s.model == "gauss" ? w(s.fwhm.map { $0 / (2 * (2 * log(2.0)).squareRoot()) }) : "–"
             let runs = s.runFWHM.isEmpty ? "–" : s.runFWHM.enumerated().map { "\($0.offset + 1): \(w($0.element))" }.joined(separator: "; ")
             return [s.label, shape, w(s.fwhm), sigma, s.background > 0 ? String(format: "%.3g", s.background) : "0",
-                    s.negligible ? "no (every FWHM < 0.5 px: coherent projection)" : "yes", runs]
+                    s.negligible ? "no (every FWHM < 0.5 px: coherent projection)" : "yes", runs, choiceText(s)]
         }
         let table = ReportTable(headers: ["state", "kernel", "FWHM z, y, x (px)", "Gaussian σ z, y, x (px)", "background (counts)",
-                                          "blur modelled", "FWHM z, y, x of each run (px)"], rows: rows)
+                                          "blur modelled", "FWHM z, y, x of each run (px)", "recipe alternatives compared"], rows: rows)
         let paragraphs = [
             "Partial coherence (and detector blur) seen in the detector's pixels: the reconstruction's model intensity is |F|² convolved with a point-spread function K (separable per axis: z the rocking angle, y the detector rows, x the columns), whose widths were fitted to the measured pattern during the run (psf=auto in the recipe). The widths are those of the written result's best run; a kernel with every FWHM below 0.5 px leaves the run on the coherent projection.",
+            "With the default recipe, runs alternate between a Gaussian and a Lorentzian kernel; where the two recipes part (iteration 600) each one's best run is compared, and the alternative whose kernel models the blur (the other's modelling almost none, or its χ² lower by the --alternative-choice factor) takes over the other's runs. The last column gives each alternative's kernel FWHM (mean over the axes) and χ² there.",
         ]
         var figures: [ReportFigure] = []
         for (i, s) in states.enumerated() {

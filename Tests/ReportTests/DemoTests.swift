@@ -179,9 +179,12 @@ final class PointSpreadSectionTests: XCTestCase {
         let fwhmPerSigma = 2 * (2 * log(2.0)).squareRoot()
         let fwhm = sigma.map { $0 * fwhmPerSigma }
         let path = dir + "/r.cxi", coherentPath = dir + "/c.cxi"
+        // With the choice of recipe alternative as scan 54 at 64³ recorded it.
         try CXIResults(parameters: ["psf_model": .string("gauss"), "psf_fwhm_px": .doubles(fwhm), "psf_eta": .double(0),
                                     "psf_background_counts": .double(0)],
-                       curves: ["run_psf_fwhm_z_px": [fwhm[0], .nan], "run_psf_fwhm_y_px": [fwhm[1], .nan], "run_psf_fwhm_x_px": [fwhm[2], .nan]],
+                       metrics: ["alternative_choice_iteration": 600, "alternative_chosen": 0],
+                       curves: ["run_psf_fwhm_z_px": [fwhm[0], .nan], "run_psf_fwhm_y_px": [fwhm[1], .nan], "run_psf_fwhm_x_px": [fwhm[2], .nan],
+                                "alternative_choice_kernel_fwhm": [1.2, 0.23], "alternative_choice_best_chi2": [0.01179, 0.0206]],
                        arrays: ["psf": NDArray(k)]).write(to: path, overwrite: true)
         try CXIResults(parameters: ["psf_model": .string("gauss"), "psf_fwhm_px": .doubles([0.1, 0.2, 0.3])]).write(to: coherentPath, overwrite: true)
         let s = try XCTUnwrap(PointSpreadSection.read(label: "A", results: CXIResults.read(from: path)))
@@ -203,6 +206,8 @@ final class PointSpreadSectionTests: XCTestCase {
         XCTAssertEqual(rows[0][3], "1.00, 1.50, 0.80", "σ back from the FWHM")
         XCTAssertEqual(rows[0][6], String(format: "1: %.2f, %.2f, %.2f; 2: –, –, –", fwhm[0], fwhm[1], fwhm[2]))
         XCTAssertTrue(rows[1][5].hasPrefix("no"), "a negligible kernel is said to leave the coherent projection")
+        XCTAssertEqual(rows[0][7], "1 (chosen): FWHM 1.20 px, χ² 0.01179 · 2: FWHM 0.23 px, χ² 0.0206 (iteration 600)")
+        XCTAssertEqual(rows[1][7], "–", "no choice recorded")
         // One profile figure: for the blurred state only, three axes.
         XCTAssertEqual(section.figures.map(\.path), ["figures/psf_state_00.svg"])
         XCTAssertEqual(files["psf_state_00.svg"]?.components(separatedBy: "<path d=").count, 4)
