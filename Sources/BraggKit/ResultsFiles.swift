@@ -53,7 +53,7 @@ public enum ResultsFile {
         params["merge_tolerance"] = .double(options.mergeTolerance)
         params["stall_check"] = .string(String(format: "after %.2f of each run's recipe alternative, factor %.1f of the best chi2 of the other runs of its alternative or %.1f of another alternative's, %d restart(s) (with the best run's alternative when stalled against another alternative)",
                                                options.stallCheckFraction, options.stallFactor, options.effectiveStallFactorAcrossAlternatives, options.stallRestarts))
-        if let f = options.alternativeChoiceFactor, !options.recipe.alternatives.isEmpty {
+        if let f = options.alternativeChoiceFactor, result.alternativeChoice != nil {
             params["alternative_choice"] = .string(String(format: "recipe alternatives compared where they part (all runs paused there): an alternative whose kernel models almost no blur (mean FWHM under %.2g px) while another's found one (at least %.2g px), or whose best chi2 is more than %.3g times another's, gives its runs to the better one, which they continue from their own iterate",
                                                           Phaser.nearCoherentFWHM, Phaser.blurFoundFWHM, f))
         }

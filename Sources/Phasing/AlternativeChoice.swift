@@ -4,14 +4,13 @@
 /// Runs of a recipe with alternatives (the default: Gaussian | Lorentzian point-spread
 /// function) all stop at a common iteration — the end of the shortest first step after the
 /// steps the alternatives share, while every alternative still fits its kernel to the measured
-/// intensity in model mode — and each alternative's best χ² (Eq. 1, of P_S ρ, with its own
-/// kernel) is compared. When one alternative's best is lower than every other's by
-/// `factor`, the other alternatives' runs go on with its steps from their own iterate (the
-/// kernel fitted afresh in its form): a job on Gaussian-blurred data spends all its runs on
-/// the Gaussian recipe, one on Lorentzian blur all on the Lorentzian recipe. At iteration 600
-/// of the default the kernel shape that fits shows (64³ prisms, bench/README.md, session 20);
-/// at the stall check (80% of each recipe) it did not, as the Lorentzian runs are then
-/// deconvolved.
+/// intensity in model mode — and each alternative's best run (χ² of P_S ρ, Eq. 1, with its own
+/// kernel; the kernel's width) is compared (`decide`). The losing alternatives' runs go on with
+/// the chosen one's steps from their own iterate and the chosen run's kernel: a job on
+/// Gaussian-blurred data spends all its runs on the Gaussian recipe, one on Lorentzian blur all
+/// on the Lorentzian recipe. At iteration 600 of the default the kernel that fits shows (64³
+/// prisms, bench/README.md, session 20); at the stall check (80% of each recipe) it did not, as
+/// the Lorentzian runs are then deconvolved.
 public struct AlternativeChoice: Sendable, Equatable {
     /// The iteration after which the runs were compared.
     public var iteration: Int

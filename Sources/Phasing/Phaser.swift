@@ -56,7 +56,7 @@ public struct PhasingOptions: Sendable {
     /// alternative whose kernel models almost no blur while another's found one, or whose
     /// best χ² is more than this factor times another's, go on with the better alternative's
     /// steps from their own iterate (`AlternativeChoice.decide`). On the Lorentzian 64³ prisms
-    /// the Lorentzian runs' best χ² there was 1.24–2.3× ahead of the Gaussian runs'; on
+    /// the Lorentzian runs' best χ² there was 1.22–2.35× ahead of the Gaussian runs'; on
     /// Gaussian blur the Lorentzian fits modelled almost no blur (bench/README.md, session 20).
     public var alternativeChoiceFactor: Double? = 1.1
     /// The first mode of the kept runs is written when its χ² is at most this many times the
@@ -379,7 +379,7 @@ public enum Phaser {
                                                     factor: options.alternativeChoiceFactor!)
                 choice = made
                 for k in made.switched { alternativeOf[k] = made.chosenRun! }
-                note(Self.choiceNote(made, recipe: options.recipe))
+                note(Self.choiceNote(made))
                 for k in mine {
                     state[k]!.result.choiceChi2 = chi2[k]
                     state[k]!.result.checkChi2 = []; state[k]!.result.checkFreeLLK = []
@@ -390,7 +390,7 @@ public enum Phaser {
                 // narrower one (Lorentzian prisms: 0.62–0.69 px FWHM against 0.82–0.93 px).
                 let paused = state, to = alternativeOf, kernel = made.chosenRun.flatMap { kernels[$0] }
                 for (k, s) in parallelMap(mine, workers: workers, { k in
-                    advanceRun(paused[k]!, to: checkAt(to[k]), alternative: to[k], switchingWith: made.switched.contains(k) ? .some(kernel) : nil, env)
+                    advanceRun(paused[k]!, to: checkAt(to[k]), alternative: to[k], switching: made.switched.contains(k), kernel: kernel, env)
                 }) {
                     state[k] = s
                 }
@@ -793,10 +793,10 @@ public enum Phaser {
 
     /// A run paused at the choice of alternative taken on to iteration `c` of `alternative`'s
     /// recipe (a run index for `Recipe.forRun`): paused again there, or finished when `c` is
-    /// that recipe's end. `switchingWith` (non-nil): the run goes on with another
-    /// alternative's steps from its own iterate, with that alternative's partial-coherence
-    /// setting and mode there and this kernel (nil inside: one fitted afresh in its form).
-    static func advanceRun(_ state: RunState, to c: Int, alternative: Int, switchingWith: PointSpreadFunction??,
+    /// that recipe's end. `switching`: the run goes on with another alternative's steps from
+    /// its own iterate, with that alternative's partial-coherence setting and mode there and
+    /// `kernel` (nil: one fitted afresh in that form); `kernel` is ignored otherwise.
+    static func advanceRun(_ state: RunState, to c: Int, alternative: Int, switching: Bool, kernel: PointSpreadFunction?,
                            _ env: RunEnvironment) -> RunState {
         guard let cp = state.checkpoint else { return state }
         var result = state.result
@@ -805,10 +805,8 @@ public enum Phaser {
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
         let recipe = env.options.recipe.forRun(alternative), end = min(c, recipe.totalIterations)
         do {
-            let engine = try resumedEngine(cp, env, psf: switchingWith.map { kernel in
-                let inForce = recipe.psfInForce(after: cp.iteration)
-                return (inForce.setting, inForce.mode, kernel)
-            })
+            let inForce = recipe.psfInForce(after: cp.iteration)
+            let engine = try resumedEngine(cp, env, psf: switching ? (inForce.setting, inForce.mode, kernel) : nil)
             try runPart(engine, from: cp.iteration, to: end, env, run: result.index, alternative: alternative)
             let history = cp.history + engine.chi2History.map { (iteration: $0.iteration + cp.iteration, chi2: $0.chi2) }
             result.iterations += end - cp.iteration
@@ -830,13 +828,14 @@ public enum Phaser {
     }
 
     /// The note that reports a choice of recipe alternative.
-    static func choiceNote(_ c: AlternativeChoice, recipe: Recipe) -> String {
+    static func choiceNote(_ c: AlternativeChoice) -> String {
         let bests = c.bestChi2.sorted { $0.key < $1.key }.map {
             String(format: "alternative %d %.4g, kernel FWHM %.2f px", $0.key + 1, $0.value, c.kernelFWHM[$0.key] ?? 0)
         }.joined(separator: "; ")
         let head = "recipe alternatives compared at iteration \(c.iteration) (each one's best run: χ² of P_S ρ \(bests))"
         guard let chosen = c.chosen, let run = c.chosenRun else {
-            return head + "; none is ahead by the factor, every run keeps its own"
+            return head + (c.bestChi2.count < 2 ? "; fewer than two alternatives' runs got there, every run keeps its own"
+                                                : "; none is ahead by the factor, every run keeps its own")
         }
         let runs = c.switched.map { "\($0 + 1)" }.joined(separator: ", ")
         let why = c.byBlur ? String(format: "alternative %d (run %d's) found a blur where the others' kernels model almost none", chosen + 1, run + 1)

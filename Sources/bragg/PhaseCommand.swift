@@ -136,6 +136,9 @@ struct PhaseCommand: ParsableCommand {
         for r in result.runs {
             let kept = result.kept.contains(r.index) ? (r.index == result.kept.first ? " [best]" : " [kept]") : ""
             var restarted = r.restarts > 0 ? " (restarted \(r.restarts)×)" : ""
+            if let from = r.switchedFrom, let c = result.alternativeChoice {
+                restarted += "  alternative \(from + 1) → \(options.recipe.alternativeNumber(ofRun: r.alternative) + 1) at iteration \(c.iteration)"
+            }
             if let q = r.checkChi2.last { restarted += String(format: "  check chi2 %.4f", q) }
             if let m = r.metrics {
                 print(String(format: "run %d: chi2 %.5f  llk %.4f  free-llk %@  support %d voxels  %d iterations  %.1f s%@%@",
